@@ -1,0 +1,66 @@
+#pragma once
+// Per run: a boss actor expands the workflow DAG and delegates each ready step to a worker actor,
+// started under the run's own worker supervisor (transient children: a crashed worker is restarted
+// and redoes its step; past the intensity limit the supervisor escalates and the run fails, explicitly).
+//
+// Boss protocol (untyped):
+//   step_result           <- from workers
+//   run_event             <- partial events from workers and the dispatcher; stamped and published
+//   child_event           <- from supervisors it subscribed to (persona and worker restarts)
+//   (subscribe, actor)    -> adds a listener of the run's events (run_event messages)
+//   (cancel)              -> cancels the run (run.failed, reason cancelled)
+// Listeners receive every run_event in order; the last one is run.completed or run.failed.
+#include "actors/messages.hpp"
+#include "actors/supervisor/supervisor.hpp"
+#include "runtime/config/workflow.hpp"
+
+#include <atomic>
+#include <map>
+
+namespace squad {
+
+/// Fault injection for tests and demos; all off by default.
+struct test_hooks {
+  std::string kill_persona;  ///< kill this persona's actor when its first step starts
+  std::string crash_step;    ///< the worker of this step crashes at start ...
+  int crash_times = 0;       ///< ... this many times (across restarts)
+  std::shared_ptr<std::atomic<int>> crashes = std::make_shared<std::atomic<int>>(0);
+};
+
+struct run_spec {
+  std::string run_id;
+  std::string task;
+  workflow_def workflow;
+  std::map<std::string, persona_def> personas; ///< by id
+  millis step_timeout{120000};
+  supervision_config supervision;
+  test_hooks hooks;
+};
+
+/// Spawns a boss; `root` is the root supervisor (root/personas/<id>), `listener` gets every event.
+caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, caf::actor root, caf::actor listener);
+
+/// A child spec for the runs supervisor (temporary: a finished or crashed run is not restarted).
+child_spec boss_child(run_spec spec, caf::actor root, caf::actor listener);
+
+/// What a worker needs to run one step.
+struct worker_args {
+  std::string run_id;
+  std::string task;
+  workflow_step step;
+  std::uint8_t priority = 1;
+  std::vector<std::string> persona_names; ///< display names, parallel to step.personas
+  std::string inputs_text;                ///< the "### Input from ..." blocks of the step's inputs
+  caf::actor boss;
+  caf::actor root;
+  millis timeout{120000};
+  test_hooks hooks;
+};
+
+/// Spawns a worker (used by the boss's worker supervisor).
+caf::actor spawn_worker(caf::local_actor* parent, worker_args args);
+
+/// The user message a step sends: task, instruction ({{task}} replaced) and inputs.
+std::string step_prompt(const std::string& task, const workflow_step& step, const std::string& inputs_text);
+
+} // namespace squad

@@ -1,0 +1,190 @@
+#include "actors/boss/boss.hpp"
+#include "actors/dispatcher/dispatcher.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace squad {
+
+std::string step_prompt(const std::string& task, const workflow_step& step, const std::string& inputs_text) {
+  std::string instruction = step.prompt;
+  for (auto pos = instruction.find("{{task}}"); pos != std::string::npos; pos = instruction.find("{{task}}", pos))
+    instruction.replace(pos, 8, task), pos += task.size();
+  std::string out = "Task: " + task + "\n\n" + instruction + "\n";
+  if (!inputs_text.empty())
+    out += "\n" + inputs_text;
+  return out;
+}
+
+namespace {
+
+constexpr int max_persona_tries = 5; // a persona that is restarting gets a few short retries
+
+struct call_slot {
+  std::string persona;
+  int tries = 0;
+  bool done = false;
+  step_output out;
+};
+
+struct worker_state {
+  worker_args args;
+  std::vector<call_slot> slots;
+  std::size_t next = 0; // cascade: the slot to run next
+  static inline const char* name = "squad.worker";
+};
+
+using worker_actor = caf::stateful_actor<worker_state>;
+
+void issue(worker_actor* self, std::size_t idx);
+
+std::string display(const worker_state& st, std::size_t i) {
+  return i < st.args.persona_names.size() ? st.args.persona_names[i] : st.slots[i].persona;
+}
+
+void finish(worker_actor* self) {
+  auto& st = self->state;
+  auto& step = st.args.step;
+  step_result res;
+  res.step_id = step.id;
+  std::vector<std::size_t> ok;
+  for (std::size_t i = 0; i < st.slots.size(); ++i) {
+    res.outputs.push_back(st.slots[i].out);
+    if (st.slots[i].out.ok)
+      ok.push_back(i);
+  }
+  if (ok.empty()) {
+    res.status = "failed";
+    for (auto& s : st.slots)
+      if (!s.done || !s.out.ok)
+        res.error += (res.error.empty() ? "" : "; ") + s.persona + ": " + (s.done ? s.out.error : "not run");
+  } else {
+    res.status = "completed";
+    if (step.strategy == step_strategy::parallel && step.merge == "concat") {
+      for (auto i : ok)
+        res.text += "## " + display(st, i) + "\n\n" + st.slots[i].out.text + "\n";
+    } else if (step.strategy == step_strategy::parallel) { // best: the fullest answer that finished cleanly
+      auto best = ok.front();
+      for (auto i : ok)
+        if (st.slots[i].out.text.size() > st.slots[best].out.text.size())
+          best = i;
+      res.text = st.slots[best].out.text;
+    } else { // single, or cascade: the last draft that succeeded
+      res.text = st.slots[ok.back()].out.text;
+    }
+    for (auto& s : st.slots)
+      if (!s.out.ok)
+        res.error += (res.error.empty() ? "" : "; ") + s.persona + ": " + (s.done ? s.out.error : "not run");
+  }
+  self->send(st.args.boss, std::move(res));
+  self->quit();
+}
+
+void on_done(worker_actor* self, std::size_t idx) {
+  auto& st = self->state;
+  st.slots[idx].done = true;
+  if (st.args.step.strategy == step_strategy::cascade) {
+    if (++st.next < st.slots.size()) {
+      issue(self, st.next);
+      return;
+    }
+  }
+  for (auto& s : st.slots)
+    if (!s.done)
+      return;
+  finish(self);
+}
+
+std::string user_text(worker_actor* self, std::size_t idx) {
+  auto& st = self->state;
+  auto text = step_prompt(st.args.task, st.args.step, st.args.inputs_text);
+  if (st.args.step.strategy == step_strategy::cascade) {
+    // Each persona refines the latest draft that succeeded.
+    for (auto i = idx; i-- > 0;)
+      if (st.slots[i].out.ok) {
+        text += "\n### Input from draft to refine (" + st.slots[i].persona + ")\n" + st.slots[i].out.text + "\n";
+        break;
+      }
+  }
+  return text;
+}
+
+bool retryable_handoff(const caf::error& err) {
+  return err == caf::sec::request_receiver_down || err == squad_errc::child_unavailable;
+}
+
+void issue(worker_actor* self, std::size_t idx) {
+  auto& st = self->state;
+  auto& slot = st.slots[idx];
+  ++slot.tries;
+  call_request req;
+  req.trace_id = st.args.run_id + "/" + st.args.step.id + "/" + slot.persona;
+  req.run_id = st.args.run_id;
+  req.step_id = st.args.step.id;
+  req.persona = slot.persona;
+  req.priority = st.args.priority;
+  req.max_tokens = st.args.step.max_tokens;
+  req.messages.push_back({"user", user_text(self, idx)});
+  req.timeout_ms = st.args.timeout.count();
+  req.events = st.args.boss;
+  self->request(st.args.root, st.args.timeout, atoms::forward_v, "personas/" + slot.persona,
+                caf::make_message(std::move(req)))
+    .then(
+      [self, idx](call_result& r) {
+        auto& out = self->state.slots[idx].out;
+        out.ok = true;
+        out.text = std::move(r.text);
+        out.served_by = r.served_by;
+        out.usage = r.usage;
+        out.simulated = r.simulated;
+        out.latency_ms = r.latency_ms;
+        out.attempts = std::move(r.attempts);
+        on_done(self, idx);
+      },
+      [self, idx](caf::error& err) {
+        auto& st = self->state;
+        auto& slot = st.slots[idx];
+        if (retryable_handoff(err) && slot.tries < max_persona_tries) {
+          emit_event(self, st.args.boss, "step.retry", st.args.step.id, slot.persona,
+                     "persona " + slot.persona + " unavailable (" + error_detail(self->system(), err) + "); retrying",
+                     nlohmann::json{{"reason", error_detail(self->system(), err)}, {"try", slot.tries}}.dump());
+          self->delayed_send(self, millis{20 * slot.tries}, atoms::retry_v, static_cast<std::uint64_t>(idx));
+          return;
+        }
+        slot.out.ok = false;
+        slot.out.error = error_detail(self->system(), err);
+        on_done(self, idx);
+      });
+}
+
+caf::behavior worker(worker_actor* self, worker_args args) {
+  for (auto& p : args.step.personas) {
+    call_slot s;
+    s.persona = p;
+    s.out.persona = p;
+    self->state.slots.push_back(std::move(s));
+  }
+  self->state.args = std::move(args);
+  self->send(self, atoms::start_v);
+  return {
+    [self](atoms::start) {
+      auto& st = self->state;
+      auto& h = st.args.hooks;
+      if (!h.crash_step.empty() && h.crash_step == st.args.step.id && h.crashes->fetch_add(1) < h.crash_times)
+        throw std::runtime_error("worker crash requested (test hook)");
+      if (st.args.step.strategy == step_strategy::cascade)
+        issue(self, 0);
+      else
+        for (std::size_t i = 0; i < st.slots.size(); ++i)
+          issue(self, i);
+    },
+    [self](atoms::retry, std::uint64_t idx) { issue(self, static_cast<std::size_t>(idx)); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_worker(caf::local_actor* parent, worker_args args) {
+  return parent->spawn(worker, std::move(args));
+}
+
+} // namespace squad

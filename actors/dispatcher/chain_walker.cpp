@@ -1,0 +1,56 @@
+#include "actors/dispatcher/chain_walker.hpp"
+
+#include <algorithm>
+
+namespace squad {
+
+chain_walker::chain_walker(std::size_t targets, steady_time deadline, walker_options opts)
+  : targets_(targets), deadline_(deadline), opts_(opts) {}
+
+chain_walker::decision chain_walker::next(steady_time now) const {
+  if (attempts_ >= opts_.max_attempts || now >= deadline_)
+    return {};
+  std::optional<steady_time> earliest;
+  for (std::size_t i = 0; i < targets_.size(); ++i) {
+    auto& t = targets_[i];
+    if (t.removed)
+      continue;
+    if (t.ready_at <= now)
+      return {action::try_target, i, {}};
+    if (!earliest || t.ready_at < *earliest)
+      earliest = t.ready_at;
+  }
+  if (!earliest || *earliest >= deadline_)
+    return {};
+  return {action::wait, 0, *earliest};
+}
+
+void chain_walker::record(std::size_t target, outcome result, steady_time now, std::chrono::milliseconds retry_after) {
+  ++attempts_;
+  auto& t = targets_.at(target);
+  if (result == outcome::ok) {
+    t.failures = 0;
+    return;
+  }
+  ++t.failures;
+  if (!is_retryable(result)) {
+    t.removed = true;
+  } else if (result == outcome::rate_limited) {
+    t.ready_at = std::max(t.ready_at, now + (retry_after.count() > 0 ? retry_after : opts_.default_retry_after));
+  } else {
+    auto shift = std::min<std::int64_t>(t.failures - 1, 20);
+    auto backoff = std::min<std::int64_t>(opts_.backoff_cap.count(), opts_.backoff_base.count() << shift);
+    t.ready_at = std::max(t.ready_at, now + std::chrono::milliseconds{backoff});
+  }
+}
+
+const char* chain_walker::exhausted_reason(steady_time now) const {
+  if (attempts_ >= opts_.max_attempts)
+    return "attempts";
+  if (now >= deadline_)
+    return "deadline";
+  bool any = std::any_of(targets_.begin(), targets_.end(), [](auto& t) { return !t.removed; });
+  return any ? "deadline" : "targets";
+}
+
+} // namespace squad

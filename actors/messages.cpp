@@ -1,0 +1,72 @@
+#include "actors/messages.hpp"
+
+namespace squad {
+
+const char* to_string(outcome o) {
+  switch (o) {
+    case outcome::ok: return "ok";
+    case outcome::rate_limited: return "rate_limited";
+    case outcome::overloaded: return "overloaded";
+    case outcome::server_error: return "server_error";
+    case outcome::timeout: return "timeout";
+    case outcome::connect_failed: return "connect_failed";
+    case outcome::bad_response: return "bad_response";
+    case outcome::stream_cut: return "stream_cut";
+    case outcome::auth_failed: return "auth_failed";
+    case outcome::bad_request: return "bad_request";
+    case outcome::context_too_long: return "context_too_long";
+    case outcome::unavailable: return "unavailable";
+  }
+  return "unknown";
+}
+
+bool is_retryable(outcome o) {
+  switch (o) {
+    case outcome::auth_failed:
+    case outcome::bad_request:
+    case outcome::context_too_long:
+      return false;
+    default:
+      return true;
+  }
+}
+
+const char* to_string(squad_errc e) {
+  switch (e) {
+    case squad_errc::none: return "none";
+    case squad_errc::no_such_child: return "no_such_child";
+    case squad_errc::child_unavailable: return "child_unavailable";
+    case squad_errc::intensity_exceeded: return "intensity_exceeded";
+    case squad_errc::chain_exhausted: return "chain_exhausted";
+    case squad_errc::unknown_persona: return "unknown_persona";
+    case squad_errc::deadline_exceeded: return "deadline_exceeded";
+    case squad_errc::cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+caf::error make_squad_error(squad_errc code, std::string detail) {
+  return caf::make_error(code, std::move(detail));
+}
+
+std::string error_detail(const caf::actor_system& sys, const caf::error& err) {
+  if (err.category() == caf::atom("squad")) {
+    std::string out = to_string(static_cast<squad_errc>(err.code()));
+    if (err.context().match_elements<std::string>())
+      out += ": " + err.context().get_as<std::string>(0);
+    return out;
+  }
+  return sys.render(err);
+}
+
+void register_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::squad>();
+  cfg.add_error_category(caf::atom("squad"), [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+    std::string out = to_string(static_cast<squad_errc>(code));
+    if (ctx.match_elements<std::string>())
+      out += ": " + ctx.get_as<std::string>(0);
+    return out;
+  });
+}
+
+} // namespace squad

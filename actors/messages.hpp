@@ -1,0 +1,256 @@
+#pragma once
+// Squad's message vocabulary: the one project-wide CAF type-ID block, atoms, and the structs that travel
+// between actors (and, later, between nodes: every struct here has a 0.17-style inspect).
+#include "runtime/config/persona_def.hpp"
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace squad {
+
+/// One chat message in OpenAI form.
+struct chat_message {
+  std::string role; ///< system | user | assistant
+  std::string content;
+};
+
+/// A call as a persona (or an API client) asks for it.
+struct call_request {
+  std::string trace_id;
+  std::string run_id;  ///< empty outside a run
+  std::string step_id; ///< empty outside a run
+  std::string persona; ///< empty for a direct provider/model call
+  std::vector<chat_message> messages;
+  std::uint8_t priority = 255; ///< priority_class as a number (0 = P0); 255: the persona's default
+  std::int64_t max_tokens = 1024;
+  double temperature = 0.7;
+  std::vector<chain_target> chain; ///< filled by the persona actor when empty
+  std::int64_t timeout_ms = 60000; ///< the whole call's deadline, relative to its arrival
+  caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
+};
+
+/// Token counts of one call.
+struct usage_info {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+};
+
+/// How one upstream attempt ended. Errors are values: only `ok` carries text.
+enum class outcome : std::uint8_t {
+  ok, rate_limited, overloaded, server_error, timeout, connect_failed, bad_response, stream_cut,
+  auth_failed, bad_request, context_too_long, unavailable,
+};
+const char* to_string(outcome o);
+/// Whether another attempt at the same target can succeed (auth and bad requests cannot).
+bool is_retryable(outcome o);
+
+/// What a provider said about its limits, with every reply (-1 = not said).
+struct limit_signals {
+  std::int64_t retry_after_ms = -1;
+  std::int64_t remaining_requests = -1;
+  std::int64_t remaining_tokens = -1;
+  std::int64_t reset_requests_ms = -1;
+  std::int64_t reset_tokens_ms = -1;
+};
+
+/// A provider actor's answer to one `provider_call`, success or not.
+struct upstream_reply {
+  outcome result = outcome::ok;
+  std::string detail; ///< the error, for humans; empty on success
+  std::string text;
+  std::string finish_reason; ///< stop | length | ...
+  usage_info usage;
+  bool simulated = false;
+  std::int64_t latency_ms = 0;
+  limit_signals signals;
+};
+
+/// Ask one provider actor to run `request` on `target`.
+struct provider_call {
+  chain_target target;
+  call_request request;
+};
+
+/// One attempt in a call's history.
+struct attempt_info {
+  std::string provider;
+  std::string model;
+  std::string outcome; ///< to_string(outcome)
+  std::string detail;
+  std::int64_t latency_ms = 0;
+};
+
+/// The answer to a call_request.
+struct call_result {
+  std::string text;
+  std::string finish_reason;
+  chain_target served_by;
+  usage_info usage;
+  bool simulated = false;
+  std::int64_t latency_ms = 0; ///< from the call's arrival at the dispatcher to its answer
+  std::vector<attempt_info> attempts;
+};
+
+/// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.
+struct run_event {
+  std::int64_t seq = 0;       ///< position in the run's stream, from 1
+  std::int64_t at_ms = 0;     ///< milliseconds since the run started
+  std::string type;           ///< run.started, step.started, step.completed, step.fallback, ...
+  std::string run_id;
+  std::string step_id;
+  std::string persona;
+  std::string message;        ///< one human line
+  std::string data_json = "{}";
+};
+
+/// One persona's share of a step.
+struct step_output {
+  std::string persona;
+  bool ok = false;
+  std::string text;  ///< the answer (empty when !ok)
+  std::string error; ///< why it failed (empty when ok)
+  chain_target served_by;
+  usage_info usage;
+  bool simulated = false;
+  std::int64_t latency_ms = 0;
+  std::vector<attempt_info> attempts;
+};
+
+/// A worker's report of one workflow step to its boss.
+struct step_result {
+  std::string step_id;
+  std::string status; ///< completed | failed | skipped
+  std::string text;   ///< the step's output (merged for parallel, last draft for cascade)
+  std::string error;  ///< why it failed or was skipped
+  std::vector<step_output> outputs;
+};
+
+/// A supervisor's report about one of its children.
+struct child_event {
+  std::string supervisor;
+  std::string child;
+  std::string what;   ///< restarted | stopped | escalated
+  std::string reason; ///< to_string of the exit reason
+  std::int64_t restarts = 0;
+};
+
+// -- inspect (CAF 0.17 style) ----------------------------------------------
+
+template <class I>
+typename I::result_type inspect(I& f, chain_target& x) {
+  return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier);
+}
+template <class I>
+typename I::result_type inspect(I& f, chat_message& x) {
+  return f(caf::meta::type_name("chat_message"), x.role, x.content);
+}
+template <class I>
+typename I::result_type inspect(I& f, call_request& x) {
+  return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona,
+           x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.events);
+}
+template <class I>
+typename I::result_type inspect(I& f, usage_info& x) {
+  return f(caf::meta::type_name("usage_info"), x.prompt_tokens, x.completion_tokens);
+}
+template <class I>
+typename I::result_type inspect(I& f, limit_signals& x) {
+  return f(caf::meta::type_name("limit_signals"), x.retry_after_ms, x.remaining_requests,
+           x.remaining_tokens, x.reset_requests_ms, x.reset_tokens_ms);
+}
+template <class I>
+typename I::result_type inspect(I& f, upstream_reply& x) {
+  return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage,
+           x.simulated, x.latency_ms, x.signals);
+}
+template <class I>
+typename I::result_type inspect(I& f, provider_call& x) {
+  return f(caf::meta::type_name("provider_call"), x.target, x.request);
+}
+template <class I>
+typename I::result_type inspect(I& f, attempt_info& x) {
+  return f(caf::meta::type_name("attempt_info"), x.provider, x.model, x.outcome, x.detail, x.latency_ms);
+}
+template <class I>
+typename I::result_type inspect(I& f, call_result& x) {
+  return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
+           x.simulated, x.latency_ms, x.attempts);
+}
+template <class I>
+typename I::result_type inspect(I& f, run_event& x) {
+  return f(caf::meta::type_name("run_event"), x.seq, x.at_ms, x.type, x.run_id, x.step_id, x.persona,
+           x.message, x.data_json);
+}
+template <class I>
+typename I::result_type inspect(I& f, step_output& x) {
+  return f(caf::meta::type_name("step_output"), x.persona, x.ok, x.text, x.error, x.served_by, x.usage,
+           x.simulated, x.latency_ms, x.attempts);
+}
+template <class I>
+typename I::result_type inspect(I& f, step_result& x) {
+  return f(caf::meta::type_name("step_result"), x.step_id, x.status, x.text, x.error, x.outputs);
+}
+template <class I>
+typename I::result_type inspect(I& f, child_event& x) {
+  return f(caf::meta::type_name("child_event"), x.supervisor, x.child, x.what, x.reason, x.restarts);
+}
+
+/// Errors that answer a request (domain errors are values, not exceptions).
+enum class squad_errc : std::uint8_t {
+  none = 0,
+  no_such_child,      ///< a supervisor has no child of that name
+  child_unavailable,  ///< the child is between a crash and its restart
+  intensity_exceeded, ///< a supervisor gave up: too many restarts in its period
+  chain_exhausted,    ///< every target of a chain failed; the context lists the attempts
+  unknown_persona,
+  deadline_exceeded,
+  cancelled,
+};
+const char* to_string(squad_errc e);
+
+/// Builds an error with a human-readable detail as its context.
+caf::error make_squad_error(squad_errc code, std::string detail);
+/// The detail of an error made by make_squad_error, else CAF's rendering of the error.
+std::string error_detail(const caf::actor_system& sys, const caf::error& err);
+
+} // namespace squad
+
+CAF_ERROR_CODE_ENUM(squad::squad_errc, "squad")
+
+CAF_BEGIN_TYPE_ID_BLOCK(squad, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(squad, (squad::chain_target))
+  CAF_ADD_TYPE_ID(squad, (squad::chat_message))
+  CAF_ADD_TYPE_ID(squad, (squad::call_request))
+  CAF_ADD_TYPE_ID(squad, (squad::usage_info))
+  CAF_ADD_TYPE_ID(squad, (squad::limit_signals))
+  CAF_ADD_TYPE_ID(squad, (squad::upstream_reply))
+  CAF_ADD_TYPE_ID(squad, (squad::provider_call))
+  CAF_ADD_TYPE_ID(squad, (squad::attempt_info))
+  CAF_ADD_TYPE_ID(squad, (squad::call_result))
+  CAF_ADD_TYPE_ID(squad, (squad::run_event))
+  CAF_ADD_TYPE_ID(squad, (squad::step_output))
+  CAF_ADD_TYPE_ID(squad, (squad::step_result))
+  CAF_ADD_TYPE_ID(squad, (squad::child_event))
+CAF_END_TYPE_ID_BLOCK(squad)
+
+// Atoms (text <= 10 characters).
+CAF_ADD_ATOM(squad, squad::atoms, forward, "forward")
+CAF_ADD_ATOM(squad, squad::atoms, whereis, "whereis")
+CAF_ADD_ATOM(squad, squad::atoms, start_child, "startchild")
+CAF_ADD_ATOM(squad, squad::atoms, subscribe, "subscribe")
+CAF_ADD_ATOM(squad, squad::atoms, unsubscribe, "unsubscr")
+CAF_ADD_ATOM(squad, squad::atoms, children, "children")
+CAF_ADD_ATOM(squad, squad::atoms, tick, "tick")
+CAF_ADD_ATOM(squad, squad::atoms, done, "done")
+CAF_ADD_ATOM(squad, squad::atoms, start, "start")
+CAF_ADD_ATOM(squad, squad::atoms, cancel, "cancel")
+CAF_ADD_ATOM(squad, squad::atoms, retry, "retry")
+CAF_ADD_ATOM(squad, squad::atoms, crash, "crash")
+
+namespace squad {
+/// Registers Squad's message types; call on every actor_system_config (main, tests, other nodes).
+void register_message_types(caf::actor_system_config& cfg);
+} // namespace squad

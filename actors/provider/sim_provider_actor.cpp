@@ -1,0 +1,99 @@
+#include "actors/limiter/sliding_window.hpp"
+#include "actors/provider/provider.hpp"
+#include "actors/provider/sim_model.hpp"
+
+#include <map>
+#include <set>
+
+namespace squad {
+
+namespace {
+
+struct sim_state {
+  provider_config cfg;
+  std::optional<sliding_window> window;
+  std::uint64_t next_id = 0;
+  std::map<std::uint64_t, caf::response_promise> pending;
+  std::map<std::uint64_t, upstream_reply> replies;
+  std::multiset<steady_time> due; // completion times of calls in flight
+  static inline const char* name = "squad.sim_provider";
+};
+
+using sim_actor = caf::stateful_actor<sim_state>;
+
+upstream_reply limited(const sim_state& st, caf::timespan wait, const char* what) {
+  upstream_reply r;
+  r.result = outcome::rate_limited;
+  r.simulated = true;
+  auto ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(wait).count());
+  r.detail = st.cfg.name + ": " + what + "; retry after " + std::to_string(ms) + "ms";
+  r.signals.retry_after_ms = ms;
+  r.signals.remaining_requests = 0;
+  return r;
+}
+
+std::string last_of_role(const std::vector<chat_message>& msgs, const char* role) {
+  for (auto i = msgs.rbegin(); i != msgs.rend(); ++i)
+    if (i->role == role)
+      return i->content;
+  return {};
+}
+
+caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
+  self->state.window.emplace(cfg.limits.requests, cfg.limits.per);
+  self->state.cfg = std::move(cfg);
+  return {
+    [self](provider_call& call) -> caf::result<upstream_reply> {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      while (!st.due.empty() && *st.due.begin() <= now) // calls whose answer is due have finished
+        st.due.erase(st.due.begin());
+      if (static_cast<std::int64_t>(st.pending.size()) >= st.cfg.limits.concurrency)
+        return limited(st, st.due.empty() ? caf::timespan{millis{1}} : *st.due.begin() - now,
+                       "concurrency limit reached");
+      if (!st.window->try_admit(now))
+        return limited(st, st.window->earliest_admit(now) - now, "request window full");
+      auto answer = make_sim_answer(st.cfg.name, call.target.model_id, last_of_role(call.request.messages, "system"),
+                                    last_of_role(call.request.messages, "user"), call.request.max_tokens, st.cfg.sim);
+      upstream_reply r;
+      r.text = std::move(answer.text);
+      r.finish_reason = answer.finish_reason;
+      r.usage = {answer.prompt_tokens, answer.completion_tokens};
+      r.simulated = true;
+      r.latency_ms = answer.latency.count();
+      r.signals.remaining_requests = st.window->limit() - st.window->occupancy(now);
+      auto id = st.next_id++;
+      st.pending.emplace(id, self->make_response_promise());
+      st.replies.emplace(id, std::move(r));
+      st.due.insert(now + answer.latency);
+      self->delayed_send(self, answer.latency, atoms::done_v, id);
+      return caf::delegated<upstream_reply>{};
+    },
+    [self](atoms::done, std::uint64_t id) {
+      auto& st = self->state;
+      auto p = st.pending.find(id);
+      auto r = st.replies.find(id);
+      if (p == st.pending.end() || r == st.replies.end())
+        return;
+      p->second.deliver(std::move(r->second));
+      st.pending.erase(p);
+      st.replies.erase(r);
+    },
+    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_sim_provider(caf::local_actor* parent, const provider_config& cfg) {
+  return parent->spawn(sim_provider, cfg);
+}
+
+caf::actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, std::string& why) {
+  if (cfg.kind == "sim")
+    return spawn_sim_provider(parent, cfg);
+  why = "providers." + cfg.name + ".kind: " + cfg.kind + " providers are not available in this build yet";
+  return nullptr;
+}
+
+} // namespace squad

@@ -1,0 +1,180 @@
+// squad: the command line. `squad run`, `squad config check`, `squad version`; `squad serve` comes later.
+#include "actors/boss/boss.hpp"
+#include "runtime/app/run_recorder.hpp"
+#include "runtime/app/squad_tree.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+namespace fs = std::filesystem;
+using namespace squad;
+
+namespace {
+
+constexpr const char* squad_version = "0.1.0";
+
+void print_problems(const std::vector<config_problem>& problems) {
+  for (auto& p : problems)
+    std::cerr << "  " << to_string(p) << "\n";
+}
+
+std::string new_run_id() {
+  auto now = std::chrono::system_clock::now();
+  auto t = std::chrono::system_clock::to_time_t(now);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", std::gmtime(&t));
+  std::random_device rd;
+  char tail[8];
+  std::snprintf(tail, sizeof tail, "%04x", rd() & 0xffff);
+  return std::string{"r"} + buf + "-" + tail;
+}
+
+int config_check(const std::string& file) {
+  std::vector<config_problem> problems;
+  auto squad = load_squad(file, problems);
+  if (squad.cfg) { // the config is sound: check every workflow against its personas too
+    auto ids = squad.persona_ids();
+    std::error_code ec;
+    for (auto& entry : fs::directory_iterator(squad.cfg->workflows_dir, ec)) {
+      if (entry.path().extension() != ".yaml")
+        continue;
+      auto wf = load_workflow(squad.cfg->workflows_dir, entry.path().stem().string(), ids);
+      problems.insert(problems.end(), wf.problems.begin(), wf.problems.end());
+    }
+    if (ec)
+      problems.push_back({"workflows_dir", "cannot read " + squad.cfg->workflows_dir + ": " + ec.message()});
+  }
+  if (!problems.empty()) {
+    std::cerr << file << ": " << problems.size() << " problem" << (problems.size() == 1 ? "" : "s") << "\n";
+    print_problems(problems);
+    return 2;
+  }
+  std::cout << file << ": OK (" << squad.cfg->providers.size() << " providers, " << squad.personas.size()
+            << " personas)\n";
+  return 0;
+}
+
+struct run_options {
+  std::string task, workflow, out, config_file;
+  bool quiet = false;
+  test_hooks hooks;
+};
+
+int run(const run_options& o) {
+  std::vector<config_problem> problems;
+  auto squad = load_squad(o.config_file, problems);
+  if (!squad.cfg) {
+    std::cerr << o.config_file << ": " << problems.size() << " problem(s)\n";
+    print_problems(problems);
+    return 2;
+  }
+  auto& cfg = *squad.cfg;
+  auto wf_id = o.workflow.empty() ? cfg.default_workflow : o.workflow;
+  auto wf = load_workflow(cfg.workflows_dir, wf_id, squad.persona_ids());
+  if (!wf.workflow) {
+    std::cerr << "workflow " << wf_id << ": " << wf.problems.size() << " problem(s)\n";
+    print_problems(wf.problems);
+    return 2;
+  }
+  run_spec spec;
+  spec.run_id = new_run_id();
+  spec.task = o.task;
+  spec.workflow = *wf.workflow;
+  for (auto& p : squad.personas)
+    spec.personas[p.id] = p;
+  spec.step_timeout = cfg.runtime.step_timeout;
+  spec.supervision = cfg.supervision;
+  spec.hooks = o.hooks;
+  fs::path out_dir = o.out.empty() ? fs::path{"runs"} / spec.run_id : fs::path{o.out};
+  run_recorder recorder(out_dir, o.task, wf_id, o.quiet ? nullptr : &std::cout);
+
+  caf::actor_system_config sys_cfg;
+  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads);
+  caf::actor_system sys{sys_cfg};
+  auto root = start_tree(sys, squad);
+  caf::scoped_actor self{sys};
+  caf::actor boss;
+  std::string start_error;
+  self->request(root, caf::infinite, atoms::forward_v, std::string{"runs"},
+                caf::make_message(atoms::start_child_v, boss_child(spec, root, self)))
+    .receive([&](const caf::actor& b) { boss = b; },
+             [&](const caf::error& err) { start_error = error_detail(sys, err); });
+  if (!boss) {
+    std::cerr << "squad run: could not start the run: " << start_error << "\n";
+    self->send_exit(root, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  self->monitor(boss);
+  // A generous overall deadline: every step at its own deadline, one after another.
+  auto deadline = cfg.runtime.step_timeout * static_cast<std::int64_t>(spec.workflow.steps.size() + 1);
+  bool ended = false;
+  self->receive_while([&] { return !ended; })(
+    [&](run_event& ev) { ended = recorder.on_event(ev); },
+    [&](caf::down_msg& msg) {
+      if (msg.source == boss.address()) {
+        recorder.fail("the run's boss actor died: " + error_detail(sys, msg.reason));
+        ended = true;
+      }
+    },
+    [&](child_event&) {},
+    caf::after(deadline) >> [&] {
+      recorder.fail("no event for " + std::to_string(deadline.count()) + "ms");
+      ended = true;
+    });
+  auto rc = recorder.finish();
+  self->send_exit(root, caf::exit_reason::user_shutdown);
+  return rc;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"squad: run a squad of LLM personas within every provider's rate limits"};
+  app.require_subcommand(1);
+  std::string config_file = "config/squad.yaml";
+
+  auto* run_cmd = app.add_subcommand("run", "run a workflow on a task and write its artifacts");
+  run_options ro;
+  run_cmd->add_option("task", ro.task, "what the squad should work on")->required();
+  run_cmd->add_option("--workflow,-w", ro.workflow, "workflow id (default: the config's default_workflow)");
+  run_cmd->add_option("--out,-o", ro.out, "artifact directory (default: runs/<run id>)");
+  run_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
+  run_cmd->add_flag("--quiet,-q", ro.quiet, "no live view");
+  run_cmd->add_option("--test-kill-persona", ro.hooks.kill_persona, "test hook: kill this persona's actor mid-run")
+    ->group("");
+  run_cmd->add_option("--test-crash-step", ro.hooks.crash_step, "test hook: crash this step's worker")->group("");
+  run_cmd->add_option("--test-crash-times", ro.hooks.crash_times, "test hook: how many times")->group("");
+
+  auto* config_cmd = app.add_subcommand("config", "configuration tools");
+  config_cmd->require_subcommand(1);
+  auto* check_cmd = config_cmd->add_subcommand("check", "validate a config, its personas and workflows (exit 2 on problems)");
+  std::string check_file = "config/squad.yaml";
+  check_cmd->add_option("file", check_file, "config file")->capture_default_str();
+
+  auto* serve_cmd = app.add_subcommand("serve", "run Squad as a service (not in this build yet)");
+  serve_cmd->add_option("--config,-c", config_file, "config file");
+  app.add_subcommand("version", "print the version");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (run_cmd->parsed()) {
+      ro.config_file = config_file;
+      return run(ro);
+    }
+    if (check_cmd->parsed())
+      return config_check(check_file);
+    if (serve_cmd->parsed()) {
+      std::cerr << "squad serve: not available in this build yet\n";
+      return 2;
+    }
+    std::cout << "squad " << squad_version << " (CAF 0.17.6, C++20)\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "squad: " << e.what() << "\n";
+    return 1;
+  }
+}

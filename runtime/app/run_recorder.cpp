@@ -1,0 +1,186 @@
+#include "runtime/app/run_recorder.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <ostream>
+
+namespace squad {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string seconds(std::int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+std::string pad(std::string s, std::size_t n) {
+  if (s.size() < n)
+    s.append(n - s.size(), ' ');
+  return s;
+}
+
+std::string two_digits(std::int64_t i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02lld", static_cast<long long>(i));
+  return buf;
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out)
+    throw std::runtime_error("cannot write " + p.string());
+}
+
+} // namespace
+
+run_recorder::run_recorder(fs::path out_dir, std::string task, std::string workflow, std::ostream* term)
+  : out_dir_(std::move(out_dir)), task_(std::move(task)), workflow_(std::move(workflow)), term_(term) {
+  fs::create_directories(out_dir_);
+}
+
+bool run_recorder::on_event(const run_event& ev) {
+  auto data = json::parse(ev.data_json, nullptr, false);
+  if (data.is_discarded())
+    data = json::object();
+  run_id_ = ev.run_id;
+  events_.push_back({{"seq", ev.seq},         {"at_ms", ev.at_ms},     {"type", ev.type},
+                     {"step", ev.step_id},    {"persona", ev.persona}, {"message", ev.message},
+                     {"data", data}});
+  if (ev.type == "step.started") {
+    auto& row = steps_[ev.step_id];
+    if (row.index == 0)
+      order_.push_back(ev.step_id);
+    row.index = data.value("index", 0);
+    row.status = "running";
+    row.personas = ev.persona;
+    row.started_ms = ev.at_ms;
+  } else if (ev.type == "step.completed" || ev.type == "step.failed" || ev.type == "step.skipped") {
+    auto& row = steps_[ev.step_id];
+    if (row.index == 0) {
+      order_.push_back(ev.step_id);
+      row.index = data.value("index", 0);
+    }
+    row.status = data.value("status", ev.type.substr(5));
+    row.elapsed_ms = ev.at_ms - row.started_ms;
+    row.note = data.value("error", "");
+    std::string served;
+    for (auto& o : data.value("outputs", json::array())) {
+      row.tokens += o.value("prompt_tokens", 0) + o.value("completion_tokens", 0);
+      if (o.value("ok", false))
+        served += (served.empty() ? "" : ",") + o.value("provider", "") + "/" + o.value("model", "");
+    }
+    row.served_by = served;
+    write_step(ev, data);
+  } else if (ev.type == "run.completed" || ev.type == "run.failed") {
+    status_ = ev.type == "run.completed" ? "completed" : "failed";
+    reason_ = data.value("reason", "");
+    elapsed_ms_ = data.value("elapsed_ms", ev.at_ms);
+    calls_ = data.value("calls", 0);
+    tokens_ = data.value("tokens", 0);
+  }
+  print(ev, data);
+  return status_ != "running";
+}
+
+void run_recorder::fail(const std::string& reason) {
+  status_ = "failed";
+  reason_ = reason;
+}
+
+void run_recorder::write_step(const run_event& ev, const json& data) {
+  auto index = data.value("index", 0);
+  auto base = two_digits(index) + "-" + ev.step_id;
+  auto outputs = data.value("outputs", json::array());
+  std::string md = "# " + ev.step_id + "\n\n- status: " + data.value("status", "") + "\n";
+  for (auto& o : outputs) {
+    md += "- " + o.value("persona", "") + ": ";
+    if (o.value("ok", false))
+      md += "served by " + o.value("provider", "") + "/" + o.value("model", "") +
+            (o.value("simulated", false) ? " (simulated)" : "") + ", " +
+            std::to_string(o.value("prompt_tokens", 0)) + " prompt + " +
+            std::to_string(o.value("completion_tokens", 0)) + " completion tokens, " +
+            seconds(o.value("latency_ms", 0)) + ", " + std::to_string(o.value("attempts", 0)) + " attempt(s)\n";
+    else
+      md += "failed: " + o.value("error", "") + "\n";
+  }
+  auto error = data.value("error", "");
+  if (!error.empty())
+    md += "- " + std::string(data.value("status", "") == "completed" ? "degraded: " : "reason: ") + error + "\n";
+  md += "\n---\n\n" + data.value("text", "") + "\n";
+  auto file = out_dir_ / (base + ".md");
+  write_file(file, md);
+  artifacts_.push_back(file);
+  if (outputs.size() > 1) // one file per persona of a parallel or cascade step
+    for (auto& o : outputs) {
+      if (!o.value("ok", false))
+        continue;
+      auto pf = out_dir_ / (base + "." + o.value("persona", "") + ".md");
+      write_file(pf, "# " + ev.step_id + " / " + o.value("persona", "") + "\n\n" + o.value("text", "") + "\n");
+      artifacts_.push_back(pf);
+    }
+}
+
+void run_recorder::print(const run_event& ev, const json& data) {
+  if (!term_)
+    return;
+  auto& t = *term_;
+  t << pad(seconds(ev.at_ms), 8) << " ";
+  if (ev.type == "step.started") {
+    t << ">  " << pad(ev.step_id, 12) << ev.message.substr(ev.message.find(':') + 2) << "\n";
+  } else if (ev.type == "step.completed" || ev.type == "step.failed" || ev.type == "step.skipped") {
+    auto& row = steps_[ev.step_id];
+    t << (ev.type == "step.completed" ? "ok " : ev.type == "step.failed" ? "!! " : "-- ") << pad(ev.step_id, 12);
+    for (auto& o : data.value("outputs", json::array())) {
+      if (o.value("ok", false))
+        t << o.value("persona", "") << " via " << o.value("provider", "") << "/" << o.value("model", "") << " "
+          << (o.value("prompt_tokens", 0) + o.value("completion_tokens", 0)) << " tok "
+          << seconds(o.value("latency_ms", 0)) << "; ";
+      else
+        t << o.value("persona", "") << " FAILED: " << o.value("error", "") << "; ";
+    }
+    t << "step " << seconds(row.elapsed_ms);
+    if (!row.note.empty())
+      t << (ev.type == "step.completed" ? " (degraded: " : " (") << row.note << ")";
+    t << "\n";
+  } else {
+    t << ".. " << pad(ev.type, 15) << (ev.step_id.empty() ? "" : ev.step_id + ": ") << ev.message << "\n";
+  }
+  t.flush();
+}
+
+int run_recorder::finish() {
+  json steps = json::object();
+  for (auto& [id, row] : steps_)
+    steps[id] = {{"index", row.index},         {"status", row.status},   {"personas", row.personas},
+                 {"served_by", row.served_by}, {"tokens", row.tokens},   {"elapsed_ms", row.elapsed_ms},
+                 {"note", row.note}};
+  json artifacts = json::array();
+  for (auto& a : artifacts_)
+    artifacts.push_back(a.filename().string());
+  json run{{"run_id", run_id_},   {"task", task_},       {"workflow", workflow_}, {"status", status_},
+           {"reason", reason_},   {"elapsed_ms", elapsed_ms_}, {"calls", calls_}, {"tokens", tokens_},
+           {"steps", steps},      {"artifacts", artifacts},    {"events", events_}};
+  write_file(out_dir_ / "run.json", run.dump(2) + "\n");
+  if (term_) {
+    auto& t = *term_;
+    t << "\n" << pad("step", 13) << pad("status", 11) << pad("persona(s)", 22) << pad("served by", 46)
+      << pad("tokens", 8) << "elapsed\n";
+    for (auto& id : order_) {
+      auto& r = steps_[id];
+      t << pad(id, 13) << pad(r.status, 11) << pad(r.personas, 22) << pad(r.served_by, 46)
+        << pad(std::to_string(r.tokens), 8) << seconds(r.elapsed_ms) << "\n";
+    }
+    t << "\nrun " << status_ << (reason_.empty() ? "" : " (" + reason_ + ")") << " in " << seconds(elapsed_ms_)
+      << ": " << calls_ << " upstream attempts, " << tokens_ << " tokens; " << artifacts_.size()
+      << " artifacts and run.json in " << out_dir_.string() << "\n";
+    t.flush();
+  }
+  return status_ == "completed" ? 0 : 1;
+}
+
+} // namespace squad

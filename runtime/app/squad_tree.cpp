@@ -1,0 +1,83 @@
+#include "runtime/app/squad_tree.hpp"
+
+#include "actors/dispatcher/dispatcher.hpp"
+#include "actors/persona/persona.hpp"
+#include "actors/provider/provider.hpp"
+#include "actors/supervisor/supervisor.hpp"
+
+namespace squad {
+
+std::set<std::string> loaded_squad::persona_ids() const {
+  std::set<std::string> out;
+  for (auto& p : personas)
+    out.insert(p.id);
+  return out;
+}
+
+loaded_squad load_squad(const std::string& config_file, std::vector<config_problem>& problems) {
+  loaded_squad out;
+  auto loaded = load_config_file(config_file);
+  if (!loaded.cfg) {
+    problems = std::move(loaded.problems);
+    return out;
+  }
+  auto& cfg = *loaded.cfg;
+  for (auto& p : cfg.providers) {
+    std::string why;
+    if (p.kind != "sim")
+      problems.push_back({"providers." + p.name + ".kind", p.kind + " providers are not available in this build yet"});
+  }
+  auto personas = load_personas(cfg.personas_dir, cfg);
+  for (auto& pr : personas.problems)
+    problems.push_back(pr);
+  if (!problems.empty())
+    return out;
+  for (auto& p : personas.personas) {
+    std::vector<config_problem> chain_problems;
+    auto chain = resolve_chain(p.chain, cfg, cfg.personas_dir + "/" + p.id + ".yaml: chain", chain_problems);
+    for (auto& pr : chain_problems)
+      problems.push_back(pr);
+    out.chains[p.id] = std::move(chain);
+  }
+  if (!problems.empty())
+    return out;
+  out.cfg = loaded.cfg;
+  out.personas = std::move(personas.personas);
+  return out;
+}
+
+void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads) {
+  register_message_types(cfg);
+  cfg.set("scheduler.max-threads", static_cast<std::size_t>(scheduler_threads));
+  // Workers otherwise nap in 50us polls that a message from a non-CAF thread does not interrupt.
+  cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(0));
+}
+
+caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad) {
+  auto& cfg = *squad.cfg;
+  supervisor_options root_opts{"root", static_cast<std::size_t>(cfg.supervision.max_restarts), cfg.supervision.period};
+  auto root = spawn_supervisor(sys, root_opts, {});
+  auto opts = [&](std::string name) {
+    return supervisor_options{std::move(name), root_opts.max_restarts, root_opts.period};
+  };
+  std::vector<child_spec> providers;
+  for (auto& p : cfg.providers)
+    providers.push_back({p.name, restart_kind::permanent, [p](caf::local_actor* parent) {
+                           std::string why;
+                           return spawn_provider(parent, p, why);
+                         }});
+  std::vector<child_spec> personas;
+  for (auto& p : squad.personas)
+    personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), root](caf::local_actor* parent) {
+                          return spawn_persona(parent, p, chain, root);
+                        }});
+  caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("providers"), std::move(providers)));
+  caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("personas"), std::move(personas)));
+  caf::anon_send(root, atoms::start_child_v,
+                 child_spec{"dispatcher", restart_kind::permanent,
+                            [root](caf::local_actor* parent) { return spawn_dispatcher(parent, root); }});
+  caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("runs"), {}));
+  return root;
+}
+
+} // namespace squad

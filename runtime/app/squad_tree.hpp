@@ -1,0 +1,35 @@
+#pragma once
+// Loading a squad (config + personas) and starting its actor tree:
+//
+//   root (supervisor)
+//    |- providers (supervisor)   one provider actor per configured provider
+//    |- personas  (supervisor)   one persona actor per persona
+//    |- dispatcher               walks each call's chain (the governance seam)
+//    |- runs      (supervisor)   per run: a boss (temporary), which owns a worker supervisor
+#include "actors/messages.hpp"
+#include "runtime/config/workflow.hpp"
+
+#include <map>
+
+namespace squad {
+
+/// A validated config with its personas and their resolved chains.
+struct loaded_squad {
+  config_ptr cfg;
+  std::vector<persona_def> personas;
+  std::map<std::string, std::vector<chain_target>> chains; ///< by persona id
+  std::set<std::string> persona_ids() const;
+};
+
+/// Loads the config file and the personas it names. On problems, `problems` lists every one and the
+/// result has no config.
+loaded_squad load_squad(const std::string& config_file, std::vector<config_problem>& problems);
+
+/// Applies Squad's scheduler settings (threads, no sleep-and-poll phase) and registers message types.
+void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads);
+
+/// Spawns the root supervisor and asks it to start its children, in order. The children are started
+/// when root processes those messages (at once with a real scheduler; after sched.run() in tests).
+caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad);
+
+} // namespace squad

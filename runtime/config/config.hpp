@@ -1,0 +1,114 @@
+#pragma once
+// Squad's configuration: typed structs with their defaults in one place, loaded from YAML.
+// Every field's default is written beside it. Relative paths resolve against the working directory.
+#include "runtime/config/duration.hpp"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace squad {
+
+/// P0 always runs; P1 cache then LLM; P2 cache then skip; P3 skipped under load.
+enum class priority_class : std::uint8_t { p0 = 0, p1 = 1, p2 = 2, p3 = 3 };
+
+std::optional<priority_class> parse_priority(std::string_view text); ///< "P0".."P3"
+const char* to_string(priority_class p);                             ///< "P0".."P3"
+
+/// One problem found in a config, persona or workflow file.
+struct config_problem {
+  std::string path;    ///< e.g. "providers.groq.limits.requests"; for files: "personas/pm.yaml: chain[1]"
+  std::string message; ///< e.g. "must be > 0"
+};
+
+/// Renders "path: message".
+std::string to_string(const config_problem& p);
+
+struct limits_config {
+  std::int64_t requests = 60;   ///< requests admitted per `per` window (> 0)
+  millis per{60000};            ///< window length (> 0), default 60s
+  std::int64_t burst = 1;       ///< token-bucket burst (>= 1)
+  std::int64_t concurrency = 4; ///< calls in flight at once (>= 1)
+  millis min_interval{0};       ///< minimum gap between two sends, default 0ms
+  std::int64_t tokens = 0;      ///< LLM tokens per `per` window; 0 = not limited
+};
+
+struct model_config {
+  std::string name;             ///< the key under `models:`; targets are written "provider/name"
+  std::string id;               ///< the upstream model id (required)
+  std::string tier = "worker";  ///< worker | boss
+};
+
+/// Behaviour of a `kind: sim` provider (ignored by other kinds).
+struct sim_config {
+  millis latency{150};          ///< fixed part of a call's latency
+  millis jitter{50};            ///< deterministic jitter added on top, in [0, jitter]
+  millis per_token{0};          ///< added per completion token
+  std::int64_t max_tokens = 400;///< completion tokens of a simulated answer at most
+};
+
+struct provider_config {
+  std::string name;             ///< the key under `providers:`
+  std::string kind;             ///< openai | anthropic | sim (required)
+  std::string base_url;         ///< required for openai and anthropic
+  std::string api_key;          ///< after ${VAR} expansion; never logged
+  std::optional<std::string> ca_file; ///< extra CA bundle for TLS verification
+  limits_config limits;
+  std::vector<model_config> models; ///< in file order; at least one
+  sim_config sim;
+};
+
+struct persona_override {
+  std::optional<priority_class> priority;
+  std::optional<std::vector<std::string>> chain;
+};
+
+struct server_config {
+  std::string listen = "127.0.0.1:8080"; ///< host:port
+};
+
+struct supervision_config {
+  std::int64_t max_restarts = 5; ///< restarts allowed within `period` before escalating
+  millis period{10000};          ///< default 10s
+};
+
+struct runtime_config {
+  std::int64_t scheduler_threads = 2; ///< CAF worker threads (1..64)
+  millis step_timeout{120000};        ///< a workflow step's deadline, default 120s
+};
+
+struct config {
+  server_config server;
+  std::string personas_dir = "personas";
+  std::string workflows_dir = "config/workflows";
+  std::string default_workflow = "greenfield";
+  std::vector<provider_config> providers; ///< in file order; at least one
+  std::map<std::string, persona_override> personas;
+  supervision_config supervision;
+  runtime_config runtime;
+
+  const provider_config* find_provider(std::string_view name) const;
+};
+
+using config_ptr = std::shared_ptr<const config>;
+
+/// The outcome of loading: a config when there were no problems, else every problem found.
+struct config_load_result {
+  config_ptr cfg;
+  std::vector<config_problem> problems;
+};
+
+/// Loads and validates YAML text. `${VAR}` in scalar values expands from the environment
+/// (an unset variable is a problem naming it). Unknown keys are problems.
+config_load_result load_config_text(const std::string& yaml_text);
+
+/// Reads the file then calls load_config_text; an unreadable file is one problem with path = file.
+config_load_result load_config_file(const std::string& file);
+
+/// Semantic checks on a parsed config (limits > 0, kinds known, base_url present, ...).
+std::vector<config_problem> validate(const config& cfg);
+
+} // namespace squad
