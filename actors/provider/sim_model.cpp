@@ -16,6 +16,16 @@ std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 1469598103934665603U
   return h;
 }
 
+// The longest prefix length of `s` of at most `n` bytes that does not split a UTF-8 character
+// (a split one would make the text invalid UTF-8, which nlohmann::json::dump rejects with an exception).
+std::size_t utf8_cut(const std::string& s, std::size_t n) {
+  if (n >= s.size())
+    return s.size();
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return n;
+}
+
 // The first line of `text` that is not blank, without Markdown markers, at most `max` characters.
 std::string first_line(const std::string& text, std::size_t max) {
   std::istringstream in(text);
@@ -26,7 +36,7 @@ std::string first_line(const std::string& text, std::size_t max) {
       continue;
     line = line.substr(b);
     if (line.size() > max)
-      line = line.substr(0, max) + "...";
+      line = line.substr(0, utf8_cut(line, max)) + "...";
     return line;
   }
   return "(empty prompt)";
@@ -61,8 +71,10 @@ std::int64_t estimate_tokens(const std::string& text) {
 sim_answer make_sim_answer(const std::string& provider, const std::string& model_id, const std::string& system,
                            const std::string& user, std::int64_t max_tokens, const sim_config& sim) {
   auto seed = fnv1a(user, fnv1a(system, fnv1a(model_id)));
+  // The marker is Squad's annotation, not model output: it survives any truncation (a simulated answer
+  // always says so) and is not counted as completion tokens.
+  auto marker = "> [simulated answer: " + provider + "/" + model_id + "; no real model was called]\n\n";
   std::ostringstream out;
-  out << "> [simulated answer: " << provider << "/" << model_id << "; no real model was called]\n\n";
   out << "## Summary\n" << "Response to: " << first_line(user, 120) << "\n";
   out << "Acting as: " << first_line(system, 100) << "\n\n";
   auto inputs = input_headings(user);
@@ -79,15 +91,16 @@ sim_answer make_sim_answer(const std::string& provider, const std::string& model
     out << i + 1 << ". " << verbs[h % verbs.size()] << " " << objects[(h >> 8) % objects.size()] << ".\n";
   }
   sim_answer a;
-  a.text = out.str();
+  auto body = out.str();
   a.finish_reason = "stop";
   auto limit = std::min(max_tokens, sim.max_tokens);
-  if (limit > 0 && estimate_tokens(a.text) > limit) {
-    a.text.resize(static_cast<std::size_t>(limit) * 4);
+  if (limit > 0 && estimate_tokens(body) > limit) {
+    body.resize(utf8_cut(body, static_cast<std::size_t>(limit) * 4));
     a.finish_reason = "length";
   }
+  a.completion_tokens = estimate_tokens(body);
+  a.text = marker + body;
   a.prompt_tokens = estimate_tokens(system) + estimate_tokens(user);
-  a.completion_tokens = estimate_tokens(a.text);
   auto jitter = sim.jitter.count() > 0 ? static_cast<std::int64_t>((seed >> 16) % (sim.jitter.count() + 1)) : 0;
   a.latency = sim.latency + millis{jitter} + sim.per_token * a.completion_tokens;
   return a;

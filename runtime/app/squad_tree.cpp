@@ -14,16 +14,16 @@ std::set<std::string> loaded_squad::persona_ids() const {
   return out;
 }
 
-loaded_squad load_squad(const std::string& config_file, std::vector<config_problem>& problems) {
+namespace {
+
+loaded_squad finish_loading(config_load_result loaded, std::vector<config_problem>& problems) {
   loaded_squad out;
-  auto loaded = load_config_file(config_file);
   if (!loaded.cfg) {
     problems = std::move(loaded.problems);
     return out;
   }
   auto& cfg = *loaded.cfg;
   for (auto& p : cfg.providers) {
-    std::string why;
     if (p.kind != "sim")
       problems.push_back({"providers." + p.name + ".kind", p.kind + " providers are not available in this build yet"});
   }
@@ -44,6 +44,16 @@ loaded_squad load_squad(const std::string& config_file, std::vector<config_probl
   out.cfg = loaded.cfg;
   out.personas = std::move(personas.personas);
   return out;
+}
+
+} // namespace
+
+loaded_squad load_squad(const std::string& config_file, std::vector<config_problem>& problems) {
+  return finish_loading(load_config_file(config_file), problems);
+}
+
+loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_problem>& problems) {
+  return finish_loading(load_config_text(yaml_text), problems);
 }
 
 void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads) {

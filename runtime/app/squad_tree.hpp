@@ -25,6 +25,9 @@ struct loaded_squad {
 /// result has no config.
 loaded_squad load_squad(const std::string& config_file, std::vector<config_problem>& problems);
 
+/// The same from YAML text (relative paths in it resolve against the working directory).
+loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_problem>& problems);
+
 /// Applies Squad's scheduler settings (threads, no sleep-and-poll phase) and registers message types.
 void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads);
 

@@ -1,0 +1,203 @@
+#include "actors/boss/boss.hpp"
+#include "runtime/app/squad_tree.hpp"
+#include "tests/actors/actor_fixture.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+using namespace squad;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string src = SQUAD_SOURCE_DIR;
+
+// The shipped default providers, with personas and workflows read from the source tree.
+std::string default_config() {
+  return "personas_dir: " + src + "/personas\nworkflows_dir: " + src + "/config/workflows\n" + R"(
+providers:
+  sim-swift:
+    kind: sim
+    limits: {requests: 4, per: 10s, burst: 2, concurrency: 2}
+    sim: {latency: 120ms, jitter: 60ms, max_tokens: 300}
+    models: {swift-small: {id: sim-swift-small, tier: worker}}
+  sim-steady:
+    kind: sim
+    limits: {requests: 10, per: 10s, burst: 3, concurrency: 4}
+    sim: {latency: 250ms, jitter: 100ms, max_tokens: 400}
+    models: {steady-medium: {id: sim-steady-medium, tier: worker}}
+  sim-deep:
+    kind: sim
+    limits: {requests: 3, per: 10s, burst: 1, concurrency: 1}
+    sim: {latency: 450ms, jitter: 150ms, max_tokens: 600}
+    models: {deep-large: {id: sim-deep-large, tier: boss}}
+)";
+}
+
+// One provider for everything, with the given limits.
+std::string single_provider_config(const std::string& limits, const std::string& step_timeout = "60s") {
+  return "personas_dir: " + src + "/personas\nworkflows_dir: " + src + "/config/workflows\n"
+         + "runtime: {step_timeout: " + step_timeout + "}\n" + R"(
+providers:
+  only:
+    kind: sim
+    limits: )" + limits + R"(
+    sim: {latency: 100ms, jitter: 0ms}
+    models: {m: {id: only-m, tier: worker}}
+)";
+}
+
+struct run_fixture : test::actor_fixture {
+  loaded_squad squad;
+  caf::actor root;
+  std::shared_ptr<test::recorded> seen = std::make_shared<test::recorded>();
+  caf::actor rec = sys->spawn(test::recorder, seen);
+
+  void boot(const std::string& yaml) {
+    std::vector<config_problem> problems;
+    squad = load_squad_text(yaml, problems);
+    INFO((problems.empty() ? std::string{} : to_string(problems.front())));
+    REQUIRE(squad.cfg);
+    root = start_tree(*sys, squad);
+    spawned = {root, rec};
+    sched->run();
+  }
+
+  void run(const std::string& workflow, test_hooks hooks = {}) {
+    auto wf = load_workflow(squad.cfg->workflows_dir, workflow, squad.persona_ids());
+    REQUIRE(wf.workflow);
+    run_spec spec;
+    spec.run_id = "t1";
+    spec.task = "Build a habit tracker for small teams";
+    spec.workflow = *wf.workflow;
+    for (auto& p : squad.personas)
+      spec.personas[p.id] = p;
+    spec.step_timeout = squad.cfg->runtime.step_timeout;
+    spec.supervision = squad.cfg->supervision;
+    spec.hooks = std::move(hooks);
+    ask<caf::actor>(root, atoms::forward_v, std::string{"runs"},
+                    caf::make_message(atoms::start_child_v, boss_child(spec, root, rec)));
+    REQUIRE(run_until([&] { return seen->ended(); }));
+  }
+
+  std::vector<std::string> started_steps() const {
+    std::vector<std::string> out;
+    for (auto& e : seen->events)
+      if (e.type == "step.started")
+        out.push_back(e.step_id);
+    return out;
+  }
+
+  json data(const run_event* e) const { return json::parse(e->data_json); }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(run_fixture, "greenfield: steps are delegated in dependency order and complete") {
+  // Intent: the boss expands the DAG in order, every step completes, the run completes.
+  boot(default_config());
+  run("greenfield");
+  CHECK(started_steps() == std::vector<std::string>{"brief", "prd", "design", "validation", "stories", "synthesis"});
+  CHECK(seen->count("step.completed") == 6);
+  REQUIRE(seen->find("run.completed"));
+  auto summary = data(seen->find("run.completed"));
+  CHECK(summary["failed"].empty());
+  // Events are numbered without gaps, in order.
+  for (std::size_t i = 0; i < seen->events.size(); ++i)
+    CHECK(seen->events[i].seq == static_cast<std::int64_t>(i + 1));
+}
+
+TEST_CASE_METHOD(run_fixture, "a parallel step fans out: both personas' calls are in flight at once") {
+  // Intent: the design step lasts as long as its slower call, not the sum of both.
+  boot(default_config());
+  run("greenfield");
+  auto started = seen->find("step.started", "design");
+  auto done = seen->find("step.completed", "design");
+  REQUIRE(started);
+  REQUIRE(done);
+  auto outputs = data(done)["outputs"];
+  REQUIRE(outputs.size() == 2);
+  auto a = outputs[0]["latency_ms"].get<std::int64_t>();
+  auto b = outputs[1]["latency_ms"].get<std::int64_t>();
+  CHECK(done->at_ms - started->at_ms == std::max(a, b));
+  CHECK(outputs[0]["persona"] == "architect");
+  CHECK(outputs[0]["provider"] == "sim-deep"); // boss-tier persona goes to the boss tier first
+  CHECK(outputs[1]["persona"] == "ux-expert");
+}
+
+TEST_CASE_METHOD(run_fixture, "a crashing worker is restarted within the intensity limit and the run completes") {
+  // Intent: transient worker children are restarted by the run's worker supervisor and redo their step.
+  boot(default_config());
+  test_hooks hooks;
+  hooks.crash_step = "prd";
+  hooks.crash_times = 2;
+  run("greenfield", hooks);
+  CHECK(seen->count("step.restarted") == 2);
+  CHECK(seen->find("step.restarted")->step_id == "prd");
+  CHECK(seen->find("run.completed"));
+}
+
+TEST_CASE_METHOD(run_fixture, "past the intensity limit the worker supervisor escalates and the run fails explicitly") {
+  // Intent: a step whose worker always crashes is not retried forever; the run says why it failed.
+  boot(default_config()); // supervision default: 5 restarts in 10s
+  test_hooks hooks;
+  hooks.crash_step = "prd";
+  hooks.crash_times = 1000;
+  run("greenfield", hooks);
+  CHECK(seen->count("step.restarted") == 5);
+  CHECK(seen->find("step.escalated"));
+  auto failed = seen->find("run.failed");
+  REQUIRE(failed);
+  CHECK_THAT(failed->message, Catch::Contains("intensity_exceeded"));
+}
+
+TEST_CASE_METHOD(run_fixture, "a persona actor crashed mid-run is restarted and the run completes") {
+  // Intent: persona actors are permanent children; their crash is visible and loses no step.
+  boot(default_config());
+  test_hooks hooks;
+  hooks.kill_persona = "architect";
+  run("greenfield", hooks);
+  auto restarted = seen->find("actor.restarted");
+  REQUIRE(restarted);
+  CHECK(restarted->persona == "architect");
+  CHECK(seen->find("run.completed"));
+}
+
+TEST_CASE_METHOD(run_fixture, "a rate-limited target falls back to the next one in the chain, visibly") {
+  // Intent: sim-swift allows 1 call per 10s; the second worker-tier call falls back to sim-steady.
+  auto yaml = default_config();
+  yaml.replace(yaml.find("requests: 4"), 11, "requests: 1");
+  boot(yaml);
+  run("greenfield");
+  auto fb = seen->find("step.fallback", "prd");
+  REQUIRE(fb);
+  CHECK(data(fb)["from"] == "sim-swift/swift-small");
+  CHECK(data(fb)["to"] == "sim-steady/steady-medium");
+  CHECK(data(fb)["reason"] == "rate_limited");
+  CHECK(data(seen->find("step.completed", "prd"))["outputs"][0]["provider"] == "sim-steady");
+  CHECK(seen->find("run.completed"));
+}
+
+TEST_CASE_METHOD(run_fixture, "when every target is busy the call waits for the earliest slot, then completes") {
+  // Intent: one provider at 1 call per 2s: calls wait (step.waiting) instead of failing; 7 calls take >= 12s.
+  boot(single_provider_config("{requests: 1, per: 2s, burst: 1, concurrency: 1}"));
+  run("greenfield");
+  CHECK(seen->count("step.waiting") >= 5);
+  auto done = seen->find("run.completed");
+  REQUIRE(done);
+  CHECK(done->at_ms >= 12000);
+}
+
+TEST_CASE_METHOD(run_fixture, "a call whose only slot lies past its deadline fails with every attempt listed") {
+  // Intent: chain exhaustion is an explicit error; dependents still run and the run fails, saying which step.
+  boot(single_provider_config("{requests: 1, per: 10m, burst: 1, concurrency: 1}", "5s"));
+  run("greenfield");
+  auto failed = seen->find("step.failed", "prd");
+  REQUIRE(failed);
+  CHECK_THAT(data(failed)["error"].get<std::string>(), Catch::Contains("chain_exhausted"));
+  CHECK_THAT(data(failed)["error"].get<std::string>(), Catch::Contains("rate_limited"));
+  auto run_failed = seen->find("run.failed");
+  REQUIRE(run_failed);
+  CHECK_THAT(run_failed->message, Catch::Contains("prd"));
+}

@@ -1,0 +1,142 @@
+// End to end: the real `squad` binary on the shipped config, as a user runs it.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct result {
+  int status = -1;
+  std::string out; // stdout and stderr together
+};
+
+// Runs `args` through the shell from the source directory.
+result squad(const std::string& args) {
+  auto cmd = "cd '" SQUAD_SOURCE_DIR "' && '" SQUAD_BIN "' " + args + " 2>&1";
+  result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::array<char, 4096> buf;
+  while (auto n = fread(buf.data(), 1, buf.size(), p))
+    r.out.append(buf.data(), n);
+  auto st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("squad-cli-" + std::to_string(rd()));
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return json::parse(in);
+}
+
+std::size_t count_events(const json& run, const std::string& type) {
+  std::size_t n = 0;
+  for (auto& e : run["events"])
+    n += e["type"] == type;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("squad run on the default config writes the artifacts and run.json within 10s") {
+  // Intent: the main job works on a fresh checkout with simulated providers only.
+  temp_dir dir;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = squad("run 'Build a habit tracker for small teams' --out '" + dir.path.string() + "'");
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  CHECK(secs < 10.0);
+  std::size_t md = 0;
+  for (auto& e : fs::directory_iterator(dir.path))
+    md += e.path().extension() == ".md";
+  CHECK(md >= 7);
+  auto run = read_json(dir.path / "run.json");
+  CHECK(run["status"] == "completed");
+  CHECK(run["workflow"] == "greenfield");
+  CHECK(run["steps"].size() == 6);
+  CHECK(count_events(run, "run.completed") == 1);
+  CHECK(run["artifacts"].size() == md);
+  // The live view printed a line per step and the summary table.
+  CHECK_THAT(r.out, Catch::Contains("ok synthesis"));
+  CHECK_THAT(r.out, Catch::Contains("run completed"));
+  // Simulated answers say so.
+  std::ifstream synth(dir.path / "06-synthesis.md");
+  std::string text((std::istreambuf_iterator<char>(synth)), {});
+  CHECK_THAT(text, Catch::Contains("simulated"));
+}
+
+TEST_CASE("a persona actor killed mid-run is restarted and the run still completes") {
+  // Intent: the test hook crashes the architect's actor while its step runs; supervision recovers it.
+  temp_dir dir;
+  auto r = squad("run 'Build a habit tracker' -q --test-kill-persona architect --out '" + dir.path.string() + "'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto run = read_json(dir.path / "run.json");
+  CHECK(count_events(run, "actor.restarted") == 1);
+  CHECK(run["status"] == "completed");
+}
+
+TEST_CASE("a worker that keeps crashing fails the run with a non-zero exit and the reason") {
+  // Intent: escalation past the restart intensity is explicit, in run.json and the exit status.
+  temp_dir dir;
+  auto r = squad("run 'x' -q --test-crash-step prd --test-crash-times 100 --out '" + dir.path.string() + "'");
+  CHECK(r.status == 1);
+  auto run = read_json(dir.path / "run.json");
+  CHECK(run["status"] == "failed");
+  CHECK_THAT(run["reason"].get<std::string>(), Catch::Contains("intensity_exceeded"));
+}
+
+TEST_CASE("squad config check reports all three mistakes with their paths and exits 2") {
+  // Intent: validation reports every problem, not the first.
+  auto r = squad("config check tests/data/three_mistakes.yaml");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("3 problems"));
+  CHECK_THAT(r.out, Catch::Contains("providers.sim-swift.limits.requests: must be > 0"));
+  CHECK_THAT(r.out, Catch::Contains("providers.sim-steady.limits.rpm: unknown key"));
+  CHECK_THAT(r.out, Catch::Contains("providers.sim-deep.kind:"));
+}
+
+TEST_CASE("squad config check accepts the shipped config, personas and workflows") {
+  // Intent: what we ship is valid.
+  auto r = squad("config check config/squad.yaml");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("12 personas"));
+}
+
+TEST_CASE("bad command lines and missing inputs fail with a clear message") {
+  // Intent: errors name what was wrong; nothing crashes.
+  auto wf = squad("run 'x' --workflow no-such-flow --out /tmp/squad-never-written");
+  CHECK(wf.status == 2);
+  CHECK_THAT(wf.out, Catch::Contains("no-such-flow"));
+  auto cfg = squad("run 'x' --config /nonexistent/squad.yaml");
+  CHECK(cfg.status == 2);
+  CHECK_THAT(cfg.out, Catch::Contains("/nonexistent/squad.yaml"));
+  auto v = squad("version");
+  CHECK(v.status == 0);
+  CHECK_THAT(v.out, Catch::Contains("squad "));
+}
