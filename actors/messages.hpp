@@ -29,6 +29,7 @@ struct call_request {
   double temperature = 0.7;
   std::vector<chain_target> chain; ///< filled by the persona actor when empty
   std::int64_t timeout_ms = 60000; ///< the whole call's deadline, relative to its arrival
+  bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
   caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
 };
 
@@ -150,7 +151,7 @@ typename I::result_type inspect(I& f, chat_message& x) {
 template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona,
-           x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.events);
+           x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.stream, x.events);
 }
 template <class I>
 typename I::result_type inspect(I& f, usage_info& x) {

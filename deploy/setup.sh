@@ -13,7 +13,7 @@ cd "$root"
 # Debian packages the build and the tests need (see docs/architecture.md for why each).
 packages=(
   g++ cmake make pkg-config ccache
-  libcaf-dev libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev catch2
+  libcaf-dev libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev catch2 openssl
 )
 
 install_missing() {

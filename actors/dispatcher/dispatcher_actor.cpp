@@ -123,6 +123,7 @@ void step(dispatcher_actor* self, std::uint64_t id) {
   }
   auto remaining = c.started + millis{c.req.timeout_ms} - now;
   provider_call call{t, c.req};
+  call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
   auto target = d.target;
   self->request(self->state.root, remaining, atoms::forward_v, "providers/" + t.provider, caf::make_message(std::move(call)))
     .then([self, id, target](upstream_reply& r) { on_reply(self, id, target, std::move(r)); },

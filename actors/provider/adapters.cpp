@@ -153,7 +153,10 @@ upstream_reply classify_parsed(int status, const json& body, const limit_signals
     r.result = outcome::ok;
     return r;
   }
-  if (status == 429) {
+  if (status == 429 && error_code_of(body) == "insufficient_quota") {
+    r.result = outcome::auth_failed; // out of credit: waiting does not help, unlike a rate limit
+    note = " (insufficient_quota: the account has no credit left)";
+  } else if (status == 429) {
     r.result = outcome::rate_limited;
     if (r.signals.retry_after_ms < 0) {
       if (signals.remaining_requests == 0 && signals.reset_requests_ms >= 0)

@@ -89,10 +89,13 @@ caf::actor spawn_sim_provider(caf::local_actor* parent, const provider_config& c
   return parent->spawn(sim_provider, cfg);
 }
 
-caf::actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, std::string& why) {
+caf::actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
+                          std::string& why) {
   if (cfg.kind == "sim")
     return spawn_sim_provider(parent, cfg);
-  why = "providers." + cfg.name + ".kind: " + cfg.kind + " providers are not available in this build yet";
+  if (auto it = pools.find(cfg.name); it != pools.end() && it->second)
+    return spawn_http_provider(parent, cfg, it->second);
+  why = "providers." + cfg.name + ": no HTTP pool was made for this " + cfg.kind + " provider";
   return nullptr;
 }
 

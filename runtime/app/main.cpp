@@ -95,7 +95,19 @@ int run(const run_options& o) {
   caf::actor_system_config sys_cfg;
   configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads);
   caf::actor_system sys{sys_cfg};
-  auto root = start_tree(sys, squad);
+  // Declared after the actor system, so the io threads stop before the system shuts down.
+  std::unique_ptr<net::io_runtime> io;
+  provider_pools pools;
+  if (needs_http(cfg)) {
+    io = std::make_unique<net::io_runtime>(static_cast<int>(cfg.runtime.io_threads));
+    pools = make_provider_pools(*io, cfg, problems);
+    if (!problems.empty()) {
+      std::cerr << o.config_file << ": " << problems.size() << " problem(s)\n";
+      print_problems(problems);
+      return 2;
+    }
+  }
+  auto root = start_tree(sys, squad, pools);
   caf::scoped_actor self{sys};
   caf::actor boss;
   std::string start_error;

@@ -5,6 +5,8 @@
 #include "actors/provider/provider.hpp"
 #include "actors/supervisor/supervisor.hpp"
 
+#include <fstream>
+
 namespace squad {
 
 std::set<std::string> loaded_squad::persona_ids() const {
@@ -24,8 +26,13 @@ loaded_squad finish_loading(config_load_result loaded, std::vector<config_proble
   }
   auto& cfg = *loaded.cfg;
   for (auto& p : cfg.providers) {
-    if (p.kind != "sim")
-      problems.push_back({"providers." + p.name + ".kind", p.kind + " providers are not available in this build yet"});
+    if (p.kind == "sim")
+      continue;
+    std::string why;
+    if (!net::parse_url(p.base_url, why))
+      problems.push_back({"providers." + p.name + ".base_url", why});
+    if (p.ca_file && !std::ifstream(*p.ca_file))
+      problems.push_back({"providers." + p.name + ".ca_file", "cannot read " + *p.ca_file});
   }
   auto personas = load_personas(cfg.personas_dir, cfg);
   for (auto& pr : personas.problems)
@@ -63,7 +70,28 @@ void configure_actor_system(caf::actor_system_config& cfg, std::int64_t schedule
   cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(0));
 }
 
-caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad) {
+bool needs_http(const config& cfg) {
+  for (auto& p : cfg.providers)
+    if (p.kind != "sim")
+      return true;
+  return false;
+}
+
+provider_pools make_provider_pools(net::io_runtime& io, const config& cfg, std::vector<config_problem>& problems) {
+  provider_pools pools;
+  for (auto& p : cfg.providers) {
+    if (p.kind == "sim")
+      continue;
+    std::string why;
+    if (auto pool = make_provider_pool(io, p, why))
+      pools.emplace(p.name, std::move(pool));
+    else
+      problems.push_back({"providers." + p.name, why});
+  }
+  return pools;
+}
+
+caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools) {
   auto& cfg = *squad.cfg;
   supervisor_options root_opts{"root", static_cast<std::size_t>(cfg.supervision.max_restarts), cfg.supervision.period};
   auto root = spawn_supervisor(sys, root_opts, {});
@@ -72,9 +100,9 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad) {
   };
   std::vector<child_spec> providers;
   for (auto& p : cfg.providers)
-    providers.push_back({p.name, restart_kind::permanent, [p](caf::local_actor* parent) {
+    providers.push_back({p.name, restart_kind::permanent, [p, pools](caf::local_actor* parent) {
                            std::string why;
-                           return spawn_provider(parent, p, why);
+                           return spawn_provider(parent, p, pools, why);
                          }});
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)

@@ -7,6 +7,7 @@
 //    |- dispatcher               walks each call's chain (the governance seam)
 //    |- runs      (supervisor)   per run: a boss (temporary), which owns a worker supervisor
 #include "actors/messages.hpp"
+#include "actors/provider/provider.hpp"
 #include "runtime/config/workflow.hpp"
 
 #include <map>
@@ -31,8 +32,15 @@ loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_pr
 /// Applies Squad's scheduler settings (threads, no sleep-and-poll phase) and registers message types.
 void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads);
 
+/// Whether any provider talks HTTP (then an io_runtime and make_provider_pools are needed).
+bool needs_http(const config& cfg);
+
+/// One keep-alive pool per openai/anthropic provider; a problem per provider whose pool cannot be made.
+provider_pools make_provider_pools(net::io_runtime& io, const config& cfg, std::vector<config_problem>& problems);
+
 /// Spawns the root supervisor and asks it to start its children, in order. The children are started
 /// when root processes those messages (at once with a real scheduler; after sched.run() in tests).
-caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad);
+/// `pools` must hold a pool for every openai/anthropic provider (an HTTP provider without one fails to start).
+caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools = {});
 
 } // namespace squad

@@ -411,13 +411,30 @@ void read_models(yaml_reader& r, const YAML::Node& node, const std::string& path
   }
 }
 
+void read_http(yaml_reader& r, const YAML::Node& node, const std::string& path, http_client_config& out) {
+  if (auto n = yaml_reader::find(node, "timeouts")) {
+    std::string tpath = join(path, "timeouts");
+    if (r.is_map(*n, tpath)) {
+      r.check_keys(*n, tpath, {"connect", "first_byte", "idle", "total"});
+      r.get(*n, tpath, "connect", out.connect_timeout);
+      r.get(*n, tpath, "first_byte", out.first_byte_timeout);
+      r.get(*n, tpath, "idle", out.idle_timeout);
+      r.get(*n, tpath, "total", out.total_timeout);
+    }
+  }
+  r.get(node, path, "max_connections", out.max_connections);
+  r.get(node, path, "stream", out.stream);
+}
+
 provider_config read_provider(yaml_reader& r, const std::string& name, const YAML::Node& node,
                               const std::string& path) {
   provider_config p;
   p.name = name;
   if (!r.is_map(node, path))
     return p;
-  r.check_keys(node, path, {"kind", "base_url", "api_key", "ca_file", "limits", "models", "sim"});
+  r.check_keys(node, path,
+               {"kind", "base_url", "api_key", "ca_file", "limits", "timeouts", "max_connections", "stream", "models",
+                "sim"});
   r.get(node, path, "kind", p.kind);
   r.get(node, path, "base_url", p.base_url);
   // A sim provider never sends the key, so an unset variable there is not worth failing over.
@@ -428,6 +445,7 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
     p.ca_file = ca_file;
   if (auto n = yaml_reader::find(node, "limits"))
     read_limits(r, *n, join(path, "limits"), p.limits);
+  read_http(r, node, path, p.http);
   if (auto n = yaml_reader::find(node, "models"))
     read_models(r, *n, join(path, "models"), p.models);
   if (auto n = yaml_reader::find(node, "sim"))
@@ -475,8 +493,9 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
     r.get(*n, "supervision", "period", cfg.supervision.period);
   }
   if (auto n = yaml_reader::find(root, "runtime"); n && r.is_map(*n, "runtime")) {
-    r.check_keys(*n, "runtime", {"scheduler_threads", "step_timeout"});
+    r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout"});
     r.get(*n, "runtime", "scheduler_threads", cfg.runtime.scheduler_threads);
+    r.get(*n, "runtime", "io_threads", cfg.runtime.io_threads);
     r.get(*n, "runtime", "step_timeout", cfg.runtime.step_timeout);
   }
   return true;
@@ -554,8 +573,9 @@ std::vector<config_problem> validate(const config& cfg) {
       add(path + ".base_url", "required for kind " + p.kind);
     else if (!p.base_url.empty() && p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
       add(path + ".base_url", "must start with http:// or https://");
-    if (remote && p.api_key.empty())
-      add(path + ".api_key", "required for kind " + p.kind);
+    // Ollama and vLLM take no key, so only Anthropic requires one.
+    if (p.kind == "anthropic" && p.api_key.empty())
+      add(path + ".api_key", "required for kind anthropic");
     if (p.ca_file && p.ca_file->empty())
       add(path + ".ca_file", "must not be empty");
 
@@ -569,6 +589,12 @@ std::vector<config_problem> validate(const config& cfg) {
     if (l.tokens < 0)
       add(path + ".limits.tokens", "must be >= 0");
     positive(path + ".sim.max_tokens", p.sim.max_tokens);
+    positive_ms(path + ".timeouts.connect", p.http.connect_timeout);
+    positive_ms(path + ".timeouts.first_byte", p.http.first_byte_timeout);
+    positive_ms(path + ".timeouts.idle", p.http.idle_timeout);
+    positive_ms(path + ".timeouts.total", p.http.total_timeout);
+    if (p.http.max_connections < 0)
+      add(path + ".max_connections", "must be >= 0 (0: as many as limits.concurrency)");
 
     if (p.models.empty())
       add(path + ".models", "at least one model is required");
@@ -601,6 +627,8 @@ std::vector<config_problem> validate(const config& cfg) {
   if (cfg.supervision.max_restarts < 0)
     add("supervision.max_restarts", "must be >= 0");
   positive_ms("supervision.period", cfg.supervision.period);
+  if (cfg.runtime.io_threads < 1 || cfg.runtime.io_threads > 16)
+    add("runtime.io_threads", "must be between 1 and 16");
   if (cfg.runtime.scheduler_threads < 1 || cfg.runtime.scheduler_threads > 64)
     add("runtime.scheduler_threads", "must be between 1 and 64");
   positive_ms("runtime.step_timeout", cfg.runtime.step_timeout);

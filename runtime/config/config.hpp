@@ -50,6 +50,16 @@ struct sim_config {
   std::int64_t max_tokens = 400;///< completion tokens of a simulated answer at most
 };
 
+/// How an openai/anthropic provider talks HTTP (ignored by kind sim).
+struct http_client_config {
+  millis connect_timeout{10000};    ///< DNS + TCP + TLS handshake, default 10s
+  millis first_byte_timeout{60000}; ///< request sent -> response head, default 60s
+  millis idle_timeout{30000};       ///< gap between two pieces of a body, default 30s
+  millis total_timeout{300000};     ///< a whole attempt, default 5m (a call's own deadline may cut it shorter)
+  std::int64_t max_connections = 0;  ///< keep-alive pool cap; 0 = limits.concurrency
+  bool stream = false;               ///< stream from the upstream even when the caller did not ask to
+};
+
 struct provider_config {
   std::string name;             ///< the key under `providers:`
   std::string kind;             ///< openai | anthropic | sim (required)
@@ -57,6 +67,7 @@ struct provider_config {
   std::string api_key;          ///< after ${VAR} expansion; never logged
   std::optional<std::string> ca_file; ///< extra CA bundle for TLS verification
   limits_config limits;
+  http_client_config http;
   std::vector<model_config> models; ///< in file order; at least one
   sim_config sim;
 };
@@ -77,6 +88,7 @@ struct supervision_config {
 
 struct runtime_config {
   std::int64_t scheduler_threads = 2; ///< CAF worker threads (1..64)
+  std::int64_t io_threads = 1;        ///< Asio threads for every socket (1..16)
   millis step_timeout{120000};        ///< a workflow step's deadline, default 120s
 };
 

@@ -36,7 +36,7 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_listen(const std::str
 void read_upstream(yaml_reader& r, const YAML::Node& node, const std::string& path, mock_upstream_config& u) {
   if (!r.is_map(node, path))
     return;
-  r.check_keys(node, path, {"listen", "style", "limits", "latency", "reply", "api_key"});
+  r.check_keys(node, path, {"listen", "style", "limits", "latency", "reply", "context", "max_output", "api_key"});
   r.get(node, path, "listen", u.listen);
   std::string style;
   if (r.get(node, path, "style", style)) {
@@ -65,6 +65,8 @@ void read_upstream(yaml_reader& r, const YAML::Node& node, const std::string& pa
     r.check_keys(*n, p, {"tokens"});
     r.get(*n, p, "tokens", u.reply_tokens);
   }
+  r.get(node, path, "context", u.context);
+  r.get(node, path, "max_output", u.max_output);
   r.get(node, path, "api_key", u.api_key);
 }
 
@@ -126,6 +128,10 @@ std::vector<config_problem> validate(const mock_config& cfg) {
       add(path + ".limits.concurrency", "must be >= 0 (0 = unlimited)");
     if (u.limits.tokens < 0)
       add(path + ".limits.tokens", "must be >= 0 (0 = unlimited)");
+    if (u.max_output < 0)
+      add(path + ".max_output", "must be >= 0 (0 = unlimited)");
+    if (u.context < 0)
+      add(path + ".context", "must be >= 0 (0 = unlimited)");
     if (u.reply_tokens <= 0)
       add(path + ".reply.tokens", "must be > 0");
   }

@@ -40,6 +40,8 @@ struct mock_upstream_config {
   mock_limits limits;
   mock_latency latency;
   std::int64_t reply_tokens = 40; ///< `reply.tokens`: completion tokens of an answer (>= 1)
+  std::int64_t context = 0;       ///< context window: prompt + max_tokens above it is a 400; 0 = unlimited
+  std::int64_t max_output = 0;    ///< max_tokens above it is a 400 (bad request); 0 = unlimited
   std::string api_key;            ///< when non-empty, requests must carry it; default "" (no check)
 };
 

@@ -56,6 +56,10 @@ const char* reason_phrase(int status) {
     return "Too Many Requests";
   case 500:
     return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  case 529:
+    return "Overloaded";
   }
   return "Unknown";
 }
@@ -66,6 +70,7 @@ std::string error_body(bool anthropic, int status, const std::string& message) {
     const char* type = status == 401   ? "authentication_error"
                        : status == 404 ? "not_found_error"
                        : status == 429 ? "rate_limit_error"
+                       : status == 529 ? "overloaded_error"
                        : status >= 500 ? "api_error"
                                        : "invalid_request_error";
     return json{{"type", "error"}, {"error", {{"type", type}, {"message", message}}}}.dump();
@@ -184,6 +189,11 @@ std::string parse_body(endpoint ep, const std::string& body, parsed_request& p) 
   }
   if (!optional_bool(j, "stream", p.stream, error))
     return error;
+  if (j.contains("temperature")) {
+    double max = ep == endpoint::messages ? 1.0 : 2.0;
+    if (!j["temperature"].is_number() || j["temperature"].get<double>() < 0 || j["temperature"].get<double>() > max)
+      return "temperature: must be a number between 0 and " + std::string(ep == endpoint::messages ? "1" : "2");
+  }
   return {};
 }
 
@@ -227,7 +237,8 @@ constexpr std::pair<fault_mode, const char*> fault_names[] = {{fault_mode::none,
                                                               {fault_mode::slow, "slow"},
                                                               {fault_mode::garbage, "garbage"},
                                                               {fault_mode::cut, "cut"},
-                                                              {fault_mode::unauthorized, "unauthorized"}};
+                                                              {fault_mode::unauthorized, "unauthorized"},
+                                                              {fault_mode::overloaded, "overloaded"}};
 } // namespace
 
 std::optional<fault_mode> parse_fault_mode(std::string_view text) {
@@ -590,7 +601,7 @@ mock_reply mock_upstream::admin(const mock_request& req, const std::string& path
       f.cut_after = value.get<std::int64_t>();
     else if (key == "mode" || key == "fraction" || key == "slow_ms" || key == "cut_after")
       return fail(400, "bad value for '" + key +
-                           "' (mode: none|down|error500|slow|garbage|cut|unauthorized; fraction: 0..1; "
+                           "' (mode: none|down|error500|slow|garbage|cut|unauthorized|overloaded; fraction: 0..1; "
                            "slow_ms, cut_after: integers >= 0)");
     else
       return fail(400, "unknown key '" + key + "'");
@@ -646,6 +657,18 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
     answer_tokens = p.max_tokens;
     truncated = true;
   }
+  if (cfg_.max_output > 0 && p.max_tokens > cfg_.max_output)
+    return fail(400, "max_tokens: " + std::to_string(p.max_tokens) + " > " + std::to_string(cfg_.max_output) +
+                         ", which is the maximum allowed number of output tokens");
+  if (cfg_.context > 0 && ep != endpoint::embeddings &&
+      prompt_tokens + (p.max_tokens > 0 ? p.max_tokens : cfg_.reply_tokens) > cfg_.context)
+    return fail(400, anthropic ? "prompt is too long: " + std::to_string(prompt_tokens) + " tokens > " +
+                                     std::to_string(cfg_.context) + " maximum"
+                               : "This model's maximum context length is " + std::to_string(cfg_.context) +
+                                     " tokens. However, you requested " +
+                                     std::to_string(prompt_tokens + (p.max_tokens > 0 ? p.max_tokens
+                                                                                        : cfg_.reply_tokens)) +
+                                     " tokens. Please reduce the length of the messages.");
   // The token limit counts what the request could cost at most, as real providers do at arrival.
   std::int64_t cost = prompt_tokens;
   if (ep != endpoint::embeddings)
@@ -671,6 +694,11 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
   if (fault_.mode == fault_mode::error500 && next_is_error500()) {
     r.status = 500;
     r.body = error_body(anthropic, 500, "The server had an error while processing your request.");
+    return r;
+  }
+  if (fault_.mode == fault_mode::overloaded) { // admitted, then refused: what 503 / 529 look like in practice
+    r.status = anthropic ? 529 : 503;
+    r.body = error_body(anthropic, r.status, anthropic ? "Overloaded" : "The engine is currently overloaded.");
     return r;
   }
   if (fault_.mode == fault_mode::garbage) {

@@ -22,7 +22,7 @@ enum class reject_reason : std::uint8_t { none, requests, concurrency, tokens };
 const char* to_string(reject_reason r);
 
 /// Faults switchable at run time through POST /admin/fault.
-enum class fault_mode : std::uint8_t { none, down, error500, slow, garbage, cut, unauthorized };
+enum class fault_mode : std::uint8_t { none, down, error500, slow, garbage, cut, unauthorized, overloaded };
 std::optional<fault_mode> parse_fault_mode(std::string_view text);
 const char* to_string(fault_mode m);
 

@@ -1,5 +1,6 @@
 // End to end: the real squad-mock-provider binary, over loopback sockets, as tests and benchmarks use it.
 #include "tests/integration/http_client.hpp"
+#include "tests/integration/mock_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -27,109 +28,13 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using squad::test::http_connection;
 using squad::test::http_result;
+using squad::test::mock_process;
+using squad::test::slurp;
+using squad::test::temp_dir;
 
 namespace {
 
 const std::string host = "127.0.0.1";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// A private directory, removed on scope exit (also when a constructor holding it throws).
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("squad-mock-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-// The mock binary running on a config, in a private temp dir; stopped (SIGTERM, then SIGKILL) on scope exit.
-class mock_process {
-public:
-  explicit mock_process(const std::string& yaml) {
-    std::ofstream(dir_ / "mock.yaml") << yaml;
-    std::vector<std::string> args = {SQUAD_MOCK_BIN, "--config", (dir_ / "mock.yaml").string(), "--ports-file",
-                                     (dir_ / "ports.json").string()};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      pid_ = -1;
-      FAIL("cannot start " SQUAD_MOCK_BIN);
-    }
-    // Waiting for process start-up: the ports file appears (renamed into place) once every port listens.
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!fs::exists(dir_ / "ports.json")) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("the mock exited at start: " << slurp(dir_ / "stderr.txt"));
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        stop();
-        FAIL("the mock did not write its ports file within 10s");
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    try {
-      json ports = json::parse(slurp(dir_ / "ports.json"));
-      for (auto& [name, port] : ports.items())
-        ports_[name] = port.get<std::uint16_t>();
-    } catch (...) {
-      stop(); // the destructor does not run when the constructor throws
-      throw;
-    }
-  }
-
-  ~mock_process() { stop(); }
-
-  std::uint16_t port(const std::string& name) const { return ports_.at(name); }
-  std::size_t upstream_count() const { return ports_.size(); }
-  std::string stdout_text() const { return slurp(dir_ / "stdout.txt"); }
-
-  /// SIGTERM, then the exit status (or -1 if it had to be killed).
-  int stop() {
-    if (pid_ <= 0)
-      return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return -1;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-private:
-  temp_dir dir_;
-  pid_t pid_ = -1;
-  std::map<std::string, std::uint16_t> ports_;
-};
 
 // One upstream named "up" with the given YAML fragments.
 std::string one_upstream(const std::string& limits, const std::string& latency = "{fixed: 0ms}",

@@ -1,0 +1,130 @@
+// The provider actor for kind openai and kind anthropic: builds the upstream request, hands it to the
+// provider's HTTP pool (io threads), and answers when the io side reports back. One message crosses each way:
+// provider_call in; (done, id, upstream_reply) back from the io thread, which the actor delivers.
+#include "actors/provider/provider.hpp"
+#include "actors/provider/reply_assembler.hpp"
+
+#include <unordered_map>
+
+namespace squad {
+
+namespace {
+
+struct http_provider_state {
+  provider_config cfg;
+  std::shared_ptr<net::http_pool> pool;
+  api_kind kind = api_kind::openai;
+  std::string target; // the request path
+  std::uint64_t next_id = 0;
+  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  static inline const char* name = "squad.http_provider";
+};
+
+using http_provider_actor = caf::stateful_actor<http_provider_state>;
+
+// Lives on the io side for one exchange; reports to the actor exactly once.
+class call_handler final : public net::http_handler {
+public:
+  call_handler(caf::actor owner, std::uint64_t id, api_kind kind, const std::string& secret)
+    : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()) {}
+
+  void on_head(int status, const header_list& headers) override {
+    assembler_.on_head(status, headers, std::chrono::system_clock::now());
+  }
+
+  void on_data(std::string_view piece) override { assembler_.on_data(piece); }
+
+  void on_done(net::http_failure failure, const std::string& detail) override {
+    auto reply = assembler_.finish(failure, detail);
+    reply.latency_ms =
+      std::chrono::duration_cast<millis>(std::chrono::steady_clock::now() - started_).count();
+    caf::anon_send(owner_, atoms::done_v, id_, std::move(reply));
+  }
+
+private:
+  caf::actor owner_;
+  std::uint64_t id_;
+  reply_assembler assembler_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
+  auto& st = self->state;
+  st.kind = cfg.kind == "anthropic" ? api_kind::anthropic : api_kind::openai;
+  st.target = provider_request_path(cfg.kind, pool->options().origin.path);
+  st.cfg = std::move(cfg);
+  st.pool = std::move(pool);
+  return {
+    [self](provider_call& call) -> caf::result<upstream_reply> {
+      auto& st = self->state;
+      bool stream = call.request.stream || st.cfg.http.stream;
+      net::http_request req;
+      req.target = st.target;
+      if (st.kind == api_kind::openai) {
+        req.headers = openai::request_headers(st.cfg.api_key);
+        req.body = openai::build_request_body(call.request, call.target.model_id, stream);
+      } else {
+        req.headers = anthropic::request_headers(st.cfg.api_key);
+        req.body = anthropic::build_request_body(call.request, call.target.model_id, stream);
+      }
+      if (stream)
+        req.headers.emplace_back("accept", "text/event-stream");
+      if (call.request.timeout_ms > 0)
+        req.total = millis{call.request.timeout_ms};
+      auto id = st.next_id++;
+      st.pending.emplace(id, self->make_response_promise());
+      auto handler = std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key);
+      st.pool->submit(std::move(req), std::move(handler));
+      return caf::delegated<upstream_reply>{};
+    },
+    [self](atoms::done, std::uint64_t id, upstream_reply& reply) {
+      auto& pending = self->state.pending;
+      auto it = pending.find(id);
+      if (it == pending.end())
+        return;
+      it->second.deliver(std::move(reply));
+      pending.erase(it);
+    },
+    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+  };
+}
+
+} // namespace
+
+std::string provider_request_path(const std::string& kind, const std::string& base_path) {
+  if (kind == "anthropic")
+    return base_path + (base_path.ends_with("/v1") ? "/messages" : "/v1/messages");
+  return base_path + "/chat/completions";
+}
+
+net::pool_options provider_pool_options(const provider_config& cfg, const net::url_parts& origin) {
+  net::pool_options o;
+  o.name = cfg.name;
+  o.origin = origin;
+  o.ca_file = cfg.ca_file;
+  auto cap = cfg.http.max_connections > 0 ? cfg.http.max_connections : cfg.limits.concurrency;
+  o.max_connections = static_cast<std::size_t>(std::max<std::int64_t>(1, cap));
+  o.timeouts = {cfg.http.connect_timeout, cfg.http.first_byte_timeout, cfg.http.idle_timeout, cfg.http.total_timeout};
+  return o;
+}
+
+std::shared_ptr<net::http_pool> make_provider_pool(net::io_runtime& io, const provider_config& cfg, std::string& why) {
+  std::string url_why;
+  auto origin = net::parse_url(cfg.base_url, url_why);
+  if (!origin) {
+    why = "providers." + cfg.name + ".base_url: " + url_why;
+    return nullptr;
+  }
+  std::string pool_why;
+  auto pool = io.make_pool(provider_pool_options(cfg, *origin), pool_why);
+  if (!pool)
+    why = "providers." + cfg.name + (cfg.ca_file ? ".ca_file: " : ".base_url: ") + pool_why;
+  return pool;
+}
+
+caf::actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
+                               std::shared_ptr<net::http_pool> pool) {
+  return parent->spawn(http_provider, cfg, std::move(pool));
+}
+
+} // namespace squad
