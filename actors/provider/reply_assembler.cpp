@@ -68,7 +68,7 @@ void reply_assembler::accumulate(const std::vector<sse_event>& events, std::stri
 
 std::string reply_assembler::on_data(std::string_view piece) {
   if (!sse_) {
-    if (body_.size() + piece.size() > max_body_bytes_)
+    if (body_overflow_ || body_.size() + piece.size() > max_body_bytes_)
       body_overflow_ = true;
     else
       body_.append(piece);
@@ -90,14 +90,19 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
   bool stream_done = kind_ == api_kind::openai ? openai_.done() : anthropic_.done();
   auto stream_reply = [&] {
     auto r = kind_ == api_kind::openai ? openai_.finish() : anthropic_.finish();
-    if (r.result == outcome::ok && parser_.failed()) {
+    // A failed parser reads nothing more, so the end marker after the failure is never seen: the accumulator
+    // then says stream_cut, which would hide the real cause.
+    if ((r.result == outcome::ok || r.result == outcome::stream_cut) && parser_.failed()) {
+      auto usage = r.usage; // tokens streamed before the failure may be billed
       r = {};
       r.result = outcome::bad_response;
       r.detail = "unreadable event stream: " + parser_.error();
+      r.usage = usage;
     }
     return r;
   };
   upstream_reply r;
+  bool classified = false; // classify() set the signals, with a 429's wait derived from them
   bool head = status_ != 0;
   bool ok_status = status_ >= 200 && status_ < 300;
   if (failure == http_failure::none || (sse_ && stream_done)) {
@@ -107,6 +112,7 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
       r.detail = "response body larger than " + std::to_string(max_body_bytes_) + " bytes";
     } else if (!ok_status) {
       r = classify(status_, body_, signals_);
+      classified = true;
     } else if (sse_) {
       r = stream_reply();
     } else {
@@ -114,6 +120,7 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
     }
   } else if (head && !ok_status && failure == http_failure::closed_early) {
     r = classify(status_, body_, signals_); // the status says enough even if its error body was cut
+    classified = true;
   } else {
     switch (failure) {
       case http_failure::timeout_connect:
@@ -142,7 +149,7 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
     if (sse_)
       r.usage = stream_reply().usage; // tokens streamed before the failure may be billed
   }
-  if (head)
+  if (head && !classified)
     r.signals = signals_;
   if (r.result != outcome::ok)
     r.text.clear();

@@ -84,11 +84,20 @@ std::optional<url_parts> parse_url(std::string_view url, std::string& why) {
       why = "has text after the IPv6 host";
       return std::nullopt;
     }
-    if (!after.empty())
+    if (!after.empty()) {
       port = after.substr(1);
+      if (port.empty()) {
+        why = "has an empty port";
+        return std::nullopt;
+      }
+    }
   } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
     out.host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
+    if (out.host.find(':') != std::string::npos) { // "http://fe80::1" would be host "fe80:", port "1"
+      why = "has an IPv6 host without brackets (write [::1]:8080)";
+      return std::nullopt;
+    }
     if (port.empty()) {
       why = "has an empty port";
       return std::nullopt;

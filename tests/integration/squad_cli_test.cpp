@@ -1,4 +1,7 @@
 // End to end: the real `squad` binary on the shipped config, as a user runs it.
+#include "tests/integration/http_client.hpp"
+#include "tests/integration/mock_process.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -21,7 +24,7 @@ struct result {
 };
 
 // Runs `args` through the shell from the source directory.
-result squad(const std::string& args) {
+result run_squad(const std::string& args) {
   auto cmd = "cd '" SQUAD_SOURCE_DIR "' && '" SQUAD_BIN "' " + args + " 2>&1";
   result r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -64,7 +67,7 @@ TEST_CASE("squad run on the default config writes the artifacts and run.json wit
   // Intent: the main job works on a fresh checkout with simulated providers only.
   temp_dir dir;
   auto t0 = std::chrono::steady_clock::now();
-  auto r = squad("run 'Build a habit tracker for small teams' --out '" + dir.path.string() + "'");
+  auto r = run_squad("run 'Build a habit tracker for small teams' --out '" + dir.path.string() + "'");
   auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   INFO(r.out);
   REQUIRE(r.status == 0);
@@ -91,7 +94,7 @@ TEST_CASE("squad run on the default config writes the artifacts and run.json wit
 TEST_CASE("a persona actor killed mid-run is restarted and the run still completes") {
   // Intent: the test hook crashes the architect's actor while its step runs; supervision recovers it.
   temp_dir dir;
-  auto r = squad("run 'Build a habit tracker' -q --test-kill-persona architect --out '" + dir.path.string() + "'");
+  auto r = run_squad("run 'Build a habit tracker' -q --test-kill-persona architect --out '" + dir.path.string() + "'");
   INFO(r.out);
   REQUIRE(r.status == 0);
   auto run = read_json(dir.path / "run.json");
@@ -102,7 +105,7 @@ TEST_CASE("a persona actor killed mid-run is restarted and the run still complet
 TEST_CASE("a worker that keeps crashing fails the run with a non-zero exit and the reason") {
   // Intent: escalation past the restart intensity is explicit, in run.json and the exit status.
   temp_dir dir;
-  auto r = squad("run 'x' -q --test-crash-step prd --test-crash-times 100 --out '" + dir.path.string() + "'");
+  auto r = run_squad("run 'x' -q --test-crash-step prd --test-crash-times 100 --out '" + dir.path.string() + "'");
   CHECK(r.status == 1);
   auto run = read_json(dir.path / "run.json");
   CHECK(run["status"] == "failed");
@@ -111,7 +114,7 @@ TEST_CASE("a worker that keeps crashing fails the run with a non-zero exit and t
 
 TEST_CASE("squad config check reports all three mistakes with their paths and exits 2") {
   // Intent: validation reports every problem, not the first.
-  auto r = squad("config check tests/data/three_mistakes.yaml");
+  auto r = run_squad("config check tests/data/three_mistakes.yaml");
   INFO(r.out);
   CHECK(r.status == 2);
   CHECK_THAT(r.out, Catch::Contains("3 problems"));
@@ -122,7 +125,7 @@ TEST_CASE("squad config check reports all three mistakes with their paths and ex
 
 TEST_CASE("squad config check accepts the shipped config, personas and workflows") {
   // Intent: what we ship is valid.
-  auto r = squad("config check config/squad.yaml");
+  auto r = run_squad("config check config/squad.yaml");
   INFO(r.out);
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Catch::Contains("12 personas"));
@@ -130,13 +133,75 @@ TEST_CASE("squad config check accepts the shipped config, personas and workflows
 
 TEST_CASE("bad command lines and missing inputs fail with a clear message") {
   // Intent: errors name what was wrong; nothing crashes.
-  auto wf = squad("run 'x' --workflow no-such-flow --out /tmp/squad-never-written");
+  auto wf = run_squad("run 'x' --workflow no-such-flow --out /tmp/squad-never-written");
   CHECK(wf.status == 2);
   CHECK_THAT(wf.out, Catch::Contains("no-such-flow"));
-  auto cfg = squad("run 'x' --config /nonexistent/squad.yaml");
+  auto cfg = run_squad("run 'x' --config /nonexistent/squad.yaml");
   CHECK(cfg.status == 2);
   CHECK_THAT(cfg.out, Catch::Contains("/nonexistent/squad.yaml"));
-  auto v = squad("version");
+  auto v = run_squad("version");
   CHECK(v.status == 0);
   CHECK_THAT(v.out, Catch::Contains("squad "));
+}
+
+namespace {
+
+// The shipped mock upstreams, with their URLs exported the way deploy/mock-env.sh does.
+struct mock_upstreams {
+  squad::test::mock_process mock{squad::test::slurp(SQUAD_SOURCE_DIR "/config/examples/mock-upstreams.yaml")};
+  mock_upstreams() {
+    for (std::string name : {"swift", "steady", "deep", "backup"}) {
+      std::string upper = name;
+      for (auto& c : upper)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      std::string url = "http://127.0.0.1:" + std::to_string(mock.port(name)) + (name == "deep" ? "" : "/v1");
+      setenv(("MOCK_" + upper + "_URL").c_str(), url.c_str(), 1);
+    }
+  }
+  json stats(const std::string& name) {
+    auto r = squad::test::request("GET", "127.0.0.1", mock.port(name), "/stats");
+    REQUIRE(r.status == 200);
+    return json::parse(r.body);
+  }
+};
+
+} // namespace
+
+TEST_CASE("squad run works against squad-mock-provider over HTTP", "[cli][http]") {
+  mock_upstreams up;
+  temp_dir out;
+  auto r = run_squad("run --quiet --config config/examples/squad-mock.yaml --out '" + out.path.string() +
+                 "' 'Build a habit tracker for small teams'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto run = read_json(out.path / "run.json");
+  CHECK(run["status"] == "completed");
+  CHECK(run["steps"].size() == 6);
+  for (auto& [id, step] : run["steps"].items()) {
+    CHECK(step["status"] == "completed");
+    CHECK_THAT(step["served_by"].get<std::string>(), Catch::StartsWith("mock-"));
+  }
+  int admitted = 0;
+  for (std::string name : {"swift", "steady", "deep", "backup"})
+    admitted += up.stats(name)["admitted"].get<int>();
+  CHECK(admitted >= 7); // the answers really came over HTTP
+}
+
+TEST_CASE("a run against the mock survives an upstream that is down, and says so", "[cli][http]") {
+  mock_upstreams up;
+  auto f = squad::test::request("POST", "127.0.0.1", up.mock.port("swift"), "/admin/fault", R"({"mode":"down"})");
+  REQUIRE(f.status == 200);
+  temp_dir out;
+  auto r = run_squad("run --quiet --config config/examples/squad-mock.yaml --out '" + out.path.string() + "' 'Plan a launch'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto run = read_json(out.path / "run.json");
+  CHECK(run["status"] == "completed");
+  CHECK(count_events(run, "step.fallback") >= 1);
+  bool named = false;
+  for (auto& e : run["events"])
+    if (e["type"] == "step.fallback")
+      named = named || e["message"].get<std::string>().find("connect_failed") != std::string::npos;
+  CHECK(named);
+  CHECK(up.stats("swift")["admitted"] == 0);
 }

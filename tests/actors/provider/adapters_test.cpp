@@ -330,6 +330,52 @@ TEST_CASE("classify: a 429 without retry-after waits for the exhausted limit's r
   CHECK(classify(429, "", s).signals.retry_after_ms == 100);
 }
 
+TEST_CASE("classify: a 429 for insufficient_quota is auth_failed, not a rate limit") {
+  // Out of credit: waiting does not help, so it must not be retried like a rate limit.
+  limit_signals s;
+  s.retry_after_ms = 20000;
+  const std::vector<std::string> bodies = {
+      // OpenAI's body, code and type both set.
+      R"({"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}})",
+      // code null, type set.
+      R"({"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":null}})",
+      // Gemini-style array wrapping.
+      R"([{"error":{"message":"You exceeded your current quota.","code":"insufficient_quota"}}])",
+  };
+  for (const auto& body : bodies) {
+    INFO(body);
+    auto r = classify(429, body, s);
+    CHECK(r.result == outcome::auth_failed);
+    CHECK_FALSE(squad::is_retryable(r.result));
+    CHECK(contains(r.detail, "HTTP 429"));
+    CHECK(contains(r.detail, "insufficient_quota"));
+    CHECK(contains(r.detail, "You exceeded your current quota"));
+    CHECK(r.signals.retry_after_ms == 20000); // what the headers said still travels
+  }
+}
+
+TEST_CASE("classify: an ordinary 429 stays rate_limited") {
+  // Rate limits of every shape, and other codes, are retryable after a wait.
+  const std::vector<std::string> bodies = {
+      "",
+      "not json",
+      R"({"error":{"message":"Rate limit reached for gpt-4o-mini","type":"tokens","param":null,"code":"rate_limit_exceeded"}})",
+      R"({"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your rate limit."}})",
+      R"({"error":{"message":"Too many requests","code":429}})",
+      R"({"error":{"message":"mentions insufficient_quota only in the text","type":"requests"}})",
+      R"({"error":{"message":"x","code":"insufficient_quota_soon"}})",
+  };
+  for (const auto& body : bodies) {
+    INFO(body);
+    auto r = classify(429, body, {});
+    CHECK(r.result == outcome::rate_limited);
+    CHECK(squad::is_retryable(r.result));
+    CHECK_FALSE(contains(r.detail, "(insufficient_quota"));
+  }
+  // insufficient_quota under another status is classified by that status.
+  CHECK(classify(400, R"({"error":{"message":"m","code":"insufficient_quota"}})", {}).result == outcome::bad_request);
+}
+
 // -- OpenAI -----------------------------------------------------------------------------------------------
 
 TEST_CASE("openai: request body, not streaming") {
