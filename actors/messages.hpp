@@ -75,6 +75,16 @@ struct provider_call {
   call_request request;
 };
 
+/// A limiter's answer to acquire (a permit, or `limited` with when to come back) and to query.
+struct limit_grant {
+  bool granted = false;
+  std::uint64_t permit = 0;     ///< when granted
+  std::int64_t wait_ms = 0;     ///< query: estimated wait; acquire refused: retry in this many ms
+  std::int64_t waited_ms = 0;   ///< acquire: time spent queued
+  std::string rule;             ///< what held it back: pause, quota, window, bucket, concurrency, ..., breaker_open
+  std::uint8_t breaker = 0;     ///< the provider's breaker phase as last told (0 closed, 1 open, 2 half_open)
+};
+
 /// One attempt in a call's history.
 struct attempt_info {
   std::string provider;
@@ -172,6 +182,10 @@ typename I::result_type inspect(I& f, provider_call& x) {
   return f(caf::meta::type_name("provider_call"), x.target, x.request);
 }
 template <class I>
+typename I::result_type inspect(I& f, limit_grant& x) {
+  return f(caf::meta::type_name("limit_grant"), x.granted, x.permit, x.wait_ms, x.waited_ms, x.rule, x.breaker);
+}
+template <class I>
 typename I::result_type inspect(I& f, attempt_info& x) {
   return f(caf::meta::type_name("attempt_info"), x.provider, x.model, x.outcome, x.detail, x.latency_ms);
 }
@@ -235,6 +249,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(squad, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(squad, (squad::step_output))
   CAF_ADD_TYPE_ID(squad, (squad::step_result))
   CAF_ADD_TYPE_ID(squad, (squad::child_event))
+  CAF_ADD_TYPE_ID(squad, (squad::limit_grant))
 CAF_END_TYPE_ID_BLOCK(squad)
 
 // Atoms (text <= 10 characters).
@@ -250,6 +265,13 @@ CAF_ADD_ATOM(squad, squad::atoms, start, "start")
 CAF_ADD_ATOM(squad, squad::atoms, cancel, "cancel")
 CAF_ADD_ATOM(squad, squad::atoms, retry, "retry")
 CAF_ADD_ATOM(squad, squad::atoms, crash, "crash")
+CAF_ADD_ATOM(squad, squad::atoms, acquire, "acquire")
+CAF_ADD_ATOM(squad, squad::atoms, release, "release")
+CAF_ADD_ATOM(squad, squad::atoms, query, "query")
+CAF_ADD_ATOM(squad, squad::atoms, allow, "allow")
+CAF_ADD_ATOM(squad, squad::atoms, report, "report")
+CAF_ADD_ATOM(squad, squad::atoms, stats, "stats")
+CAF_ADD_ATOM(squad, squad::atoms, phase, "phase")
 
 namespace squad {
 /// Registers Squad's message types; call on every actor_system_config (main, tests, other nodes).

@@ -5,7 +5,7 @@
 namespace squad {
 
 chain_walker::chain_walker(std::size_t targets, steady_time deadline, walker_options opts)
-  : targets_(targets), deadline_(deadline), opts_(opts) {}
+  : targets_(targets), deadline_(deadline), opts_(opts), rng_(opts.seed) {}
 
 chain_walker::decision chain_walker::next(steady_time now) const {
   if (attempts_ >= opts_.max_attempts || now >= deadline_)
@@ -40,8 +40,31 @@ void chain_walker::record(std::size_t target, outcome result, steady_time now, s
   } else {
     auto shift = std::min<std::int64_t>(t.failures - 1, 20);
     auto backoff = std::min<std::int64_t>(opts_.backoff_cap.count(), opts_.backoff_base.count() << shift);
+    if (opts_.jitter && backoff > 1) { // full jitter (splitmix64 step): uniform in [1, backoff]
+      rng_ += 0x9E3779B97F4A7C15ull;
+      std::uint64_t z = rng_;
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      backoff = 1 + static_cast<std::int64_t>(z % static_cast<std::uint64_t>(backoff));
+    }
     t.ready_at = std::max(t.ready_at, now + std::chrono::milliseconds{backoff});
   }
+}
+
+void chain_walker::rest(std::size_t target, steady_time until) {
+  auto& t = targets_.at(target);
+  t.ready_at = std::max(t.ready_at, until);
+}
+
+std::vector<std::size_t> chain_walker::ready(steady_time now) const {
+  std::vector<std::size_t> out;
+  if (attempts_ >= opts_.max_attempts || now >= deadline_)
+    return out;
+  for (std::size_t i = 0; i < targets_.size(); ++i)
+    if (!targets_[i].removed && targets_[i].ready_at <= now)
+      out.push_back(i);
+  return out;
 }
 
 const char* chain_walker::exhausted_reason(steady_time now) const {

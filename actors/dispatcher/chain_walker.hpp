@@ -20,6 +20,8 @@ struct walker_options {
   std::chrono::milliseconds backoff_base{200};
   std::chrono::milliseconds backoff_cap{5000};
   std::chrono::milliseconds default_retry_after{1000}; ///< when a rate_limited reply names no deadline
+  bool jitter = false;        ///< full jitter: a backoff rests a target uniformly in (0, base * 2^n] (capped)
+  std::uint64_t seed = 1;     ///< of the jitter's generator (deterministic for a seed)
 };
 
 class chain_walker {
@@ -40,6 +42,12 @@ public:
   /// Records how an attempt at `target` ended at `now`.
   void record(std::size_t target, outcome result, steady_time now, std::chrono::milliseconds retry_after);
 
+  /// Rests `target` until `until` without counting an attempt (e.g. its limiter could not admit in time).
+  void rest(std::size_t target, steady_time until);
+
+  /// The targets ready at `now`, in chain order (empty when the walk is over or every target rests).
+  std::vector<std::size_t> ready(steady_time now) const;
+
   std::int64_t attempts() const { return attempts_; }
 
   /// Why the walk ended, for an exhausted decision: "deadline", "attempts" or "targets".
@@ -55,6 +63,7 @@ private:
   steady_time deadline_;
   walker_options opts_;
   std::int64_t attempts_ = 0;
+  std::uint64_t rng_;
 };
 
 } // namespace squad

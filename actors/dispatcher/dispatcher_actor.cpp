@@ -1,4 +1,5 @@
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/limiter/limiter.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -32,7 +33,7 @@ struct pending_call {
 
 struct dispatcher_state {
   caf::actor root;
-  walker_options opts;
+  dispatch_options opts;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, pending_call> calls;
   static inline const char* name = "squad.dispatcher";
@@ -56,6 +57,9 @@ std::string attempts_text(const std::vector<attempt_info>& attempts) {
 }
 
 void step(dispatcher_actor* self, std::uint64_t id);
+void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string& note);
+void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit);
 
 void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r) {
   auto i = self->state.calls.find(id);
@@ -109,33 +113,208 @@ void step(dispatcher_actor* self, std::uint64_t id) {
     case chain_walker::action::try_target:
       break;
   }
-  auto& t = c.req.chain[d.target];
+  route(self, id, c.walker.ready(now));
+}
+
+std::int64_t token_estimate(const call_request& req) {
+  std::size_t chars = 0;
+  for (auto& m : req.messages)
+    chars += m.content.size();
+  return static_cast<std::int64_t>((chars + 3) / 4) + std::max<std::int64_t>(0, req.max_tokens);
+}
+
+// Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
+// (first ready, breaker not open) target unless another can serve sooner by more than the slack.
+void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end() || ready.empty())
+    return step(self, id);
+  if (ready.size() == 1)
+    return attempt(self, id, ready.front(), {});
+  struct gather {
+    std::vector<std::size_t> targets;
+    std::vector<limit_grant> answers;
+    std::size_t pending;
+  };
+  auto g = std::make_shared<gather>(gather{ready, std::vector<limit_grant>(ready.size()), ready.size()});
+  auto tokens = token_estimate(i->second.req);
+  for (std::size_t k = 0; k < ready.size(); ++k) {
+    auto& t = i->second.req.chain[ready[k]];
+    auto decide = [self, id, g] {
+      if (--g->pending > 0)
+        return;
+      auto open = static_cast<std::uint8_t>(breaker_phase::open);
+      std::optional<std::size_t> pref, best;
+      for (std::size_t k = 0; k < g->targets.size(); ++k) {
+        auto& a = g->answers[k];
+        if (a.breaker == open || a.wait_ms < 0)
+          continue;
+        if (!pref)
+          pref = k;
+        if (!best || a.wait_ms < g->answers[*best].wait_ms)
+          best = k;
+      }
+      if (!pref) // every ready target is open or can never admit: try the first; it will say why
+        return attempt(self, id, g->targets.front(), {});
+      auto slack = self->state.opts.route_slack.count();
+      auto chosen = g->answers[*best].wait_ms + slack < g->answers[*pref].wait_ms ? *best : *pref;
+      std::string note;
+      if (chosen != *pref) {
+        auto c = self->state.calls.find(id);
+        if (c != self->state.calls.end()) {
+          auto& from = c->second.req.chain[g->targets[*pref]];
+          auto& to = c->second.req.chain[g->targets[chosen]];
+          note = target_name(from) + " busy for ~" + std::to_string(g->answers[*pref].wait_ms) + "ms (" +
+                 g->answers[*pref].rule + "); " + target_name(to) + " can serve in ~" +
+                 std::to_string(g->answers[chosen].wait_ms) + "ms";
+          emit_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
+                     "routed to " + target_name(to) + ": " + note,
+                     nlohmann::json{{"preferred", target_name(from)}, {"chosen", target_name(to)},
+                                    {"preferred_wait_ms", g->answers[*pref].wait_ms},
+                                    {"chosen_wait_ms", g->answers[chosen].wait_ms},
+                                    {"rule", g->answers[*pref].rule}}
+                       .dump());
+        }
+      }
+      attempt(self, id, g->targets[chosen], note);
+    };
+    self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + t.provider + ":limiter",
+                  caf::make_message(atoms::query_v, tokens))
+      .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); },
+            [g, k, decide](caf::error&) { g->answers[k].wait_ms = -1; decide(); });
+  }
+}
+
+// Records a try that never reached the upstream (breaker open, limiter queue timed out) and walks on.
+void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, const char* why, std::string detail,
+              millis rest) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto& t = c.req.chain[target];
+  c.attempts.push_back({t.provider, t.model, why, std::move(detail), 0});
+  c.walker.rest(target, self->clock().now() + rest);
+  c.last_failed = target;
+  step(self, id);
+}
+
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string&) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
   if (c.last_failed) {
     auto& prev = c.req.chain[*c.last_failed];
     auto& last = c.attempts.back();
-    bool same = *c.last_failed == d.target;
+    bool same = *c.last_failed == target;
     emit_event(self, c.req.events, same ? "step.retry" : "step.fallback", c.req.step_id, c.req.persona,
                (same ? "retrying " + target_name(t) : target_name(prev) + " -> " + target_name(t)) + " after "
                  + last.outcome,
                nlohmann::json{{"from", target_name(prev)}, {"to", target_name(t)}, {"reason", last.outcome},
                               {"detail", last.detail}}
                  .dump());
+    c.last_failed.reset();
   }
+  auto remaining = std::chrono::duration_cast<millis>(c.started + millis{c.req.timeout_ms} - now);
+  auto provider = t.provider;
+  auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
+  auto priority = static_cast<std::uint8_t>(std::min<int>(c.req.priority, 3));
+  auto tokens = token_estimate(c.req);
+  // 1. the breaker
+  self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":breaker",
+                caf::make_message(atoms::allow_v))
+    .then(
+      [=](bool allowed) {
+        if (!allowed)
+          return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
+        // 2. the limiter: admitted now, or queued by priority until queue_wait
+        self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":limiter",
+                      caf::make_message(atoms::acquire_v, priority, tokens, queue_wait))
+          .then(
+            [=](limit_grant& g) {
+              if (!g.granted) {
+                self->send(self->state.root, atoms::forward_v, "providers/" + provider + ":breaker",
+                           caf::make_message(atoms::cancel_v));
+                auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
+                                            : "no slot within " + std::to_string(queue_wait) + "ms (" + g.rule +
+                                                "; next in ~" + std::to_string(g.wait_ms) + "ms)";
+                return not_sent(self, id, target, "limited", detail,
+                                millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
+              }
+              auto c = self->state.calls.find(id);
+              if (c == self->state.calls.end()) { // the call is gone: give the slot back
+                self->send(self->state.root, atoms::forward_v, "providers/" + provider + ":limiter",
+                           caf::make_message(atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
+                                             outcome::unavailable));
+                return;
+              }
+              if (g.waited_ms > 0)
+                emit_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
+                           "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
+                           nlohmann::json{{"provider", provider}, {"waited_ms", g.waited_ms}}.dump());
+              send_call(self, id, target, g.permit);
+            },
+            [=](caf::error& err) {
+              not_sent(self, id, target, "unavailable", "limiter: " + error_detail(self->system(), err), millis{1000});
+            });
+      },
+      [=](caf::error& err) {
+        not_sent(self, id, target, "unavailable", "breaker: " + error_detail(self->system(), err), millis{1000});
+      });
+}
+
+// 3. the provider; then, off the answer's path, the limiter and breaker learn how it went.
+void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
   auto remaining = c.started + millis{c.req.timeout_ms} - now;
   provider_call call{t, c.req};
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
-  auto target = d.target;
+  auto provider = t.provider;
+  auto learn = [self, id, provider, permit](const upstream_reply& r) {
+    auto c = self->state.calls.find(id);
+    caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
+    std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
+    std::string persona = c != self->state.calls.end() ? c->second.req.persona : "";
+    std::int64_t used = r.result == outcome::ok ? r.usage.prompt_tokens + r.usage.completion_tokens : -1;
+    self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":limiter",
+                  caf::make_message(atoms::release_v, permit, used, r.signals, r.result))
+      .then([self, events, step_id, persona, provider](std::string& note) {
+        if (!note.empty())
+          emit_event(self, events, "provider.throttled", step_id, persona, note,
+                     nlohmann::json{{"provider", provider}}.dump());
+      }, [](caf::error&) {});
+    self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":breaker",
+                  caf::make_message(atoms::report_v, r.result))
+      .then([self, events, step_id, persona, provider](std::string& change) {
+        if (!change.empty())
+          emit_event(self, events, "provider.breaker", step_id, persona,
+                     provider + " circuit breaker " + change,
+                     nlohmann::json{{"provider", provider}, {"change", change}}.dump());
+      }, [](caf::error&) {});
+  };
   self->request(self->state.root, remaining, atoms::forward_v, "providers/" + t.provider, caf::make_message(std::move(call)))
-    .then([self, id, target](upstream_reply& r) { on_reply(self, id, target, std::move(r)); },
-          [self, id, target](caf::error& err) {
+    .then([self, id, target, learn](upstream_reply& r) {
+            learn(r);
+            on_reply(self, id, target, std::move(r));
+          },
+          [self, id, target, learn](caf::error& err) {
             upstream_reply r;
             r.result = err == caf::sec::request_timeout ? outcome::timeout : outcome::unavailable;
             r.detail = error_detail(self->system(), err);
+            learn(r);
             on_reply(self, id, target, std::move(r));
           });
 }
 
-caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, walker_options opts) {
+caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_options opts) {
   self->state.root = std::move(root);
   self->state.opts = opts;
   return {
@@ -144,7 +323,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, walker_options
         return make_squad_error(squad_errc::chain_exhausted, "the call has no targets");
       auto now = self->clock().now();
       auto id = self->state.next_id++;
-      chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts};
+      chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
       self->state.calls.emplace(id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt});
       step(self, id);
@@ -156,7 +335,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, walker_options
 
 } // namespace
 
-caf::actor spawn_dispatcher(caf::local_actor* parent, caf::actor root, walker_options opts) {
+caf::actor spawn_dispatcher(caf::local_actor* parent, caf::actor root, dispatch_options opts) {
   return parent->spawn(dispatcher, std::move(root), opts);
 }
 

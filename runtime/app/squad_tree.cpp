@@ -1,6 +1,7 @@
 #include "runtime/app/squad_tree.hpp"
 
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/limiter/limiter.hpp"
 #include "actors/persona/persona.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/supervisor/supervisor.hpp"
@@ -104,6 +105,17 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
                            std::string why;
                            return spawn_provider(parent, p, pools, why);
                          }});
+  for (auto& p : cfg.providers) { // governance beside each provider: "<name>:limiter", "<name>:breaker"
+    providers.push_back({p.name + ":limiter", restart_kind::permanent,
+                         [p](caf::local_actor* parent) { return spawn_limiter(parent, p); }});
+    providers.push_back({p.name + ":breaker", restart_kind::permanent,
+                         [p, root](caf::local_actor* parent) { return spawn_breaker(parent, p, root); }});
+  }
+  dispatch_options dopts;
+  dopts.walker.jitter = true;
+  dopts.walker.seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  dopts.queue_wait = cfg.runtime.queue_wait;
+  dopts.route_slack = cfg.runtime.route_slack;
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)
     personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), root](caf::local_actor* parent) {
@@ -113,7 +125,7 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
   caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("personas"), std::move(personas)));
   caf::anon_send(root, atoms::start_child_v,
                  child_spec{"dispatcher", restart_kind::permanent,
-                            [root](caf::local_actor* parent) { return spawn_dispatcher(parent, root); }});
+                            [root, dopts](caf::local_actor* parent) { return spawn_dispatcher(parent, root, dopts); }});
   caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("runs"), {}));
   return root;
 }

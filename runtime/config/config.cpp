@@ -426,6 +426,29 @@ void read_http(yaml_reader& r, const YAML::Node& node, const std::string& path, 
   r.get(node, path, "stream", out.stream);
 }
 
+void read_breaker(yaml_reader& r, const YAML::Node& node, const std::string& path, breaker_config& out) {
+  if (!r.is_map(node, path))
+    return;
+  r.check_keys(node, path, {"failures", "ratio", "min_calls", "window", "cooldown", "probes", "count_rate_limits"});
+  r.get(node, path, "failures", out.failures);
+  std::string ratio;
+  if (r.get(node, path, "ratio", ratio)) {
+    try {
+      std::size_t used = 0;
+      out.ratio = std::stod(ratio, &used);
+      if (used != ratio.size())
+        throw std::invalid_argument(ratio);
+    } catch (const std::exception&) {
+      r.problem(join(path, "ratio"), "must be a number between 0 and 1");
+    }
+  }
+  r.get(node, path, "min_calls", out.min_calls);
+  r.get(node, path, "window", out.window);
+  r.get(node, path, "cooldown", out.cooldown);
+  r.get(node, path, "probes", out.probes);
+  r.get(node, path, "count_rate_limits", out.count_rate_limits);
+}
+
 provider_config read_provider(yaml_reader& r, const std::string& name, const YAML::Node& node,
                               const std::string& path) {
   provider_config p;
@@ -433,8 +456,8 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
   if (!r.is_map(node, path))
     return p;
   r.check_keys(node, path,
-               {"kind", "base_url", "api_key", "ca_file", "limits", "timeouts", "max_connections", "stream", "models",
-                "sim"});
+               {"kind", "base_url", "api_key", "ca_file", "limits", "timeouts", "max_connections", "stream", "breaker",
+                "models", "sim"});
   r.get(node, path, "kind", p.kind);
   r.get(node, path, "base_url", p.base_url);
   // A sim provider never sends the key, so an unset variable there is not worth failing over.
@@ -446,6 +469,8 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
   if (auto n = yaml_reader::find(node, "limits"))
     read_limits(r, *n, join(path, "limits"), p.limits);
   read_http(r, node, path, p.http);
+  if (auto n = yaml_reader::find(node, "breaker"))
+    read_breaker(r, *n, join(path, "breaker"), p.breaker);
   if (auto n = yaml_reader::find(node, "models"))
     read_models(r, *n, join(path, "models"), p.models);
   if (auto n = yaml_reader::find(node, "sim"))
@@ -493,7 +518,9 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
     r.get(*n, "supervision", "period", cfg.supervision.period);
   }
   if (auto n = yaml_reader::find(root, "runtime"); n && r.is_map(*n, "runtime")) {
-    r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout"});
+    r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout", "queue_wait", "route_slack"});
+    r.get(*n, "runtime", "queue_wait", cfg.runtime.queue_wait);
+    r.get(*n, "runtime", "route_slack", cfg.runtime.route_slack);
     r.get(*n, "runtime", "scheduler_threads", cfg.runtime.scheduler_threads);
     r.get(*n, "runtime", "io_threads", cfg.runtime.io_threads);
     r.get(*n, "runtime", "step_timeout", cfg.runtime.step_timeout);
@@ -593,6 +620,16 @@ std::vector<config_problem> validate(const config& cfg) {
     positive_ms(path + ".timeouts.first_byte", p.http.first_byte_timeout);
     positive_ms(path + ".timeouts.idle", p.http.idle_timeout);
     positive_ms(path + ".timeouts.total", p.http.total_timeout);
+    if (p.breaker.failures < 1)
+      add(path + ".breaker.failures", "must be >= 1");
+    if (!(p.breaker.ratio > 0 && p.breaker.ratio <= 1))
+      add(path + ".breaker.ratio", "must be in (0, 1]");
+    if (p.breaker.min_calls < 1)
+      add(path + ".breaker.min_calls", "must be >= 1");
+    positive_ms(path + ".breaker.window", p.breaker.window);
+    positive_ms(path + ".breaker.cooldown", p.breaker.cooldown);
+    if (p.breaker.probes < 1)
+      add(path + ".breaker.probes", "must be >= 1");
     if (p.http.max_connections < 0)
       add(path + ".max_connections", "must be >= 0 (0: as many as limits.concurrency)");
 

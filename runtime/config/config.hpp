@@ -60,6 +60,17 @@ struct http_client_config {
   bool stream = false;               ///< stream from the upstream even when the caller did not ask to
 };
 
+/// When a provider's circuit breaker opens and how it probes again.
+struct breaker_config {
+  std::int64_t failures = 5;          ///< consecutive failures that open it
+  double ratio = 0.5;                 ///< or this share of failures among the calls of `window`...
+  std::int64_t min_calls = 10;        ///< ...once the window holds at least this many calls
+  millis window{60000};
+  millis cooldown{60000};             ///< open this long, then half-open
+  std::int64_t probes = 1;            ///< calls let through while half-open
+  bool count_rate_limits = false;     ///< a 429 counts as a failure (default: it is the limiter's business)
+};
+
 struct provider_config {
   std::string name;             ///< the key under `providers:`
   std::string kind;             ///< openai | anthropic | sim (required)
@@ -68,6 +79,7 @@ struct provider_config {
   std::optional<std::string> ca_file; ///< extra CA bundle for TLS verification
   limits_config limits;
   http_client_config http;
+  breaker_config breaker;
   std::vector<model_config> models; ///< in file order; at least one
   sim_config sim;
 };
@@ -90,6 +102,8 @@ struct runtime_config {
   std::int64_t scheduler_threads = 2; ///< CAF worker threads (1..64)
   std::int64_t io_threads = 1;        ///< Asio threads for every socket (1..16)
   millis step_timeout{120000};        ///< a workflow step's deadline, default 120s
+  millis queue_wait{30000};           ///< longest wait in one limiter's queue before falling back, default 30s
+  millis route_slack{250};            ///< routing leaves the preferred target only to be sooner by more than this
 };
 
 struct config {

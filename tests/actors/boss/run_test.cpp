@@ -164,26 +164,29 @@ TEST_CASE_METHOD(run_fixture, "a persona actor crashed mid-run is restarted and 
   CHECK(seen->find("run.completed"));
 }
 
-TEST_CASE_METHOD(run_fixture, "a rate-limited target falls back to the next one in the chain, visibly") {
-  // Intent: sim-swift allows 1 call per 10s; the second worker-tier call falls back to sim-steady.
+TEST_CASE_METHOD(run_fixture, "a busy target's calls are routed to one that can serve sooner, visibly") {
+  // Intent: sim-swift allows 1 call per 10s; its limiter says so, and prd goes to sim-steady without a 429.
   auto yaml = default_config();
   yaml.replace(yaml.find("requests: 4"), 11, "requests: 1");
   boot(yaml);
   run("greenfield");
-  auto fb = seen->find("step.fallback", "prd");
-  REQUIRE(fb);
-  CHECK(data(fb)["from"] == "sim-swift/swift-small");
-  CHECK(data(fb)["to"] == "sim-steady/steady-medium");
-  CHECK(data(fb)["reason"] == "rate_limited");
+  auto routed = seen->find("step.routed", "prd");
+  REQUIRE(routed);
+  CHECK(data(routed)["preferred"] == "sim-swift/swift-small");
+  CHECK(data(routed)["chosen"] == "sim-steady/steady-medium");
+  CHECK(data(routed)["preferred_wait_ms"].get<std::int64_t>() > 250);
   CHECK(data(seen->find("step.completed", "prd"))["outputs"][0]["provider"] == "sim-steady");
+  CHECK_FALSE(seen->find("step.fallback")); // no upstream ever answered 429
   CHECK(seen->find("run.completed"));
 }
 
-TEST_CASE_METHOD(run_fixture, "when every target is busy the call waits for the earliest slot, then completes") {
-  // Intent: one provider at 1 call per 2s: calls wait (step.waiting) instead of failing; 7 calls take >= 12s.
+TEST_CASE_METHOD(run_fixture, "when every target is busy the call queues for the earliest slot, then completes") {
+  // Intent: one provider at 1 call per 2s: calls queue at its limiter (step.queued) instead of failing; 7 calls
+  // take >= 12s.
   boot(single_provider_config("{requests: 1, per: 2s, burst: 1, concurrency: 1}"));
   run("greenfield");
-  CHECK(seen->count("step.waiting") >= 5);
+  CHECK(seen->count("step.queued") >= 5);
+  CHECK_FALSE(seen->find("step.fallback"));
   auto done = seen->find("run.completed");
   REQUIRE(done);
   CHECK(done->at_ms >= 12000);
@@ -196,7 +199,7 @@ TEST_CASE_METHOD(run_fixture, "a call whose only slot lies past its deadline fai
   auto failed = seen->find("step.failed", "prd");
   REQUIRE(failed);
   CHECK_THAT(data(failed)["error"].get<std::string>(), Catch::Contains("chain_exhausted"));
-  CHECK_THAT(data(failed)["error"].get<std::string>(), Catch::Contains("rate_limited"));
+  CHECK_THAT(data(failed)["error"].get<std::string>(), Catch::Contains("limited (no slot within"));
   auto run_failed = seen->find("run.failed");
   REQUIRE(run_failed);
   CHECK_THAT(run_failed->message, Catch::Contains("prd"));

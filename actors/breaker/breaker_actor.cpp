@@ -1,0 +1,96 @@
+#include "actors/limiter/limiter.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace squad {
+
+namespace {
+
+struct breaker_actor_state {
+  std::string provider;
+  caf::actor root;
+  std::optional<breaker_state> breaker;
+  breaker_phase told = breaker_phase::closed;
+  std::int64_t opens = 0, refusals = 0;
+  static inline const char* name = "squad.breaker";
+};
+
+using breaker_actor = caf::stateful_actor<breaker_actor_state>;
+
+// Tells the limiter (for routing estimates) whenever the phase it knows is out of date.
+void tell_limiter(breaker_actor* self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto phase = st.breaker->phase(now);
+  if (phase == st.told)
+    return;
+  st.told = phase;
+  auto open_ms = phase == breaker_phase::open
+                   ? std::chrono::ceil<millis>(st.breaker->open_until() - now).count()
+                   : std::int64_t{0};
+  self->send(st.root, atoms::forward_v, "providers/" + st.provider + ":limiter",
+             caf::make_message(atoms::phase_v, static_cast<std::uint8_t>(phase), open_ms));
+  if (phase == breaker_phase::open) // tell again when it turns half-open
+    self->delayed_send(self, st.breaker->open_until() - now, atoms::tick_v);
+}
+
+caf::behavior breaker(breaker_actor* self, provider_config cfg, caf::actor root) {
+  self->state.provider = cfg.name;
+  self->state.root = std::move(root);
+  self->state.breaker.emplace(breaker_settings_from(cfg));
+  return {
+    [self](atoms::allow) {
+      auto ok = self->state.breaker->allow(self->clock().now());
+      self->state.refusals += ok ? 0 : 1;
+      tell_limiter(self);
+      return ok;
+    },
+    [self](atoms::report, outcome result) -> std::string {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      auto before = st.breaker->phase(now);
+      auto after = st.breaker->record(result, now);
+      tell_limiter(self);
+      if (!after)
+        return {};
+      if (*after == breaker_phase::open)
+        ++st.opens;
+      return std::string(to_string(before)) + "->" + to_string(*after);
+    },
+    [self](atoms::cancel) {
+      self->state.breaker->record(outcome::bad_request, self->clock().now()); // neutral: frees a probe slot
+    },
+    [self](atoms::tick) { tell_limiter(self); },
+    [self](atoms::stats) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      return nlohmann::json{{"provider", st.provider},
+                            {"phase", to_string(st.breaker->phase(now))},
+                            {"consecutive_failures", st.breaker->consecutive_failures()},
+                            {"opens", st.opens},
+                            {"refusals", st.refusals}}
+        .dump();
+    },
+    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+  };
+}
+
+} // namespace
+
+breaker_settings breaker_settings_from(const provider_config& cfg) {
+  breaker_settings s;
+  s.consecutive = cfg.breaker.failures;
+  s.ratio = cfg.breaker.ratio;
+  s.min_calls = cfg.breaker.min_calls;
+  s.window = cfg.breaker.window;
+  s.cooldown = cfg.breaker.cooldown;
+  s.probes = cfg.breaker.probes;
+  s.rate_limit_is_failure = cfg.breaker.count_rate_limits;
+  return s;
+}
+
+caf::actor spawn_breaker(caf::local_actor* parent, const provider_config& cfg, caf::actor root) {
+  return parent->spawn(breaker, cfg, std::move(root));
+}
+
+} // namespace squad

@@ -1,0 +1,35 @@
+#pragma once
+// Limiter and breaker actors: one of each per provider, beside the provider actor in the `providers`
+// supervisor, named "<provider>:limiter" and "<provider>:breaker". Thin adapters around rate_limiter and
+// breaker_state; time comes from the actor clock (the test coordinator's in tests).
+//
+// Limiter protocol (untyped):
+//   (acquire, priority u8, tokens i64, queue_wait_ms i64) -> limit_grant   granted, or refused with retry-in once
+//        queued longer than queue_wait_ms. Waiters queue by priority (0 = P0 first), FIFO within a class.
+//   (query, tokens i64)           -> limit_grant   an estimate of the wait (queue ahead included), no admission
+//   (release, permit u64, tokens i64, limit_signals, outcome) -> std::string
+//        the call ended: frees the permit, reconciles tokens, applies Retry-After / remaining headers and the
+//        throttle; answers a human note when the throttle changed ("" otherwise)
+//   (phase, u8 breaker_phase, i64 open_ms)  the breaker tells its phase (for query answers)
+//   (stats)                       -> std::string   JSON: effective rate, queue depth, in flight, paused, throttle
+//
+// Breaker protocol (untyped):
+//   (allow)                       -> bool          may a call go now (takes a probe slot when half-open)
+//   (report, outcome)             -> std::string   records an allowed call's outcome; the transition as
+//                                                  "closed->open" etc., "" when none
+//   (cancel)                      -> void          an allowed call never went (frees a probe slot)
+//   (stats)                       -> std::string   JSON: phase, consecutive failures, opens
+#include "actors/breaker/breaker_state.hpp"
+#include "actors/limiter/rate_limiter.hpp"
+
+namespace squad {
+
+caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg);
+
+/// `limiter_path` is how `root` reaches this provider's limiter ("providers/<name>:limiter").
+caf::actor spawn_breaker(caf::local_actor* parent, const provider_config& cfg, caf::actor root);
+
+/// The settings a provider config implies.
+breaker_settings breaker_settings_from(const provider_config& cfg);
+
+} // namespace squad

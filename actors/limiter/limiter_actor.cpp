@@ -1,0 +1,202 @@
+#include "actors/limiter/limiter.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+namespace squad {
+
+namespace {
+
+struct waiter {
+  caf::response_promise rp;
+  std::int64_t tokens;
+  steady_time queued_at;
+  steady_time deadline;
+};
+
+struct limiter_state {
+  std::string provider;
+  std::optional<rate_limiter> limiter;
+  std::map<std::pair<std::uint8_t, std::uint64_t>, waiter> queue; // (priority, arrival) -> waiter
+  std::uint64_t arrivals = 0;
+  std::optional<steady_time> tick_at; // the earliest wake-up already scheduled
+  std::uint8_t breaker = 0;
+  steady_time breaker_open_until{};
+  std::int64_t granted = 0, refused = 0, throttle_changes = 0;
+  static inline const char* name = "squad.limiter";
+};
+
+using limiter_actor = caf::stateful_actor<limiter_state>;
+
+std::int64_t ms_waited(steady_time from, steady_time to) {
+  return std::chrono::duration_cast<millis>(to - from).count();
+}
+
+std::int64_t ms_until(steady_time from, steady_time to) {
+  if (to <= from)
+    return 0;
+  if (to == rate_limiter::never)
+    return -1;
+  return std::chrono::ceil<millis>(to - from).count();
+}
+
+void schedule(limiter_actor* self, steady_time at) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  if (at == rate_limiter::never || (st.tick_at && *st.tick_at <= at && *st.tick_at > now))
+    return;
+  st.tick_at = at;
+  self->delayed_send(self, at > now ? at - now : caf::timespan{0}, atoms::tick_v);
+}
+
+// Admits waiters in priority order while the limiter allows; refuses those past their queue deadline.
+void pump(limiter_actor* self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  st.tick_at.reset();
+  for (auto it = st.queue.begin(); it != st.queue.end();) { // expired waiters, wherever they are
+    if (it->second.deadline <= now) {
+      auto v = st.limiter->probe(now, it->second.tokens);
+      limit_grant g;
+      g.rule = to_string(v.blocked_by);
+      g.wait_ms = std::max<std::int64_t>(1, ms_until(now, v.retry_at));
+      g.waited_ms = ms_waited(it->second.queued_at, now);
+      g.breaker = st.breaker;
+      it->second.rp.deliver(g);
+      ++st.refused;
+      it = st.queue.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  while (!st.queue.empty()) {
+    auto it = st.queue.begin();
+    auto v = st.limiter->try_acquire(now, it->second.tokens);
+    if (!v.admitted) {
+      if (v.blocked_by == limit_rule::too_big) {
+        limit_grant g;
+        g.rule = to_string(v.blocked_by);
+        g.wait_ms = -1;
+        it->second.rp.deliver(g);
+        ++st.refused;
+        st.queue.erase(it);
+        continue;
+      }
+      schedule(self, v.retry_at);
+      break;
+    }
+    limit_grant g;
+    g.granted = true;
+    g.permit = v.permit;
+    g.waited_ms = ms_waited(it->second.queued_at, now);
+    g.breaker = st.breaker;
+    it->second.rp.deliver(g);
+    ++st.granted;
+    st.queue.erase(it);
+  }
+  steady_time first_deadline = rate_limiter::never;
+  for (auto& [key, w] : st.queue)
+    first_deadline = std::min(first_deadline, w.deadline);
+  schedule(self, first_deadline);
+  if (st.limiter->factor() < 1.0) // a throttled limiter restores itself after a quiet period
+    schedule(self, now + st.limiter->settings().throttle_quiet);
+}
+
+caf::behavior limiter(limiter_actor* self, provider_config cfg) {
+  self->state.provider = cfg.name;
+  self->state.limiter.emplace(limiter_settings_from(cfg.limits), self->clock().now());
+  return {
+    [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t queue_wait_ms)
+      -> caf::result<limit_grant> {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      auto deadline = now + millis{std::max<std::int64_t>(0, queue_wait_ms)};
+      if (auto v = st.limiter->probe(now, tokens); !v.admitted && v.blocked_by != limit_rule::concurrency &&
+                                                     (v.retry_at > deadline || v.blocked_by == limit_rule::too_big)) {
+        limit_grant g; // no slot can come in time: say so now, so the caller falls back at once
+        g.rule = to_string(v.blocked_by);
+        g.wait_ms = v.blocked_by == limit_rule::too_big ? -1 : std::max<std::int64_t>(1, ms_until(now, v.retry_at));
+        g.breaker = st.breaker;
+        ++st.refused;
+        return g;
+      }
+      auto rp = self->make_response_promise<limit_grant>();
+      st.queue.emplace(std::make_pair(priority, st.arrivals++),
+                       waiter{rp, tokens, now, deadline});
+      pump(self);
+      return rp;
+    },
+    [self](atoms::query, std::int64_t tokens) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      auto v = st.limiter->probe(now, tokens);
+      limit_grant g;
+      g.granted = v.admitted && st.queue.empty();
+      g.rule = to_string(v.blocked_by);
+      g.wait_ms = ms_until(now, v.retry_at);
+      if (v.blocked_by == limit_rule::concurrency || g.wait_ms < 0) // a release frees it: guess one mean gap
+        g.wait_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
+      if (!st.queue.empty()) // everyone queued goes first, at the effective rate
+        g.wait_ms += static_cast<std::int64_t>(static_cast<double>(st.queue.size()) * 1000.0 /
+                                               std::max(1e-9, st.limiter->effective_rate_per_s()));
+      if (v.blocked_by == limit_rule::too_big)
+        g.wait_ms = -1;
+      g.breaker = st.breaker;
+      if (st.breaker == static_cast<std::uint8_t>(breaker_phase::open))
+        g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
+      return g;
+    },
+    [self](atoms::release, std::uint64_t permit, std::int64_t tokens, const limit_signals& signals,
+           outcome result) -> std::string {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
+      st.limiter->release(permit, now, tokens);
+      pump(self);
+      if (!changed)
+        return {};
+      ++st.throttle_changes;
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%s throttled to %.0f%% of its configured rate (%.2f requests/s) after repeated 429s",
+                    st.provider.c_str(), st.limiter->factor() * 100, st.limiter->effective_rate_per_s());
+      return buf;
+    },
+    [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms) {
+      self->state.breaker = phase;
+      self->state.breaker_open_until = self->clock().now() + millis{open_ms};
+    },
+    [self](atoms::tick) {
+      auto& st = self->state;
+      st.limiter->maybe_restore(self->clock().now());
+      pump(self);
+    },
+    [self](atoms::stats) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      auto& l = *st.limiter;
+      return nlohmann::json{{"provider", st.provider},
+                            {"effective_rate_per_s", l.effective_rate_per_s()},
+                            {"throttle_factor", l.factor()},
+                            {"window_cap", l.effective_window_cap()},
+                            {"window_occupancy", l.window_occupancy(now)},
+                            {"queue_depth", st.queue.size()},
+                            {"in_flight", l.in_flight()},
+                            {"paused_ms", ms_until(now, l.paused_until())},
+                            {"granted", st.granted},
+                            {"refused", st.refused},
+                            {"throttle_changes", st.throttle_changes},
+                            {"permits_reclaimed", l.reclaimed()}}
+        .dump();
+    },
+    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg) {
+  return parent->spawn(limiter, cfg);
+}
+
+} // namespace squad

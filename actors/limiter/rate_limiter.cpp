@@ -1,0 +1,226 @@
+#include "actors/limiter/rate_limiter.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace squad {
+
+namespace {
+
+using nanos = std::chrono::nanoseconds;
+
+steady_time later(steady_time a, steady_time b) { return a < b ? b : a; }
+
+} // namespace
+
+limiter_settings limiter_settings_from(const limits_config& l) {
+  limiter_settings s;
+  s.requests = l.requests;
+  s.per = l.per;
+  s.burst = l.burst;
+  s.concurrency = l.concurrency;
+  s.min_interval = l.min_interval;
+  s.tokens = l.tokens;
+  s.window_margin = std::clamp(millis{l.per.count() / 50}, millis{5}, millis{1000});
+  return s;
+}
+
+const char* to_string(limit_rule r) {
+  switch (r) {
+    case limit_rule::none: return "none";
+    case limit_rule::pause: return "pause";
+    case limit_rule::quota: return "quota";
+    case limit_rule::bucket: return "bucket";
+    case limit_rule::window: return "window";
+    case limit_rule::interval: return "interval";
+    case limit_rule::concurrency: return "concurrency";
+    case limit_rule::tokens: return "tokens";
+    case limit_rule::too_big: return "too_big";
+  }
+  return "?";
+}
+
+rate_limiter::rate_limiter(limiter_settings s, steady_time now)
+  : s_(s), bucket_(static_cast<double>(std::max<std::int64_t>(1, s.burst))), refilled_at_(now) {}
+
+double rate_limiter::effective_rate_per_s() const {
+  return factor_ * static_cast<double>(s_.requests) / std::chrono::duration<double>(s_.per).count();
+}
+
+std::int64_t rate_limiter::effective_window_cap() const {
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(factor_ * static_cast<double>(s_.requests) + 1e-9)));
+}
+
+std::int64_t rate_limiter::window_occupancy(steady_time now) {
+  expire(now);
+  return static_cast<std::int64_t>(window_log_.size());
+}
+
+void rate_limiter::expire(steady_time now) {
+  auto span = nanos(s_.per) + nanos(s_.window_margin);
+  while (!window_log_.empty() && window_log_.front() + span <= now)
+    window_log_.pop_front();
+  while (!token_log_.empty() && token_log_.front().at + nanos(s_.per) + nanos(s_.window_margin) <= now)
+    token_log_.pop_front();
+  for (auto it = permits_.begin(); it != permits_.end();) {
+    if (it->second.started + nanos(s_.permit_ttl) <= now) {
+      it = permits_.erase(it);
+      ++reclaimed_;
+    } else {
+      ++it;
+    }
+  }
+  if (quota_left_ && quota_reset_ <= now)
+    quota_left_.reset();
+}
+
+void rate_limiter::refill(steady_time now) {
+  if (now <= refilled_at_)
+    return;
+  double cap = static_cast<double>(std::max<std::int64_t>(1, s_.burst));
+  bucket_ = std::min(cap, bucket_ + std::chrono::duration<double>(now - refilled_at_).count() * effective_rate_per_s());
+  refilled_at_ = now;
+}
+
+nanos rate_limiter::bucket_wait() const {
+  // The one test for "a token is there" (wait 0) and "when": with separate float expressions the two disagreed
+  // by a nanosecond either way (a call refused at its own retry_at). Float error under a picosecond is forgiven.
+  double ns = (1.0 - bucket_) / effective_rate_per_s() * 1e9;
+  return nanos(static_cast<std::int64_t>(std::ceil(std::clamp(ns - 1e-3, 0.0, 1e18))));
+}
+
+std::int64_t rate_limiter::tokens_in_window() const {
+  std::int64_t sum = 0;
+  for (auto& e : token_log_)
+    sum += e.tokens;
+  return sum;
+}
+
+rate_limiter::verdict rate_limiter::check(steady_time now, std::int64_t tokens) {
+  expire(now);
+  refill(now);
+  verdict v;
+  steady_time at = now;
+  limit_rule by = limit_rule::none;
+  auto consider = [&](steady_time t, limit_rule r) {
+    if (t > at) {
+      at = t;
+      by = r;
+    }
+  };
+  if (s_.tokens > 0 && tokens > s_.tokens) {
+    v.blocked_by = limit_rule::too_big; // can never run here
+    return v;
+  }
+  consider(pause_until_, limit_rule::pause);
+  if (quota_left_ && static_cast<std::int64_t>(admitted_seq_ - quota_seq_) >= *quota_left_)
+    consider(quota_reset_, limit_rule::quota);
+  if (auto wait = bucket_wait(); wait > nanos::zero())
+    consider(now + wait, limit_rule::bucket);
+  auto cap = static_cast<std::size_t>(effective_window_cap());
+  if (window_log_.size() >= cap)
+    consider(window_log_[window_log_.size() - cap] + nanos(s_.per) + nanos(s_.window_margin), limit_rule::window);
+  if (last_send_ && s_.min_interval.count() > 0)
+    consider(*last_send_ + nanos(s_.min_interval), limit_rule::interval);
+  if (s_.tokens > 0) {
+    std::int64_t used = tokens_in_window();
+    for (auto& e : token_log_) { // the time when enough old reservations have left the window
+      if (used + tokens <= s_.tokens)
+        break;
+      used -= e.tokens;
+      consider(e.at + nanos(s_.per) + nanos(s_.window_margin), limit_rule::tokens);
+    }
+  }
+  if (static_cast<std::int64_t>(permits_.size()) >= s_.concurrency) {
+    steady_time first_expiry = never;
+    for (auto& [id, p] : permits_)
+      first_expiry = std::min(first_expiry, p.started + nanos(s_.permit_ttl));
+    if (at == now) { // concurrency is the only rule in the way
+      by = limit_rule::concurrency;
+      at = first_expiry;
+    }
+    v.blocked_by = by == limit_rule::none ? limit_rule::concurrency : by;
+    v.retry_at = later(at, now);
+    return v;
+  }
+  v.blocked_by = by;
+  v.retry_at = at;
+  v.admitted = by == limit_rule::none;
+  return v;
+}
+
+rate_limiter::verdict rate_limiter::probe(steady_time now, std::int64_t tokens) {
+  return check(now, tokens);
+}
+
+rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t tokens) {
+  auto v = check(now, tokens);
+  if (!v.admitted)
+    return v;
+  bucket_ -= 1.0;
+  window_log_.push_back(now);
+  last_send_ = now;
+  v.permit = next_permit_++;
+  permits_.emplace(v.permit, permit_info{now, ++admitted_seq_, tokens});
+  if (s_.tokens > 0)
+    token_log_.push_back({now, v.permit, tokens});
+  return v;
+}
+
+bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens) {
+  expire(now);
+  if (actual_tokens >= 0)
+    for (auto& e : token_log_)
+      if (e.permit == permit)
+        e.tokens = actual_tokens;
+  return permits_.erase(permit) > 0;
+}
+
+void rate_limiter::pause_until(steady_time until) {
+  pause_until_ = later(pause_until_, until);
+}
+
+bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit_signals& s, bool rate_limited) {
+  expire(now);
+  auto it = permits_.find(permit);
+  std::uint64_t seq = it != permits_.end() ? it->second.seq : admitted_seq_; // unknown: assume the latest
+  if (s.remaining_requests >= 0 && s.reset_requests_ms >= 0 && (!quota_left_ || seq >= quota_seq_)) {
+    quota_left_ = s.remaining_requests;
+    quota_seq_ = seq;
+    quota_reset_ = now + millis{s.reset_requests_ms};
+  }
+  if (s.remaining_tokens == 0 && s.reset_tokens_ms >= 0)
+    pause_until(now + millis{s.reset_tokens_ms});
+  bool changed = false;
+  if (rate_limited) {
+    pause_until(now + millis{s.retry_after_ms >= 0 ? s.retry_after_ms : 1000});
+    last_429_ = now;
+    recent_429_.push_back(now);
+    while (!recent_429_.empty() && recent_429_.front() + nanos(s_.throttle_period) <= now)
+      recent_429_.pop_front();
+    if (static_cast<std::int64_t>(recent_429_.size()) >= s_.throttle_after && factor_ > s_.throttle_floor) {
+      refill(now); // the time so far earned at the old rate
+      factor_ = std::max(s_.throttle_floor, factor_ * (1.0 - s_.throttle_step));
+      recent_429_.clear();
+      last_throttle_change_ = now;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+bool rate_limiter::maybe_restore(steady_time now) {
+  if (factor_ >= 1.0)
+    return false;
+  auto quiet_since = later(last_429_, last_throttle_change_);
+  if (now - quiet_since < nanos(s_.throttle_quiet))
+    return false;
+  refill(now); // the time so far earned at the old rate
+  factor_ = std::min(1.0, factor_ / (1.0 - s_.throttle_step));
+  if (factor_ > 0.999)
+    factor_ = 1.0;
+  last_throttle_change_ = now;
+  return true;
+}
+
+} // namespace squad

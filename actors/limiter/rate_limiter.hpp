@@ -1,0 +1,133 @@
+#pragma once
+// One provider's admission rules, as pure logic (time comes in as `now`). A call is admitted only when every
+// rule allows it at once:
+//
+//   pause        after a 429: until its Retry-After / reset deadline (a later deadline extends, never shortens)
+//   quota        the provider's own x-ratelimit-remaining-requests: after a reply said "r left until reset",
+//                at most r more admissions until then (counted from the request that reply answered)
+//   bucket       token bucket: `rate` = requests/per, capacity `burst`
+//   window       sliding-window log: a hard cap of `requests` per `per` (+ a margin for arrival jitter)
+//   interval     at least `min_interval` between two sends
+//   concurrency  `concurrency` permits; a permit not released within `permit_ttl` is reclaimed
+//   tokens       prompt estimate + max_tokens reserved per call within `per`, reconciled with actual usage
+//
+// The adaptive throttle scales bucket rate and window cap: `throttle_after` 429s within `throttle_period` cut
+// the factor by `throttle_step` (down to `throttle_floor`); each `throttle_quiet` without a 429 restores a step.
+#include "actors/limiter/sliding_window.hpp"
+#include "actors/messages.hpp"
+#include "runtime/config/config.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <map>
+#include <optional>
+
+namespace squad {
+
+struct limiter_settings {
+  std::int64_t requests = 60;
+  millis per{60000};
+  std::int64_t burst = 1;
+  std::int64_t concurrency = 4;
+  millis min_interval{0};
+  std::int64_t tokens = 0;            ///< 0: not limited
+  millis window_margin{0};            ///< added to `per` by the window rule
+  millis permit_ttl{600000};          ///< a permit held longer is reclaimed (a lost reply cannot leak a slot)
+  std::int64_t throttle_after = 3;    ///< 429s within throttle_period that cut the rate
+  millis throttle_period{60000};
+  double throttle_step = 0.2;
+  double throttle_floor = 0.5;
+  millis throttle_quiet{600000};
+};
+
+/// The settings a provider's `limits` imply: window margin 2% of `per` (at least 5ms, at most 1s).
+limiter_settings limiter_settings_from(const limits_config& l);
+
+/// Which rule holds a call back.
+enum class limit_rule : std::uint8_t { none, pause, quota, bucket, window, interval, concurrency, tokens, too_big };
+const char* to_string(limit_rule r);
+
+class rate_limiter {
+public:
+  static constexpr steady_time never = steady_time::max();
+
+  rate_limiter(limiter_settings s, steady_time now);
+
+  struct verdict {
+    bool admitted = false;
+    std::uint64_t permit = 0;      ///< when admitted
+    steady_time retry_at = never;  ///< when not: the earliest time every rule but concurrency could allow it
+    limit_rule blocked_by = limit_rule::none;
+  };
+
+  /// Admits a call reserving `tokens` at `now`, or says what holds it back and until when. With concurrency
+  /// full, retry_at is the earliest permit expiry (a release usually comes sooner).
+  verdict try_acquire(steady_time now, std::int64_t tokens);
+
+  /// The same question without admitting.
+  verdict probe(steady_time now, std::int64_t tokens);
+
+  /// The call holding `permit` ended; `actual_tokens` (prompt + completion; < 0: unknown) replaces its reservation.
+  /// Returns false for an unknown (e.g. already reclaimed) permit.
+  bool release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens);
+
+  /// What the reply to `permit`'s call said about limits, at `now`. `rate_limited`: it was a 429.
+  /// Returns true when the throttle factor changed.
+  bool on_signals(std::uint64_t permit, steady_time now, const limit_signals& s, bool rate_limited);
+
+  /// Pauses admission until `until` (never shortens a pause already set).
+  void pause_until(steady_time until);
+
+  /// Restores a throttle step when quiet long enough; true when the factor changed.
+  bool maybe_restore(steady_time now);
+
+  double factor() const { return factor_; }
+  double effective_rate_per_s() const;
+  std::int64_t effective_window_cap() const;
+  steady_time paused_until() const { return pause_until_; }
+  std::int64_t in_flight() const { return static_cast<std::int64_t>(permits_.size()); }
+  std::int64_t reclaimed() const { return reclaimed_; }
+  std::int64_t window_occupancy(steady_time now);
+  const limiter_settings& settings() const { return s_; }
+
+private:
+  struct permit_info {
+    steady_time started;
+    std::uint64_t seq; // admission order
+    std::int64_t reserved;
+  };
+  struct token_entry {
+    steady_time at;
+    std::uint64_t permit;
+    std::int64_t tokens;
+  };
+
+  void expire(steady_time now);
+  void refill(steady_time now);
+  verdict check(steady_time now, std::int64_t tokens);
+  std::int64_t tokens_in_window() const;
+  std::chrono::nanoseconds bucket_wait() const; ///< until the bucket holds a token; zero when it does
+
+  limiter_settings s_;
+  double factor_ = 1.0;
+  double bucket_;
+  steady_time refilled_at_;
+  std::deque<steady_time> window_log_; // admissions inside per + margin
+  std::optional<steady_time> last_send_;
+  steady_time pause_until_{};
+  std::map<std::uint64_t, permit_info> permits_;
+  std::uint64_t next_permit_ = 1;
+  std::uint64_t admitted_seq_ = 0;
+  std::deque<token_entry> token_log_;
+  std::deque<steady_time> recent_429_;
+  steady_time last_429_{};
+  steady_time last_throttle_change_{};
+  // The provider's own count: `quota_left_` admissions after seq `quota_seq_`, until `quota_reset_`.
+  std::optional<std::int64_t> quota_left_;
+  std::uint64_t quota_seq_ = 0;
+  steady_time quota_reset_{};
+  std::int64_t reclaimed_ = 0;
+};
+
+} // namespace squad

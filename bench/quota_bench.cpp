@@ -1,0 +1,225 @@
+// bench/quota: rate governance against squad-mock-provider with strict limits (windows scaled to 2 s).
+//
+//   quota_bench [--mock PATH] [--scenario seed|advertised|down|all] [--latency-ms N]
+//
+// Four upstreams enforce 12, 60, 15 and 12 requests per 2 s window (concurrency 4, 16, 4, 2). Ten personas
+// whose chains hold all four (each persona prefers a different one first) make 300 calls at once (30 tasks x
+// 10 personas), through the real tree: persona actors -> dispatcher -> routing -> breaker -> limiter ->
+// provider actors -> HTTP -> mock. Until `squad serve` exists the calls enter in-process (persona actors).
+//
+// Printed per scenario: success rate, upstream 429s (as the mock counted them), calls that ever saw a 429, the
+// largest window occupancy per upstream (as the mock saw it), makespan, the capacity bound (the smallest T at
+// which the upstreams' windows could have admitted all calls: (ceil(calls / sum N) - 1) * W), and their ratio.
+#include "runtime/app/squad_tree.hpp"
+#include "tests/integration/http_client.hpp"
+#include "tests/integration/mock_process.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+using namespace squad;
+using clk = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+
+struct upstream {
+  std::string name;
+  int requests;    // what the mock enforces per window
+  int advertised;  // what Squad's config says
+  int concurrency;
+};
+
+const std::vector<std::string> personas = {"analyst", "pm", "architect", "ux-expert", "po",
+                                           "sm", "dev", "qa", "devops", "tech-writer"};
+const int tasks = 30;
+const std::chrono::milliseconds window{2000};
+
+struct system_config : caf::actor_system_config {
+  system_config() { configure_actor_system(*this, 2); }
+};
+
+std::string mock_yaml(const std::vector<upstream>& ups, int latency_ms) {
+  std::string y = "upstreams:\n";
+  for (auto& u : ups)
+    y += "  " + u.name + ":\n    listen: 127.0.0.1:0\n    style: openai\n    limits: {requests: " +
+         std::to_string(u.requests) + ", per: 2s, concurrency: " + std::to_string(u.concurrency) +
+         "}\n    latency: {fixed: " + std::to_string(latency_ms) + "ms, jitter: " + std::to_string(latency_ms / 2) +
+         "ms}\n    reply: {tokens: 16}\n";
+  return y;
+}
+
+std::string squad_yaml(const std::vector<upstream>& ups, const test::mock_process& m) {
+  std::string y = "personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
+                  "/config/workflows\nruntime: {scheduler_threads: 2, io_threads: 1, step_timeout: 120s, "
+                  "queue_wait: 30s}\nproviders:\n";
+  for (auto& u : ups)
+    y += "  " + u.name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(m.port(u.name)) +
+         "/v1\n    limits: {requests: " + std::to_string(u.advertised) + ", per: 2s, burst: " +
+         std::to_string(u.advertised) + ", concurrency: " + std::to_string(u.concurrency) +
+         "}\n    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n"
+         "    breaker: {failures: 5, cooldown: 3s}\n    models:\n      m: {id: mock-" + u.name + ", tier: worker}\n";
+  y += "personas:\n";
+  for (std::size_t p = 0; p < personas.size(); ++p) {
+    y += "  " + personas[p] + ": {chain: [";
+    for (std::size_t k = 0; k < ups.size(); ++k) // persona p prefers upstream p mod 4, then the others in turn
+      y += (k ? ", " : "") + ups[(p + k) % ups.size()].name + "/m";
+    y += "]}\n";
+  }
+  return y;
+}
+
+json mock_stats(const test::mock_process& m, const std::string& name) {
+  auto r = test::request("GET", "127.0.0.1", m.port(name), "/stats");
+  return json::parse(r.body);
+}
+
+struct outcome_counts {
+  int ok = 0, failed = 0, saw_429 = 0;
+  clk::duration makespan{};
+  std::vector<std::string> breaker_events;
+  std::string first_error;
+};
+
+// 300 calls at once through the persona actors; waits for every answer. `during` runs once, after `at`.
+outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::chrono::milliseconds at,
+                         const std::function<void()>& during) {
+  outcome_counts out;
+  caf::scoped_actor self{sys};
+  auto start = clk::now();
+  int sent = 0;
+  for (int t = 0; t < tasks; ++t)
+    for (auto& p : personas) {
+      call_request req;
+      req.trace_id = "q" + std::to_string(sent);
+      req.persona = p;
+      req.messages = {{"user", "Task " + std::to_string(t) + ": write your part of the plan."}};
+      req.max_tokens = 64;
+      req.timeout_ms = 120000;
+      req.events = self;
+      self->send(root, atoms::forward_v, "personas/" + p, caf::make_message(std::move(req)));
+      ++sent;
+    }
+  bool fired = !during;
+  int answered = 0;
+  while (answered < sent) {
+    self->receive(
+      [&](call_result& r) {
+        ++answered;
+        ++out.ok;
+        for (auto& a : r.attempts)
+          if (a.outcome == "rate_limited") {
+            ++out.saw_429;
+            break;
+          }
+      },
+      [&](run_event& ev) {
+        if (ev.type == "provider.breaker")
+          out.breaker_events.push_back(
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - start).count()) +
+            "ms " + ev.message);
+      },
+      [&](caf::error& err) {
+        ++answered;
+        ++out.failed;
+        if (out.first_error.empty())
+          out.first_error = error_detail(sys, err);
+      },
+      caf::after(std::chrono::milliseconds(50)) >> [] {});
+    if (!fired && clk::now() - start >= at) {
+      during();
+      fired = true;
+    }
+  }
+  out.makespan = clk::now() - start;
+  return out;
+}
+
+int scenario(const std::string& name, const std::string& mock_bin, int latency_ms) {
+  std::vector<upstream> ups = {{"a", 12, 12, 4}, {"b", 60, 60, 16}, {"c", 15, 15, 4}, {"d", 12, 12, 2}};
+  if (name == "advertised")
+    ups[0].advertised = 30; // the config claims 30 where the upstream enforces 12
+  test::mock_process mock(mock_yaml(ups, latency_ms), mock_bin);
+  std::vector<config_problem> problems;
+  auto sq = load_squad_text(squad_yaml(ups, mock), problems);
+  if (!sq.cfg) {
+    for (auto& p : problems)
+      std::cerr << to_string(p) << "\n";
+    return 2;
+  }
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  net::io_runtime io{1};
+  auto pools = make_provider_pools(io, *sq.cfg, problems);
+  auto root = start_tree(sys, sq, pools);
+  std::function<void()> during;
+  std::chrono::milliseconds at{0};
+  if (name == "down") { // b, the roomiest upstream, goes down 1 s into the run
+    at = std::chrono::milliseconds(1000);
+    during = [&] {
+      test::request("POST", "127.0.0.1", mock.port("b"), "/admin/fault", R"({"mode":"down"})");
+    };
+  }
+  auto r = run_calls(sys, root, at, during);
+  int calls = tasks * static_cast<int>(personas.size());
+  int capacity = 0;
+  for (auto& u : ups)
+    capacity += (name == "down" && u.name == "b") ? 0 : u.requests;
+  double bound_s = std::ceil(static_cast<double>(calls) / capacity - 1e-9) - 1;
+  bound_s = std::max(0.0, bound_s) * std::chrono::duration<double>(window).count();
+  std::int64_t rejected = 0;
+  std::string occupancy;
+  for (auto& u : ups) {
+    auto s = mock_stats(mock, u.name);
+    rejected += s["rejected"]["requests"].get<std::int64_t>() + s["rejected"]["concurrency"].get<std::int64_t>() +
+                s["rejected"]["tokens"].get<std::int64_t>();
+    occupancy += u.name + "=" + std::to_string(s["max_window_occupancy"].get<int>()) + "/" +
+                 std::to_string(u.requests) + " ";
+  }
+  double makespan = std::chrono::duration<double>(r.makespan).count();
+  std::printf("%-11s %6.1f%% %6lld %8.1f%% %-22s %8.2fs %7.2fs %6.3f\n", name.c_str(), 100.0 * r.ok / calls,
+              static_cast<long long>(rejected), 100.0 * r.saw_429 / calls, occupancy.c_str(), makespan, bound_s,
+              bound_s > 0 ? makespan / bound_s : 0.0);
+  if (!r.first_error.empty())
+    std::printf("            first error: %s\n", r.first_error.c_str());
+  for (auto& e : r.breaker_events)
+    std::printf("            breaker: %s\n", e.c_str());
+  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  return r.failed == 0 ? 0 : 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string mock = test::default_mock_binary(), which = "all";
+  int latency_ms = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--mock")
+      mock = argv[i + 1];
+    else if (k == "--scenario")
+      which = argv[i + 1];
+    else if (k == "--latency-ms")
+      latency_ms = std::stoi(argv[i + 1]);
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      return 2;
+    }
+  }
+  std::printf("bench/quota: 300 calls at once (30 tasks x 10 personas), upstreams a,b,c,d enforce 12,60,15,12 per 2s\n"
+              "window, concurrency 4,16,4,2; latency %dms + jitter %dms\n\n", latency_ms, latency_ms / 2);
+  std::printf("%-11s %7s %6s %9s %-22s %9s %8s %6s\n", "scenario", "success", "429s", "saw 429", "max window occupancy",
+              "makespan", "bound", "ratio");
+  int rc = 0;
+  try {
+    for (std::string s : {"seed", "advertised", "down"})
+      if (which == "all" || which == s)
+        rc |= scenario(s, mock, latency_ms);
+  } catch (const std::exception& e) {
+    std::cerr << "quota_bench: " << e.what() << "\n";
+    return 1;
+  }
+  return rc;
+}

@@ -1,0 +1,964 @@
+#include "actors/limiter/rate_limiter.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using squad::limit_rule;
+using squad::limit_signals;
+using squad::limiter_settings;
+using squad::rate_limiter;
+using squad::steady_time;
+
+namespace {
+
+using nanos = std::chrono::nanoseconds;
+
+// A fixed epoch far from the clock's zero, so no rule can pass by comparing against a default-constructed time.
+const steady_time t0 = steady_time{} + std::chrono::hours{1000};
+
+steady_time at(std::int64_t ms) {
+  return t0 + std::chrono::milliseconds{ms};
+}
+
+// Times are compared as nanoseconds since t0, so a failure prints numbers.
+std::int64_t ns(steady_time t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t - t0).count();
+}
+
+// Every rule wide open, so a test can switch on the one it is about.
+limiter_settings open_settings() {
+  limiter_settings s;
+  s.requests = 1000000;
+  s.per = 1000ms;
+  s.burst = 1000000;
+  s.concurrency = std::numeric_limits<std::int64_t>::max();
+  s.min_interval = 0ms;
+  s.tokens = 0;
+  s.window_margin = 0ms;
+  return s;
+}
+
+limit_signals retry_after(std::int64_t ms) {
+  limit_signals s;
+  s.retry_after_ms = ms;
+  return s;
+}
+
+limit_signals quota(std::int64_t remaining, std::int64_t reset_ms) {
+  limit_signals s;
+  s.remaining_requests = remaining;
+  s.reset_requests_ms = reset_ms;
+  return s;
+}
+
+// Three 429s at `now` (no Retry-After pause): exactly what cuts the throttle once with the defaults.
+bool three_429s(rate_limiter& rl, steady_time now) {
+  bool changed = false;
+  for (int i = 0; i < 3; ++i)
+    changed = rl.on_signals(0, now, retry_after(0), true) || changed;
+  return changed;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+// settings
+
+TEST_CASE("rate_limiter: limiter_settings_from copies the limits and derives the window margin",
+          "[limiter][rate_limiter]") {
+  // The margin is 2% of `per`, clamped to [5ms, 1s]; the other fields come straight from the config.
+  squad::limits_config l;
+  l.requests = 7;
+  l.per = 1000ms;
+  l.burst = 3;
+  l.concurrency = 2;
+  l.min_interval = 25ms;
+  l.tokens = 5000;
+  auto s = squad::limiter_settings_from(l);
+  CHECK(s.requests == 7);
+  CHECK(s.per == 1000ms);
+  CHECK(s.burst == 3);
+  CHECK(s.concurrency == 2);
+  CHECK(s.min_interval == 25ms);
+  CHECK(s.tokens == 5000);
+  CHECK(s.window_margin == 20ms);
+  CHECK(s.permit_ttl == limiter_settings{}.permit_ttl);
+
+  l.per = 60000ms; // 2% = 1200ms, capped
+  CHECK(squad::limiter_settings_from(l).window_margin == 1000ms);
+  l.per = 100ms; // 2% = 2ms, raised
+  CHECK(squad::limiter_settings_from(l).window_margin == 5ms);
+}
+
+TEST_CASE("rate_limiter: every rule has a name", "[limiter][rate_limiter]") {
+  // Log and stats text name the rule that held a call back.
+  CHECK(std::string(squad::to_string(limit_rule::none)) == "none");
+  CHECK(std::string(squad::to_string(limit_rule::pause)) == "pause");
+  CHECK(std::string(squad::to_string(limit_rule::quota)) == "quota");
+  CHECK(std::string(squad::to_string(limit_rule::bucket)) == "bucket");
+  CHECK(std::string(squad::to_string(limit_rule::window)) == "window");
+  CHECK(std::string(squad::to_string(limit_rule::interval)) == "interval");
+  CHECK(std::string(squad::to_string(limit_rule::concurrency)) == "concurrency");
+  CHECK(std::string(squad::to_string(limit_rule::tokens)) == "tokens");
+  CHECK(std::string(squad::to_string(limit_rule::too_big)) == "too_big");
+}
+
+TEST_CASE("rate_limiter: probe answers without admitting", "[limiter][rate_limiter]") {
+  // probe() gives try_acquire's verdict but takes no permit, no bucket token and no window slot.
+  auto s = open_settings();
+  s.requests = 2;
+  s.burst = 2;
+  rate_limiter rl{s, t0};
+  for (int i = 0; i < 5; ++i) {
+    auto v = rl.probe(t0, 0);
+    CHECK(v.admitted);
+    CHECK(v.permit == 0);
+    CHECK(v.blocked_by == limit_rule::none);
+  }
+  CHECK(rl.in_flight() == 0);
+  CHECK(rl.window_occupancy(t0) == 0);
+  auto a = rl.try_acquire(t0, 0);
+  auto b = rl.try_acquire(t0, 0);
+  REQUIRE(a.admitted);
+  REQUIRE(b.admitted);
+  CHECK(a.permit != b.permit);
+  CHECK(a.permit != 0);
+  CHECK(rl.in_flight() == 2);
+  CHECK(rl.window_occupancy(t0) == 2);
+  CHECK_FALSE(rl.probe(t0, 0).admitted);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// bucket
+
+TEST_CASE("rate_limiter: the bucket admits its burst at once, then one per 1/rate", "[limiter][rate_limiter][bucket]") {
+  // burst 3 at 10/s: three calls at t0, then the next at exactly +100ms, +200ms, ... and not a nanosecond sooner.
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  s.burst = 3;
+  rate_limiter rl{s, t0};
+  for (int i = 0; i < 3; ++i)
+    CHECK(rl.try_acquire(t0, 0).admitted);
+  for (int k = 1; k <= 5; ++k) {
+    auto due = at(100 * k);
+    auto v = rl.try_acquire(due - 1ms, 0);
+    CHECK_FALSE(v.admitted);
+    CHECK(v.blocked_by == limit_rule::bucket);
+    CHECK(ns(v.retry_at) == ns(due));
+    CHECK(rl.probe(due - 1ns, 0).blocked_by == limit_rule::bucket);
+    CHECK(rl.try_acquire(due, 0).admitted);
+  }
+}
+
+TEST_CASE("rate_limiter: bucket retry_at is the ceiling in nanoseconds", "[limiter][rate_limiter][bucket]") {
+  // At 3/s one token takes 333333333.33...ns: retry_at rounds up to 333333334ns, from any point of the refill.
+  auto s = open_settings();
+  s.requests = 3;
+  s.per = 1000ms;
+  s.burst = 1;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  auto due = t0 + 333333334ns;
+
+  auto v = rl.probe(t0, 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::bucket);
+  CHECK(ns(v.retry_at) == ns(due));
+
+  v = rl.probe(at(100), 0); // 0.3 token in: the rest still lands on the same nanosecond
+  CHECK(v.blocked_by == limit_rule::bucket);
+  CHECK(ns(v.retry_at) == ns(due));
+
+  v = rl.probe(t0 + 333333333ns, 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::bucket);
+  CHECK(ns(v.retry_at) == ns(due));
+
+  v = rl.try_acquire(due, 0);
+  CHECK(v.admitted);
+  CHECK(v.blocked_by == limit_rule::none);
+}
+
+TEST_CASE("rate_limiter: an idle bucket refills only up to its burst", "[limiter][rate_limiter][bucket]") {
+  // After a long pause the bucket holds `burst` tokens, not the whole idle time's worth.
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  s.burst = 2;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  auto later = at(60000);
+  CHECK(rl.try_acquire(later, 0).admitted);
+  CHECK(rl.try_acquire(later, 0).admitted);
+  auto v = rl.try_acquire(later, 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::bucket);
+  CHECK(ns(v.retry_at) == ns(later + 100ms));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// window
+
+TEST_CASE("rate_limiter: the window caps admissions per `per` + margin", "[limiter][rate_limiter][window]") {
+  // 4 per 1s with a 20ms margin: the fifth call waits for the oldest entry + 1020ms, then each for the next one.
+  auto s = open_settings();
+  s.requests = 4;
+  s.per = 1000ms;
+  s.burst = 4;
+  s.window_margin = 20ms;
+  rate_limiter rl{s, t0};
+  const std::int64_t sent[] = {0, 300, 310, 600};
+  for (auto ms : sent)
+    REQUIRE(rl.try_acquire(at(ms), 0).admitted);
+  CHECK(rl.window_occupancy(at(700)) == 4);
+
+  auto v = rl.try_acquire(at(700), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(1020)));
+  CHECK(rl.probe(at(1020) - 1ns, 0).blocked_by == limit_rule::window);
+  CHECK(rl.window_occupancy(at(1020) - 1ns) == 4);
+  CHECK(rl.window_occupancy(at(1020)) == 3);
+  CHECK(rl.try_acquire(at(1020), 0).admitted);
+
+  v = rl.probe(at(1021), 0);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(300 + 1020)));
+  CHECK(rl.try_acquire(at(1320), 0).admitted);
+  v = rl.probe(at(1320), 0);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(310 + 1020)));
+}
+
+TEST_CASE("rate_limiter: a bucket alone would admit burst + N in a window, the window does not",
+          "[limiter][rate_limiter][window]") {
+  // burst = requests = 5 per 1s: the bucket refills a token every 200ms, so by itself it would pass 5 at t0 and
+  // 5 more before t0 + 1s. Each of those moments the window is what says no, until t0 + per + margin.
+  auto s = open_settings();
+  s.requests = 5;
+  s.per = 1000ms;
+  s.burst = 5;
+  s.window_margin = 20ms;
+  rate_limiter rl{s, t0};
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(rl.try_acquire(t0, 0).admitted);
+  int admitted = 5;
+  for (int k = 1; k <= 5; ++k) {
+    auto v = rl.try_acquire(at(200 * k), 0); // the bucket holds >= 1 token here
+    admitted += v.admitted;
+    CHECK(v.blocked_by == limit_rule::window);
+    CHECK(ns(v.retry_at) == ns(at(1020)));
+  }
+  CHECK(admitted == 5);
+  // At t0 + 1020ms the whole burst leaves the window and the bucket is full again: another 5, no more.
+  for (int i = 0; i < 5; ++i)
+    CHECK(rl.try_acquire(at(1020), 0).admitted);
+  auto v = rl.try_acquire(at(1020), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(2040)));
+}
+
+namespace {
+
+struct sim_stats {
+  int runs = 0;
+  int refusals = 0;
+  int by_bucket = 0;
+  int by_window = 0;
+  int bad_verdicts = 0;  // refused with no time, a time not in the future, or by a rule that is off
+  int early = 0;         // admitted 1ns before its retry_at: retry_at is not the earliest
+  int late = 0;          // refused at its own retry_at
+  int window_excess = 0; // runs with more than `requests` admissions in some (t - per - margin, t]
+  int bucket_excess = 0; // runs with more than burst + rate * (b - a) admissions in some [a, b]
+  int saturated = 0;     // runs whose busiest window held exactly `requests`
+};
+
+// Random arrival times (nanosecond resolution) over 5 windows plus greedy clients that come back exactly at
+// retry_at; every admission is released at once so only bucket and window can refuse. Each refusal is checked
+// on a copy (what if nothing else is admitted until then): refused 1ns before retry_at, admitted at it.
+// Afterwards the admission times are checked by brute force against the window cap and the bucket bound.
+void simulate(const limiter_settings& s, std::mt19937_64& rng, sim_stats& st) {
+  auto pick = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  const auto span = nanos(s.per) + nanos(s.window_margin);
+  rate_limiter rl{s, t0};
+  std::priority_queue<steady_time, std::vector<steady_time>, std::greater<>> events;
+  const std::int64_t horizon = 5 * span.count();
+  const auto arrivals = s.requests * 25;
+  for (std::int64_t i = 0; i < arrivals; ++i)
+    events.push(t0 + nanos(pick(0, horizon)));
+
+  std::vector<steady_time> sent;
+  for (int processed = 0; !events.empty() && processed < 20000; ++processed) {
+    auto now = events.top();
+    events.pop();
+    auto v = rl.try_acquire(now, 0);
+    if (v.admitted) {
+      sent.push_back(now);
+      rl.release(v.permit, now, -1);
+      continue;
+    }
+    ++st.refusals;
+    st.by_bucket += v.blocked_by == limit_rule::bucket;
+    st.by_window += v.blocked_by == limit_rule::window;
+    if (v.retry_at <= now || v.retry_at == rate_limiter::never ||
+        (v.blocked_by != limit_rule::bucket && v.blocked_by != limit_rule::window)) {
+      ++st.bad_verdicts;
+      continue;
+    }
+    {
+      auto copy = rl;
+      if (copy.probe(v.retry_at - 1ns, 0).admitted)
+        ++st.early;
+      if (!copy.try_acquire(v.retry_at, 0).admitted)
+        ++st.late;
+    }
+    if (pick(0, 1) == 0)
+      events.push(v.retry_at);
+  }
+
+  const double rate_per_ns = static_cast<double>(s.requests) / static_cast<double>(nanos(s.per).count());
+  std::int64_t most = 0;
+  bool bucket_ok = true;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    std::int64_t in = 0;
+    for (std::size_t j = 0; j <= i; ++j) {
+      in += sent[j] > sent[i] - span;
+      auto bound = static_cast<double>(s.burst) + rate_per_ns * static_cast<double>((sent[i] - sent[j]).count());
+      if (static_cast<double>(i - j + 1) > bound + 1e-6)
+        bucket_ok = false;
+    }
+    most = std::max(most, in);
+  }
+  ++st.runs;
+  st.window_excess += most > s.requests;
+  st.bucket_excess += !bucket_ok;
+  st.saturated += most == s.requests;
+}
+
+} // namespace
+
+TEST_CASE("rate_limiter: with burst = requests, never more than `requests` in any window of per + margin",
+          "[limiter][rate_limiter][window][simulation]") {
+  // Brute force over 300 seeds (random requests, per, margin, sometimes the config-derived margin): no half-open
+  // interval of length per + margin ever holds more than `requests` admissions, the busiest one holds exactly
+  // `requests`, and every retry_at is exact.
+  sim_stats st;
+  for (int seed = 1; seed <= 300; ++seed) {
+    std::mt19937_64 rng(static_cast<std::uint64_t>(seed));
+    auto pick = [&](std::int64_t lo, std::int64_t hi) {
+      return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+    };
+    auto s = open_settings();
+    s.requests = pick(1, 8);
+    s.burst = s.requests;
+    s.per = std::chrono::milliseconds{pick(50, 3000)};
+    s.window_margin = std::chrono::milliseconds{pick(0, 60)};
+    if (seed % 3 == 0) {
+      squad::limits_config l;
+      l.requests = s.requests;
+      l.per = s.per;
+      l.burst = s.burst;
+      l.concurrency = 1000000;
+      s = squad::limiter_settings_from(l);
+    }
+    simulate(s, rng, st);
+  }
+  CHECK(st.runs == 300);
+  CHECK(st.by_window > 1000);
+  CHECK(st.bad_verdicts == 0);
+  CHECK(st.window_excess == 0);
+  CHECK(st.bucket_excess == 0);
+  CHECK(st.saturated == st.runs);
+  CHECK(st.early == 0);
+  CHECK(st.late == 0);
+}
+
+TEST_CASE("rate_limiter: bucket retry_at is exact under random arrivals and rates",
+          "[limiter][rate_limiter][bucket][simulation]") {
+  // Small bursts and rates that are not a whole number of nanoseconds per token (e.g. 7 per 3s): the bucket does
+  // most of the refusing, and its retry_at must still be the first nanosecond at which the call goes.
+  sim_stats st;
+  for (int seed = 1; seed <= 300; ++seed) {
+    std::mt19937_64 rng(static_cast<std::uint64_t>(seed) + 1000);
+    auto pick = [&](std::int64_t lo, std::int64_t hi) {
+      return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+    };
+    auto s = open_settings();
+    s.requests = pick(1, 40);
+    s.burst = pick(1, std::min<std::int64_t>(4, s.requests));
+    s.per = std::chrono::milliseconds{pick(3, 7000)};
+    s.window_margin = std::chrono::milliseconds{pick(0, 20)};
+    simulate(s, rng, st);
+  }
+  CHECK(st.by_bucket > 10000);
+  CHECK(st.bad_verdicts == 0);
+  CHECK(st.window_excess == 0);
+  CHECK(st.bucket_excess == 0);
+  CHECK(st.early == 0);
+  CHECK(st.late == 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// min interval
+
+TEST_CASE("rate_limiter: min_interval spaces two sends", "[limiter][rate_limiter][interval]") {
+  // With 50ms min_interval, a call 10ms after the last send waits until last send + 50ms; refusals do not count.
+  auto s = open_settings();
+  s.min_interval = 50ms;
+  rate_limiter rl{s, t0};
+  CHECK(rl.try_acquire(t0, 0).admitted);
+  auto v = rl.try_acquire(at(10), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::interval);
+  CHECK(ns(v.retry_at) == ns(at(50)));
+  CHECK(rl.probe(at(50) - 1ns, 0).blocked_by == limit_rule::interval);
+  CHECK(rl.try_acquire(at(50), 0).admitted);
+  CHECK(rl.try_acquire(at(120), 0).admitted); // more than 50ms later: no wait
+  CHECK(ns(rl.probe(at(169), 0).retry_at) == ns(at(170)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// concurrency
+
+TEST_CASE("rate_limiter: concurrency full blocks until a release", "[limiter][rate_limiter][concurrency]") {
+  // Two permits out: the third call is held by concurrency with retry_at at the earliest permit expiry;
+  // releasing one lets it through; a second release of the same permit, or of one never issued, is false.
+  auto s = open_settings();
+  s.concurrency = 2;
+  s.permit_ttl = 10000ms;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  auto b = rl.try_acquire(at(5), 0);
+  REQUIRE(a.admitted);
+  REQUIRE(b.admitted);
+  CHECK(rl.in_flight() == 2);
+
+  auto v = rl.try_acquire(at(10), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::concurrency);
+  CHECK(ns(v.retry_at) == ns(at(10000)));
+  CHECK(rl.probe(at(10), 0).blocked_by == limit_rule::concurrency);
+
+  CHECK(rl.release(a.permit, at(20), -1));
+  CHECK(rl.in_flight() == 1);
+  auto c = rl.try_acquire(at(20), 0);
+  CHECK(c.admitted);
+  CHECK(rl.try_acquire(at(20), 0).blocked_by == limit_rule::concurrency);
+  CHECK(ns(rl.try_acquire(at(20), 0).retry_at) == ns(at(5 + 10000))); // b is now the oldest
+
+  CHECK_FALSE(rl.release(a.permit, at(30), -1));
+  CHECK_FALSE(rl.release(987654, at(30), -1));
+  CHECK(rl.in_flight() == 2);
+  CHECK(rl.reclaimed() == 0);
+}
+
+TEST_CASE("rate_limiter: permits not released within permit_ttl are reclaimed",
+          "[limiter][rate_limiter][concurrency]") {
+  // A lost reply cannot leak a slot: at started + permit_ttl the permit is gone, counted in reclaimed(),
+  // and its late release is refused.
+  auto s = open_settings();
+  s.concurrency = 2;
+  s.permit_ttl = 10000ms;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  auto b = rl.try_acquire(at(3000), 0);
+  REQUIRE(a.admitted);
+  REQUIRE(b.admitted);
+
+  CHECK(rl.try_acquire(at(10000) - 1ns, 0).blocked_by == limit_rule::concurrency);
+  CHECK(rl.reclaimed() == 0);
+  auto c = rl.try_acquire(at(10000), 0);
+  CHECK(c.admitted);
+  CHECK(rl.reclaimed() == 1);
+  CHECK(rl.in_flight() == 2);
+  CHECK_FALSE(rl.release(a.permit, at(10001), 500));
+
+  auto v = rl.try_acquire(at(10001), 0);
+  CHECK(v.blocked_by == limit_rule::concurrency);
+  CHECK(ns(v.retry_at) == ns(at(13000))); // b's expiry
+  CHECK(rl.try_acquire(at(13000), 0).admitted);
+  CHECK(rl.reclaimed() == 2);
+  CHECK_FALSE(rl.release(b.permit, at(13000), -1));
+  CHECK(rl.release(c.permit, at(13000), -1));
+}
+
+TEST_CASE("rate_limiter: with concurrency full, another rule in the way names itself",
+          "[limiter][rate_limiter][concurrency]") {
+  // When a time-based rule also holds the call, blocked_by names it and retry_at is that rule's time.
+  auto s = open_settings();
+  s.concurrency = 1;
+  s.min_interval = 50ms;
+  s.permit_ttl = 10000ms;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  auto v = rl.try_acquire(at(10), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::interval);
+  CHECK(ns(v.retry_at) == ns(at(50)));
+  v = rl.try_acquire(at(50), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::concurrency);
+  CHECK(ns(v.retry_at) == ns(at(10000)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// tokens
+
+TEST_CASE("rate_limiter: token reservations block until they leave the window", "[limiter][rate_limiter][tokens]") {
+  // 1000 tokens per 1s: 600 reserved at t0 leaves room for 400, not 500; 500 waits for t0 + per + margin.
+  auto s = open_settings();
+  s.tokens = 1000;
+  s.per = 1000ms;
+  s.window_margin = 20ms;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 600).admitted);
+  auto v = rl.probe(at(1), 500);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::tokens);
+  CHECK(ns(v.retry_at) == ns(at(1020)));
+  CHECK(rl.probe(at(1), 400).admitted);
+  CHECK(rl.probe(at(1020) - 1ns, 500).blocked_by == limit_rule::tokens);
+  CHECK(rl.try_acquire(at(1020), 500).admitted);
+}
+
+TEST_CASE("rate_limiter: the tokens rule waits for just enough old reservations to leave",
+          "[limiter][rate_limiter][tokens]") {
+  // 400 at t0 and 400 at +100ms: 500 more needs the first gone (t0 + 1s), 700 needs both (+100ms + 1s).
+  auto s = open_settings();
+  s.tokens = 1000;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 400).admitted);
+  REQUIRE(rl.try_acquire(at(100), 400).admitted);
+  CHECK(rl.probe(at(200), 200).admitted);
+  auto v = rl.probe(at(200), 500);
+  CHECK(v.blocked_by == limit_rule::tokens);
+  CHECK(ns(v.retry_at) == ns(at(1000)));
+  v = rl.probe(at(200), 700);
+  CHECK(v.blocked_by == limit_rule::tokens);
+  CHECK(ns(v.retry_at) == ns(at(1100)));
+  CHECK(ns(rl.probe(at(200), 1000).retry_at) == ns(at(1100)));
+}
+
+TEST_CASE("rate_limiter: a call bigger than the whole token budget is too_big", "[limiter][rate_limiter][tokens]") {
+  // Such a call can never run on this provider: too_big, retry_at never, even on an idle limiter. The whole
+  // budget itself fits.
+  auto s = open_settings();
+  s.tokens = 1000;
+  rate_limiter rl{s, t0};
+  auto v = rl.try_acquire(t0, 1001);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::too_big);
+  CHECK(ns(v.retry_at) == ns(rate_limiter::never));
+  CHECK(rl.probe(t0, 1001).blocked_by == limit_rule::too_big);
+  CHECK(rl.in_flight() == 0);
+  CHECK(rl.try_acquire(t0, 1000).admitted);
+
+  // Without a token budget nothing is too big.
+  rate_limiter unlimited{open_settings(), t0};
+  CHECK(unlimited.try_acquire(t0, 100000000).admitted);
+}
+
+TEST_CASE("rate_limiter: release with actual tokens lowers the reservation and admits earlier",
+          "[limiter][rate_limiter][tokens]") {
+  // 800 reserved, 300 actually used: a 500-token call goes right after the release instead of a window later.
+  // An unknown count (< 0) keeps the reservation.
+  auto s = open_settings();
+  s.tokens = 1000;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 800);
+  REQUIRE(a.admitted);
+  CHECK(ns(rl.probe(at(50), 500).retry_at) == ns(at(1000)));
+  CHECK(rl.release(a.permit, at(100), 300));
+  auto v = rl.try_acquire(at(100), 500);
+  CHECK(v.admitted);
+  CHECK(rl.probe(at(100), 201).blocked_by == limit_rule::tokens);
+  CHECK(rl.probe(at(100), 200).admitted);
+
+  rate_limiter kept{s, t0};
+  auto b = kept.try_acquire(t0, 800);
+  REQUIRE(b.admitted);
+  CHECK(kept.release(b.permit, at(100), -1));
+  CHECK(kept.probe(at(100), 500).blocked_by == limit_rule::tokens);
+  CHECK(kept.probe(at(100), 200).admitted);
+}
+
+TEST_CASE("rate_limiter: actual tokens above the reservation count in full", "[limiter][rate_limiter][tokens]") {
+  // Reconciliation goes both ways: a call that used more than it reserved takes more of the budget.
+  auto s = open_settings();
+  s.tokens = 1000;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 100);
+  REQUIRE(a.admitted);
+  CHECK(rl.probe(at(10), 800).admitted);
+  CHECK(rl.release(a.permit, at(10), 900));
+  CHECK(rl.probe(at(10), 800).blocked_by == limit_rule::tokens);
+  CHECK(rl.probe(at(10), 100).admitted);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pause
+
+TEST_CASE("rate_limiter: pause_until extends but never shortens", "[limiter][rate_limiter][pause]") {
+  // A later deadline moves the pause out; an earlier one is ignored; admission resumes exactly at the deadline.
+  rate_limiter rl{open_settings(), t0};
+  rl.pause_until(at(5000));
+  CHECK(ns(rl.paused_until()) == ns(at(5000)));
+  rl.pause_until(at(2000));
+  CHECK(ns(rl.paused_until()) == ns(at(5000)));
+  rl.pause_until(at(7000));
+  CHECK(ns(rl.paused_until()) == ns(at(7000)));
+
+  auto v = rl.try_acquire(at(1000), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::pause);
+  CHECK(ns(v.retry_at) == ns(at(7000)));
+  CHECK(rl.probe(at(7000) - 1ns, 0).blocked_by == limit_rule::pause);
+  CHECK(rl.try_acquire(at(7000), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: a 429 pauses for Retry-After, 1s when none was given", "[limiter][rate_limiter][pause]") {
+  // on_signals with rate_limited pauses until now + retry_after_ms, or now + 1000ms for -1; a shorter
+  // Retry-After later does not shorten the pause.
+  rate_limiter rl{open_settings(), t0};
+  rl.on_signals(0, at(100), retry_after(2500), true);
+  CHECK(ns(rl.paused_until()) == ns(at(2600)));
+  auto v = rl.try_acquire(at(200), 0);
+  CHECK(v.blocked_by == limit_rule::pause);
+  CHECK(ns(v.retry_at) == ns(at(2600)));
+
+  rl.on_signals(0, at(300), retry_after(100), true);
+  CHECK(ns(rl.paused_until()) == ns(at(2600)));
+
+  rate_limiter d{open_settings(), t0};
+  d.on_signals(0, at(100), limit_signals{}, true);
+  CHECK(ns(d.paused_until()) == ns(at(1100)));
+  CHECK(d.probe(at(1100) - 1ns, 0).blocked_by == limit_rule::pause);
+  CHECK(d.try_acquire(at(1100), 0).admitted);
+
+  rate_limiter ok{open_settings(), t0}; // not a 429: a Retry-After alone does not pause
+  ok.on_signals(0, at(100), retry_after(2500), false);
+  CHECK(ok.try_acquire(at(100), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: zero remaining tokens with a reset pauses until the reset", "[limiter][rate_limiter][pause]") {
+  // x-ratelimit-remaining-tokens: 0 with a reset of 3s pauses admission for 3s; without a reset, or with tokens
+  // left, nothing pauses.
+  rate_limiter rl{open_settings(), t0};
+  limit_signals sig;
+  sig.remaining_tokens = 0;
+  sig.reset_tokens_ms = 3000;
+  CHECK_FALSE(rl.on_signals(0, at(100), sig, false));
+  CHECK(ns(rl.paused_until()) == ns(at(3100)));
+  auto v = rl.try_acquire(at(200), 0);
+  CHECK(v.blocked_by == limit_rule::pause);
+  CHECK(ns(v.retry_at) == ns(at(3100)));
+  CHECK(rl.try_acquire(at(3100), 0).admitted);
+
+  rate_limiter no_reset{open_settings(), t0};
+  sig.reset_tokens_ms = -1;
+  no_reset.on_signals(0, at(100), sig, false);
+  CHECK(no_reset.try_acquire(at(100), 0).admitted);
+
+  rate_limiter some_left{open_settings(), t0};
+  sig.remaining_tokens = 5;
+  sig.reset_tokens_ms = 3000;
+  some_left.on_signals(0, at(100), sig, false);
+  CHECK(some_left.try_acquire(at(100), 0).admitted);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// quota
+
+TEST_CASE("rate_limiter: the provider's remaining count allows r admissions after the answered call",
+          "[limiter][rate_limiter][quota]") {
+  // P1's reply says 3 left for 5s: P2 and P3 (admitted after P1, before the reply) count, so one more goes,
+  // then the quota rule holds calls until the reset, when it lapses.
+  rate_limiter rl{open_settings(), t0};
+  auto p1 = rl.try_acquire(t0, 0);
+  REQUIRE(p1.admitted);
+  REQUIRE(rl.try_acquire(at(1), 0).admitted);
+  REQUIRE(rl.try_acquire(at(2), 0).admitted);
+  CHECK_FALSE(rl.on_signals(p1.permit, at(10), quota(3, 5000), false));
+
+  CHECK(rl.try_acquire(at(20), 0).admitted);
+  auto v = rl.try_acquire(at(30), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(5010)));
+  CHECK(rl.probe(at(5010) - 1ns, 0).blocked_by == limit_rule::quota);
+  for (int i = 0; i < 20; ++i) // lapsed: no quota left to count
+    CHECK(rl.try_acquire(at(5010), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: remaining 0 blocks at once; remaining r for the newest call allows exactly r more",
+          "[limiter][rate_limiter][quota]") {
+  // remaining 0: nothing more until the reset. remaining 2 in the reply to the newest call: exactly 2 more.
+  rate_limiter rl{open_settings(), t0};
+  auto p = rl.try_acquire(t0, 0);
+  REQUIRE(p.admitted);
+  rl.on_signals(p.permit, at(10), quota(0, 1000), false);
+  auto v = rl.try_acquire(at(10), 0);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(1010)));
+
+  auto q = rl.try_acquire(at(1010), 0);
+  REQUIRE(q.admitted);
+  rl.on_signals(q.permit, at(1020), quota(2, 1000), false);
+  CHECK(rl.try_acquire(at(1030), 0).admitted);
+  CHECK(rl.try_acquire(at(1040), 0).admitted);
+  CHECK(rl.try_acquire(at(1050), 0).blocked_by == limit_rule::quota);
+}
+
+TEST_CASE("rate_limiter: an older reply does not overwrite newer quota information", "[limiter][rate_limiter][quota]") {
+  // P2's reply (5 left) arrives before P1's (0 left): P1 answered an earlier request, so its count is stale.
+  // The other way round, the newer reply replaces the older one.
+  rate_limiter rl{open_settings(), t0};
+  auto p1 = rl.try_acquire(t0, 0);
+  auto p2 = rl.try_acquire(at(1), 0);
+  REQUIRE(p1.admitted);
+  REQUIRE(p2.admitted);
+  rl.on_signals(p2.permit, at(10), quota(5, 10000), false);
+  rl.on_signals(p1.permit, at(11), quota(0, 10000), false);
+  for (int i = 0; i < 5; ++i)
+    CHECK(rl.try_acquire(at(20), 0).admitted);
+  auto v = rl.try_acquire(at(20), 0);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(10010)));
+
+  rate_limiter fwd{open_settings(), t0};
+  auto f1 = fwd.try_acquire(t0, 0);
+  auto f2 = fwd.try_acquire(at(1), 0);
+  REQUIRE(f1.admitted);
+  REQUIRE(f2.admitted);
+  fwd.on_signals(f1.permit, at(10), quota(5, 10000), false);
+  fwd.on_signals(f2.permit, at(11), quota(0, 3000), false);
+  v = fwd.try_acquire(at(20), 0);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(3011)));
+}
+
+TEST_CASE("rate_limiter: a partial quota header changes nothing", "[limiter][rate_limiter][quota]") {
+  // remaining without a reset (or a reset without remaining) gives no deadline, so no rule.
+  rate_limiter rl{open_settings(), t0};
+  auto p = rl.try_acquire(t0, 0);
+  REQUIRE(p.admitted);
+  rl.on_signals(p.permit, at(10), quota(0, -1), false);
+  rl.on_signals(p.permit, at(10), quota(-1, 5000), false);
+  CHECK(rl.try_acquire(at(20), 0).admitted);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// throttle
+
+TEST_CASE("rate_limiter: three 429s within 60s cut the factor to 0.8", "[limiter][rate_limiter][throttle]") {
+  // The first two 429s only pause; the third within throttle_period cuts rate and window cap by 20%.
+  auto s = open_settings();
+  s.requests = 100;
+  s.per = 1000ms;
+  s.burst = 1;
+  rate_limiter rl{s, t0};
+  CHECK(rl.factor() == 1.0);
+  CHECK(rl.effective_rate_per_s() == Approx(100.0));
+  CHECK(rl.effective_window_cap() == 100);
+  CHECK_FALSE(rl.on_signals(0, at(0), retry_after(0), true));
+  CHECK_FALSE(rl.on_signals(0, at(20000), retry_after(0), true));
+  CHECK(rl.on_signals(0, at(59999), retry_after(0), true));
+  CHECK(rl.factor() == Approx(0.8));
+  CHECK(rl.effective_rate_per_s() == Approx(80.0));
+  CHECK(rl.effective_window_cap() == 80);
+}
+
+TEST_CASE("rate_limiter: only 429s within throttle_period count, and a cut starts the count afresh",
+          "[limiter][rate_limiter][throttle]") {
+  // 429s at 0s, 40s, 80s, 100s: never three within 60s (the 60s-old one has left). One more at 100.001s makes
+  // 80s, 100s, 100.001s: a cut. After it, two more 429s do not cut again; the third does.
+  auto s = open_settings();
+  s.requests = 100;
+  rate_limiter rl{s, t0};
+  CHECK_FALSE(rl.on_signals(0, at(0), retry_after(0), true));
+  CHECK_FALSE(rl.on_signals(0, at(40000), retry_after(0), true));
+  CHECK_FALSE(rl.on_signals(0, at(80000), retry_after(0), true));
+  CHECK_FALSE(rl.on_signals(0, at(100000), retry_after(0), true));
+  CHECK(rl.factor() == 1.0);
+  CHECK(rl.on_signals(0, at(100001), retry_after(0), true));
+  CHECK(rl.factor() == Approx(0.8));
+  CHECK_FALSE(rl.on_signals(0, at(100002), retry_after(0), true));
+  CHECK_FALSE(rl.on_signals(0, at(100003), retry_after(0), true));
+  CHECK(rl.factor() == Approx(0.8));
+  CHECK(rl.on_signals(0, at(100004), retry_after(0), true));
+  CHECK(rl.factor() == Approx(0.64));
+}
+
+TEST_CASE("rate_limiter: further cuts go down to the floor 0.5 and not below", "[limiter][rate_limiter][throttle]") {
+  // 1.0 -> 0.8 -> 0.64 -> 0.512 -> 0.5 (floor), then more 429s change nothing; rate and window cap follow.
+  auto s = open_settings();
+  s.requests = 100;
+  s.per = 2000ms;
+  rate_limiter rl{s, t0};
+  const double factors[] = {0.8, 0.64, 0.512, 0.5};
+  const std::int64_t caps[] = {80, 64, 51, 50};
+  std::int64_t ms = 0;
+  for (int i = 0; i < 4; ++i) {
+    CHECK(three_429s(rl, at(ms += 1000)));
+    CHECK(rl.factor() == Approx(factors[i]));
+    CHECK(rl.effective_rate_per_s() == Approx(50.0 * factors[i]));
+    CHECK(rl.effective_window_cap() == caps[i]);
+  }
+  CHECK(rl.factor() == 0.5);
+  for (int i = 0; i < 3; ++i) {
+    CHECK_FALSE(three_429s(rl, at(ms += 1000)));
+    CHECK(rl.factor() == 0.5);
+    CHECK(rl.effective_window_cap() == 50);
+  }
+}
+
+TEST_CASE("rate_limiter: the throttled window cap counts back from the newest entries",
+          "[limiter][rate_limiter][throttle][window]") {
+  // 10 per 1s, 10 admissions at 0..90ms; cut to 0.8 the cap is 8, so a call waits until only 7 remain, i.e.
+  // until the third oldest entry (at 20ms) leaves: 20ms + per + margin.
+  auto s = open_settings();
+  s.requests = 10;
+  s.burst = 10;
+  s.per = 1000ms;
+  s.window_margin = 20ms;
+  rate_limiter rl{s, t0};
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(rl.try_acquire(at(10 * i), 0).admitted);
+  REQUIRE(three_429s(rl, at(100)));
+  REQUIRE(rl.effective_window_cap() == 8);
+  auto v = rl.probe(at(500), 0);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(20 + 1020)));
+  // Once the entries at 0..20ms have left, 7 remain: one more fits, then the next waits for the 30ms entry.
+  CHECK(rl.try_acquire(at(1040), 0).admitted);
+  v = rl.probe(at(1040), 0);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(30 + 1020)));
+}
+
+TEST_CASE("rate_limiter: the throttled bucket refills at the cut rate", "[limiter][rate_limiter][throttle][bucket]") {
+  // 10 per 1s, burst 1: a token every 100ms; at factor 0.8 every 125ms.
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  s.burst = 1;
+  rate_limiter rl{s, t0};
+  REQUIRE(three_429s(rl, t0));
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  auto v = rl.probe(t0, 0);
+  CHECK(v.blocked_by == limit_rule::bucket);
+  CHECK(ns(v.retry_at) == ns(at(125)));
+  CHECK(rl.probe(at(125) - 1ns, 0).blocked_by == limit_rule::bucket);
+  CHECK(rl.try_acquire(at(125), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: a rate change applies from the moment it happens",
+          "[limiter][rate_limiter][throttle][bucket]") {
+  // The bucket earns at the rate in force at each moment: 10/s before a cut, 8/s after it (and 5/s before a
+  // restore, 6.25/s after it). Time before the change must not be credited at the new rate.
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  s.burst = 1;
+  {
+    rate_limiter rl{s, t0};
+    REQUIRE(rl.try_acquire(t0, 0).admitted); // empty at t0
+    REQUIRE(three_429s(rl, at(50)));         // 0.5 token earned at 10/s, the other 0.5 takes 62.5ms at 8/s
+    auto v = rl.probe(at(60), 0);
+    CHECK(v.blocked_by == limit_rule::bucket);
+    CHECK(ns(v.retry_at) == ns(t0 + 112500us));
+  }
+  {
+    rate_limiter rl{s, t0};
+    std::int64_t ms = 0;
+    for (int i = 0; i < 4; ++i)
+      REQUIRE(three_429s(rl, at(ms += 1000)));
+    REQUIRE(rl.factor() == 0.5);
+    auto start = at(ms + 600000 - 100);
+    REQUIRE(rl.try_acquire(start, 0).admitted); // empty; 5/s
+    REQUIRE(rl.maybe_restore(start + 100ms));   // 0.5 token earned at 5/s; the rest takes 80ms at 6.25/s
+    REQUIRE(rl.factor() == Approx(0.625));
+    auto v = rl.probe(start + 110ms, 0);
+    CHECK(v.blocked_by == limit_rule::bucket);
+    CHECK(ns(v.retry_at) == ns(start + 180ms));
+  }
+}
+
+TEST_CASE("rate_limiter: each quiet period restores one step, back to exactly 1.0",
+          "[limiter][rate_limiter][throttle]") {
+  // From the floor 0.5, every 10 minutes without a 429 (counted from the last 429 or change) restores a step:
+  // 0.625, 0.78125, 0.9765625, then exactly 1.0, after which there is nothing to restore.
+  auto s = open_settings();
+  s.requests = 100;
+  rate_limiter rl{s, t0};
+  std::int64_t ms = 0;
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(three_429s(rl, at(ms += 1000)));
+  REQUIRE(rl.factor() == 0.5);
+  const std::int64_t last = ms;
+  const std::int64_t quiet = 600000;
+  CHECK_FALSE(rl.maybe_restore(at(last + quiet - 1)));
+  CHECK(rl.factor() == 0.5);
+  const double steps[] = {0.625, 0.78125, 0.9765625};
+  for (int i = 0; i < 3; ++i) {
+    auto due = last + (i + 1) * quiet;
+    CHECK_FALSE(rl.maybe_restore(at(due) - 1ns));
+    CHECK(rl.maybe_restore(at(due)));
+    CHECK(rl.factor() == Approx(steps[i]));
+    CHECK_FALSE(rl.maybe_restore(at(due + 1)));
+  }
+  CHECK(rl.maybe_restore(at(last + 4 * quiet)));
+  CHECK(rl.factor() == 1.0);
+  CHECK(rl.effective_window_cap() == 100);
+  CHECK(rl.effective_rate_per_s() == Approx(100.0));
+  CHECK_FALSE(rl.maybe_restore(at(last + 10 * quiet)));
+  CHECK(rl.factor() == 1.0);
+}
+
+TEST_CASE("rate_limiter: one cut is undone by one quiet period, exactly", "[limiter][rate_limiter][throttle]") {
+  // 0.8 / 0.8 lands on 1.0 exactly, not 1.0000000000000002.
+  auto s = open_settings();
+  s.requests = 10;
+  rate_limiter rl{s, t0};
+  REQUIRE(three_429s(rl, at(1000)));
+  CHECK_FALSE(rl.maybe_restore(at(1000)));
+  CHECK(rl.maybe_restore(at(601000)));
+  CHECK(rl.factor() == 1.0);
+  CHECK(rl.effective_window_cap() == 10);
+}
+
+TEST_CASE("rate_limiter: a 429 that does not cut still restarts the quiet period",
+          "[limiter][rate_limiter][throttle]") {
+  // Cut at 1s; a lone 429 at 5min: no restore at 10min after the cut, only 10min after that 429.
+  auto s = open_settings();
+  s.requests = 10;
+  rate_limiter rl{s, t0};
+  REQUIRE(three_429s(rl, at(1000)));
+  CHECK_FALSE(rl.on_signals(0, at(300000), retry_after(0), true));
+  CHECK_FALSE(rl.maybe_restore(at(601000)));
+  CHECK_FALSE(rl.maybe_restore(at(900000) - 1ns));
+  CHECK(rl.maybe_restore(at(900000)));
+  CHECK(rl.factor() == 1.0);
+}
+
+TEST_CASE("rate_limiter: an untouched throttle has nothing to restore", "[limiter][rate_limiter][throttle]") {
+  // maybe_restore at factor 1.0 is a no-op whenever it is called.
+  rate_limiter rl{open_settings(), t0};
+  CHECK_FALSE(rl.maybe_restore(t0));
+  CHECK_FALSE(rl.maybe_restore(at(100000000)));
+  CHECK(rl.factor() == 1.0);
+}
