@@ -55,6 +55,7 @@ struct limit_signals {
   std::int64_t remaining_tokens = -1;
   std::int64_t reset_requests_ms = -1;
   std::int64_t reset_tokens_ms = -1;
+  std::int64_t limit_requests = -1; ///< the request limit the provider announces (x-ratelimit-limit-requests)
 };
 
 /// A provider actor's answer to one `provider_call`, success or not.
@@ -83,6 +84,7 @@ struct limit_grant {
   std::int64_t waited_ms = 0;   ///< acquire: time spent queued
   std::string rule;             ///< what held it back: pause, quota, window, bucket, concurrency, ..., breaker_open
   std::uint8_t breaker = 0;     ///< the provider's breaker phase as last told (0 closed, 1 open, 2 half_open)
+  std::int64_t slot_ms = 0;     ///< query: what one more call ahead adds to the wait, at the effective rate
 };
 
 /// One attempt in a call's history.
@@ -170,7 +172,7 @@ typename I::result_type inspect(I& f, usage_info& x) {
 template <class I>
 typename I::result_type inspect(I& f, limit_signals& x) {
   return f(caf::meta::type_name("limit_signals"), x.retry_after_ms, x.remaining_requests,
-           x.remaining_tokens, x.reset_requests_ms, x.reset_tokens_ms);
+           x.remaining_tokens, x.reset_requests_ms, x.reset_tokens_ms, x.limit_requests);
 }
 template <class I>
 typename I::result_type inspect(I& f, upstream_reply& x) {
@@ -183,7 +185,8 @@ typename I::result_type inspect(I& f, provider_call& x) {
 }
 template <class I>
 typename I::result_type inspect(I& f, limit_grant& x) {
-  return f(caf::meta::type_name("limit_grant"), x.granted, x.permit, x.wait_ms, x.waited_ms, x.rule, x.breaker);
+  return f(caf::meta::type_name("limit_grant"), x.granted, x.permit, x.wait_ms, x.waited_ms, x.rule, x.breaker,
+           x.slot_ms);
 }
 template <class I>
 typename I::result_type inspect(I& f, attempt_info& x) {

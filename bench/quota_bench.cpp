@@ -7,6 +7,8 @@
 // 10 personas), through the real tree: persona actors -> dispatcher -> routing -> breaker -> limiter ->
 // provider actors -> HTTP -> mock. Until `squad serve` exists the calls enter in-process (persona actors).
 //
+// Scenario "down": one task's ten calls arrive every 250 ms (7.5 s in all); upstream b is down from 1 s to 7 s.
+//
 // Printed per scenario: success rate, upstream 429s (as the mock counted them), calls that ever saw a 429, the
 // largest window occupancy per upstream (as the mock saw it), makespan, the capacity bound (the smallest T at
 // which the upstreams' windows could have admitted all calls: (ceil(calls / sum N) - 1) * W), and their ratio.
@@ -83,14 +85,17 @@ struct outcome_counts {
   std::string first_error;
 };
 
-// 300 calls at once through the persona actors; waits for every answer. `during` runs once, after `at`.
-outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::chrono::milliseconds at,
-                         const std::function<void()>& during) {
+using timed_action = std::pair<std::chrono::milliseconds, std::function<void()>>;
+
+// 300 calls at once through the persona actors; waits for every answer. Each action runs once, at its time.
+// With `spread` > 0, task t's ten calls arrive at t * spread instead of all at once.
+outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::vector<timed_action> actions,
+                         std::chrono::milliseconds spread) {
   outcome_counts out;
   caf::scoped_actor self{sys};
   auto start = clk::now();
   int sent = 0;
-  for (int t = 0; t < tasks; ++t)
+  auto send_task = [&](int t) {
     for (auto& p : personas) {
       call_request req;
       req.trace_id = "q" + std::to_string(sent);
@@ -102,9 +107,17 @@ outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::ch
       self->send(root, atoms::forward_v, "personas/" + p, caf::make_message(std::move(req)));
       ++sent;
     }
-  bool fired = !during;
+  };
+  int next_task = 0;
+  auto send_due = [&] {
+    while (next_task < tasks && clk::now() - start >= spread * next_task)
+      send_task(next_task++);
+  };
+  send_due();
+  std::size_t fired = 0;
   int answered = 0;
-  while (answered < sent) {
+  while (answered < tasks * static_cast<int>(personas.size())) {
+    send_due();
     self->receive(
       [&](call_result& r) {
         ++answered;
@@ -128,10 +141,8 @@ outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::ch
           out.first_error = error_detail(sys, err);
       },
       caf::after(std::chrono::milliseconds(50)) >> [] {});
-    if (!fired && clk::now() - start >= at) {
-      during();
-      fired = true;
-    }
+    while (fired < actions.size() && clk::now() - start >= actions[fired].first)
+      actions[fired++].second();
   }
   out.makespan = clk::now() - start;
   return out;
@@ -154,21 +165,31 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
   net::io_runtime io{1};
   auto pools = make_provider_pools(io, *sq.cfg, problems);
   auto root = start_tree(sys, sq, pools);
-  std::function<void()> during;
-  std::chrono::milliseconds at{0};
-  if (name == "down") { // b, the roomiest upstream, goes down 1 s into the run
-    at = std::chrono::milliseconds(1000);
-    during = [&] {
-      test::request("POST", "127.0.0.1", mock.port("b"), "/admin/fault", R"({"mode":"down"})");
+  std::vector<timed_action> actions;
+  if (name == "down") { // calls arrive over 7.5 s; b, the roomiest upstream, is down from 1 s to 7 s
+    auto fault = [&mock](const char* mode) {
+      test::request("POST", "127.0.0.1", mock.port("b"), "/admin/fault", std::string(R"({"mode":")") + mode + "\"}");
     };
+    actions.emplace_back(std::chrono::milliseconds(1000), [fault] { fault("down"); });
+    actions.emplace_back(std::chrono::milliseconds(7000), [fault] { fault("none"); });
   }
-  auto r = run_calls(sys, root, at, during);
+  auto spread = std::chrono::milliseconds(name == "down" ? 250 : 0);
+  auto r = run_calls(sys, root, actions, spread);
   int calls = tasks * static_cast<int>(personas.size());
-  int capacity = 0;
-  for (auto& u : ups)
-    capacity += (name == "down" && u.name == "b") ? 0 : u.requests;
-  double bound_s = std::ceil(static_cast<double>(calls) / capacity - 1e-9) - 1;
-  bound_s = std::max(0.0, bound_s) * std::chrono::duration<double>(window).count();
+  // The bound: windows start at 0, W, 2W, ...; an upstream counts in a window if it is up when that window starts
+  // (b, in "down": only the window at 0 and those from 8 s on).
+  auto up_at = [&](const upstream& u, double t) { return !(name == "down" && u.name == "b" && t >= 1.0 && t < 7.0); };
+  double bound_s = 0;
+  {
+    int admitted = 0;
+    double w = std::chrono::duration<double>(window).count();
+    for (int k = 0; admitted < calls; ++k) {
+      for (auto& u : ups)
+        admitted += up_at(u, k * w) ? u.requests : 0;
+      bound_s = k * w;
+    }
+    bound_s = std::max(bound_s, std::chrono::duration<double>(spread * (tasks - 1)).count()); // the last arrival
+  }
   std::int64_t rejected = 0;
   std::string occupancy;
   for (auto& u : ups) {
@@ -179,9 +200,11 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
                  std::to_string(u.requests) + " ";
   }
   double makespan = std::chrono::duration<double>(r.makespan).count();
-  std::printf("%-11s %6.1f%% %6lld %8.1f%% %-22s %8.2fs %7.2fs %6.3f\n", name.c_str(), 100.0 * r.ok / calls,
-              static_cast<long long>(rejected), 100.0 * r.saw_429 / calls, occupancy.c_str(), makespan, bound_s,
-              bound_s > 0 ? makespan / bound_s : 0.0);
+  char ratio[16] = "-"; // with arrivals spread over time the window bound says little
+  if (spread.count() == 0 && bound_s > 0)
+    std::snprintf(ratio, sizeof ratio, "%.3f", makespan / bound_s);
+  std::printf("%-11s %6.1f%% %6lld %8.1f%% %-22s %8.2fs %7.2fs %6s\n", name.c_str(), 100.0 * r.ok / calls,
+              static_cast<long long>(rejected), 100.0 * r.saw_429 / calls, occupancy.c_str(), makespan, bound_s, ratio);
   if (!r.first_error.empty())
     std::printf("            first error: %s\n", r.first_error.c_str());
   for (auto& e : r.breaker_events)

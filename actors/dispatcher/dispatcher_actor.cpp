@@ -36,6 +36,7 @@ struct dispatcher_state {
   dispatch_options opts;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, pending_call> calls;
+  std::map<std::string, std::int64_t> queued; // by provider: acquires sent and not yet answered
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -58,7 +59,8 @@ std::string attempts_text(const std::vector<attempt_info>& attempts) {
 
 void step(dispatcher_actor* self, std::uint64_t id);
 void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
-void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string& note);
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string& note,
+             std::int64_t expected_wait_ms = -1);
 void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit);
 
 void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r) {
@@ -129,20 +131,35 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end() || ready.empty())
     return step(self, id);
-  if (ready.size() == 1)
+  if (ready.size() == 1) {
+    ++self->state.queued[i->second.req.chain[ready.front()].provider];
     return attempt(self, id, ready.front(), {});
+  }
   struct gather {
     std::vector<std::size_t> targets;
     std::vector<limit_grant> answers;
+    std::vector<std::int64_t> ahead; // calls routed to each target and not yet admitted, when asked
     std::size_t pending;
   };
-  auto g = std::make_shared<gather>(gather{ready, std::vector<limit_grant>(ready.size()), ready.size()});
+  auto g = std::make_shared<gather>(
+    gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size()});
   auto tokens = token_estimate(i->second.req);
   for (std::size_t k = 0; k < ready.size(); ++k) {
     auto& t = i->second.req.chain[ready[k]];
+    g->ahead[k] = self->state.queued[t.provider];
     auto decide = [self, id, g] {
       if (--g->pending > 0)
         return;
+      auto c = self->state.calls.find(id);
+      if (c == self->state.calls.end())
+        return;
+      // Calls routed since the question was asked go first: each adds one slot to the wait.
+      for (std::size_t k = 0; k < g->targets.size(); ++k) {
+        auto& a = g->answers[k];
+        auto now_ahead = self->state.queued[c->second.req.chain[g->targets[k]].provider];
+        if (a.wait_ms >= 0 && now_ahead > g->ahead[k])
+          a.wait_ms += (now_ahead - g->ahead[k]) * a.slot_ms;
+      }
       auto open = static_cast<std::uint8_t>(breaker_phase::open);
       std::optional<std::size_t> pref, best;
       for (std::size_t k = 0; k < g->targets.size(); ++k) {
@@ -154,14 +171,16 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
         if (!best || a.wait_ms < g->answers[*best].wait_ms)
           best = k;
       }
-      if (!pref) // every ready target is open or can never admit: try the first; it will say why
+      if (!pref) { // every ready target is open or can never admit: try the first; it will say why
+        ++self->state.queued[c->second.req.chain[g->targets.front()].provider];
         return attempt(self, id, g->targets.front(), {});
+      }
       auto slack = self->state.opts.route_slack.count();
       auto chosen = g->answers[*best].wait_ms + slack < g->answers[*pref].wait_ms ? *best : *pref;
       std::string note;
+      ++self->state.queued[c->second.req.chain[g->targets[chosen]].provider]; // claimed until the limiter answers
       if (chosen != *pref) {
-        auto c = self->state.calls.find(id);
-        if (c != self->state.calls.end()) {
+        {
           auto& from = c->second.req.chain[g->targets[*pref]];
           auto& to = c->second.req.chain[g->targets[chosen]];
           note = target_name(from) + " busy for ~" + std::to_string(g->answers[*pref].wait_ms) + "ms (" +
@@ -176,10 +195,10 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
                        .dump());
         }
       }
-      attempt(self, id, g->targets[chosen], note);
+      attempt(self, id, g->targets[chosen], note, g->answers[chosen].wait_ms);
     };
     self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + t.provider + ":limiter",
-                  caf::make_message(atoms::query_v, tokens))
+                  caf::make_message(atoms::query_v, tokens, self->state.queued[t.provider]))
       .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); },
             [g, k, decide](caf::error&) { g->answers[k].wait_ms = -1; decide(); });
   }
@@ -199,7 +218,8 @@ void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, cons
   step(self, id);
 }
 
-void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string&) {
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string&,
+             std::int64_t expected_wait_ms) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
     return;
@@ -221,6 +241,8 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
   auto remaining = std::chrono::duration_cast<millis>(c.started + millis{c.req.timeout_ms} - now);
   auto provider = t.provider;
   auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
+  if (expected_wait_ms >= 0) // routed on an estimate: if it proves twice too hopeful (at least +1s), route again
+    queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms, 1000));
   auto priority = static_cast<std::uint8_t>(std::min<int>(c.req.priority, 3));
   auto tokens = token_estimate(c.req);
   // 1. the breaker
@@ -228,13 +250,16 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
                 caf::make_message(atoms::allow_v))
     .then(
       [=](bool allowed) {
-        if (!allowed)
+        if (!allowed) {
+          --self->state.queued[provider];
           return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
+        }
         // 2. the limiter: admitted now, or queued by priority until queue_wait
         self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":limiter",
                       caf::make_message(atoms::acquire_v, priority, tokens, queue_wait))
           .then(
             [=](limit_grant& g) {
+              --self->state.queued[provider];
               if (!g.granted) {
                 self->send(self->state.root, atoms::forward_v, "providers/" + provider + ":breaker",
                            caf::make_message(atoms::cancel_v));
@@ -258,10 +283,12 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
               send_call(self, id, target, g.permit);
             },
             [=](caf::error& err) {
+              --self->state.queued[provider];
               not_sent(self, id, target, "unavailable", "limiter: " + error_detail(self->system(), err), millis{1000});
             });
       },
       [=](caf::error& err) {
+        --self->state.queued[provider];
         not_sent(self, id, target, "unavailable", "breaker: " + error_detail(self->system(), err), millis{1000});
       });
 }

@@ -6,7 +6,8 @@
 // Limiter protocol (untyped):
 //   (acquire, priority u8, tokens i64, queue_wait_ms i64) -> limit_grant   granted, or refused with retry-in once
 //        queued longer than queue_wait_ms. Waiters queue by priority (0 = P0 first), FIFO within a class.
-//   (query, tokens i64)           -> limit_grant   an estimate of the wait (queue ahead included), no admission
+//   (query, tokens i64, ahead i64) -> limit_grant  the estimated wait if `ahead` calls (at least those queued
+//                                                  here) go first; no admission; wait_ms -1: never
 //   (release, permit u64, tokens i64, limit_signals, outcome) -> std::string
 //        the call ended: frees the permit, reconciles tokens, applies Retry-After / remaining headers and the
 //        throttle; answers a human note when the throttle changed ("" otherwise)

@@ -50,6 +50,35 @@ void schedule(limiter_actor* self, steady_time at) {
   self->delayed_send(self, at > now ? at - now : caf::timespan{0}, atoms::tick_v);
 }
 
+// Refuses queued waiters that can no longer be admitted by their queue deadline (the limiter's view changed,
+// or higher priorities arrived), so their callers can go elsewhere now rather than at the deadline.
+void reassess(limiter_actor* self) {
+  auto& st = self->state;
+  if (st.queue.empty())
+    return;
+  auto now = self->clock().now();
+  std::vector<std::pair<std::int64_t, steady_time>> list;
+  for (auto& [key, w] : st.queue)
+    list.emplace_back(w.tokens, w.deadline);
+  auto ok = st.limiter->feasible(now, list);
+  std::size_t k = 0;
+  for (auto it = st.queue.begin(); it != st.queue.end(); ++k) {
+    if (ok[k]) {
+      ++it;
+      continue;
+    }
+    limit_grant g;
+    auto v = st.limiter->estimate(now, static_cast<std::int64_t>(k), it->second.tokens);
+    g.rule = "reassessed";
+    g.wait_ms = std::max<std::int64_t>(1, ms_until(now, v));
+    g.waited_ms = ms_waited(it->second.queued_at, now);
+    g.breaker = st.breaker;
+    it->second.rp.deliver(g);
+    ++st.refused;
+    it = st.queue.erase(it);
+  }
+}
+
 // Admits waiters in priority order while the limiter allows; refuses those past their queue deadline.
 void pump(limiter_actor* self) {
   auto& st = self->state;
@@ -127,23 +156,21 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
       pump(self);
       return rp;
     },
-    [self](atoms::query, std::int64_t tokens) {
+    [self](atoms::query, std::int64_t tokens, std::int64_t ahead) {
       auto& st = self->state;
       auto now = self->clock().now();
       auto v = st.limiter->probe(now, tokens);
+      auto at = st.limiter->estimate(now, std::max<std::int64_t>(ahead, static_cast<std::int64_t>(st.queue.size())),
+                                     tokens);
       limit_grant g;
-      g.granted = v.admitted && st.queue.empty();
+      g.granted = v.admitted && st.queue.empty() && ahead == 0;
       g.rule = to_string(v.blocked_by);
-      g.wait_ms = ms_until(now, v.retry_at);
-      if (v.blocked_by == limit_rule::concurrency || g.wait_ms < 0) // a release frees it: guess one mean gap
+      g.wait_ms = ms_until(now, at);
+      if (v.blocked_by == limit_rule::concurrency && g.wait_ms == 0) // a release frees it: guess one mean gap
         g.wait_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
-      if (!st.queue.empty()) // everyone queued goes first, at the effective rate
-        g.wait_ms += static_cast<std::int64_t>(static_cast<double>(st.queue.size()) * 1000.0 /
-                                               std::max(1e-9, st.limiter->effective_rate_per_s()));
-      if (v.blocked_by == limit_rule::too_big)
-        g.wait_ms = -1;
       g.breaker = st.breaker;
-      if (st.breaker == static_cast<std::uint8_t>(breaker_phase::open))
+      g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
+      if (g.wait_ms >= 0 && st.breaker == static_cast<std::uint8_t>(breaker_phase::open))
         g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
       return g;
     },
@@ -151,15 +178,24 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
            outcome result) -> std::string {
       auto& st = self->state;
       auto now = self->clock().now();
+      auto before_rate = st.limiter->effective_rate_per_s();
       bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
       st.limiter->release(permit, now, tokens);
+      if (changed || signals.remaining_requests >= 0 || result == outcome::rate_limited)
+        reassess(self);
       pump(self);
       if (!changed)
         return {};
       ++st.throttle_changes;
-      char buf[160];
-      std::snprintf(buf, sizeof buf, "%s throttled to %.0f%% of its configured rate (%.2f requests/s) after repeated 429s",
-                    st.provider.c_str(), st.limiter->factor() * 100, st.limiter->effective_rate_per_s());
+      char buf[200];
+      if (st.limiter->announced_limit() && st.limiter->effective_rate_per_s() < before_rate &&
+          result != outcome::rate_limited)
+        std::snprintf(buf, sizeof buf, "%s announces %lld requests per window, below the configured %lld: now %.2f requests/s",
+                      st.provider.c_str(), static_cast<long long>(*st.limiter->announced_limit()),
+                      static_cast<long long>(st.limiter->settings().requests), st.limiter->effective_rate_per_s());
+      else
+        std::snprintf(buf, sizeof buf, "%s throttled to %.0f%% of its rate (%.2f requests/s) after repeated 429s",
+                      st.provider.c_str(), st.limiter->factor() * 100, st.limiter->effective_rate_per_s());
       return buf;
     },
     [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms) {

@@ -21,7 +21,7 @@ limiter_settings limiter_settings_from(const limits_config& l) {
   s.concurrency = l.concurrency;
   s.min_interval = l.min_interval;
   s.tokens = l.tokens;
-  s.window_margin = std::clamp(millis{l.per.count() / 50}, millis{5}, millis{1000});
+  s.window_margin = std::clamp(millis{l.per.count() / 100}, millis{5}, millis{1000});
   return s;
 }
 
@@ -43,12 +43,19 @@ const char* to_string(limit_rule r) {
 rate_limiter::rate_limiter(limiter_settings s, steady_time now)
   : s_(s), bucket_(static_cast<double>(std::max<std::int64_t>(1, s.burst))), refilled_at_(now) {}
 
+namespace {
+std::int64_t requests_now(const limiter_settings& s, const std::optional<std::int64_t>& announced) {
+  return announced ? std::min(s.requests, *announced) : s.requests;
+}
+} // namespace
+
 double rate_limiter::effective_rate_per_s() const {
-  return factor_ * static_cast<double>(s_.requests) / std::chrono::duration<double>(s_.per).count();
+  return factor_ * static_cast<double>(requests_now(s_, announced_)) / std::chrono::duration<double>(s_.per).count();
 }
 
 std::int64_t rate_limiter::effective_window_cap() const {
-  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(factor_ * static_cast<double>(s_.requests) + 1e-9)));
+  auto n = static_cast<double>(requests_now(s_, announced_));
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::floor(factor_ * n + 1e-9)));
 }
 
 std::int64_t rate_limiter::window_occupancy(steady_time now) {
@@ -77,7 +84,7 @@ void rate_limiter::expire(steady_time now) {
 void rate_limiter::refill(steady_time now) {
   if (now <= refilled_at_)
     return;
-  double cap = static_cast<double>(std::max<std::int64_t>(1, s_.burst));
+  double cap = static_cast<double>(std::max<std::int64_t>(1, std::min(s_.burst, requests_now(s_, announced_))));
   bucket_ = std::min(cap, bucket_ + std::chrono::duration<double>(now - refilled_at_).count() * effective_rate_per_s());
   refilled_at_ = now;
 }
@@ -167,6 +174,27 @@ rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t to
   return v;
 }
 
+steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const {
+  rate_limiter sim = *this;
+  sim.permits_.clear();
+  sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
+  auto t = now;
+  auto n = std::min<std::int64_t>(ahead, 10000); // beyond that, the estimate is long enough to route elsewhere
+  for (std::int64_t i = 0;; ) {
+    auto v = sim.check(t, tokens);
+    if (v.admitted) {
+      if (i == n)
+        return t;
+      sim.try_acquire(t, tokens);
+      ++i;
+    } else if (v.retry_at == never || v.retry_at <= t || v.blocked_by == limit_rule::too_big) {
+      return never;
+    } else {
+      t = v.retry_at;
+    }
+  }
+}
+
 bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens) {
   expire(now);
   if (actual_tokens >= 0)
@@ -184,14 +212,24 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
   expire(now);
   auto it = permits_.find(permit);
   std::uint64_t seq = it != permits_.end() ? it->second.seq : admitted_seq_; // unknown: assume the latest
+  bool changed = false;
+  if (s.limit_requests > 0 && s.limit_requests < requests_now(s_, announced_)) {
+    refill(now); // the time so far earned at the old rate
+    announced_ = s.limit_requests;
+    bucket_ = std::min(bucket_, static_cast<double>(s.limit_requests));
+    changed = true;
+  }
   if (s.remaining_requests >= 0 && s.reset_requests_ms >= 0 && (!quota_left_ || seq >= quota_seq_)) {
     quota_left_ = s.remaining_requests;
     quota_seq_ = seq;
     quota_reset_ = now + millis{s.reset_requests_ms};
+    // The reset names when the provider's window is empty again; its oldest entry (ours, as far as we know)
+    // leaves sooner, and from then on the window rule knows as much as the quota does.
+    if (!window_log_.empty())
+      quota_reset_ = std::min(quota_reset_, window_log_.front() + nanos(s_.per) + nanos(s_.window_margin));
   }
   if (s.remaining_tokens == 0 && s.reset_tokens_ms >= 0)
     pause_until(now + millis{s.reset_tokens_ms});
-  bool changed = false;
   if (rate_limited) {
     pause_until(now + millis{s.retry_after_ms >= 0 ? s.retry_after_ms : 1000});
     last_429_ = now;
@@ -207,6 +245,37 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
     }
   }
   return changed;
+}
+
+std::vector<bool> rate_limiter::feasible(steady_time now,
+                                         const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const {
+  rate_limiter sim = *this;
+  sim.permits_.clear();
+  sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
+  std::vector<bool> out;
+  auto t = now;
+  for (auto& [tokens, deadline] : waiters) {
+    auto u = t;
+    bool ok = false;
+    for (;;) {
+      if (u > deadline)
+        break;
+      auto v = sim.check(u, tokens);
+      if (v.admitted) {
+        ok = true;
+        break;
+      }
+      if (v.retry_at == never || v.retry_at <= u || v.blocked_by == limit_rule::too_big)
+        break;
+      u = v.retry_at;
+    }
+    out.push_back(ok);
+    if (ok) { // it takes its slot; later waiters come after it
+      sim.try_acquire(u, tokens);
+      t = u;
+    }
+  }
+  return out;
 }
 
 bool rate_limiter::maybe_restore(steady_time now) {

@@ -4,7 +4,9 @@
 //
 //   pause        after a 429: until its Retry-After / reset deadline (a later deadline extends, never shortens)
 //   quota        the provider's own x-ratelimit-remaining-requests: after a reply said "r left until reset",
-//                at most r more admissions until then (counted from the request that reply answered)
+//                at most r more admissions until then, or until the oldest admission in our window log leaves
+//                it (then the window rule knows as much); counted from the request that reply answered; an
+//                announced x-ratelimit-limit-requests below `requests` replaces `requests` (advertised != real)
 //   bucket       token bucket: `rate` = requests/per, capacity `burst`
 //   window       sliding-window log: a hard cap of `requests` per `per` (+ a margin for arrival jitter)
 //   interval     at least `min_interval` between two sends
@@ -22,6 +24,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <vector>
 
 namespace squad {
 
@@ -41,7 +44,7 @@ struct limiter_settings {
   millis throttle_quiet{600000};
 };
 
-/// The settings a provider's `limits` imply: window margin 2% of `per` (at least 5ms, at most 1s).
+/// The settings a provider's `limits` imply: window margin 1% of `per` (at least 5ms, at most 1s).
 limiter_settings limiter_settings_from(const limits_config& l);
 
 /// Which rule holds a call back.
@@ -68,12 +71,20 @@ public:
   /// The same question without admitting.
   verdict probe(steady_time now, std::int64_t tokens);
 
+  /// When a call reserving `tokens` could be admitted if `ahead` calls were admitted before it, as early as the
+  /// rules allow (concurrency ignored: permits are assumed back in time). `never` when it cannot be.
+  steady_time estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const;
+
+  /// For waiters in queue order (tokens, queue deadline): whether each can still be admitted by its deadline
+  /// when the ones before it that can go first (concurrency ignored). A waiter that cannot takes no slot.
+  std::vector<bool> feasible(steady_time now, const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const;
+
   /// The call holding `permit` ended; `actual_tokens` (prompt + completion; < 0: unknown) replaces its reservation.
   /// Returns false for an unknown (e.g. already reclaimed) permit.
   bool release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens);
 
   /// What the reply to `permit`'s call said about limits, at `now`. `rate_limited`: it was a 429.
-  /// Returns true when the throttle factor changed.
+  /// Returns true when the effective rate changed (a throttle step, or an announced lower request limit).
   bool on_signals(std::uint64_t permit, steady_time now, const limit_signals& s, bool rate_limited);
 
   /// Pauses admission until `until` (never shortens a pause already set).
@@ -83,6 +94,8 @@ public:
   bool maybe_restore(steady_time now);
 
   double factor() const { return factor_; }
+  /// The provider's announced request limit when lower than the configured one (it then replaces it).
+  std::optional<std::int64_t> announced_limit() const { return announced_; }
   double effective_rate_per_s() const;
   std::int64_t effective_window_cap() const;
   steady_time paused_until() const { return pause_until_; }
@@ -128,6 +141,7 @@ private:
   std::uint64_t quota_seq_ = 0;
   steady_time quota_reset_{};
   std::int64_t reclaimed_ = 0;
+  std::optional<std::int64_t> announced_; // a request limit the provider announced below `requests`
 };
 
 } // namespace squad

@@ -250,6 +250,8 @@ limit_signals parse_limit_signals(const header_list& headers, system_clock::time
       retry_after_ms = parse_plain_number(trim(value), 1'000'000);
     else if (iequals(name, "x-ratelimit-remaining-requests") || iequals(name, "anthropic-ratelimit-requests-remaining"))
       out.remaining_requests = parse_count(value);
+    else if (iequals(name, "x-ratelimit-limit-requests") || iequals(name, "anthropic-ratelimit-requests-limit"))
+      out.limit_requests = parse_count(value);
     else if (iequals(name, "x-ratelimit-remaining-tokens") || iequals(name, "anthropic-ratelimit-tokens-remaining"))
       out.remaining_tokens = parse_count(value);
     else if (iequals(name, "x-ratelimit-reset-requests"))

@@ -35,7 +35,8 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view value);
 
 /// Fills limit_signals from response headers; fields nothing said about stay -1. Reads retry-after,
-/// retry-after-ms (preferred over retry-after: it is more precise), x-ratelimit-{remaining,reset}-{requests,tokens},
+/// retry-after-ms (preferred over retry-after: it is more precise), x-ratelimit-limit-requests,
+/// x-ratelimit-{remaining,reset}-{requests,tokens}, anthropic-ratelimit-requests-limit,
 /// and anthropic-ratelimit-{requests,tokens}-{remaining,reset} (reset is an RFC 3339 time, turned into ms from
 /// `now`, 0 when past).
 limit_signals parse_limit_signals(const header_list& headers, std::chrono::system_clock::time_point now);

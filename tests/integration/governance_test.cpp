@@ -1,0 +1,177 @@
+// Rate governance end to end: the whole actor tree (personas -> dispatcher -> breaker -> limiter -> provider
+// actors -> HTTP) against squad-mock-provider upstreams, one fault mode at a time.
+#include "runtime/app/squad_tree.hpp"
+#include "tests/integration/http_client.hpp"
+#include "tests/integration/mock_process.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+using namespace squad;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+struct system_config : caf::actor_system_config {
+  system_config() { configure_actor_system(*this, 2); }
+};
+
+// "main" is strict (5 per second, 2 at once); "spare" is roomy. The analyst's chain is main, then spare.
+const char* mock_yaml = R"(upstreams:
+  main:
+    listen: 127.0.0.1:0
+    style: openai
+    limits: {requests: 5, per: 1s, concurrency: 2}
+    latency: {fixed: 5ms, per_token: 1ms}
+    reply: {tokens: 8}
+  spare:
+    listen: 127.0.0.1:0
+    style: openai
+    limits: {requests: 1000, per: 1s, concurrency: 0}
+    latency: {fixed: 5ms}
+    reply: {tokens: 8}
+)";
+
+std::string squad_yaml(const test::mock_process& m) {
+  auto provider = [&](const std::string& name, const std::string& limits, const std::string& extra) {
+    return "  " + name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(m.port(name)) +
+           "/v1\n    limits: " + limits +
+           "\n    timeouts: {connect: 1s, first_byte: 300ms, idle: 300ms, total: 5s}\n" + extra +
+           "    models:\n      m: {id: mock-" + name + ", tier: worker}\n";
+  };
+  return "personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR "/config/workflows\n"
+         "providers:\n" +
+         provider("main", "{requests: 5, per: 1s, burst: 5, concurrency: 2}",
+                  "    stream: true\n    breaker: {failures: 3, cooldown: 60s}\n") +
+         provider("spare", "{requests: 1000, per: 1s, burst: 1000, concurrency: 32}", "") +
+         "personas:\n  analyst: {chain: [main/m, spare/m]}\n";
+}
+
+json stats(const test::mock_process& m, const std::string& name) {
+  auto r = test::request("GET", "127.0.0.1", m.port(name), "/stats");
+  REQUIRE(r.status == 200);
+  return json::parse(r.body);
+}
+
+struct tree_fixture {
+  test::mock_process mock{mock_yaml};
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  net::io_runtime io{1};
+  caf::actor root;
+
+  tree_fixture() {
+    std::vector<config_problem> problems;
+    auto sq = load_squad_text(squad_yaml(mock), problems);
+    INFO((problems.empty() ? std::string() : to_string(problems.front())));
+    REQUIRE(sq.cfg);
+    auto pools = make_provider_pools(io, *sq.cfg, problems);
+    root = start_tree(sys, sq, pools);
+  }
+  ~tree_fixture() { caf::anon_send_exit(root, caf::exit_reason::user_shutdown); }
+
+  // `n` calls at once; the results (or the errors' text) and the run events seen.
+  struct batch {
+    std::vector<call_result> ok;
+    std::vector<std::string> errors;
+    std::vector<run_event> events;
+  };
+  batch calls(int n) {
+    caf::scoped_actor self{sys};
+    for (int i = 0; i < n; ++i) {
+      call_request req;
+      req.trace_id = "g" + std::to_string(i);
+      req.persona = "analyst";
+      req.messages = {{"user", "question " + std::to_string(i)}};
+      req.max_tokens = 16;
+      req.timeout_ms = 20000;
+      req.events = self;
+      self->send(root, atoms::forward_v, "personas/analyst", caf::make_message(std::move(req)));
+    }
+    batch b;
+    int answered = 0;
+    bool timed_out = false;
+    while (answered < n && !timed_out)
+      self->receive([&](call_result& r) { b.ok.push_back(std::move(r)), ++answered; },
+                    [&](run_event& ev) { b.events.push_back(std::move(ev)); },
+                    [&](caf::error& err) { b.errors.push_back(error_detail(sys, err)), ++answered; },
+                    caf::after(30s) >> [&] { timed_out = true; });
+    REQUIRE_FALSE(timed_out);
+    return b;
+  }
+
+  void fault(const json& f) {
+    auto r = test::request("POST", "127.0.0.1", mock.port("main"), "/admin/fault", f.dump());
+    REQUIRE(r.status == 200);
+  }
+};
+
+std::size_t count(const std::vector<run_event>& events, const std::string& type) {
+  return static_cast<std::size_t>(
+    std::count_if(events.begin(), events.end(), [&](const run_event& e) { return e.type == type; }));
+}
+
+} // namespace
+
+TEST_CASE_METHOD(tree_fixture, "a burst far over a strict upstream's limit sees no 429", "[governance][http]") {
+  auto b = calls(30);
+  CHECK(b.errors.empty());
+  CHECK(b.ok.size() == 30);
+  auto s = stats(mock, "main");
+  CHECK(s["rejected"]["requests"] == 0);
+  CHECK(s["rejected"]["concurrency"] == 0);
+  CHECK(s["max_window_occupancy"].get<int>() <= 5);
+  CHECK(s["max_in_flight"].get<int>() <= 2);
+  CHECK(s["admitted"].get<int>() >= 2); // the preferred upstream was used as far as it could serve soon...
+  CHECK(count(b.events, "step.routed") >= 1); // ...and the rest was routed, visibly
+}
+
+TEST_CASE_METHOD(tree_fixture, "every fault mode of the preferred upstream ends in answers, through fallback",
+                 "[governance][http]") {
+  struct mode {
+    json fault;
+    std::string outcome;
+  };
+  std::vector<mode> modes = {
+    {{{"mode", "down"}}, "connect_failed"},
+    {{{"mode", "error500"}, {"fraction", 1.0}}, "server_error"},
+    {{{"mode", "overloaded"}}, "overloaded"},
+    {{{"mode", "garbage"}}, "bad_response"},
+    {{{"mode", "cut"}, {"cut_after", 2}}, "stream_cut"},
+    {{{"mode", "slow"}, {"slow_ms", 2000}}, "timeout"},
+    {{{"mode", "unauthorized"}}, "auth_failed"},
+  };
+  for (auto& m : modes) {
+    DYNAMIC_SECTION(m.fault["mode"].get<std::string>()) {
+      fault(m.fault);
+      auto b = calls(4);
+      CHECK(b.errors.empty());
+      REQUIRE(b.ok.size() == 4);
+      bool seen = false;
+      for (auto& r : b.ok) {
+        CHECK(r.served_by.provider == "spare");
+        for (auto& a : r.attempts)
+          seen = seen || (a.provider == "main" && a.outcome == m.outcome);
+      }
+      CHECK(seen);
+      CHECK(count(b.events, "step.fallback") >= 1);
+    }
+  }
+}
+
+TEST_CASE_METHOD(tree_fixture, "a failing upstream's breaker opens and stops traffic to it", "[governance][http]") {
+  fault({{"mode", "error500"}, {"fraction", 1.0}});
+  auto first = calls(3);
+  CHECK(first.ok.size() == 3);
+  bool opened = false;
+  for (auto& e : first.events)
+    opened = opened || (e.type == "provider.breaker" && e.message.find("closed->open") != std::string::npos);
+  CHECK(opened);
+  auto before = stats(mock, "main")["requests_total"].get<int>();
+  auto later = calls(5); // breaker open for 60s: main is not even asked
+  CHECK(later.ok.size() == 5);
+  CHECK(stats(mock, "main")["requests_total"].get<int>() == before);
+  for (auto& r : later.ok)
+    CHECK(r.served_by.provider == "spare");
+}
