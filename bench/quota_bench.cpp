@@ -17,6 +17,7 @@
 #include "tests/integration/mock_process.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -79,7 +80,8 @@ json mock_stats(const test::mock_process& m, const std::string& name) {
 }
 
 struct outcome_counts {
-  int ok = 0, failed = 0, saw_429 = 0;
+  int ok = 0, failed = 0, saw_429 = 0, rerouted = 0;
+  std::string slowest; // the attempts of the last call answered
   clk::duration makespan{};
   std::vector<std::string> breaker_events;
   std::string first_error;
@@ -122,6 +124,13 @@ outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::ve
       [&](call_result& r) {
         ++answered;
         ++out.ok;
+        bool limited = false;
+        out.slowest.clear();
+        for (auto& a : r.attempts) {
+          limited = limited || a.outcome == "limited";
+          out.slowest += a.provider + ":" + a.outcome + (a.detail.empty() ? "" : "(" + a.detail + ")") + " ";
+        }
+        out.rerouted += limited;
         for (auto& a : r.attempts)
           if (a.outcome == "rate_limited") {
             ++out.saw_429;
@@ -205,6 +214,8 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
     std::snprintf(ratio, sizeof ratio, "%.3f", makespan / bound_s);
   std::printf("%-11s %6.1f%% %6lld %8.1f%% %-22s %8.2fs %7.2fs %6s\n", name.c_str(), 100.0 * r.ok / calls,
               static_cast<long long>(rejected), 100.0 * r.saw_429 / calls, occupancy.c_str(), makespan, bound_s, ratio);
+  if (std::getenv("QUOTA_VERBOSE"))
+    std::printf("            %d calls re-routed after a limiter refusal; last call: %s\n", r.rerouted, r.slowest.c_str());
   if (!r.first_error.empty())
     std::printf("            first error: %s\n", r.first_error.c_str());
   for (auto& e : r.breaker_events)

@@ -56,7 +56,7 @@ case "$mode" in
     ;;
   run)
     install_missing
-    build build/release RelWithDebInfo squad
+    build build/release RelWithDebInfo squad squad-mock-provider
     ./build/release/runtime/app/squad run "${SQUAD_TASK:-Build a habit tracker for small teams}"
     ;;
   test)

@@ -57,6 +57,11 @@ void chain_walker::rest(std::size_t target, steady_time until) {
   t.ready_at = std::max(t.ready_at, until);
 }
 
+bool chain_walker::usable(std::size_t target) const {
+  auto& t = targets_.at(target);
+  return !t.removed && t.ready_at != steady_time::max();
+}
+
 std::vector<std::size_t> chain_walker::ready(steady_time now) const {
   std::vector<std::size_t> out;
   if (attempts_ >= opts_.max_attempts || now >= deadline_)

@@ -45,6 +45,9 @@ public:
   /// Rests `target` until `until` without counting an attempt (e.g. its limiter could not admit in time).
   void rest(std::size_t target, steady_time until);
 
+  /// Whether `target` is still in the walk (not removed, not rested for good).
+  bool usable(std::size_t target) const;
+
   /// The targets ready at `now`, in chain order (empty when the walk is over or every target rests).
   std::vector<std::size_t> ready(steady_time now) const;
 

@@ -36,7 +36,8 @@ struct dispatcher_state {
   dispatch_options opts;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, pending_call> calls;
-  std::map<std::string, std::int64_t> queued; // by provider: acquires sent and not yet answered
+  std::map<std::string, std::int64_t> queued; // by provider: routed there and not yet answered by its limiter
+  std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -70,6 +71,21 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
   auto& c = i->second;
   auto now = self->clock().now();
   auto& t = c.req.chain[target];
+  // The output check: an empty or truncated answer from a worker-tier target escalates to the boss tier.
+  bool boss_left = false;
+  for (std::size_t k = 0; k < c.req.chain.size(); ++k)
+    boss_left = boss_left || (k != target && c.req.chain[k].tier == "boss" && c.walker.usable(k));
+  if (r.result == outcome::ok && t.tier != "boss" && boss_left &&
+      (r.text.find_first_not_of(" \t\r\n") == std::string::npos || r.finish_reason == "length")) {
+    auto why = r.finish_reason == "length" ? "truncated answer (finish_reason length)" : "empty answer";
+    c.attempts.push_back({t.provider, t.model, "bad_output", why, r.latency_ms});
+    c.walker.record(target, outcome::bad_response, now, millis{0});
+    for (std::size_t k = 0; k < c.req.chain.size(); ++k) // the worker tier has had its chance for this call
+      if (c.req.chain[k].tier != "boss")
+        c.walker.rest(k, steady_time::max());
+    c.last_failed = target;
+    return step(self, id);
+  }
   c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms});
   c.walker.record(target, r.result, now, millis{std::max<std::int64_t>(0, r.signals.retry_after_ms)});
   if (r.result == outcome::ok) {
@@ -133,32 +149,37 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
     return step(self, id);
   if (ready.size() == 1) {
     ++self->state.queued[i->second.req.chain[ready.front()].provider];
+    ++self->state.routed[i->second.req.chain[ready.front()].provider];
     return attempt(self, id, ready.front(), {});
   }
   struct gather {
     std::vector<std::size_t> targets;
     std::vector<limit_grant> answers;
-    std::vector<std::int64_t> ahead; // calls routed to each target and not yet admitted, when asked
+    std::vector<std::int64_t> routed; // calls routed to each target so far, when asked
     std::size_t pending;
   };
   auto g = std::make_shared<gather>(
     gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size()});
+  auto claim = [self](const std::string& provider) {
+    ++self->state.queued[provider];
+    ++self->state.routed[provider];
+  };
   auto tokens = token_estimate(i->second.req);
   for (std::size_t k = 0; k < ready.size(); ++k) {
     auto& t = i->second.req.chain[ready[k]];
-    g->ahead[k] = self->state.queued[t.provider];
-    auto decide = [self, id, g] {
+    g->routed[k] = self->state.routed[t.provider];
+    auto decide = [self, id, g, claim] {
       if (--g->pending > 0)
         return;
       auto c = self->state.calls.find(id);
       if (c == self->state.calls.end())
         return;
-      // Calls routed since the question was asked go first: each adds one slot to the wait.
+      // Calls routed there since the question was asked go first: each adds one slot to the wait.
       for (std::size_t k = 0; k < g->targets.size(); ++k) {
         auto& a = g->answers[k];
-        auto now_ahead = self->state.queued[c->second.req.chain[g->targets[k]].provider];
-        if (a.wait_ms >= 0 && now_ahead > g->ahead[k])
-          a.wait_ms += (now_ahead - g->ahead[k]) * a.slot_ms;
+        auto since = self->state.routed[c->second.req.chain[g->targets[k]].provider] - g->routed[k];
+        if (a.wait_ms >= 0 && since > 0)
+          a.wait_ms += since * a.slot_ms;
       }
       auto open = static_cast<std::uint8_t>(breaker_phase::open);
       std::optional<std::size_t> pref, best;
@@ -172,13 +193,13 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
           best = k;
       }
       if (!pref) { // every ready target is open or can never admit: try the first; it will say why
-        ++self->state.queued[c->second.req.chain[g->targets.front()].provider];
+        claim(c->second.req.chain[g->targets.front()].provider);
         return attempt(self, id, g->targets.front(), {});
       }
       auto slack = self->state.opts.route_slack.count();
       auto chosen = g->answers[*best].wait_ms + slack < g->answers[*pref].wait_ms ? *best : *pref;
       std::string note;
-      ++self->state.queued[c->second.req.chain[g->targets[chosen]].provider]; // claimed until the limiter answers
+      claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
       if (chosen != *pref) {
         {
           auto& from = c->second.req.chain[g->targets[*pref]];
@@ -230,7 +251,9 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
     auto& prev = c.req.chain[*c.last_failed];
     auto& last = c.attempts.back();
     bool same = *c.last_failed == target;
-    emit_event(self, c.req.events, same ? "step.retry" : "step.fallback", c.req.step_id, c.req.persona,
+    bool escalated = prev.tier != "boss" && t.tier == "boss";
+    const char* type = same ? "step.retry" : escalated ? "step.escalated" : "step.fallback";
+    emit_event(self, c.req.events, type, c.req.step_id, c.req.persona,
                (same ? "retrying " + target_name(t) : target_name(prev) + " -> " + target_name(t)) + " after "
                  + last.outcome,
                nlohmann::json{{"from", target_name(prev)}, {"to", target_name(t)}, {"reason", last.outcome},

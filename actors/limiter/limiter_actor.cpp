@@ -79,26 +79,24 @@ void reassess(limiter_actor* self) {
   }
 }
 
-// Admits waiters in priority order while the limiter allows; refuses those past their queue deadline.
+// Admits waiters in priority order while the limiter allows; refuses those past their queue deadline. Admission
+// comes first: a slot due at a waiter's deadline is its (the acquire check and feasible() count it in time), and
+// queue_wait 0 on a free limiter is a grant; refusing expired waiters first turned both into "retry in 1ms".
 void pump(limiter_actor* self) {
   auto& st = self->state;
   auto now = self->clock().now();
   st.tick_at.reset();
-  for (auto it = st.queue.begin(); it != st.queue.end();) { // expired waiters, wherever they are
-    if (it->second.deadline <= now) {
-      auto v = st.limiter->probe(now, it->second.tokens);
-      limit_grant g;
-      g.rule = to_string(v.blocked_by);
-      g.wait_ms = std::max<std::int64_t>(1, ms_until(now, v.retry_at));
-      g.waited_ms = ms_waited(it->second.queued_at, now);
-      g.breaker = st.breaker;
-      it->second.rp.deliver(g);
-      ++st.refused;
-      it = st.queue.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  auto refuse_expired = [&](auto it) {
+    auto v = st.limiter->probe(now, it->second.tokens);
+    limit_grant g;
+    g.rule = to_string(v.blocked_by);
+    g.wait_ms = std::max<std::int64_t>(1, ms_until(now, v.retry_at));
+    g.waited_ms = ms_waited(it->second.queued_at, now);
+    g.breaker = st.breaker;
+    it->second.rp.deliver(g);
+    ++st.refused;
+    return st.queue.erase(it);
+  };
   while (!st.queue.empty()) {
     auto it = st.queue.begin();
     auto v = st.limiter->try_acquire(now, it->second.tokens);
@@ -110,6 +108,10 @@ void pump(limiter_actor* self) {
         it->second.rp.deliver(g);
         ++st.refused;
         st.queue.erase(it);
+        continue;
+      }
+      if (it->second.deadline <= now) { // the next in line may still go now
+        refuse_expired(it);
         continue;
       }
       schedule(self, v.retry_at);
@@ -124,6 +126,8 @@ void pump(limiter_actor* self) {
     ++st.granted;
     st.queue.erase(it);
   }
+  for (auto it = st.queue.begin(); it != st.queue.end();) // expired waiters behind a blocked head
+    it = it->second.deadline <= now ? refuse_expired(it) : std::next(it);
   steady_time first_deadline = rate_limiter::never;
   for (auto& [key, w] : st.queue)
     first_deadline = std::min(first_deadline, w.deadline);

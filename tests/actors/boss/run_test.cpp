@@ -204,3 +204,18 @@ TEST_CASE_METHOD(run_fixture, "a call whose only slot lies past its deadline fai
   REQUIRE(run_failed);
   CHECK_THAT(run_failed->message, Catch::Contains("prd"));
 }
+
+TEST_CASE_METHOD(run_fixture, "a truncated worker answer escalates to the boss tier, visibly") {
+  // Intent: the output check: worker models that cut every answer short (max_tokens 5) make the call go to the
+  // boss tier, and the step says so with step.escalated.
+  auto yaml = default_config();
+  yaml.replace(yaml.find("max_tokens: 300"), 15, "max_tokens: 5  ");
+  yaml.replace(yaml.find("max_tokens: 400"), 15, "max_tokens: 5  ");
+  boot(yaml);
+  run("greenfield");
+  auto esc = seen->find("step.escalated", "brief");
+  REQUIRE(esc);
+  CHECK(data(esc)["reason"] == "bad_output");
+  CHECK(data(esc)["to"] == "sim-deep/deep-large");
+  CHECK(data(seen->find("step.completed", "brief"))["outputs"][0]["provider"] == "sim-deep");
+}

@@ -61,6 +61,14 @@ limit_signals quota(std::int64_t remaining, std::int64_t reset_ms) {
   return s;
 }
 
+// Every rule open, with a window (60s) longer than any quota reset below: the quota rule lapses at the
+// provider's reset, before our oldest admission leaves the window.
+limiter_settings long_window_settings() {
+  auto s = open_settings();
+  s.per = 60000ms;
+  return s;
+}
+
 // Three 429s at `now` (no Retry-After pause): exactly what cuts the throttle once with the defaults.
 bool three_429s(rate_limiter& rl, steady_time now) {
   bool changed = false;
@@ -76,7 +84,7 @@ bool three_429s(rate_limiter& rl, steady_time now) {
 
 TEST_CASE("rate_limiter: limiter_settings_from copies the limits and derives the window margin",
           "[limiter][rate_limiter]") {
-  // The margin is 2% of `per`, clamped to [5ms, 1s]; the other fields come straight from the config.
+  // The margin is 1% of `per`, clamped to [5ms, 1s]; the other fields come straight from the config.
   squad::limits_config l;
   l.requests = 7;
   l.per = 1000ms;
@@ -91,12 +99,18 @@ TEST_CASE("rate_limiter: limiter_settings_from copies the limits and derives the
   CHECK(s.concurrency == 2);
   CHECK(s.min_interval == 25ms);
   CHECK(s.tokens == 5000);
-  CHECK(s.window_margin == 20ms);
+  CHECK(s.window_margin == 10ms);
   CHECK(s.permit_ttl == limiter_settings{}.permit_ttl);
 
-  l.per = 60000ms; // 2% = 1200ms, capped
+  l.per = 60000ms; // 1% = 600ms, inside the clamp
+  CHECK(squad::limiter_settings_from(l).window_margin == 600ms);
+  l.per = 100000ms; // 1% = 1s, the cap itself
   CHECK(squad::limiter_settings_from(l).window_margin == 1000ms);
-  l.per = 100ms; // 2% = 2ms, raised
+  l.per = 200000ms; // 1% = 2s, capped
+  CHECK(squad::limiter_settings_from(l).window_margin == 1000ms);
+  l.per = 500ms; // 1% = 5ms, the floor itself
+  CHECK(squad::limiter_settings_from(l).window_margin == 5ms);
+  l.per = 100ms; // 1% = 1ms, raised
   CHECK(squad::limiter_settings_from(l).window_margin == 5ms);
 }
 
@@ -686,8 +700,8 @@ TEST_CASE("rate_limiter: zero remaining tokens with a reset pauses until the res
 TEST_CASE("rate_limiter: the provider's remaining count allows r admissions after the answered call",
           "[limiter][rate_limiter][quota]") {
   // P1's reply says 3 left for 5s: P2 and P3 (admitted after P1, before the reply) count, so one more goes,
-  // then the quota rule holds calls until the reset, when it lapses.
-  rate_limiter rl{open_settings(), t0};
+  // then the quota rule holds calls until the reset, when it lapses (the 60s window outlasts the reset).
+  rate_limiter rl{long_window_settings(), t0};
   auto p1 = rl.try_acquire(t0, 0);
   REQUIRE(p1.admitted);
   REQUIRE(rl.try_acquire(at(1), 0).admitted);
@@ -707,7 +721,7 @@ TEST_CASE("rate_limiter: the provider's remaining count allows r admissions afte
 TEST_CASE("rate_limiter: remaining 0 blocks at once; remaining r for the newest call allows exactly r more",
           "[limiter][rate_limiter][quota]") {
   // remaining 0: nothing more until the reset. remaining 2 in the reply to the newest call: exactly 2 more.
-  rate_limiter rl{open_settings(), t0};
+  rate_limiter rl{long_window_settings(), t0};
   auto p = rl.try_acquire(t0, 0);
   REQUIRE(p.admitted);
   rl.on_signals(p.permit, at(10), quota(0, 1000), false);
@@ -726,7 +740,7 @@ TEST_CASE("rate_limiter: remaining 0 blocks at once; remaining r for the newest 
 TEST_CASE("rate_limiter: an older reply does not overwrite newer quota information", "[limiter][rate_limiter][quota]") {
   // P2's reply (5 left) arrives before P1's (0 left): P1 answered an earlier request, so its count is stale.
   // The other way round, the newer reply replaces the older one.
-  rate_limiter rl{open_settings(), t0};
+  rate_limiter rl{long_window_settings(), t0};
   auto p1 = rl.try_acquire(t0, 0);
   auto p2 = rl.try_acquire(at(1), 0);
   REQUIRE(p1.admitted);
@@ -739,7 +753,7 @@ TEST_CASE("rate_limiter: an older reply does not overwrite newer quota informati
   CHECK(v.blocked_by == limit_rule::quota);
   CHECK(ns(v.retry_at) == ns(at(10010)));
 
-  rate_limiter fwd{open_settings(), t0};
+  rate_limiter fwd{long_window_settings(), t0};
   auto f1 = fwd.try_acquire(t0, 0);
   auto f2 = fwd.try_acquire(at(1), 0);
   REQUIRE(f1.admitted);
@@ -759,6 +773,256 @@ TEST_CASE("rate_limiter: a partial quota header changes nothing", "[limiter][rat
   rl.on_signals(p.permit, at(10), quota(0, -1), false);
   rl.on_signals(p.permit, at(10), quota(-1, 5000), false);
   CHECK(rl.try_acquire(at(20), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: the quota lapses when our oldest admission leaves the window, if that comes first",
+          "[limiter][rate_limiter][quota]") {
+  // 1s window, 20ms margin: the reply to the call at 5ms says 0 left for 5s, but our oldest admission (t0) leaves
+  // the window at 1020ms and from then on the window rule knows as much as the provider's count: the quota rule
+  // holds calls until min(10ms + 5s, t0 + per + margin) = 1020ms, then lapses (no count left to apply).
+  auto s = open_settings();
+  s.per = 1000ms;
+  s.window_margin = 20ms;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  auto p = rl.try_acquire(at(5), 0);
+  REQUIRE(p.admitted);
+  CHECK_FALSE(rl.on_signals(p.permit, at(10), quota(0, 5000), false));
+  auto v = rl.probe(at(10), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(1020)));
+  CHECK(rl.probe(at(1020) - 1ns, 0).blocked_by == limit_rule::quota);
+  for (int i = 0; i < 5; ++i)
+    CHECK(rl.try_acquire(at(1020), 0).admitted);
+
+  // A reset sooner than that wins.
+  rate_limiter soon{s, t0};
+  auto q = soon.try_acquire(t0, 0);
+  REQUIRE(q.admitted);
+  soon.on_signals(q.permit, at(10), quota(0, 300), false);
+  v = soon.probe(at(10), 0);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(310)));
+
+  // With our window log empty (the last admission left it before the reply came), only the reset counts.
+  rate_limiter idle{s, t0};
+  auto r = idle.try_acquire(t0, 0);
+  REQUIRE(r.admitted);
+  REQUIRE(idle.window_occupancy(at(1500)) == 0);
+  idle.on_signals(r.permit, at(1500), quota(0, 5000), false);
+  v = idle.probe(at(1500), 0);
+  CHECK(v.blocked_by == limit_rule::quota);
+  CHECK(ns(v.retry_at) == ns(at(6500)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// announced limit (x-ratelimit-limit-requests)
+
+namespace {
+limit_signals announced(std::int64_t limit) {
+  limit_signals s;
+  s.limit_requests = limit;
+  return s;
+}
+} // namespace
+
+TEST_CASE("rate_limiter: an announced request limit below the configured one replaces it",
+          "[limiter][rate_limiter][announced]") {
+  // 10 per 1s configured, the provider announces 5: on_signals says the rate changed, the window cap and the rate
+  // drop to 5, and only 5 calls go in a window; a still lower announcement lowers it again.
+  auto s = open_settings();
+  s.requests = 10;
+  s.burst = 10;
+  s.per = 1000ms;
+  s.window_margin = 20ms;
+  rate_limiter rl{s, t0};
+  CHECK_FALSE(rl.announced_limit());
+  CHECK(rl.effective_window_cap() == 10);
+  CHECK(rl.effective_rate_per_s() == Approx(10.0));
+
+  CHECK(rl.on_signals(0, t0, announced(5), false));
+  REQUIRE(rl.announced_limit());
+  CHECK(*rl.announced_limit() == 5);
+  CHECK(rl.effective_window_cap() == 5);
+  CHECK(rl.effective_rate_per_s() == Approx(5.0));
+  for (int i = 0; i < 5; ++i)
+    CHECK(rl.try_acquire(t0, 0).admitted);
+  auto v = rl.try_acquire(t0, 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(1020)));
+
+  CHECK(rl.on_signals(0, at(1), announced(3), false));
+  CHECK(*rl.announced_limit() == 3);
+  CHECK(rl.effective_window_cap() == 3);
+  CHECK(rl.effective_rate_per_s() == Approx(3.0));
+}
+
+TEST_CASE("rate_limiter: an announced limit never raises the configured one", "[limiter][rate_limiter][announced]") {
+  // Absent (-1), zero, equal or higher announcements change nothing and on_signals says so; once lowered to 4, a
+  // higher announcement (even above the configured 10) leaves the lowest one in force.
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  rate_limiter rl{s, t0};
+  CHECK_FALSE(rl.on_signals(0, t0, announced(-1), false));
+  CHECK_FALSE(rl.on_signals(0, t0, announced(0), false));
+  CHECK_FALSE(rl.on_signals(0, t0, announced(10), false));
+  CHECK_FALSE(rl.on_signals(0, t0, announced(50), false));
+  CHECK_FALSE(rl.announced_limit());
+  CHECK(rl.effective_window_cap() == 10);
+  CHECK(rl.effective_rate_per_s() == Approx(10.0));
+
+  CHECK(rl.on_signals(0, t0, announced(4), false));
+  CHECK_FALSE(rl.on_signals(0, at(1), announced(50), false));
+  CHECK_FALSE(rl.on_signals(0, at(2), announced(4), false));
+  CHECK(*rl.announced_limit() == 4);
+  CHECK(rl.effective_window_cap() == 4);
+  CHECK(rl.effective_rate_per_s() == Approx(4.0));
+}
+
+TEST_CASE("rate_limiter: an announced limit slows the bucket from the moment it is heard",
+          "[limiter][rate_limiter][announced][bucket]") {
+  // 10 per 1s, burst 1, empty at t0: 0.5 token earned at 10/s by 50ms, when 5 is announced; the other 0.5 takes
+  // 100ms at 5/s, so the next call goes at 150ms (not 100ms at the old rate, not 200ms from scratch).
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  s.burst = 1;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  REQUIRE(rl.on_signals(0, at(50), announced(5), false));
+  auto v = rl.probe(at(60), 0);
+  CHECK(v.blocked_by == limit_rule::bucket);
+  CHECK(ns(v.retry_at) == ns(at(150)));
+  CHECK(rl.probe(at(150) - 1ns, 0).blocked_by == limit_rule::bucket);
+  CHECK(rl.try_acquire(at(150), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: the throttle scales the announced limit", "[limiter][rate_limiter][announced][throttle]") {
+  // Announced 5 of a configured 100, then a throttle cut to 0.8: cap 4, rate 4/s.
+  auto s = open_settings();
+  s.requests = 100;
+  s.per = 1000ms;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.on_signals(0, t0, announced(5), false));
+  REQUIRE(three_429s(rl, at(10)));
+  CHECK(rl.factor() == Approx(0.8));
+  CHECK(rl.effective_window_cap() == 4);
+  CHECK(rl.effective_rate_per_s() == Approx(4.0));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// estimate
+
+TEST_CASE("rate_limiter: estimate with burst = requests = N per W", "[limiter][rate_limiter][estimate]") {
+  // N = 4 per 1s, margin 10ms, nothing sent: with fewer than N ahead the call goes now; with N..2N-1 ahead when
+  // the first N leave the window (t0 + W + margin); with 2N ahead a window later still.
+  auto s = open_settings();
+  s.requests = 4;
+  s.burst = 4;
+  s.per = 1000ms;
+  s.window_margin = 10ms;
+  rate_limiter rl{s, t0};
+  for (std::int64_t ahead = 0; ahead < 4; ++ahead)
+    CHECK(ns(rl.estimate(t0, ahead, 0)) == 0);
+  CHECK(ns(rl.estimate(t0, 4, 0)) == ns(at(1010)));
+  CHECK(ns(rl.estimate(t0, 7, 0)) == ns(at(1010)));
+  CHECK(ns(rl.estimate(t0, 8, 0)) == ns(at(2020)));
+  // Nothing was admitted by estimating.
+  CHECK(rl.window_occupancy(t0) == 0);
+  CHECK(rl.in_flight() == 0);
+
+  // One real admission at t0: at 100ms two more fit now; with three ahead the call waits for the oldest entry
+  // (t0) to leave: t0 + W + margin, not 100ms + W + margin.
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  CHECK(ns(rl.estimate(at(100), 0, 0)) == ns(at(100)));
+  CHECK(ns(rl.estimate(at(100), 2, 0)) == ns(at(100)));
+  CHECK(ns(rl.estimate(at(100), 3, 0)) == ns(at(1010)));
+  CHECK(rl.window_occupancy(at(100)) == 1);
+}
+
+TEST_CASE("rate_limiter: estimate follows the bucket, the pause and the token budget",
+          "[limiter][rate_limiter][estimate]") {
+  // Burst 1 at 10/s: k calls ahead cost k * 100ms. A pause pushes everything to its end. A call larger than the
+  // token budget never goes. Concurrency is ignored (permits are assumed back in time).
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  s.burst = 1;
+  rate_limiter rl{s, t0};
+  for (std::int64_t k = 0; k <= 5; ++k)
+    CHECK(ns(rl.estimate(t0, k, 0)) == ns(at(100 * k)));
+
+  rate_limiter paused{s, t0};
+  paused.pause_until(at(5000));
+  CHECK(ns(paused.estimate(t0, 0, 0)) == ns(at(5000)));
+  CHECK(ns(paused.estimate(t0, 2, 0)) == ns(at(5200)));
+
+  auto tok = open_settings();
+  tok.tokens = 1000;
+  rate_limiter budget{tok, t0};
+  CHECK(budget.estimate(t0, 0, 1001) == rate_limiter::never);
+  CHECK(ns(budget.estimate(t0, 0, 1000)) == 0);
+  CHECK(ns(budget.estimate(t0, 1, 600)) == ns(at(1000))); // the first 600 must leave the window
+
+  auto one = open_settings();
+  one.concurrency = 1;
+  rate_limiter busy{one, t0};
+  REQUIRE(busy.try_acquire(t0, 0).admitted);
+  REQUIRE(busy.probe(at(1), 0).blocked_by == limit_rule::concurrency);
+  CHECK(ns(busy.estimate(at(1), 0, 0)) == ns(at(1)));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// feasible
+
+TEST_CASE("rate_limiter: feasible gives no slot to a waiter that cannot make its deadline",
+          "[limiter][rate_limiter][feasible]") {
+  // 1 per 1s, burst 1: the first waiter goes at t0; the second (deadline 500ms) cannot; the third (deadline 1s)
+  // can, because the second took no slot (had it taken the 1s slot, the third would need 2s); the fourth
+  // (1999ms) cannot, the fifth (exactly 2s) can: a slot at the deadline counts.
+  auto s = open_settings();
+  s.requests = 1;
+  s.burst = 1;
+  s.per = 1000ms;
+  rate_limiter rl{s, t0};
+  std::vector<std::pair<std::int64_t, steady_time>> waiters = {
+      {0, at(5000)}, {0, at(500)}, {0, at(1000)}, {0, at(1999)}, {0, at(2000)}};
+  auto ok = rl.feasible(t0, waiters);
+  REQUIRE(ok.size() == 5);
+  CHECK(ok[0]);
+  CHECK_FALSE(ok[1]);
+  CHECK(ok[2]);
+  CHECK_FALSE(ok[3]);
+  CHECK(ok[4]);
+  // Nothing was admitted by asking.
+  CHECK(rl.probe(t0, 0).admitted);
+  CHECK(rl.window_occupancy(t0) == 0);
+  CHECK(rl.feasible(t0, {}).empty());
+}
+
+TEST_CASE("rate_limiter: feasible skips a call too big for the budget and ignores concurrency",
+          "[limiter][rate_limiter][feasible]") {
+  // A waiter over the token budget can never go and takes nothing; the one behind it goes at once, deadline now.
+  // With the only permit out, waiters still count as feasible: a release comes before any rule would.
+  auto s = open_settings();
+  s.tokens = 1000;
+  s.concurrency = 1;
+  rate_limiter rl{s, t0};
+  auto ok = rl.feasible(t0, {{2000, at(60000)}, {1000, t0}});
+  REQUIRE(ok.size() == 2);
+  CHECK_FALSE(ok[0]);
+  CHECK(ok[1]);
+
+  REQUIRE(rl.try_acquire(t0, 10).admitted);
+  REQUIRE(rl.probe(at(1), 10).blocked_by == limit_rule::concurrency);
+  ok = rl.feasible(at(1), {{10, at(1)}, {980, at(1)}, {1, at(1)}});
+  REQUIRE(ok.size() == 3);
+  CHECK(ok[0]);
+  CHECK(ok[1]);
+  CHECK_FALSE(ok[2]); // 10 held + 10 + 980 fill the budget until t0's 10 leave at 1s
 }
 
 // ---------------------------------------------------------------------------------------------------------------
