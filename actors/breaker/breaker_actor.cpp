@@ -45,6 +45,27 @@ caf::behavior breaker(breaker_actor* self, provider_config cfg, caf::actor root)
       tell_limiter(self);
       return ok;
     },
+    [self](atoms::allow, atoms::report) -> std::uint64_t { // a ticket: generation + 1; 0 = refused
+      auto gen = self->state.breaker->admit(self->clock().now());
+      self->state.refusals += gen ? 0 : 1;
+      tell_limiter(self);
+      return gen ? *gen + 1 : 0;
+    },
+    [self](atoms::report, outcome result, std::uint64_t ticket) -> std::string {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      auto before = st.breaker->phase(now);
+      auto after = st.breaker->record(result, now, ticket - 1);
+      tell_limiter(self);
+      if (!after)
+        return {};
+      if (*after == breaker_phase::open)
+        ++st.opens;
+      return std::string(to_string(before)) + "->" + to_string(*after);
+    },
+    [self](atoms::cancel, std::uint64_t ticket) {
+      self->state.breaker->record(outcome::bad_request, self->clock().now(), ticket - 1); // neutral: frees a probe
+    },
     [self](atoms::report, outcome result) -> std::string {
       auto& st = self->state;
       auto now = self->clock().now();

@@ -24,6 +24,7 @@ health classify_health(outcome o, bool rate_limit_is_failure) {
 breaker_phase breaker_state::phase(steady_time now) {
   if (phase_ == breaker_phase::open && now >= open_until_) {
     phase_ = breaker_phase::half_open;
+    ++generation_;
     probes_out_ = 0;
     probes_ok_ = 0;
   }
@@ -45,11 +46,25 @@ bool breaker_state::allow(steady_time now) {
 
 void breaker_state::trip(steady_time now) {
   phase_ = breaker_phase::open;
+  ++generation_;
   open_until_ = now + s_.cooldown;
   consecutive_ = 0;
   recent_.clear();
   probes_out_ = 0;
   probes_ok_ = 0;
+}
+
+std::optional<std::uint64_t> breaker_state::admit(steady_time now) {
+  if (!allow(now))
+    return std::nullopt;
+  return generation_;
+}
+
+std::optional<breaker_phase> breaker_state::record(outcome o, steady_time now, std::uint64_t generation) {
+  phase(now);
+  if (generation != generation_)
+    return std::nullopt; // a call let through before the last phase change: it says nothing about this one
+  return record(o, now);
 }
 
 std::optional<breaker_phase> breaker_state::record(outcome o, steady_time now) {
@@ -66,6 +81,7 @@ std::optional<breaker_phase> breaker_state::record(outcome o, steady_time now) {
       trip(now);
     } else if (++probes_ok_ >= s_.probes) {
       phase_ = breaker_phase::closed;
+      ++generation_;
       consecutive_ = 0;
       recent_.clear();
     }

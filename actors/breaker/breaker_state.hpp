@@ -46,6 +46,13 @@ public:
   /// The outcome of a call that allow() let through. Returns the new phase when it changed.
   std::optional<breaker_phase> record(outcome o, steady_time now);
 
+  /// allow(), returning the generation (phase changes so far) the call was let through in; nullopt: refused.
+  std::optional<std::uint64_t> admit(steady_time now);
+
+  /// record() for a call admitted in `generation`; ignored when the phase changed since (e.g. the late reply of
+  /// a call let through before a trip must not count as a half-open probe's result).
+  std::optional<breaker_phase> record(outcome o, steady_time now, std::uint64_t generation);
+
   /// The phase at `now` (OPEN turns HALF_OPEN once the cooldown is over).
   breaker_phase phase(steady_time now);
 
@@ -64,6 +71,7 @@ private:
   steady_time open_until_{};
   std::int64_t probes_out_ = 0;
   std::int64_t probes_ok_ = 0;
+  std::uint64_t generation_ = 0;
 };
 
 } // namespace squad

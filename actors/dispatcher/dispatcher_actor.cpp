@@ -62,7 +62,8 @@ void step(dispatcher_actor* self, std::uint64_t id);
 void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
 void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string& note,
              std::int64_t expected_wait_ms = -1);
-void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit);
+void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
+               std::uint64_t ticket);
 
 void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r) {
   auto i = self->state.calls.find(id);
@@ -270,10 +271,10 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
   auto tokens = token_estimate(c.req);
   // 1. the breaker
   self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":breaker",
-                caf::make_message(atoms::allow_v))
+                caf::make_message(atoms::allow_v, atoms::report_v))
     .then(
-      [=](bool allowed) {
-        if (!allowed) {
+      [=](std::uint64_t ticket) {
+        if (ticket == 0) {
           --self->state.queued[provider];
           return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
         }
@@ -285,7 +286,7 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
               --self->state.queued[provider];
               if (!g.granted) {
                 self->send(self->state.root, atoms::forward_v, "providers/" + provider + ":breaker",
-                           caf::make_message(atoms::cancel_v));
+                           caf::make_message(atoms::cancel_v, ticket));
                 auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
                                             : "no slot within " + std::to_string(queue_wait) + "ms (" + g.rule +
                                                 "; next in ~" + std::to_string(g.wait_ms) + "ms)";
@@ -297,13 +298,15 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
                 self->send(self->state.root, atoms::forward_v, "providers/" + provider + ":limiter",
                            caf::make_message(atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
                                              outcome::unavailable));
+                self->send(self->state.root, atoms::forward_v, "providers/" + provider + ":breaker",
+                           caf::make_message(atoms::cancel_v, ticket));
                 return;
               }
               if (g.waited_ms > 0)
                 emit_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
                            "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
                            nlohmann::json{{"provider", provider}, {"waited_ms", g.waited_ms}}.dump());
-              send_call(self, id, target, g.permit);
+              send_call(self, id, target, g.permit, ticket);
             },
             [=](caf::error& err) {
               --self->state.queued[provider];
@@ -317,7 +320,8 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
 }
 
 // 3. the provider; then, off the answer's path, the limiter and breaker learn how it went.
-void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit) {
+void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
+               std::uint64_t ticket) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
     return;
@@ -328,7 +332,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
   provider_call call{t, c.req};
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
   auto provider = t.provider;
-  auto learn = [self, id, provider, permit](const upstream_reply& r) {
+  auto learn = [self, id, provider, permit, ticket](const upstream_reply& r) {
     auto c = self->state.calls.find(id);
     caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
@@ -342,7 +346,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
                      nlohmann::json{{"provider", provider}}.dump());
       }, [](caf::error&) {});
     self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":breaker",
-                  caf::make_message(atoms::report_v, r.result))
+                  caf::make_message(atoms::report_v, r.result, ticket))
       .then([self, events, step_id, persona, provider](std::string& change) {
         if (!change.empty())
           emit_event(self, events, "provider.breaker", step_id, persona,

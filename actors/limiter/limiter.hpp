@@ -19,6 +19,10 @@
 //   (report, outcome)             -> std::string   records an allowed call's outcome; the transition as
 //                                                  "closed->open" etc., "" when none
 //   (cancel)                      -> void          an allowed call never went (frees a probe slot)
+//   (allow, report)               -> u64           the same as (allow) with a ticket: 0 refused, else the
+//                                                  phase generation + 1; pass it to
+//   (report, outcome, ticket)     -> std::string   ignored when the phase changed since the ticket (a late
+//   (cancel, ticket)              -> void          reply of a call let through before a trip is no probe result)
 //   (stats)                       -> std::string   JSON: phase, consecutive failures, opens
 #include "actors/breaker/breaker_state.hpp"
 #include "actors/limiter/rate_limiter.hpp"

@@ -320,3 +320,25 @@ TEST_CASE("breaker_state: a trip forgets the ratio history", "[breaker][ratio]")
     CHECK_FALSE(b.record(i % 2 == 0 ? outcome::server_error : outcome::ok, at(60020 + i)).has_value());
   CHECK(b.phase(at(60100)) == breaker_phase::closed);
 }
+
+TEST_CASE("breaker_state: a late reply from before a trip is not a probe result", "[breaker]") {
+  breaker_state b; // 5 consecutive failures, 60s cooldown, 1 probe
+  auto late = b.admit(at(0));
+  REQUIRE(late);
+  for (int i = 0; i < 5; ++i) {
+    auto g = b.admit(at(1));
+    REQUIRE(g);
+    b.record(outcome::server_error, at(1), *g);
+  }
+  REQUIRE(b.phase(at(2)) == breaker_phase::open);
+  CHECK_FALSE(b.admit(at(2)));
+  auto probe = b.admit(at(61001)); // half-open: the one probe
+  REQUIRE(probe);
+  CHECK(*probe != *late);
+  // The call let through at 0ms answers now, successfully: it must not close the breaker...
+  CHECK_FALSE(b.record(outcome::ok, at(61002), *late));
+  CHECK(b.phase(at(61002)) == breaker_phase::half_open);
+  CHECK_FALSE(b.admit(at(61002))); // ...nor free the probe slot
+  // The probe's own answer does.
+  CHECK(b.record(outcome::ok, at(61003), *probe) == breaker_phase::closed);
+}
