@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <map>
 
 namespace squad {
@@ -174,6 +175,17 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
         g.wait_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
       g.breaker = st.breaker;
       g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
+      // Concurrency bounds throughput too: `concurrency` calls per mean hold time.
+      auto conc = std::max<std::int64_t>(1, st.limiter->settings().concurrency);
+      auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->mean_hold()).count();
+      if (hold_ms > 0) {
+        g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
+        auto waiting = std::max<std::int64_t>(ahead, static_cast<std::int64_t>(st.queue.size()));
+        auto over = waiting + st.limiter->in_flight() + 1 - conc; // calls that must wait for a permit first
+        if (g.wait_ms >= 0 && over > 0)
+          g.wait_ms = std::max(g.wait_ms,
+                               static_cast<std::int64_t>(std::ceil(static_cast<double>(over) / static_cast<double>(conc)) * hold_ms));
+      }
       if (g.wait_ms >= 0 && st.breaker == static_cast<std::uint8_t>(breaker_phase::open))
         g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
       return g;

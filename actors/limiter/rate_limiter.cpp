@@ -174,10 +174,19 @@ rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t to
   return v;
 }
 
-steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const {
+rate_limiter rate_limiter::simulation() const {
   rate_limiter sim = *this;
-  sim.permits_.clear();
-  sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
+  if (hold_ewma_ns_ > 0) { // permits come back after the mean hold time: model that
+    sim.s_.permit_ttl = std::chrono::duration_cast<millis>(nanos{static_cast<std::int64_t>(hold_ewma_ns_)}) + millis{1};
+  } else { // nothing known about hold times yet: concurrency is left out
+    sim.permits_.clear();
+    sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
+  }
+  return sim;
+}
+
+steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const {
+  rate_limiter sim = simulation();
   auto t = now;
   auto n = std::min<std::int64_t>(ahead, 10000); // beyond that, the estimate is long enough to route elsewhere
   for (std::int64_t i = 0;; ) {
@@ -201,7 +210,13 @@ bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t a
     for (auto& e : token_log_)
       if (e.permit == permit)
         e.tokens = actual_tokens;
-  return permits_.erase(permit) > 0;
+  auto it = permits_.find(permit);
+  if (it == permits_.end())
+    return false;
+  auto held = static_cast<double>(std::chrono::duration_cast<nanos>(now - it->second.started).count());
+  hold_ewma_ns_ = hold_ewma_ns_ == 0 ? held : 0.8 * hold_ewma_ns_ + 0.2 * held;
+  permits_.erase(it);
+  return true;
 }
 
 void rate_limiter::pause_until(steady_time until) {
@@ -249,9 +264,7 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
 
 std::vector<bool> rate_limiter::feasible(steady_time now,
                                          const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const {
-  rate_limiter sim = *this;
-  sim.permits_.clear();
-  sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
+  rate_limiter sim = simulation();
   std::vector<bool> out;
   auto t = now;
   for (auto& [tokens, deadline] : waiters) {

@@ -72,11 +72,12 @@ public:
   verdict probe(steady_time now, std::int64_t tokens);
 
   /// When a call reserving `tokens` could be admitted if `ahead` calls were admitted before it, as early as the
-  /// rules allow (concurrency ignored: permits are assumed back in time). `never` when it cannot be.
+  /// rules allow. Permits are modelled as coming back after the mean hold time (concurrency is left out until a
+  /// first release has measured it). `never` when it cannot be.
   steady_time estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const;
 
   /// For waiters in queue order (tokens, queue deadline): whether each can still be admitted by its deadline
-  /// when the ones before it that can go first (concurrency ignored). A waiter that cannot takes no slot.
+  /// when the ones before it that can go first (concurrency as in estimate()). A waiter that cannot takes no slot.
   std::vector<bool> feasible(steady_time now, const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const;
 
   /// The call holding `permit` ended; `actual_tokens` (prompt + completion; < 0: unknown) replaces its reservation.
@@ -94,6 +95,8 @@ public:
   bool maybe_restore(steady_time now);
 
   double factor() const { return factor_; }
+  /// The mean time a permit is held (an EWMA over releases; 0 before the first).
+  std::chrono::nanoseconds mean_hold() const { return std::chrono::nanoseconds{static_cast<std::int64_t>(hold_ewma_ns_)}; }
   /// The provider's announced request limit when lower than the configured one (it then replaces it).
   std::optional<std::int64_t> announced_limit() const { return announced_; }
   double effective_rate_per_s() const;
@@ -117,6 +120,7 @@ private:
   };
 
   void expire(steady_time now);
+  rate_limiter simulation() const; // a copy for what-if questions
   void refill(steady_time now);
   verdict check(steady_time now, std::int64_t tokens);
   std::int64_t tokens_in_window() const;
@@ -142,6 +146,7 @@ private:
   steady_time quota_reset_{};
   std::int64_t reclaimed_ = 0;
   std::optional<std::int64_t> announced_; // a request limit the provider announced below `requests`
+  double hold_ewma_ns_ = 0;
 };
 
 } // namespace squad
