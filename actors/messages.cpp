@@ -41,6 +41,7 @@ const char* to_string(squad_errc e) {
     case squad_errc::unknown_persona: return "unknown_persona";
     case squad_errc::deadline_exceeded: return "deadline_exceeded";
     case squad_errc::cancelled: return "cancelled";
+    case squad_errc::shed: return "shed";
   }
   return "unknown";
 }

@@ -87,6 +87,19 @@ struct limit_grant {
   std::int64_t slot_ms = 0;     ///< query: what one more call ahead adds to the wait, at the effective rate
 };
 
+/// A budget allocator's answer for one call.
+struct budget_grant {
+  bool granted = false;           ///< call (true) or skip (false)
+  std::uint64_t id = 0;           ///< settle or cancel with it
+  std::string action;             ///< call | skip
+  std::string reason;             ///< why (always set for skip; "P0 runs beyond the budget" and the like for call)
+  std::string pressure;           ///< normal | elevated | critical, when decided
+  std::int64_t max_tokens = 0;    ///< the call's parameters after degradation
+  double temperature = 0;
+  bool prefer_worker = false;
+  std::vector<std::string> degraded; ///< one human line per change ("max_tokens 1024 -> 256 (pressure critical)")
+};
+
 /// One attempt in a call's history.
 struct attempt_info {
   std::string provider;
@@ -189,6 +202,11 @@ typename I::result_type inspect(I& f, limit_grant& x) {
            x.slot_ms);
 }
 template <class I>
+typename I::result_type inspect(I& f, budget_grant& x) {
+  return f(caf::meta::type_name("budget_grant"), x.granted, x.id, x.action, x.reason, x.pressure, x.max_tokens,
+           x.temperature, x.prefer_worker, x.degraded);
+}
+template <class I>
 typename I::result_type inspect(I& f, attempt_info& x) {
   return f(caf::meta::type_name("attempt_info"), x.provider, x.model, x.outcome, x.detail, x.latency_ms);
 }
@@ -226,6 +244,7 @@ enum class squad_errc : std::uint8_t {
   unknown_persona,
   deadline_exceeded,
   cancelled,
+  shed,               ///< skipped by priority shedding or a spent budget; the context says why
 };
 const char* to_string(squad_errc e);
 
@@ -253,6 +272,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(squad, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(squad, (squad::step_result))
   CAF_ADD_TYPE_ID(squad, (squad::child_event))
   CAF_ADD_TYPE_ID(squad, (squad::limit_grant))
+  CAF_ADD_TYPE_ID(squad, (squad::budget_grant))
 CAF_END_TYPE_ID_BLOCK(squad)
 
 // Atoms (text <= 10 characters).

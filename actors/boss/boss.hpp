@@ -53,6 +53,7 @@ struct worker_args {
   std::string inputs_text;                ///< the "### Input from ..." blocks of the step's inputs
   caf::actor boss;
   caf::actor root;
+  caf::actor budget;                      ///< the run's budget allocator; null: no budget governance
   millis timeout{120000};
   test_hooks hooks;
 };

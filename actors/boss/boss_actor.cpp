@@ -1,4 +1,5 @@
 #include "actors/boss/boss.hpp"
+#include "actors/budget/budget.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
 
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@ struct boss_state {
   caf::actor root;
   std::vector<caf::actor> listeners;
   caf::actor workers;  // the run's worker supervisor
+  caf::actor budget;   // the run's budget allocator
   caf::actor personas; // the persona supervisor, once known (to unsubscribe)
   std::map<std::string, step_state> steps;
   std::int64_t seq = 0;
@@ -119,6 +121,7 @@ void launch_ready(boss_actor* self) {
     args.inputs_text = inputs_text(self, step);
     args.boss = self;
     args.root = st.root;
+    args.budget = st.budget;
     args.timeout = st.spec.step_timeout;
     args.hooks = st.spec.hooks;
     publish(self, "step.started", step.id, join(step.personas, ","),
@@ -205,6 +208,8 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
   st.workers = supervisor_child(wopts, {}, restart_kind::temporary).start(self);
+  st.budget = spawn_budget(self, budget_options{st.spec.workflow.budget_calls, 0, 1}, st.root);
+  self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
   self->send(st.workers, atoms::subscribe_v, caf::actor{self});
   self->attach_functor([w = st.workers] { caf::anon_send_exit(w, caf::exit_reason::user_shutdown); });

@@ -1,6 +1,8 @@
 #include "actors/boss/boss.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace squad {
@@ -23,6 +25,9 @@ struct call_slot {
   std::string persona;
   int tries = 0;
   bool done = false;
+  bool skipped = false;   // the budget allocator said skip (out.error says why)
+  std::uint64_t grant = 0; // the budget allocator's id for the call, 0: none
+  std::optional<budget_grant> granted; // its parameters, kept for a retried handoff
   step_output out;
 };
 
@@ -52,7 +57,12 @@ void finish(worker_actor* self) {
     if (st.slots[i].out.ok)
       ok.push_back(i);
   }
-  if (ok.empty()) {
+  bool all_skipped = std::all_of(st.slots.begin(), st.slots.end(), [](auto& s) { return s.skipped; });
+  if (ok.empty() && all_skipped) {
+    res.status = "skipped";
+    for (auto& s : st.slots)
+      res.error += (res.error.empty() ? "" : "; ") + s.persona + ": " + s.out.error;
+  } else if (ok.empty()) {
     res.status = "failed";
     for (auto& s : st.slots)
       if (!s.done || !s.out.ok)
@@ -112,7 +122,45 @@ bool retryable_handoff(const caf::error& err) {
   return err == caf::sec::request_receiver_down || err == squad_errc::child_unavailable;
 }
 
+void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant);
+
+// Asks the run's budget allocator first (once per persona call): call, degraded or not, or skip with a reason.
 void issue(worker_actor* self, std::size_t idx) {
+  auto& st = self->state;
+  if (!st.args.budget || st.slots[idx].tries > 0)
+    return call_persona(self, idx, st.slots[idx].granted ? &*st.slots[idx].granted : nullptr);
+  auto tokens = static_cast<std::int64_t>(user_text(self, idx).size() / 4) + st.args.step.max_tokens;
+  self->request(st.args.budget, st.args.timeout, atoms::acquire_v, st.args.priority, tokens, st.args.step.max_tokens,
+                0.7, st.args.step.optional)
+    .then(
+      [self, idx](budget_grant& g) {
+        auto& st = self->state;
+        auto& slot = st.slots[idx];
+        if (!g.granted) {
+          slot.skipped = true;
+          slot.out.ok = false;
+          slot.out.error = "skipped: " + g.reason;
+          emit_event(self, st.args.boss, "call.skipped", st.args.step.id, slot.persona,
+                     slot.persona + " skipped: " + g.reason,
+                     nlohmann::json{{"reason", g.reason}, {"pressure", g.pressure}}.dump());
+          return on_done(self, idx);
+        }
+        slot.grant = g.id;
+        slot.granted = g;
+        for (auto& line : g.degraded)
+          emit_event(self, st.args.boss, "step.degraded", st.args.step.id, slot.persona, "degraded: " + line,
+                     nlohmann::json{{"change", line}, {"pressure", g.pressure}}.dump());
+        call_persona(self, idx, &g);
+      },
+      [self, idx](caf::error& err) { // no allocator answer: the call goes ahead ungoverned, and says so
+        auto& st = self->state;
+        emit_event(self, st.args.boss, "budget.unavailable", st.args.step.id, st.slots[idx].persona,
+                   "budget allocator unavailable (" + error_detail(self->system(), err) + "); calling without a grant");
+        call_persona(self, idx, nullptr);
+      });
+}
+
+void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant) {
   auto& st = self->state;
   auto& slot = st.slots[idx];
   ++slot.tries;
@@ -123,6 +171,10 @@ void issue(worker_actor* self, std::size_t idx) {
   req.persona = slot.persona;
   req.priority = st.args.priority;
   req.max_tokens = st.args.step.max_tokens;
+  if (grant) {
+    req.max_tokens = grant->max_tokens;
+    req.temperature = grant->temperature;
+  }
   req.messages.push_back({"user", user_text(self, idx)});
   req.timeout_ms = st.args.timeout.count();
   req.events = st.args.boss;
@@ -130,6 +182,9 @@ void issue(worker_actor* self, std::size_t idx) {
                 caf::make_message(std::move(req)))
     .then(
       [self, idx](call_result& r) {
+        if (auto g = self->state.slots[idx].grant; g && self->state.args.budget)
+          self->send(self->state.args.budget, atoms::release_v, g,
+                     r.usage.prompt_tokens + r.usage.completion_tokens);
         auto& out = self->state.slots[idx].out;
         out.ok = true;
         out.text = std::move(r.text);
@@ -152,6 +207,8 @@ void issue(worker_actor* self, std::size_t idx) {
         }
         slot.out.ok = false;
         slot.out.error = error_detail(self->system(), err);
+        if (slot.grant && st.args.budget) // it may have reached an LLM: counted, tokens unknown
+          self->send(st.args.budget, atoms::release_v, slot.grant, std::int64_t{-1});
         on_done(self, idx);
       });
 }

@@ -1,8 +1,11 @@
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/budget/pressure.hpp"
 #include "actors/limiter/limiter.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <deque>
 #include <map>
 
 namespace squad {
@@ -38,6 +41,13 @@ struct dispatcher_state {
   std::map<std::uint64_t, pending_call> calls;
   std::map<std::string, std::int64_t> queued; // by provider: routed there and not yet answered by its limiter
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
+  // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
+  pressure_gauge gauge;
+  std::int64_t last_wait_ms = 0;
+  double open_share = 0;
+  std::deque<steady_time> recent_429;
+  std::deque<std::int64_t> latencies; // the last 200 answered calls, ms
+  std::int64_t shed = 0;
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -59,6 +69,33 @@ std::string attempts_text(const std::vector<attempt_info>& attempts) {
 }
 
 void step(dispatcher_actor* self, std::uint64_t id);
+
+// Updates the pressure level from the latest signals; a change is an event on `events` (the call that saw it).
+pressure_level observe(dispatcher_actor* self, const caf::actor& events = {}) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  while (!st.recent_429.empty() && st.recent_429.front() + std::chrono::minutes{1} <= now)
+    st.recent_429.pop_front();
+  pressure_signals sig;
+  sig.wait_ms = st.last_wait_ms;
+  for (auto& [provider, n] : st.queued)
+    sig.queue_depth += std::max<std::int64_t>(0, n);
+  sig.rate_429_per_min = static_cast<double>(st.recent_429.size());
+  sig.open_breaker_share = st.open_share;
+  if (!st.latencies.empty()) {
+    std::vector<std::int64_t> v(st.latencies.begin(), st.latencies.end());
+    auto k = std::min(v.size() - 1, v.size() * 95 / 100);
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    sig.p95_latency_ms = v[k];
+  }
+  auto before = st.gauge.level();
+  auto after = st.gauge.update(sig, now);
+  if (after != before)
+    emit_event(self, events, "pressure.changed", "", "",
+               std::string("pressure ") + to_string(before) + " -> " + to_string(after) + ": " + st.gauge.why(),
+               nlohmann::json{{"from", to_string(before)}, {"to", to_string(after)}, {"why", st.gauge.why()}}.dump());
+  return after;
+}
 void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
 void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string& note,
              std::int64_t expected_wait_ms = -1);
@@ -143,16 +180,12 @@ std::int64_t token_estimate(const call_request& req) {
 }
 
 // Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
-// (first ready, breaker not open) target unless another can serve sooner by more than the slack.
+// (first ready, breaker not open) target unless another can serve sooner by more than the slack. Asked even
+// for a single target: the answer is also the pressure gauge's wait signal.
 void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end() || ready.empty())
     return step(self, id);
-  if (ready.size() == 1) {
-    ++self->state.queued[i->second.req.chain[ready.front()].provider];
-    ++self->state.routed[i->second.req.chain[ready.front()].provider];
-    return attempt(self, id, ready.front(), {});
-  }
   struct gather {
     std::vector<std::size_t> targets;
     std::vector<limit_grant> answers;
@@ -197,10 +230,16 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
         claim(c->second.req.chain[g->targets.front()].provider);
         return attempt(self, id, g->targets.front(), {});
       }
+      std::size_t open_count = 0;
+      for (auto& a : g->answers)
+        open_count += a.breaker == open;
+      self->state.open_share = static_cast<double>(open_count) / static_cast<double>(g->answers.size());
       auto slack = self->state.opts.route_slack.count();
       auto chosen = g->answers[*best].wait_ms + slack < g->answers[*pref].wait_ms ? *best : *pref;
       std::string note;
       claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
+      self->state.last_wait_ms = g->answers[chosen].wait_ms;
+      observe(self, c->second.req.events);
       if (chosen != *pref) {
         {
           auto& from = c->second.req.chain[g->targets[*pref]];
@@ -338,6 +377,13 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
     std::string persona = c != self->state.calls.end() ? c->second.req.persona : "";
     std::int64_t used = r.result == outcome::ok ? r.usage.prompt_tokens + r.usage.completion_tokens : -1;
+    if (r.result == outcome::rate_limited)
+      self->state.recent_429.push_back(self->clock().now());
+    if (r.result == outcome::ok) {
+      self->state.latencies.push_back(r.latency_ms);
+      if (self->state.latencies.size() > 200)
+        self->state.latencies.pop_front();
+    }
     self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":limiter",
                   caf::make_message(atoms::release_v, permit, used, r.signals, r.result))
       .then([self, events, step_id, persona, provider](std::string& note) {
@@ -375,6 +421,18 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
     [self](call_request& req) -> caf::result<call_result> {
       if (req.chain.empty())
         return make_squad_error(squad_errc::chain_exhausted, "the call has no targets");
+      if (req.run_id.empty()) { // outside a run no allocator decided: shed here, by class and pressure
+        auto level = observe(self, req.events);
+        auto cls = static_cast<priority_class>(req.priority > 3 ? 1 : req.priority);
+        auto d = decide(cls, level, true, false);
+        if (d.action == shed_action::skip) {
+          ++self->state.shed;
+          emit_event(self, req.events, "call.shed", req.step_id, req.persona, d.reason,
+                     nlohmann::json{{"priority", to_string(cls)}, {"pressure", to_string(level)},
+                                    {"reason", d.reason}}.dump());
+          return make_squad_error(squad_errc::shed, d.reason);
+        }
+      }
       auto now = self->clock().now();
       auto id = self->state.next_id++;
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
@@ -384,6 +442,10 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       return caf::delegated<call_result>{};
     },
     [self](atoms::retry, std::uint64_t id) { step(self, id); },
+    [self](atoms::phase) {
+      auto level = observe(self);
+      return caf::make_message(static_cast<std::uint8_t>(level), self->state.gauge.why());
+    },
   };
 }
 

@@ -51,6 +51,11 @@ bool run_recorder::on_event(const run_event& ev) {
   events_.push_back({{"seq", ev.seq},         {"at_ms", ev.at_ms},     {"type", ev.type},
                      {"step", ev.step_id},    {"persona", ev.persona}, {"message", ev.message},
                      {"data", data}});
+  static const char* governance[] = {"call.skipped", "step.skipped", "step.degraded", "call.shed",
+                                     "step.escalated", "pressure.changed", "provider.breaker", "provider.throttled"};
+  for (auto* g : governance)
+    if (ev.type == g)
+      governance_.push_back((ev.step_id.empty() ? std::string() : ev.step_id + ": ") + ev.message);
   if (ev.type == "step.started") {
     auto& row = steps_[ev.step_id];
     if (row.index == 0)
@@ -112,6 +117,11 @@ void run_recorder::write_step(const run_event& ev, const json& data) {
   if (!error.empty())
     md += "- " + std::string(data.value("status", "") == "completed" ? "degraded: " : "reason: ") + error + "\n";
   md += "\n---\n\n" + data.value("text", "") + "\n";
+  if (!governance_.empty()) { // nothing is skipped or degraded silently: every artifact names it so far
+    md += "\n---\n\n## Skipped, degraded or rerouted in this run so far\n\n";
+    for (auto& line : governance_)
+      md += "- " + line + "\n";
+  }
   auto file = out_dir_ / (base + ".md");
   write_file(file, md);
   artifacts_.push_back(file);
@@ -141,10 +151,10 @@ void run_recorder::print(const run_event& ev, const json& data) {
           << (o.value("prompt_tokens", 0) + o.value("completion_tokens", 0)) << " tok "
           << seconds(o.value("latency_ms", 0)) << "; ";
       else
-        t << o.value("persona", "") << " FAILED: " << o.value("error", "") << "; ";
+        t << o.value("persona", "") << (ev.type == "step.skipped" ? " " : " FAILED: ") << o.value("error", "") << "; ";
     }
     t << "step " << seconds(row.elapsed_ms);
-    if (!row.note.empty())
+    if (!row.note.empty() && ev.type != "step.skipped")
       t << (ev.type == "step.completed" ? " (degraded: " : " (") << row.note << ")";
     t << "\n";
   } else {

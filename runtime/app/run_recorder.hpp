@@ -43,6 +43,7 @@ private:
   };
   std::map<std::string, step_row> steps_;
   std::vector<std::string> order_;
+  std::vector<std::string> governance_; // skipped / degraded / shed / escalated / pressure lines, in order
   std::string status_ = "running", reason_;
   std::int64_t elapsed_ms_ = 0, calls_ = 0, tokens_ = 0;
   std::vector<std::filesystem::path> artifacts_;

@@ -205,3 +205,20 @@ TEST_CASE("a run against the mock survives an upstream that is down, and says so
   CHECK(named);
   CHECK(up.stats("swift")["admitted"] == 0);
 }
+
+TEST_CASE("a run under pressure completes, and its synthesis names what was skipped or degraded", "[cli][budget]") {
+  // config/examples/pressure.yaml: the default sim squad at 1 call per 10s per provider.
+  temp_dir out;
+  auto r = run_squad("run --quiet --config config/examples/pressure.yaml --out '" + out.path.string() +
+                     "' 'Build a habit tracker for small teams'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto run = read_json(out.path / "run.json");
+  CHECK(run["status"] == "completed");
+  CHECK(run["steps"]["synthesis"]["status"] == "completed");
+  CHECK(count_events(run, "call.skipped") >= 1);
+  std::ifstream in(out.path / "06-synthesis.md");
+  std::string synthesis((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK_THAT(synthesis, Catch::Contains("Skipped, degraded or rerouted in this run"));
+  CHECK_THAT(synthesis, Catch::Contains("skipped: P2"));
+}

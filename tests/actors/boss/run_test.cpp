@@ -181,15 +181,17 @@ TEST_CASE_METHOD(run_fixture, "a busy target's calls are routed to one that can 
 }
 
 TEST_CASE_METHOD(run_fixture, "when every target is busy the call queues for the earliest slot, then completes") {
-  // Intent: one provider at 1 call per 2s: calls queue at its limiter (step.queued) instead of failing; 7 calls
-  // take >= 12s.
+  // Intent: one provider at 1 call per 2s: calls queue at its limiter (step.queued) instead of failing. Each call
+  // that goes waits its 2s turn; the waits raise the pressure, so P2 work is skipped (with a reason) on the way.
   boot(single_provider_config("{requests: 1, per: 2s, burst: 1, concurrency: 1}"));
   run("greenfield");
-  CHECK(seen->count("step.queued") >= 5);
+  auto queued = seen->count("step.queued");
+  CHECK(queued >= 3);
   CHECK_FALSE(seen->find("step.fallback"));
   auto done = seen->find("run.completed");
   REQUIRE(done);
-  CHECK(done->at_ms >= 12000);
+  CHECK(done->at_ms >= 2000 * static_cast<std::int64_t>(queued));
+  CHECK(seen->count("call.skipped") + seen->count("step.queued") + 1 >= 7); // every call went, or said why not
 }
 
 TEST_CASE_METHOD(run_fixture, "a call whose only slot lies past its deadline fails with every attempt listed") {
@@ -218,4 +220,25 @@ TEST_CASE_METHOD(run_fixture, "a truncated worker answer escalates to the boss t
   CHECK(data(esc)["reason"] == "bad_output");
   CHECK(data(esc)["to"] == "sim-deep/deep-large");
   CHECK(data(seen->find("step.completed", "brief"))["outputs"][0]["provider"] == "sim-deep");
+}
+
+TEST_CASE_METHOD(run_fixture, "under pressure a P2 step is skipped, and the synthesis still completes") {
+  // Intent: every provider allows 1 call per 10s. The first calls go at once; then the best wait for a slot
+  // passes the elevated threshold, the run's budget allocator skips P2 work with a reason, and the P0 synthesis
+  // runs anyway.
+  auto yaml = default_config();
+  for (auto from : {"requests: 4", "requests: 10", "requests: 3"})
+    yaml.replace(yaml.find(from), std::string(from).size(), "requests: 1");
+  boot(yaml);
+  run("greenfield");
+  auto skipped = seen->find("call.skipped");
+  REQUIRE(skipped);
+  CHECK_THAT(data(skipped)["reason"].get<std::string>(), Catch::Contains("P2"));
+  CHECK(data(skipped)["pressure"] != "normal");
+  auto step_skipped = seen->find("step.skipped");
+  REQUIRE(step_skipped);
+  CHECK_THAT(data(step_skipped)["error"].get<std::string>(), Catch::Contains("skipped"));
+  auto synthesis = seen->find("step.completed", "synthesis");
+  REQUIRE(synthesis);
+  CHECK(seen->find("run.completed"));
 }

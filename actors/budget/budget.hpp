@@ -1,0 +1,26 @@
+#pragma once
+// Budget allocator actors: one per run (and per API request outside a run when it asks for one), addressed by
+// handle. A thin adapter around budget_ledger (reserve-then-reconcile) and the shedding policy (pressure.hpp):
+// a step asks for a call token before calling; under pressure or with the budget spent, low classes give way.
+//
+// Protocol (untyped):
+//   (acquire, u8 priority, i64 tokens, i64 max_tokens, f64 temperature, bool optional) -> budget_grant
+//        decides call | skip (with the reason) for one call, and the degraded parameters for it
+//   (release, u64 id, i64 actual_tokens)   settles a granted call (actual_tokens < 0: unknown, counted as estimated)
+//   (cancel, u64 id)                       the granted call never reached an LLM: its reservation comes back
+//   (stats)                        -> std::string   JSON: calls granted/spent/left, skips by reason, over budget
+//
+// The pressure level comes from the dispatcher ((phase) -> u8 level, why), asked once per acquire.
+#include "actors/messages.hpp"
+
+namespace squad {
+
+struct budget_options {
+  std::int64_t calls = 8;       ///< LLM calls the run may make
+  std::int64_t tokens = 0;      ///< 0: not limited
+  std::int64_t p0_reserve = 1;  ///< calls only P0 may use
+};
+
+caf::actor spawn_budget(caf::local_actor* parent, budget_options opts, caf::actor root);
+
+} // namespace squad

@@ -1,0 +1,103 @@
+#include "actors/budget/budget.hpp"
+#include "actors/budget/budget_ledger.hpp"
+#include "actors/budget/pressure.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+namespace squad {
+
+namespace {
+
+struct budget_state {
+  std::optional<budget_ledger> ledger;
+  caf::actor root;
+  std::int64_t granted = 0;
+  std::map<std::string, std::int64_t> skips; // by reason
+  static inline const char* name = "squad.budget";
+};
+
+using budget_actor = caf::stateful_actor<budget_state>;
+
+budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
+                          double temperature, bool optional, pressure_level level) {
+  auto& st = self->state;
+  auto cls = static_cast<priority_class>(std::min<int>(priority, 3));
+  budget_grant g;
+  g.pressure = to_string(level);
+  auto deg = degrade(step_params{max_tokens, temperature, false, optional}, level);
+  if (deg.drop) {
+    g.action = "skip";
+    g.reason = "optional step dropped (pressure " + g.pressure + ")";
+    ++st.skips[g.reason];
+    return g;
+  }
+  // Would the ledger grant it? A refusal means no budget left for this class.
+  auto r = st.ledger->reserve(cls, tokens);
+  bool budget_left = r.granted && !r.over_budget;
+  auto d = decide(cls, level, budget_left || cls == priority_class::p0, false); // no response cache yet
+  if (d.action != shed_action::call) {
+    if (r.granted)
+      st.ledger->cancel(r.id);
+    g.action = "skip";
+    g.reason = !r.granted && cls != priority_class::p0 ? r.reason : d.reason;
+    ++st.skips[g.reason];
+    return g;
+  }
+  g.granted = true;
+  g.action = "call";
+  g.id = r.id;
+  g.reason = r.over_budget ? r.reason : d.reason;
+  g.max_tokens = deg.params.max_tokens;
+  g.temperature = deg.params.temperature;
+  g.prefer_worker = deg.params.prefer_worker;
+  g.degraded = std::move(deg.changes);
+  ++st.granted;
+  return g;
+}
+
+caf::behavior budget(budget_actor* self, budget_options opts, caf::actor root) {
+  self->state.ledger.emplace(budget_limits{opts.calls, opts.tokens, opts.p0_reserve});
+  self->state.root = std::move(root);
+  return {
+    [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens, double temperature,
+           bool optional) -> caf::result<budget_grant> {
+      auto rp = self->make_response_promise<budget_grant>();
+      self->request(self->state.root, caf::infinite, atoms::forward_v, std::string{"dispatcher"},
+                    caf::make_message(atoms::phase_v))
+        .then(
+          [=](std::uint8_t level, const std::string&) mutable {
+            rp.deliver(decide_grant(self, priority, tokens, max_tokens, temperature, optional,
+                                    static_cast<pressure_level>(std::min<int>(level, 2))));
+          },
+          [=](caf::error&) mutable { // no pressure reading: decide as under normal pressure
+            rp.deliver(decide_grant(self, priority, tokens, max_tokens, temperature, optional, pressure_level::normal));
+          });
+      return rp;
+    },
+    [self](atoms::release, std::uint64_t id, std::int64_t actual_tokens) {
+      self->state.ledger->settle(id, actual_tokens);
+    },
+    [self](atoms::cancel, std::uint64_t id) { self->state.ledger->cancel(id); },
+    [self](atoms::stats) {
+      auto& st = self->state;
+      auto& l = *st.ledger;
+      return nlohmann::json{{"granted", st.granted},
+                            {"calls_spent", l.calls_spent()},
+                            {"calls_reserved", l.calls_reserved()},
+                            {"calls_left", l.calls_left()},
+                            {"over_budget_calls", l.over_budget_calls()},
+                            {"skips", st.skips}}
+        .dump();
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_budget(caf::local_actor* parent, budget_options opts, caf::actor root) {
+  return parent->spawn(budget, opts, std::move(root));
+}
+
+} // namespace squad
