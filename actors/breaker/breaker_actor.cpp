@@ -34,6 +34,20 @@ void tell_limiter(breaker_actor* self) {
     self->delayed_send(self, st.breaker->open_until() - now, atoms::tick_v);
 }
 
+// Records an outcome (for the generation of its ticket, when given); the transition as "closed->open", or "".
+std::string on_report(breaker_actor* self, outcome result, std::optional<std::uint64_t> generation) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto before = st.breaker->phase(now);
+  auto after = generation ? st.breaker->record(result, now, *generation) : st.breaker->record(result, now);
+  tell_limiter(self);
+  if (!after)
+    return {};
+  if (*after == breaker_phase::open)
+    ++st.opens;
+  return std::string(to_string(before)) + "->" + to_string(*after);
+}
+
 caf::behavior breaker(breaker_actor* self, provider_config cfg, caf::actor root) {
   self->state.provider = cfg.name;
   self->state.root = std::move(root);
@@ -51,33 +65,13 @@ caf::behavior breaker(breaker_actor* self, provider_config cfg, caf::actor root)
       tell_limiter(self);
       return gen ? *gen + 1 : 0;
     },
-    [self](atoms::report, outcome result, std::uint64_t ticket) -> std::string {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      auto before = st.breaker->phase(now);
-      auto after = st.breaker->record(result, now, ticket - 1);
-      tell_limiter(self);
-      if (!after)
-        return {};
-      if (*after == breaker_phase::open)
-        ++st.opens;
-      return std::string(to_string(before)) + "->" + to_string(*after);
+    [self](atoms::report, outcome result, std::uint64_t ticket) {
+      return on_report(self, result, ticket - 1);
     },
     [self](atoms::cancel, std::uint64_t ticket) {
       self->state.breaker->record(outcome::bad_request, self->clock().now(), ticket - 1); // neutral: frees a probe
     },
-    [self](atoms::report, outcome result) -> std::string {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      auto before = st.breaker->phase(now);
-      auto after = st.breaker->record(result, now);
-      tell_limiter(self);
-      if (!after)
-        return {};
-      if (*after == breaker_phase::open)
-        ++st.opens;
-      return std::string(to_string(before)) + "->" + to_string(*after);
-    },
+    [self](atoms::report, outcome result) { return on_report(self, result, std::nullopt); },
     [self](atoms::cancel) {
       self->state.breaker->record(outcome::bad_request, self->clock().now()); // neutral: frees a probe slot
     },
