@@ -68,6 +68,7 @@ struct upstream_reply {
   bool simulated = false;
   std::int64_t latency_ms = 0;
   limit_signals signals;
+  std::string partial_text; ///< what a failed stream delivered before it failed (text stays empty)
 };
 
 /// Ask one provider actor to run `request` on `target`.
@@ -118,6 +119,7 @@ struct call_result {
   bool simulated = false;
   std::int64_t latency_ms = 0; ///< from the call's arrival at the dispatcher to its answer
   std::vector<attempt_info> attempts;
+  bool partial = false; ///< every target failed; `text` is what one failed stream delivered before it was cut
 };
 
 /// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.
@@ -143,6 +145,7 @@ struct step_output {
   bool simulated = false;
   std::int64_t latency_ms = 0;
   std::vector<attempt_info> attempts;
+  bool partial = false; ///< ok, but `text` is a failed stream's partial output
 };
 
 /// A worker's report of one workflow step to its boss.
@@ -190,7 +193,7 @@ typename I::result_type inspect(I& f, limit_signals& x) {
 template <class I>
 typename I::result_type inspect(I& f, upstream_reply& x) {
   return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage,
-           x.simulated, x.latency_ms, x.signals);
+           x.simulated, x.latency_ms, x.signals, x.partial_text);
 }
 template <class I>
 typename I::result_type inspect(I& f, provider_call& x) {
@@ -213,7 +216,7 @@ typename I::result_type inspect(I& f, attempt_info& x) {
 template <class I>
 typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts);
+           x.simulated, x.latency_ms, x.attempts, x.partial);
 }
 template <class I>
 typename I::result_type inspect(I& f, run_event& x) {
@@ -223,7 +226,7 @@ typename I::result_type inspect(I& f, run_event& x) {
 template <class I>
 typename I::result_type inspect(I& f, step_output& x) {
   return f(caf::meta::type_name("step_output"), x.persona, x.ok, x.text, x.error, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts);
+           x.simulated, x.latency_ms, x.attempts, x.partial);
 }
 template <class I>
 typename I::result_type inspect(I& f, step_result& x) {

@@ -75,7 +75,9 @@ std::string inputs_text(boss_actor* self, const workflow_step& step) {
     auto& s = self->state.steps[in];
     auto who = join(step_def(self, in).personas, ", ");
     if (s.status == "completed") {
-      out += "### Input from " + in + " (" + who + ")\n" + s.result.text + "\n";
+      bool partial = std::any_of(s.result.outputs.begin(), s.result.outputs.end(), [](auto& o) { return o.partial; });
+      out += "### Input from " + in + " (" + who + ")" + (partial ? " [PARTIAL: cut short]" : "") + "\n" +
+             s.result.text + "\n";
       if (!s.result.error.empty())
         out += "(partly degraded: " + s.result.error + ")\n";
     } else {

@@ -82,7 +82,7 @@ void finish(worker_actor* self) {
       res.text = st.slots[ok.back()].out.text;
     }
     for (auto& s : st.slots)
-      if (!s.out.ok)
+      if (!s.out.ok || s.out.partial)
         res.error += (res.error.empty() ? "" : "; ") + s.persona + ": " + (s.done ? s.out.error : "not run");
   }
   self->send(st.args.boss, std::move(res));
@@ -187,6 +187,10 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
                      r.usage.prompt_tokens + r.usage.completion_tokens);
         auto& out = self->state.slots[idx].out;
         out.ok = true;
+        out.partial = r.partial;
+        if (r.partial) // dependents get it, marked: better a cut draft than nothing
+          out.error = "partial output (every target failed; the stream was cut after " + std::to_string(r.text.size()) +
+                      " bytes)";
         out.text = std::move(r.text);
         out.served_by = r.served_by;
         out.usage = r.usage;

@@ -32,6 +32,9 @@ struct pending_call {
   std::vector<attempt_info> attempts;
   steady_time started;
   std::optional<std::size_t> last_failed; // target of the last failed attempt
+  std::string partial;                     // the longest text a failed stream delivered, if any
+  std::size_t partial_target = 0;
+  usage_info partial_usage;
 };
 
 struct dispatcher_state {
@@ -126,6 +129,11 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
   }
   c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms});
   c.walker.record(target, r.result, now, millis{std::max<std::int64_t>(0, r.signals.retry_after_ms)});
+  if (r.result != outcome::ok && r.partial_text.size() > c.partial.size()) {
+    c.partial = std::move(r.partial_text);
+    c.partial_target = target;
+    c.partial_usage = r.usage;
+  }
   if (r.result == outcome::ok) {
     call_result res;
     res.text = std::move(r.text);
@@ -154,6 +162,24 @@ void step(dispatcher_actor* self, std::uint64_t id) {
     case chain_walker::action::exhausted: {
       auto why = std::string{"chain exhausted ("} + c.walker.exhausted_reason(now) + " after "
                  + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
+      if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
+        emit_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
+                   "every target failed; passing on " + std::to_string(c.partial.size()) + " bytes of partial output from " +
+                     target_name(c.req.chain[c.partial_target]),
+                   nlohmann::json{{"bytes", c.partial.size()}, {"from", target_name(c.req.chain[c.partial_target])},
+                                  {"why", why}}.dump());
+        call_result res;
+        res.text = std::move(c.partial);
+        res.finish_reason = "partial";
+        res.partial = true;
+        res.served_by = c.req.chain[c.partial_target];
+        res.usage = c.partial_usage;
+        res.latency_ms = ms_between(c.started, now);
+        res.attempts = std::move(c.attempts);
+        c.rp.deliver(std::move(res));
+        self->state.calls.erase(i);
+        return;
+      }
       c.rp.deliver(make_squad_error(squad_errc::chain_exhausted, why));
       self->state.calls.erase(i);
       return;
@@ -437,7 +463,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       auto id = self->state.next_id++;
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
-      self->state.calls.emplace(id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt});
+      self->state.calls.emplace(id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}});
       step(self, id);
       return caf::delegated<call_result>{};
     },

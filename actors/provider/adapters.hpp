@@ -55,6 +55,9 @@ public:
   /// The reply: ok after [DONE]; stream_cut when the stream stopped before it; or the error met on the way.
   upstream_reply finish() const;
 
+  /// The text received so far, whatever happens next.
+  const std::string& text_so_far() const { return reply_.text; }
+
 private:
   upstream_reply reply_;
   bool ended_ = false;
@@ -91,6 +94,9 @@ public:
 
   /// The reply: ok after message_stop; stream_cut when the stream stopped before it; or the error met.
   upstream_reply finish() const;
+
+  /// The text received so far, whatever happens next.
+  const std::string& text_so_far() const { return reply_.text; }
 
 private:
   upstream_reply reply_;

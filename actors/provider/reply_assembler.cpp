@@ -151,6 +151,8 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
   }
   if (head && !classified)
     r.signals = signals_;
+  if (r.result != outcome::ok && sse_) // a stream that failed after delivering text: kept, apart, for the caller
+    r.partial_text = kind_ == api_kind::openai ? openai_.text_so_far() : anthropic_.text_so_far();
   if (r.result != outcome::ok)
     r.text.clear();
   return r;

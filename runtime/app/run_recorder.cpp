@@ -52,7 +52,8 @@ bool run_recorder::on_event(const run_event& ev) {
                      {"step", ev.step_id},    {"persona", ev.persona}, {"message", ev.message},
                      {"data", data}});
   static const char* governance[] = {"call.skipped", "step.skipped", "step.degraded", "call.shed",
-                                     "step.escalated", "pressure.changed", "provider.breaker", "provider.throttled"};
+                                     "step.escalated", "pressure.changed", "provider.breaker", "provider.throttled",
+                                     "step.partial"};
   for (auto* g : governance)
     if (ev.type == g)
       governance_.push_back((ev.step_id.empty() ? std::string() : ev.step_id + ": ") + ev.message);

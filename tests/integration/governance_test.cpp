@@ -177,3 +177,25 @@ TEST_CASE_METHOD(tree_fixture, "a failing upstream's breaker opens and stops tra
   for (auto& r : later.ok)
     CHECK(r.served_by.provider == "spare");
 }
+
+TEST_CASE_METHOD(tree_fixture, "when every target fails, a cut stream's partial text is passed on, marked partial",
+                 "[governance][http]") {
+  fault({{"mode", "cut"}, {"cut_after", 6}}); // main streams a few words, then the connection drops
+  auto down = test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"down"})");
+  REQUIRE(down.status == 200);
+  auto b = calls(1);
+  REQUIRE(b.ok.size() == 1);
+  auto& r = b.ok.front();
+  CHECK(r.partial);
+  CHECK(r.finish_reason == "partial");
+  CHECK_FALSE(r.text.empty());
+  CHECK(r.served_by.provider == "main");
+  bool cut = false, refused = false;
+  for (auto& a : r.attempts) {
+    cut = cut || (a.provider == "main" && a.outcome == "stream_cut");
+    refused = refused || (a.provider == "spare" && a.outcome == "connect_failed");
+  }
+  CHECK(cut);
+  CHECK(refused);
+  CHECK(count(b.events, "step.partial") == 1);
+}
