@@ -30,6 +30,7 @@ struct call_request {
   std::vector<chain_target> chain; ///< filled by the persona actor when empty
   std::int64_t timeout_ms = 60000; ///< the whole call's deadline, relative to its arrival
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
+  bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
   caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
 };
 
@@ -179,7 +180,8 @@ typename I::result_type inspect(I& f, chat_message& x) {
 template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona,
-           x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.stream, x.events);
+           x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.stream, x.prefer_worker,
+           x.events);
 }
 template <class I>
 typename I::result_type inspect(I& f, usage_info& x) {

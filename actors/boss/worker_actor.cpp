@@ -174,6 +174,7 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
   if (grant) {
     req.max_tokens = grant->max_tokens;
     req.temperature = grant->temperature;
+    req.prefer_worker = grant->prefer_worker;
   }
   req.messages.push_back({"user", user_text(self, idx)});
   req.timeout_ms = st.args.timeout.count();

@@ -51,10 +51,8 @@ budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_
   g.reason = r.over_budget ? r.reason : d.reason;
   g.max_tokens = deg.params.max_tokens;
   g.temperature = deg.params.temperature;
-  g.prefer_worker = false; // not applied yet: the chain order stands, so it is not claimed either
-  for (auto& line : deg.changes)
-    if (line.rfind("prefer_worker", 0) != 0)
-      g.degraded.push_back(line);
+  g.prefer_worker = deg.params.prefer_worker;
+  g.degraded = std::move(deg.changes);
   ++st.granted;
   return g;
 }

@@ -212,6 +212,9 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end() || ready.empty())
     return step(self, id);
+  if (i->second.req.prefer_worker) // degraded under pressure: the worker tier first, the chain's order within tiers
+    std::stable_partition(ready.begin(), ready.end(),
+                          [&](std::size_t k) { return i->second.req.chain[k].tier != "boss"; });
   struct gather {
     std::vector<std::size_t> targets;
     std::vector<limit_grant> answers;

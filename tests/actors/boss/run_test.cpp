@@ -242,3 +242,28 @@ TEST_CASE_METHOD(run_fixture, "under pressure a P2 step is skipped, and the synt
   REQUIRE(synthesis);
   CHECK(seen->find("run.completed"));
 }
+
+TEST_CASE_METHOD(run_fixture, "at critical pressure the synthesis is degraded and says how") {
+  // Intent: every provider allows 1 call per 30s; waits pass the critical threshold (10s). The P0 synthesis still
+  // runs, with lower max_tokens and temperature and the worker tier preferred, each stated as a step.degraded event.
+  auto yaml = default_config();
+  for (auto from : {"requests: 4", "requests: 10", "requests: 3"})
+    yaml.replace(yaml.find(from), std::string(from).size(), "requests: 1");
+  for (std::size_t at = yaml.find("per: 10s"); at != std::string::npos; at = yaml.find("per: 10s"))
+    yaml.replace(at, 8, "per: 30s");
+  boot(yaml);
+  run("greenfield");
+  std::vector<std::string> changes;
+  for (auto& ev : seen->events)
+    if (ev.type == "step.degraded" && ev.step_id == "synthesis")
+      changes.push_back(data(&ev)["change"].get<std::string>());
+  auto has = [&](const std::string& what) {
+    return std::any_of(changes.begin(), changes.end(),
+                       [&](auto& c) { return c.find(what) != std::string::npos && c.find("critical") != std::string::npos; });
+  };
+  CHECK(has("max_tokens"));
+  CHECK(has("temperature"));
+  CHECK(has("prefer_worker"));
+  CHECK(seen->find("step.completed", "synthesis"));
+  CHECK(seen->find("run.completed"));
+}
