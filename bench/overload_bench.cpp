@@ -183,6 +183,12 @@ int main(int argc, char** argv) {
     for (auto& u : ups) {
       auto s = json::parse(test::request("GET", "127.0.0.1", mock.port(u.name), "/stats").body);
       rejected += s["rejected"]["requests"].get<std::int64_t>() + s["rejected"]["concurrency"].get<std::int64_t>();
+      if (s["rejected"]["concurrency"].get<std::int64_t>() > 0)
+        occupancy += "(" + u.name + ": " + std::to_string(s["rejected"]["concurrency"].get<std::int64_t>()) +
+                     " over its concurrency cap) ";
+      if (s["rejected"]["requests"].get<std::int64_t>() > 0)
+        occupancy += "(" + u.name + ": " + std::to_string(s["rejected"]["requests"].get<std::int64_t>()) +
+                     " over its window) ";
       occupancy += u.name + "=" + std::to_string(s["max_window_occupancy"].get<int>()) + "/" +
                    std::to_string(u.requests) + " ";
     }

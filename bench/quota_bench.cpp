@@ -5,7 +5,10 @@
 // Four upstreams enforce 12, 60, 15 and 12 requests per 2 s window (concurrency 4, 16, 4, 2). Ten personas
 // whose chains hold all four (each persona prefers a different one first) make 300 calls at once (30 tasks x
 // 10 personas), through the real tree: persona actors -> dispatcher -> routing -> breaker -> limiter ->
-// provider actors -> HTTP -> mock. Until `squad serve` exists the calls enter in-process (persona actors).
+// provider actors -> HTTP -> mock. Until `squad serve` exists the calls enter in-process (persona actors). The
+// calls carry a run id, so the dispatcher does not shed them (bench/overload measures shedding), and are all P1
+// (one FIFO class). QUOTA_PERSONA_PRIORITIES=1 keeps each persona's own priority (P1..P3) instead: the limiters
+// then serve higher classes first, and the last P3 call can slip a window.
 //
 // Scenario "down": one task's ten calls arrive every 250 ms (7.5 s in all); upstream b is down from 1 s to 7 s.
 //
@@ -102,6 +105,9 @@ outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::ve
       call_request req;
       req.trace_id = "q" + std::to_string(sent);
       req.persona = p;
+      req.run_id = "quota-bench"; // as a run's calls: no shedding by the dispatcher (bench/overload measures it)
+      if (!std::getenv("QUOTA_PERSONA_PRIORITIES"))
+        req.priority = 1; // every call P1: one FIFO class at every limiter
       req.messages = {{"user", "Task " + std::to_string(t) + ": write your part of the plan."}};
       req.max_tokens = 64;
       req.timeout_ms = 120000;

@@ -334,7 +334,7 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
   auto provider = t.provider;
   auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
   if (expected_wait_ms >= 0) // routed on an estimate: if it proves twice too hopeful (at least +1s), route again
-    queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms, 1000));
+    queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms / 2, 1000));
   auto priority = static_cast<std::uint8_t>(std::min<int>(c.req.priority, 3));
   auto tokens = token_estimate(c.req);
   // 1. the breaker
