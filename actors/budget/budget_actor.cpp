@@ -13,7 +13,7 @@ namespace {
 struct budget_state {
   std::optional<budget_ledger> ledger;
   caf::actor root;
-  std::int64_t granted = 0;
+  std::int64_t granted = 0, degraded = 0;
   std::map<std::string, std::int64_t> skips; // by reason
   static inline const char* name = "squad.budget";
 };
@@ -53,6 +53,7 @@ budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_
   g.temperature = deg.params.temperature;
   g.prefer_worker = deg.params.prefer_worker;
   g.degraded = std::move(deg.changes);
+  st.degraded += g.degraded.empty() ? 0 : 1;
   ++st.granted;
   return g;
 }
@@ -88,6 +89,7 @@ caf::behavior budget(budget_actor* self, budget_options opts, caf::actor root) {
                             {"calls_reserved", l.calls_reserved()},
                             {"calls_left", l.calls_left()},
                             {"over_budget_calls", l.over_budget_calls()},
+                            {"degraded_calls", st.degraded},
                             {"skips", st.skips}}
         .dump();
     },

@@ -50,11 +50,18 @@ struct dispatcher_state {
   double open_share = 0;
   std::deque<steady_time> recent_429;
   std::deque<std::int64_t> latencies; // the last 200 answered calls, ms
-  std::int64_t shed = 0;
+  std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
   static inline const char* name = "squad.dispatcher";
 };
 
 using dispatcher_actor = caf::stateful_actor<dispatcher_state>;
+
+// Every event the dispatcher emits is also counted by type: the counts are its metrics ((stats)).
+void note_event(dispatcher_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
+                const std::string& persona, std::string message, std::string data_json = "{}") {
+  ++self->state.counts[type];
+  emit_event(self, sink, std::move(type), step_id, persona, std::move(message), std::move(data_json));
+}
 
 std::int64_t ms_between(steady_time a, steady_time b) {
   return std::chrono::duration_cast<millis>(b - a).count();
@@ -94,14 +101,13 @@ pressure_level observe(dispatcher_actor* self, const caf::actor& events = {}) {
   auto before = st.gauge.level();
   auto after = st.gauge.update(sig, now);
   if (after != before)
-    emit_event(self, events, "pressure.changed", "", "",
+    note_event(self, events, "pressure.changed", "", "",
                std::string("pressure ") + to_string(before) + " -> " + to_string(after) + ": " + st.gauge.why(),
                nlohmann::json{{"from", to_string(before)}, {"to", to_string(after)}, {"why", st.gauge.why()}}.dump());
   return after;
 }
 void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
-void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string& note,
-             std::int64_t expected_wait_ms = -1);
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms = -1);
 void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
                std::uint64_t ticket);
 
@@ -163,7 +169,7 @@ void step(dispatcher_actor* self, std::uint64_t id) {
       auto why = std::string{"chain exhausted ("} + c.walker.exhausted_reason(now) + " after "
                  + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
       if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
-        emit_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
+        note_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
                    "every target failed; passing on " + std::to_string(c.partial.size()) + " bytes of partial output from " +
                      target_name(c.req.chain[c.partial_target]),
                    nlohmann::json{{"bytes", c.partial.size()}, {"from", target_name(c.req.chain[c.partial_target])},
@@ -186,7 +192,7 @@ void step(dispatcher_actor* self, std::uint64_t id) {
     }
     case chain_walker::action::wait: {
       auto wait_ms = ms_between(now, d.until);
-      emit_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
+      note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
                  "every target is busy; waiting " + std::to_string(wait_ms) + "ms",
                  nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}}.dump());
       self->delayed_send(self, d.until - now, atoms::retry_v, id);
@@ -257,7 +263,7 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
       }
       if (!pref) { // every ready target is open or can never admit: try the first; it will say why
         claim(c->second.req.chain[g->targets.front()].provider);
-        return attempt(self, id, g->targets.front(), {});
+        return attempt(self, id, g->targets.front());
       }
       std::size_t open_count = 0;
       for (auto& a : g->answers)
@@ -265,7 +271,6 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
       self->state.open_share = static_cast<double>(open_count) / static_cast<double>(g->answers.size());
       auto slack = self->state.opts.route_slack.count();
       auto chosen = g->answers[*best].wait_ms + slack < g->answers[*pref].wait_ms ? *best : *pref;
-      std::string note;
       claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
       self->state.last_wait_ms = g->answers[chosen].wait_ms;
       observe(self, c->second.req.events);
@@ -273,10 +278,10 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
         {
           auto& from = c->second.req.chain[g->targets[*pref]];
           auto& to = c->second.req.chain[g->targets[chosen]];
-          note = target_name(from) + " busy for ~" + std::to_string(g->answers[*pref].wait_ms) + "ms (" +
+          auto note = target_name(from) + " busy for ~" + std::to_string(g->answers[*pref].wait_ms) + "ms (" +
                  g->answers[*pref].rule + "); " + target_name(to) + " can serve in ~" +
                  std::to_string(g->answers[chosen].wait_ms) + "ms";
-          emit_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
+          note_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
                      "routed to " + target_name(to) + ": " + note,
                      nlohmann::json{{"preferred", target_name(from)}, {"chosen", target_name(to)},
                                     {"preferred_wait_ms", g->answers[*pref].wait_ms},
@@ -285,7 +290,7 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
                        .dump());
         }
       }
-      attempt(self, id, g->targets[chosen], note, g->answers[chosen].wait_ms);
+      attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
     };
     self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + t.provider + ":limiter",
                   caf::make_message(atoms::query_v, tokens, self->state.queued[t.provider]))
@@ -308,8 +313,7 @@ void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, cons
   step(self, id);
 }
 
-void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const std::string&,
-             std::int64_t expected_wait_ms) {
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
     return;
@@ -322,7 +326,7 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
     bool same = *c.last_failed == target;
     bool escalated = prev.tier != "boss" && t.tier == "boss";
     const char* type = same ? "step.retry" : escalated ? "step.escalated" : "step.fallback";
-    emit_event(self, c.req.events, type, c.req.step_id, c.req.persona,
+    note_event(self, c.req.events, type, c.req.step_id, c.req.persona,
                (same ? "retrying " + target_name(t) : target_name(prev) + " -> " + target_name(t)) + " after "
                  + last.outcome,
                nlohmann::json{{"from", target_name(prev)}, {"to", target_name(t)}, {"reason", last.outcome},
@@ -371,7 +375,7 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, const
                 return;
               }
               if (g.waited_ms > 0)
-                emit_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
+                note_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
                            "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
                            nlohmann::json{{"provider", provider}, {"waited_ms", g.waited_ms}}.dump());
               send_call(self, id, target, g.permit, ticket);
@@ -417,14 +421,14 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
                   caf::make_message(atoms::release_v, permit, used, r.signals, r.result))
       .then([self, events, step_id, persona, provider](std::string& note) {
         if (!note.empty())
-          emit_event(self, events, "provider.throttled", step_id, persona, note,
+          note_event(self, events, "provider.throttled", step_id, persona, note,
                      nlohmann::json{{"provider", provider}}.dump());
       }, [](caf::error&) {});
     self->request(self->state.root, caf::infinite, atoms::forward_v, "providers/" + provider + ":breaker",
                   caf::make_message(atoms::report_v, r.result, ticket))
       .then([self, events, step_id, persona, provider](std::string& change) {
         if (!change.empty())
-          emit_event(self, events, "provider.breaker", step_id, persona,
+          note_event(self, events, "provider.breaker", step_id, persona,
                      provider + " circuit breaker " + change,
                      nlohmann::json{{"provider", provider}, {"change", change}}.dump());
       }, [](caf::error&) {});
@@ -455,8 +459,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
         auto cls = static_cast<priority_class>(req.priority > 3 ? 1 : req.priority);
         auto d = decide(cls, level, true, false);
         if (d.action == shed_action::skip) {
-          ++self->state.shed;
-          emit_event(self, req.events, "call.shed", req.step_id, req.persona, d.reason,
+          note_event(self, req.events, "call.shed", req.step_id, req.persona, d.reason,
                      nlohmann::json{{"priority", to_string(cls)}, {"pressure", to_string(level)},
                                     {"reason", d.reason}}.dump());
           return make_squad_error(squad_errc::shed, d.reason);
@@ -471,6 +474,16 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       return caf::delegated<call_result>{};
     },
     [self](atoms::retry, std::uint64_t id) { step(self, id); },
+    [self](atoms::stats) {
+      auto& st = self->state;
+      std::int64_t queued = 0;
+      for (auto& [provider, n] : st.queued)
+        queued += n;
+      return nlohmann::json{{"pressure", to_string(st.gauge.level())}, {"pressure_why", st.gauge.why()},
+                            {"calls_in_flight", st.calls.size()}, {"queued_at_limiters", queued},
+                            {"events", st.counts}}
+        .dump();
+    },
     [self](atoms::phase) {
       auto level = observe(self);
       return caf::make_message(static_cast<std::uint8_t>(level), self->state.gauge.why());

@@ -125,6 +125,14 @@ TEST_CASE_METHOD(tree_fixture, "a burst far over a strict upstream's limit sees 
   CHECK(s["max_in_flight"].get<int>() <= 2);
   CHECK(s["admitted"].get<int>() >= 2); // the preferred upstream was used as far as it could serve soon...
   CHECK(count(b.events, "step.routed") >= 1); // ...and the rest was routed, visibly
+  // ...and counted: the dispatcher's metrics match the events.
+  caf::scoped_actor self{sys};
+  std::string text;
+  self->request(root, 5s, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(atoms::stats_v))
+    .receive([&](std::string& s) { text = std::move(s); }, [](caf::error&) {});
+  auto metrics = json::parse(text);
+  CHECK(metrics["events"]["step.routed"].get<std::size_t>() == count(b.events, "step.routed"));
+  CHECK(metrics["calls_in_flight"] == 0);
 }
 
 TEST_CASE_METHOD(tree_fixture, "every fault mode of the preferred upstream ends in answers, through fallback",
