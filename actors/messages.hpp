@@ -31,8 +31,12 @@ struct call_request {
   std::int64_t timeout_ms = 60000; ///< the whole call's deadline, relative to its arrival
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
   bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
+  std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
   caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
 };
+
+/// call_request::cache_mode values.
+inline constexpr std::uint8_t cache_use = 0, cache_only = 1, cache_bypass = 2;
 
 /// Token counts of one call.
 struct usage_info {
@@ -93,7 +97,7 @@ struct limit_grant {
 struct budget_grant {
   bool granted = false;           ///< call (true) or skip (false)
   std::uint64_t id = 0;           ///< settle or cancel with it
-  std::string action;             ///< call | skip
+  std::string action;             ///< call | cache (the response cache only) | skip
   std::string reason;             ///< why (always set for skip; "P0 runs beyond the budget" and the like for call)
   std::string pressure;           ///< normal | elevated | critical, when decided
   std::int64_t max_tokens = 0;    ///< the call's parameters after degradation
@@ -121,6 +125,7 @@ struct call_result {
   std::int64_t latency_ms = 0; ///< from the call's arrival at the dispatcher to its answer
   std::vector<attempt_info> attempts;
   bool partial = false; ///< every target failed; `text` is what one failed stream delivered before it was cut
+  bool cached = false;  ///< answered from the response cache: no LLM call was made
 };
 
 /// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.
@@ -181,7 +186,7 @@ template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona,
            x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.stream, x.prefer_worker,
-           x.events);
+           x.cache_mode, x.events);
 }
 template <class I>
 typename I::result_type inspect(I& f, usage_info& x) {
@@ -218,7 +223,7 @@ typename I::result_type inspect(I& f, attempt_info& x) {
 template <class I>
 typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts, x.partial);
+           x.simulated, x.latency_ms, x.attempts, x.partial, x.cached);
 }
 template <class I>
 typename I::result_type inspect(I& f, run_event& x) {

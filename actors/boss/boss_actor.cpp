@@ -210,7 +210,7 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
   st.workers = supervisor_child(wopts, {}, restart_kind::temporary).start(self);
-  st.budget = spawn_budget(self, budget_options{st.spec.workflow.budget_calls, 0, 1}, st.root);
+  st.budget = spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.root);
   self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
   self->send(st.workers, atoms::subscribe_v, caf::actor{self});
@@ -232,7 +232,8 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
       auto& st = self->state;
       publish(self, "run.started", "", "", "run " + st.spec.run_id + ": " + st.spec.workflow.id,
               json{{"task", st.spec.task}, {"workflow", st.spec.workflow.id}, {"steps", st.spec.workflow.steps.size()},
-                   {"budget_calls", st.spec.workflow.budget_calls}});
+                   {"budget_calls", st.spec.workflow.budget_calls},
+                   {"budget_tokens", st.spec.workflow.budget_tokens}});
       launch_ready(self);
     },
     [self](step_result& r) {
@@ -253,6 +254,7 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
                            {"latency_ms", o.latency_ms},
                            {"attempts", o.attempts.size()},
                            {"simulated", o.simulated},
+                           {"partial", o.partial},
                            {"text", o.text},
                            {"error", o.error}});
       }

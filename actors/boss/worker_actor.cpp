@@ -26,6 +26,8 @@ struct call_slot {
   int tries = 0;
   bool done = false;
   bool skipped = false;   // the budget allocator said skip (out.error says why)
+  bool cache_only = false; // the budget allocator said: the cache, or skip
+  std::string shed_reason; // why, for a cache-only call
   std::uint64_t grant = 0; // the budget allocator's id for the call, 0: none
   std::optional<budget_grant> granted; // its parameters, kept for a retried handoff
   step_output out;
@@ -136,6 +138,11 @@ void issue(worker_actor* self, std::size_t idx) {
       [self, idx](budget_grant& g) {
         auto& st = self->state;
         auto& slot = st.slots[idx];
+        if (g.action == "cache") { // no LLM call for this one: a cached answer, or a skip
+          slot.cache_only = true;
+          slot.shed_reason = g.reason;
+          return call_persona(self, idx, nullptr);
+        }
         if (!g.granted) {
           slot.skipped = true;
           slot.out.ok = false;
@@ -179,13 +186,18 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
   req.messages.push_back({"user", user_text(self, idx)});
   req.timeout_ms = st.args.timeout.count();
   req.events = st.args.boss;
+  if (slot.cache_only)
+    req.cache_mode = cache_only;
   self->request(st.args.root, st.args.timeout, atoms::forward_v, "personas/" + slot.persona,
                 caf::make_message(std::move(req)))
     .then(
       [self, idx](call_result& r) {
-        if (auto g = self->state.slots[idx].grant; g && self->state.args.budget)
-          self->send(self->state.args.budget, atoms::release_v, g,
-                     r.usage.prompt_tokens + r.usage.completion_tokens);
+        if (auto g = self->state.slots[idx].grant; g && self->state.args.budget) {
+          if (r.cached) // no LLM call was made: the reservation comes back
+            self->send(self->state.args.budget, atoms::cancel_v, g);
+          else
+            self->send(self->state.args.budget, atoms::release_v, g, r.usage.prompt_tokens + r.usage.completion_tokens);
+        }
         auto& out = self->state.slots[idx].out;
         out.ok = true;
         out.partial = r.partial;
@@ -203,6 +215,15 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
       [self, idx](caf::error& err) {
         auto& st = self->state;
         auto& slot = st.slots[idx];
+        if (slot.cache_only && err == squad_errc::shed) { // the cache had nothing: the skip stands
+          slot.skipped = true;
+          slot.out.ok = false;
+          slot.out.error = "skipped: " + slot.shed_reason + " (no cached answer)";
+          emit_event(self, st.args.boss, "call.skipped", st.args.step.id, slot.persona,
+                     slot.persona + " " + slot.out.error,
+                     nlohmann::json{{"reason", slot.shed_reason + " (no cached answer)"}}.dump());
+          return on_done(self, idx);
+        }
         if (retryable_handoff(err) && slot.tries < max_persona_tries) {
           emit_event(self, st.args.boss, "step.retry", st.args.step.id, slot.persona,
                      "persona " + slot.persona + " unavailable (" + error_detail(self->system(), err) + "); retrying",

@@ -5,7 +5,8 @@
 //
 // Protocol (untyped):
 //   (acquire, u8 priority, i64 tokens, i64 max_tokens, f64 temperature, bool optional) -> budget_grant
-//        decides call | skip (with the reason) for one call, and the degraded parameters for it
+//        decides call | cache | skip (with the reason) for one call, and the degraded parameters for it;
+//        cache: no LLM call, but an answer from the response cache may be used (on a miss the step is skipped)
 //   (release, u64 id, i64 actual_tokens)   settles a granted call (actual_tokens < 0: unknown, counted as estimated)
 //   (cancel, u64 id)                       the granted call never reached an LLM: its reservation comes back
 //   (stats)                        -> std::string   JSON: calls granted/spent/left, skips by reason, over budget

@@ -13,7 +13,7 @@ namespace {
 struct budget_state {
   std::optional<budget_ledger> ledger;
   caf::actor root;
-  std::int64_t granted = 0, degraded = 0;
+  std::int64_t granted = 0, degraded = 0, cache_only = 0;
   std::map<std::string, std::int64_t> skips; // by reason
   static inline const char* name = "squad.budget";
 };
@@ -36,12 +36,19 @@ budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_
   // Would the ledger grant it? A refusal means no budget left for this class.
   auto r = st.ledger->reserve(cls, tokens);
   bool budget_left = r.granted && !r.over_budget;
-  auto d = decide(cls, level, budget_left || cls == priority_class::p0, false); // no response cache yet
+  // The allocator cannot see the cache: it asks what a miss would get. A call is looked up in the cache on its way
+  // anyway (below P0); where a miss means skip but a hit would be served, the step may use the cache only.
+  auto d = decide(cls, level, budget_left || cls == priority_class::p0, false);
   if (d.action != shed_action::call) {
     if (r.granted)
       st.ledger->cancel(r.id);
-    g.action = "skip";
     g.reason = !r.granted && cls != priority_class::p0 ? r.reason : d.reason;
+    if (decide(cls, level, budget_left, true).action == shed_action::cache) {
+      g.action = "cache";
+      ++st.cache_only;
+      return g;
+    }
+    g.action = "skip";
     ++st.skips[g.reason];
     return g;
   }
@@ -90,6 +97,7 @@ caf::behavior budget(budget_actor* self, budget_options opts, caf::actor root) {
                             {"calls_left", l.calls_left()},
                             {"over_budget_calls", l.over_budget_calls()},
                             {"degraded_calls", st.degraded},
+                            {"cache_only", st.cache_only},
                             {"skips", st.skips}}
         .dump();
     },

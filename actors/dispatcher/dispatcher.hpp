@@ -5,8 +5,15 @@
 // and breaker how it went. On failure it falls back, retries or waits, emitting an event for each.
 //
 // Protocol (untyped):
-//   call_request -> call_result | error(chain_exhausted, "every attempt and why it failed")
+//   call_request -> call_result | error(chain_exhausted, "every attempt and why it failed") | error(shed, why)
+//        Below P0 a call is first looked up in the response cache (cache_mode cache_use, the default): a hit answers
+//        at once (`cached`, event call.cached) and makes no LLM call; cache_only answers a miss with error(shed).
+//        Every complete answer is stored (cache_bypass: neither looked up nor stored).
+//        A call outside a run (no run_id) is its own budget: shed by class and pressure like a run's step, and
+//        allowed `request_calls` LLM calls, retries and fallbacks included.
 //   (retry, id)  -> internal tick after a wait
+//   (stats)      -> JSON string: pressure, calls in flight, events by type, cache hits/misses/size
+#include "actors/cache/response_cache.hpp"
 #include "actors/dispatcher/chain_walker.hpp"
 
 namespace squad {
@@ -15,6 +22,8 @@ struct dispatch_options {
   walker_options walker;
   millis queue_wait{30000}; ///< longest wait in one limiter's queue before trying another target
   millis route_slack{250};  ///< another target must be sooner than the preferred one by more than this
+  cache_settings cache;     ///< the response cache, shared by every call through this dispatcher
+  std::int64_t request_calls = 3; ///< a call outside a run may make at most this many LLM calls (attempts sent)
 };
 
 /// `root` is the root supervisor: provider actors are reached as root/providers/<name>, their limiter and breaker

@@ -35,6 +35,8 @@ struct pending_call {
   std::string partial;                     // the longest text a failed stream delivered, if any
   std::size_t partial_target = 0;
   usage_info partial_usage;
+  std::string cache_key; // empty: not to be stored
+  std::int64_t sent = 0; // LLM calls sent for it
 };
 
 struct dispatcher_state {
@@ -51,6 +53,7 @@ struct dispatcher_state {
   std::deque<steady_time> recent_429;
   std::deque<std::int64_t> latencies; // the last 200 answered calls, ms
   std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
+  std::optional<response_cache> cache;
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -149,6 +152,9 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
     res.simulated = r.simulated;
     res.latency_ms = ms_between(c.started, now);
     res.attempts = std::move(c.attempts);
+    if (!c.cache_key.empty() && response_cache::storable(res))
+      self->state.cache->put(c.cache_key, cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated},
+                             now);
     c.rp.deliver(std::move(res));
     self->state.calls.erase(i);
     return;
@@ -164,10 +170,19 @@ void step(dispatcher_actor* self, std::uint64_t id) {
   auto& c = i->second;
   auto now = self->clock().now();
   auto d = c.walker.next(now);
+  bool spent = c.req.run_id.empty() && c.sent >= self->state.opts.request_calls;
+  if (spent && d.what != chain_walker::action::exhausted) {
+    note_event(self, c.req.events, "call.budget_spent", c.req.step_id, c.req.persona,
+               "the request's budget of " + std::to_string(self->state.opts.request_calls) + " LLM calls is spent",
+               nlohmann::json{{"calls", self->state.opts.request_calls}}.dump());
+    d.what = chain_walker::action::exhausted;
+  }
   switch (d.what) {
     case chain_walker::action::exhausted: {
-      auto why = std::string{"chain exhausted ("} + c.walker.exhausted_reason(now) + " after "
-                 + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
+      auto why = std::string{"chain exhausted ("} +
+                 (spent ? "the request's budget of " + std::to_string(self->state.opts.request_calls) + " LLM calls is spent"
+                        : c.walker.exhausted_reason(now)) +
+                 " after " + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
       if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
         note_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
                    "every target failed; passing on " + std::to_string(c.partial.size()) + " bytes of partial output from " +
@@ -401,6 +416,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
   auto now = self->clock().now();
   auto& t = c.req.chain[target];
   auto remaining = c.started + millis{c.req.timeout_ms} - now;
+  ++c.sent;
   provider_call call{t, c.req};
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
   auto provider = t.provider;
@@ -450,10 +466,33 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
 caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_options opts) {
   self->state.root = std::move(root);
   self->state.opts = opts;
+  self->state.cache.emplace(opts.cache);
   return {
     [self](call_request& req) -> caf::result<call_result> {
       if (req.chain.empty())
         return make_squad_error(squad_errc::chain_exhausted, "the call has no targets");
+      auto& st = self->state;
+      std::string key;
+      bool p0 = req.priority == 0;
+      if (st.cache->settings().enabled && req.cache_mode != cache_bypass) {
+        key = response_cache::key_of(req);
+        if (auto hit = p0 ? nullptr : st.cache->get(key, req.max_tokens, self->clock().now())) {
+          note_event(self, req.events, "call.cached", req.step_id, req.persona,
+                     "answered from the response cache (no LLM call)",
+                     nlohmann::json{{"served_by", target_name(hit->served_by)}}.dump());
+          call_result res;
+          res.text = hit->text;
+          res.finish_reason = hit->finish_reason;
+          res.served_by = hit->served_by;
+          res.usage = hit->usage;
+          res.simulated = hit->simulated;
+          res.cached = true;
+          return res;
+        }
+      }
+      if (req.cache_mode == cache_only)
+        return make_squad_error(squad_errc::shed, st.cache->settings().enabled ? "no cached answer"
+                                                                                : "no cached answer (the cache is off)");
       if (req.run_id.empty()) { // outside a run no allocator decided: shed here, by class and pressure
         auto level = observe(self, req.events);
         auto cls = static_cast<priority_class>(req.priority > 3 ? 1 : req.priority);
@@ -469,7 +508,8 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       auto id = self->state.next_id++;
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
-      self->state.calls.emplace(id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}});
+      self->state.calls.emplace(
+        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0});
       step(self, id);
       return caf::delegated<call_result>{};
     },
@@ -481,7 +521,10 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
         queued += n;
       return nlohmann::json{{"pressure", to_string(st.gauge.level())}, {"pressure_why", st.gauge.why()},
                             {"calls_in_flight", st.calls.size()}, {"queued_at_limiters", queued},
-                            {"events", st.counts}}
+                            {"events", st.counts},
+                            {"cache", {{"hits", st.cache->hits()}, {"misses", st.cache->misses()},
+                                       {"entries", st.cache->size()}, {"bytes", st.cache->bytes()},
+                                       {"evictions", st.cache->evictions()}}}}
         .dump();
     },
     [self](atoms::phase) {

@@ -53,7 +53,7 @@ bool run_recorder::on_event(const run_event& ev) {
                      {"data", data}});
   static const char* governance[] = {"call.skipped", "step.skipped", "step.degraded", "call.shed",
                                      "step.escalated", "pressure.changed", "provider.breaker", "provider.throttled",
-                                     "step.partial"};
+                                     "step.partial", "call.cached", "call.budget_spent"};
   for (auto* g : governance)
     if (ev.type == g)
       governance_.push_back((ev.step_id.empty() ? std::string() : ev.step_id + ": ") + ev.message);

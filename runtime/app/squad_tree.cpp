@@ -116,6 +116,10 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
   dopts.walker.seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   dopts.queue_wait = cfg.runtime.queue_wait;
   dopts.route_slack = cfg.runtime.route_slack;
+  dopts.cache.enabled = cfg.runtime.cache;
+  dopts.cache.max_entries = static_cast<std::size_t>(cfg.runtime.cache_entries);
+  dopts.cache.ttl = cfg.runtime.cache_ttl;
+  dopts.request_calls = cfg.runtime.request_calls;
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)
     personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), root](caf::local_actor* parent) {

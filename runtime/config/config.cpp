@@ -518,7 +518,12 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
     r.get(*n, "supervision", "period", cfg.supervision.period);
   }
   if (auto n = yaml_reader::find(root, "runtime"); n && r.is_map(*n, "runtime")) {
-    r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout", "queue_wait", "route_slack"});
+    r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout", "queue_wait", "route_slack", "cache",
+                                 "cache_entries", "cache_ttl", "request_calls"});
+    r.get(*n, "runtime", "cache", cfg.runtime.cache);
+    r.get(*n, "runtime", "cache_entries", cfg.runtime.cache_entries);
+    r.get(*n, "runtime", "cache_ttl", cfg.runtime.cache_ttl);
+    r.get(*n, "runtime", "request_calls", cfg.runtime.request_calls);
     r.get(*n, "runtime", "queue_wait", cfg.runtime.queue_wait);
     r.get(*n, "runtime", "route_slack", cfg.runtime.route_slack);
     r.get(*n, "runtime", "scheduler_threads", cfg.runtime.scheduler_threads);
@@ -669,6 +674,11 @@ std::vector<config_problem> validate(const config& cfg) {
   if (cfg.runtime.scheduler_threads < 1 || cfg.runtime.scheduler_threads > 64)
     add("runtime.scheduler_threads", "must be between 1 and 64");
   positive_ms("runtime.step_timeout", cfg.runtime.step_timeout);
+  positive_ms("runtime.cache_ttl", cfg.runtime.cache_ttl);
+  if (cfg.runtime.cache_entries < 1)
+    add("runtime.cache_entries", "must be >= 1 (turn the cache off with runtime.cache: false)");
+  if (cfg.runtime.request_calls < 1)
+    add("runtime.request_calls", "must be >= 1");
   return out;
 }
 

@@ -104,6 +104,10 @@ struct runtime_config {
   millis step_timeout{120000};        ///< a workflow step's deadline, default 120s
   millis queue_wait{30000};           ///< longest wait in one limiter's queue before falling back, default 30s
   millis route_slack{250};            ///< routing leaves the preferred target only to be sooner by more than this
+  bool cache = true;                  ///< the response cache (exact match, complete answers only)
+  std::int64_t cache_entries = 1000;  ///< its size bound in entries, default 1000
+  millis cache_ttl{600000};           ///< how long an answer is served, default 10 minutes
+  std::int64_t request_calls = 3;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
 };
 
 struct config {

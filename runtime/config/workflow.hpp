@@ -28,6 +28,7 @@ struct workflow_def {
   std::string id;            ///< equals the file name without .yaml
   std::string description;
   std::int64_t budget_calls = 16; ///< LLM calls a run of this workflow may make (budget: {calls: N})
+  std::int64_t budget_tokens = 0; ///< tokens (prompt + completion) it may use (budget: {tokens: N}); 0: no limit
   std::vector<workflow_step> steps; ///< in file order
 };
 

@@ -1,6 +1,8 @@
 // Rate governance end to end: the whole actor tree (personas -> dispatcher -> breaker -> limiter -> provider
 // actors -> HTTP) against squad-mock-provider upstreams, one fault mode at a time.
+#include "actors/boss/boss.hpp"
 #include "runtime/app/squad_tree.hpp"
+#include "runtime/config/workflow.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 
@@ -60,6 +62,7 @@ struct tree_fixture {
   caf::actor_system sys{cfg};
   net::io_runtime io{1};
   caf::actor root;
+  int asked = 0; // every call asks a new question: the response cache must not answer it
 
   tree_fixture() {
     std::vector<config_problem> problems;
@@ -83,7 +86,7 @@ struct tree_fixture {
       call_request req;
       req.trace_id = "g" + std::to_string(i);
       req.persona = "analyst";
-      req.messages = {{"user", "question " + std::to_string(i)}};
+      req.messages = {{"user", "question " + std::to_string(asked++)}};
       req.max_tokens = 16;
       req.timeout_ms = 20000;
       req.events = self;
@@ -206,4 +209,89 @@ TEST_CASE_METHOD(tree_fixture, "when every target fails, a cut stream's partial 
   CHECK(cut);
   CHECK(refused);
   CHECK(count(b.events, "step.partial") == 1);
+}
+
+TEST_CASE_METHOD(tree_fixture, "a call outside a run stops at its budget of LLM calls, and says so",
+                 "[governance][http]") {
+  fault({{"mode", "error500"}, {"fraction", 1.0}});
+  auto down = test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"error500","fraction":1.0})");
+  REQUIRE(down.status == 200);
+  auto before = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
+  auto b = calls(1); // runtime.request_calls defaults to 3
+  REQUIRE(b.errors.size() == 1);
+  CHECK_THAT(b.errors.front(), Catch::Contains("the request's budget of 3 LLM calls is spent"));
+  auto after = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
+  CHECK(after - before == 3);
+  CHECK(count(b.events, "call.budget_spent") == 1);
+}
+
+TEST_CASE_METHOD(tree_fixture, "a repeated question is answered from the cache without an upstream request",
+                 "[governance][http]") {
+  auto first = calls(1);
+  REQUIRE(first.ok.size() == 1);
+  CHECK_FALSE(first.ok.front().cached);
+  asked = 0; // the same question again
+  auto before = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
+  auto again = calls(1);
+  REQUIRE(again.ok.size() == 1);
+  CHECK(again.ok.front().cached);
+  CHECK(again.ok.front().text == first.ok.front().text);
+  auto after = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
+  CHECK(after == before);
+  CHECK(count(again.events, "call.cached") == 1);
+}
+
+TEST_CASE("in a run, the step after a cut-short step receives its partial text, marked partial", "[governance][http]") {
+  // The analyst (brief) streams from main, which cuts the stream after a few frames; spare is down. The pm (prd)
+  // runs on the simulated provider, whose answer lists the input headings it received.
+  test::mock_process mock{mock_yaml};
+  system_config cfg;
+  caf::actor_system sys{cfg};
+  net::io_runtime io{1};
+  auto yaml = squad_yaml(mock) + "  pm: {chain: [sim/s]}\n";
+  yaml.replace(yaml.find("providers:\n"), 11,
+               "providers:\n  sim:\n    kind: sim\n    limits: {requests: 100, per: 1s, concurrency: 8}\n"
+               "    sim: {latency: 1ms, jitter: 0ms}\n    models:\n      s: {id: sim-s, tier: boss}\n");
+  std::vector<config_problem> problems;
+  auto sq = load_squad_text(yaml, problems);
+  INFO((problems.empty() ? std::string() : to_string(problems.front())));
+  REQUIRE(sq.cfg);
+  auto pools = make_provider_pools(io, *sq.cfg, problems);
+  auto root = start_tree(sys, sq, pools);
+  REQUIRE(test::request("POST", "127.0.0.1", mock.port("main"), "/admin/fault", R"({"mode":"cut","cut_after":6})").status == 200);
+  REQUIRE(test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"down"})").status == 200);
+  auto wf = load_workflow(sq.cfg->workflows_dir, "greenfield", sq.persona_ids());
+  REQUIRE(wf.workflow);
+  run_spec spec;
+  spec.run_id = "partial";
+  spec.task = "Build a habit tracker";
+  spec.workflow = *wf.workflow;
+  spec.workflow.steps.resize(2); // brief -> prd
+  for (auto& p : sq.personas)
+    spec.personas[p.id] = p;
+  spec.step_timeout = 20s;
+  caf::scoped_actor self{sys};
+  self->send(root, atoms::forward_v, std::string{"runs"}, caf::make_message(atoms::start_child_v, boss_child(spec, root, self)));
+  std::map<std::string, json> done; // step -> step.completed data
+  bool ended = false, timed_out = false;
+  std::vector<std::string> types;
+  while (!ended && !timed_out)
+    self->receive([&](run_event& ev) {
+                    types.push_back(ev.type);
+                    if (ev.type == "step.completed" || ev.type == "step.failed")
+                      done[ev.step_id] = json::parse(ev.data_json);
+                    ended = ev.type == "run.completed" || ev.type == "run.failed";
+                  },
+                  [](caf::actor&) {}, [](caf::error&) {},
+                  caf::after(30s) >> [&] { timed_out = true; });
+  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  REQUIRE_FALSE(timed_out);
+  REQUIRE(done.count("brief"));
+  REQUIRE(done.count("prd"));
+  CHECK(done["brief"]["status"] == "completed");
+  CHECK(done["brief"]["outputs"][0]["partial"] == true);
+  CHECK_THAT(done["brief"]["error"].get<std::string>(), Catch::Contains("partial output"));
+  CHECK(std::count(types.begin(), types.end(), "step.partial") == 1);
+  CHECK(done["prd"]["status"] == "completed");
+  CHECK_THAT(done["prd"]["text"].get<std::string>(), Catch::Contains("brief (analyst) [PARTIAL: cut short]"));
 }

@@ -64,11 +64,11 @@ struct run_fixture : test::actor_fixture {
     sched->run();
   }
 
-  void run(const std::string& workflow, test_hooks hooks = {}) {
+  void run(const std::string& workflow, test_hooks hooks = {}, const std::string& run_id = "t1") {
     auto wf = load_workflow(squad.cfg->workflows_dir, workflow, squad.persona_ids());
     REQUIRE(wf.workflow);
     run_spec spec;
-    spec.run_id = "t1";
+    spec.run_id = run_id;
     spec.task = "Build a habit tracker for small teams";
     spec.workflow = *wf.workflow;
     for (auto& p : squad.personas)
@@ -266,4 +266,97 @@ TEST_CASE_METHOD(run_fixture, "at critical pressure the synthesis is degraded an
   CHECK(has("prefer_worker"));
   CHECK(seen->find("step.completed", "synthesis"));
   CHECK(seen->find("run.completed"));
+}
+
+TEST_CASE_METHOD(run_fixture, "a repeated run is answered from the response cache; only the P0 synthesis calls an LLM") {
+  boot(default_config());
+  run("greenfield");
+  REQUIRE(seen->find("run.completed"));
+  CHECK(seen->count("call.cached") == 0);
+  seen->events.clear();
+  run("greenfield", {}, "t2");
+  REQUIRE(seen->find("run.completed"));
+  // brief, prd, architect, ux-expert, validation, stories: six calls below P0, each answered from the cache.
+  CHECK(seen->count("call.cached") == 6);
+  CHECK_FALSE(seen->find("call.cached", "synthesis")); // P0 always asks an LLM
+  auto stats = ask<std::string>(root, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(atoms::stats_v));
+  sched->run();
+  REQUIRE(stats->value);
+  auto cache = json::parse(*stats->value)["cache"];
+  CHECK(cache["hits"] == 6);
+  CHECK(cache["entries"] == 7);
+}
+
+TEST_CASE_METHOD(run_fixture, "cache_only answers from the cache or is shed with the reason; bypass skips the cache") {
+  boot(default_config());
+  auto call = [&](std::uint8_t mode) {
+    call_request req;
+    req.persona = "analyst";
+    req.run_id = "r";
+    req.messages = {{"user", "Summarise the habit tracker idea"}};
+    req.cache_mode = mode;
+    return ask<call_result>(root, atoms::forward_v, std::string{"personas/analyst"}, caf::make_message(req));
+  };
+  auto miss = call(cache_only);
+  REQUIRE(run_until([&] { return miss->value || miss->error; }));
+  REQUIRE(miss->error);
+  CHECK(miss->error == squad_errc::shed);
+  CHECK_THAT(error_detail(*sys, miss->error), Catch::Contains("no cached answer"));
+  auto fresh = call(cache_use);
+  REQUIRE(run_until([&] { return fresh->value || fresh->error; }));
+  REQUIRE(fresh->value);
+  CHECK_FALSE(fresh->value->cached);
+  auto hit = call(cache_only);
+  REQUIRE(run_until([&] { return hit->value || hit->error; }));
+  REQUIRE(hit->value);
+  CHECK(hit->value->cached);
+  CHECK(hit->value->text == fresh->value->text);
+  CHECK(hit->value->attempts.empty());
+  auto bypass = call(cache_bypass);
+  REQUIRE(run_until([&] { return bypass->value || bypass->error; }));
+  REQUIRE(bypass->value);
+  CHECK_FALSE(bypass->value->cached);
+  CHECK(bypass->value->attempts.size() == 1);
+}
+
+TEST_CASE_METHOD(run_fixture, "under pressure a P2 step whose answer is cached is served from the cache, not skipped") {
+  // Intent: run once at normal pressure (every answer is stored), then fill the limiters' queues with uncached P0
+  // calls so that pressure is elevated, and run again. The P2 validation call (po), which a miss would skip, is answered
+  // from the cache, and the run still has no skip.
+  boot(default_config());
+  run("greenfield");
+  REQUIRE(seen->find("run.completed"));
+  seen->events.clear();
+  std::vector<std::shared_ptr<answer<call_result>>> load;
+  for (int i = 0; i < 16; ++i) {
+    call_request req;
+    req.persona = "analyst";
+    req.priority = 0;
+    req.messages = {{"user", "load " + std::to_string(i)}};
+    req.cache_mode = cache_bypass;
+    req.timeout_ms = 600000;
+    load.push_back(ask<call_result>(root, atoms::forward_v, std::string{"personas/analyst"}, caf::make_message(req)));
+  }
+  sched->run();
+  auto level = std::make_shared<int>(-1);
+  sys->spawn([level, r = root](caf::event_based_actor* self) {
+    self->request(r, caf::infinite, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(atoms::phase_v))
+      .then([level](std::uint8_t l, std::string&) { *level = l; });
+  });
+  sched->run();
+  REQUIRE(*level >= 1); // elevated or critical
+  run("greenfield", {}, "t2");
+  REQUIRE(seen->find("run.completed"));
+  auto po = std::find_if(seen->events.begin(), seen->events.end(),
+                         [](auto& e) { return e.type == "call.cached" && e.persona == "po"; });
+  CHECK(po != seen->events.end());
+  CHECK(seen->count("call.skipped") == 0);
+  // Elevated when it asked: P1 calls were granted degraded; the P2 call got no grant to degrade (cache only).
+  auto degraded = [&](const std::string& persona) {
+    return std::any_of(seen->events.begin(), seen->events.end(),
+                       [&](auto& e) { return e.type == "step.degraded" && e.persona == persona; });
+  };
+  CHECK(degraded("architect"));
+  CHECK_FALSE(degraded("po"));
+  REQUIRE(run_until([&] { return std::all_of(load.begin(), load.end(), [](auto& a) { return a->value || a->error; }); }));
 }

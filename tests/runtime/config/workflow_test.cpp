@@ -20,7 +20,7 @@ std::vector<std::string> problems_of(const std::string& yaml) {
 const std::string greenfield = R"(
 id: greenfield
 description: From idea to architecture.
-budget: {calls: 12}
+budget: {calls: 12, tokens: 50000}
 steps:
   - id: brief
     persona: analyst
@@ -59,6 +59,7 @@ TEST_CASE("the documented workflow shape parses", "[config][workflow]") {
   CHECK(wf.id == "greenfield");
   CHECK(wf.description == "From idea to architecture.");
   CHECK(wf.budget_calls == 12);
+  CHECK(wf.budget_tokens == 50000);
   REQUIRE(wf.steps.size() == 4);
   CHECK(wf.steps[0].personas == std::vector<std::string>{"analyst"});
   CHECK(wf.steps[0].strategy == step_strategy::single);
@@ -160,6 +161,10 @@ TEST_CASE("bad workflows report exactly the expected problems", "[config][workfl
      {"wf.yaml: steps[0].optional: must be true or false"}},
     {"budget zero", "id: wf\nbudget: {calls: 0}\nsteps:\n  - {id: a, persona: pm, prompt: x}\n",
      {"wf.yaml: budget.calls: must be > 0"}},
+    {"budget tokens zero", "id: wf\nbudget: {calls: 2, tokens: 0}\nsteps:\n  - {id: a, persona: pm, prompt: x}\n",
+     {"wf.yaml: budget.tokens: must be > 0 (leave it out for no token limit)"}},
+    {"budget unknown key", "id: wf\nbudget: {calls: 2, dollars: 3}\nsteps:\n  - {id: a, persona: pm, prompt: x}\n",
+     {"wf.yaml: budget.dollars: unknown key"}},
     {"bad step id", "id: wf\nsteps:\n  - {id: A B, persona: pm, prompt: x}\n",
      {"wf.yaml: steps[0].id: must use only a-z, 0-9, '_' and '-' (got \"A B\")"}},
     {"step is a string", "id: wf\nsteps:\n  - just text\n", {"wf.yaml: steps[0]: must be a map"}},
