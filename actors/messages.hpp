@@ -6,7 +6,9 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace squad {
@@ -16,6 +18,9 @@ struct chat_message {
   std::string role; ///< system | user | assistant
   std::string content;
 };
+
+class call_sink;
+struct call_result;
 
 /// A call as a persona (or an API client) asks for it.
 struct call_request {
@@ -33,6 +38,25 @@ struct call_request {
   bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
   std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
   caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
+  std::shared_ptr<call_sink> sink; ///< the answer's destination when the caller is not an actor (in-process only)
+};
+
+enum class squad_errc : std::uint8_t;
+
+/// Where a call's answer goes when the caller is not an actor (the gateway's io side): one message crosses from
+/// the io thread to the actors, and the answer comes back through the sink, not through another actor.
+/// The dispatcher calls exactly one of done / failed. Streamed text reaches delta() straight from the provider's
+/// io handler as it arrives. A sink released without done or failed (its message was lost) must answer itself.
+/// Not serialized: a call with a sink stays in its process.
+class call_sink {
+public:
+  virtual ~call_sink() = default;
+  /// A piece of streamed completion text (on an io thread), when the call asked to stream.
+  virtual void delta(std::string_view text) = 0;
+  /// Whether any of the answer already reached the client: a failure after that cannot fall back.
+  virtual bool committed() const = 0;
+  virtual void done(call_result r) = 0;
+  virtual void failed(squad_errc code, std::string detail) = 0;
 };
 
 /// call_request::cache_mode values.
@@ -72,6 +96,7 @@ struct upstream_reply {
   usage_info usage;
   bool simulated = false;
   std::int64_t latency_ms = 0;
+  std::int64_t latency_us = 0; ///< the same, in microseconds (overhead metrics)
   limit_signals signals;
   std::string partial_text; ///< what a failed stream delivered before it failed (text stays empty)
 };
@@ -126,6 +151,7 @@ struct call_result {
   std::vector<attempt_info> attempts;
   bool partial = false; ///< every target failed; `text` is what one failed stream delivered before it was cut
   bool cached = false;  ///< answered from the response cache: no LLM call was made
+  std::int64_t upstream_us = 0; ///< time spent in upstream exchanges, all attempts (the rest is Squad's overhead)
 };
 
 /// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.
@@ -200,7 +226,7 @@ typename I::result_type inspect(I& f, limit_signals& x) {
 template <class I>
 typename I::result_type inspect(I& f, upstream_reply& x) {
   return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage,
-           x.simulated, x.latency_ms, x.signals, x.partial_text);
+           x.simulated, x.latency_ms, x.latency_us, x.signals, x.partial_text);
 }
 template <class I>
 typename I::result_type inspect(I& f, provider_call& x) {
@@ -223,7 +249,7 @@ typename I::result_type inspect(I& f, attempt_info& x) {
 template <class I>
 typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts, x.partial, x.cached);
+           x.simulated, x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us);
 }
 template <class I>
 typename I::result_type inspect(I& f, run_event& x) {

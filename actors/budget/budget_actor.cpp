@@ -1,6 +1,7 @@
 #include "actors/budget/budget.hpp"
 #include "actors/budget/budget_ledger.hpp"
 #include "actors/budget/pressure.hpp"
+#include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -20,8 +21,25 @@ struct budget_state {
 
 using budget_actor = caf::stateful_actor<budget_state>;
 
+budget_grant decide_grant_inner(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
+                                double temperature, bool optional, pressure_level level);
+
+// Every decision is counted by class, action and a short reason (metrics), then returned.
 budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
                           double temperature, bool optional, pressure_level level) {
+  auto g = decide_grant_inner(self, priority, tokens, max_tokens, temperature, optional, level);
+  auto cls = static_cast<priority_class>(std::min<int>(priority, 3));
+  std::string reason = g.action == "call" ? (g.degraded.empty() ? "granted" : "degraded")
+                       : g.reason.find("dropped") != std::string::npos ? "optional_dropped"
+                       : g.reason.find("budget") != std::string::npos  ? "budget_spent"
+                                                                        : "pressure";
+  metrics::registry::global().inc("squad_budget_decisions_total",
+                                  {{"class", to_string(cls)}, {"action", g.action}, {"reason", reason}});
+  return g;
+}
+
+budget_grant decide_grant_inner(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
+                                double temperature, bool optional, pressure_level level) {
   auto& st = self->state;
   auto cls = static_cast<priority_class>(std::min<int>(priority, 3));
   budget_grant g;

@@ -1,6 +1,7 @@
 #include "actors/dispatcher/dispatcher.hpp"
 #include "actors/budget/pressure.hpp"
 #include "actors/limiter/limiter.hpp"
+#include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@ namespace squad {
 
 void emit_event(caf::event_based_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
                 const std::string& persona, std::string message, std::string data_json) {
+  metrics::registry::global().inc("squad_events_total", {{"type", type}}); // fallbacks, sheds, degradations, ...
   if (!sink)
     return;
   run_event ev;
@@ -37,7 +39,26 @@ struct pending_call {
   usage_info partial_usage;
   std::string cache_key; // empty: not to be stored
   std::int64_t sent = 0; // LLM calls sent for it
+  std::int64_t upstream_us = 0; // time in upstream exchanges
 };
+
+// The answer goes to the requester, and to the call's sink when the caller is not an actor.
+void deliver(pending_call& c, call_result res) {
+  res.upstream_us = c.upstream_us;
+  if (c.req.sink) {
+    c.req.sink->done(res);
+    c.req.sink.reset();
+  }
+  c.rp.deliver(std::move(res));
+}
+
+void deliver(pending_call& c, squad_errc code, std::string why) {
+  if (c.req.sink) {
+    c.req.sink->failed(code, why);
+    c.req.sink.reset();
+  }
+  c.rp.deliver(make_squad_error(code, std::move(why)));
+}
 
 struct dispatcher_state {
   caf::actor root;
@@ -136,6 +157,7 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
     c.last_failed = target;
     return step(self, id);
   }
+  c.upstream_us += r.latency_us;
   c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms});
   c.walker.record(target, r.result, now, millis{std::max<std::int64_t>(0, r.signals.retry_after_ms)});
   if (r.result != outcome::ok && r.partial_text.size() > c.partial.size()) {
@@ -155,7 +177,14 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
     if (!c.cache_key.empty() && response_cache::storable(res))
       self->state.cache->put(c.cache_key, cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated},
                              now);
-    c.rp.deliver(std::move(res));
+    deliver(c, std::move(res));
+    self->state.calls.erase(i);
+    return;
+  }
+  if (c.req.sink && c.req.sink->committed()) { // the client already has part of this answer: no fallback
+    deliver(c, squad_errc::chain_exhausted,
+            target_name(t) + " failed after the answer began streaming (" + to_string(r.result) +
+              (r.detail.empty() ? "" : ": " + r.detail) + ")");
     self->state.calls.erase(i);
     return;
   }
@@ -197,11 +226,11 @@ void step(dispatcher_actor* self, std::uint64_t id) {
         res.usage = c.partial_usage;
         res.latency_ms = ms_between(c.started, now);
         res.attempts = std::move(c.attempts);
-        c.rp.deliver(std::move(res));
+        deliver(c, std::move(res));
         self->state.calls.erase(i);
         return;
       }
-      c.rp.deliver(make_squad_error(squad_errc::chain_exhausted, why));
+      deliver(c, squad_errc::chain_exhausted, std::move(why));
       self->state.calls.erase(i);
       return;
     }
@@ -389,6 +418,8 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
                            caf::make_message(atoms::cancel_v, ticket));
                 return;
               }
+              metrics::registry::global().observe("squad_limiter_wait_seconds", {{"provider", provider}},
+                                                  static_cast<double>(g.waited_ms) / 1000);
               if (g.waited_ms > 0)
                 note_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
                            "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
@@ -426,6 +457,10 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
     std::string persona = c != self->state.calls.end() ? c->second.req.persona : "";
     std::int64_t used = r.result == outcome::ok ? r.usage.prompt_tokens + r.usage.completion_tokens : -1;
+    auto& m = metrics::registry::global();
+    m.inc("squad_upstream_calls_total", {{"provider", provider}, {"outcome", to_string(r.result)}});
+    if (r.latency_us > 0)
+      m.observe("squad_upstream_latency_seconds", {{"provider", provider}}, static_cast<double>(r.latency_us) / 1e6);
     if (r.result == outcome::rate_limited)
       self->state.recent_429.push_back(self->clock().now());
     if (r.result == outcome::ok) {
@@ -469,8 +504,13 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
   self->state.cache.emplace(opts.cache);
   return {
     [self](call_request& req) -> caf::result<call_result> {
+      auto refuse = [&req](squad_errc code, std::string why) -> caf::result<call_result> {
+        if (req.sink)
+          std::exchange(req.sink, nullptr)->failed(code, why);
+        return make_squad_error(code, std::move(why));
+      };
       if (req.chain.empty())
-        return make_squad_error(squad_errc::chain_exhausted, "the call has no targets");
+        return refuse(squad_errc::chain_exhausted, "the call has no targets");
       auto& st = self->state;
       std::string key;
       bool p0 = req.priority == 0;
@@ -487,21 +527,26 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
           res.usage = hit->usage;
           res.simulated = hit->simulated;
           res.cached = true;
+          if (req.sink)
+            std::exchange(req.sink, nullptr)->done(res);
           return res;
         }
       }
       if (req.cache_mode == cache_only)
-        return make_squad_error(squad_errc::shed, st.cache->settings().enabled ? "no cached answer"
-                                                                                : "no cached answer (the cache is off)");
+        return refuse(squad_errc::shed, st.cache->settings().enabled ? "no cached answer"
+                                                                      : "no cached answer (the cache is off)");
       if (req.run_id.empty()) { // outside a run no allocator decided: shed here, by class and pressure
         auto level = observe(self, req.events);
         auto cls = static_cast<priority_class>(req.priority > 3 ? 1 : req.priority);
         auto d = decide(cls, level, true, false);
+        metrics::registry::global().inc("squad_budget_decisions_total",
+                                        {{"class", to_string(cls)}, {"action", d.action == shed_action::skip ? "shed" : "call"},
+                                         {"reason", d.action == shed_action::skip ? "pressure" : "granted"}});
         if (d.action == shed_action::skip) {
           note_event(self, req.events, "call.shed", req.step_id, req.persona, d.reason,
                      nlohmann::json{{"priority", to_string(cls)}, {"pressure", to_string(level)},
                                     {"reason", d.reason}}.dump());
-          return make_squad_error(squad_errc::shed, d.reason);
+          return refuse(squad_errc::shed, d.reason);
         }
       }
       auto now = self->clock().now();
@@ -509,7 +554,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
       self->state.calls.emplace(
-        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0});
+        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0});
       step(self, id);
       return caf::delegated<call_result>{};
     },

@@ -25,8 +25,10 @@ caf::behavior persona(persona_actor* self, persona_def def, std::vector<chain_ta
       req.persona = st.def.id;
       if (req.priority > 3)
         req.priority = static_cast<std::uint8_t>(st.def.priority);
-      bool has_system = !req.messages.empty() && req.messages.front().role == "system";
-      if (!has_system)
+      // The persona's system prompt comes first; a caller's own system message (an API client's) follows it.
+      bool has_own = !req.messages.empty() && req.messages.front().role == "system" &&
+                     req.messages.front().content == st.def.system_prompt;
+      if (!has_own)
         req.messages.insert(req.messages.begin(), chat_message{"system", st.def.system_prompt});
       self->delegate(st.root, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(std::move(req)));
       return caf::delegated<call_result>{};

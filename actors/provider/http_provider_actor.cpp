@@ -25,19 +25,26 @@ using http_provider_actor = caf::stateful_actor<http_provider_state>;
 // Lives on the io side for one exchange; reports to the actor exactly once.
 class call_handler final : public net::http_handler {
 public:
-  call_handler(caf::actor owner, std::uint64_t id, api_kind kind, const std::string& secret)
-    : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()) {}
+  call_handler(caf::actor owner, std::uint64_t id, api_kind kind, const std::string& secret,
+               std::shared_ptr<call_sink> sink)
+    : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()),
+      sink_(std::move(sink)) {}
 
   void on_head(int status, const header_list& headers) override {
     assembler_.on_head(status, headers, std::chrono::system_clock::now());
   }
 
-  void on_data(std::string_view piece) override { assembler_.on_data(piece); }
+  void on_data(std::string_view piece) override {
+    auto delta = assembler_.on_data(piece);
+    if (sink_ && !delta.empty()) // streamed straight on to the client, from this io thread
+      sink_->delta(delta);
+  }
 
   void on_done(net::http_failure failure, const std::string& detail) override {
     auto reply = assembler_.finish(failure, detail);
-    reply.latency_ms =
-      std::chrono::duration_cast<millis>(std::chrono::steady_clock::now() - started_).count();
+    auto took = std::chrono::steady_clock::now() - started_;
+    reply.latency_ms = std::chrono::duration_cast<millis>(took).count();
+    reply.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
     caf::anon_send(owner_, atoms::done_v, id_, std::move(reply));
   }
 
@@ -46,6 +53,7 @@ private:
   std::uint64_t id_;
   reply_assembler assembler_;
   std::chrono::steady_clock::time_point started_;
+  std::shared_ptr<call_sink> sink_; // set when the caller streams to a client
 };
 
 caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
@@ -73,7 +81,9 @@ caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std:
         req.total = millis{call.request.timeout_ms};
       auto id = st.next_id++;
       st.pending.emplace(id, self->make_response_promise());
-      auto handler = std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key);
+      auto sink = call.request.stream ? call.request.sink : nullptr;
+      auto handler =
+        std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key, std::move(sink));
       st.pool->submit(std::move(req), std::move(handler));
       return caf::delegated<upstream_reply>{};
     },

@@ -61,6 +61,7 @@ caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
       r.usage = {answer.prompt_tokens, answer.completion_tokens};
       r.simulated = true;
       r.latency_ms = answer.latency.count();
+      r.latency_us = r.latency_ms * 1000;
       r.signals.remaining_requests = st.window->limit() - st.window->occupancy(now);
       auto id = st.next_id++;
       st.pending.emplace(id, self->make_response_promise());

@@ -1,7 +1,12 @@
-// squad: the command line. `squad run`, `squad config check`, `squad version`; `squad serve` comes later.
+// squad: the command line. `squad run`, `squad serve`, `squad config check`, `squad key hash`, `squad version`.
 #include "actors/boss/boss.hpp"
 #include "runtime/app/run_recorder.hpp"
 #include "runtime/app/squad_tree.hpp"
+#include "runtime/server/auth.hpp"
+#include "runtime/server/gateway.hpp"
+
+#include <csignal>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -142,6 +147,106 @@ int run(const run_options& o) {
   return rc;
 }
 
+// `squad serve`: the actor tree behind the HTTP API until SIGTERM or SIGINT; then stop accepting, let the calls in
+// flight finish (up to server.drain_timeout) and exit 0.
+int serve(const std::string& config_file, const std::string& listen_override) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr); // before any thread starts: only sigwait below sees them
+  std::vector<config_problem> problems;
+  auto squad = load_squad(config_file, problems);
+  if (!squad.cfg) {
+    std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
+    print_problems(problems);
+    return 2;
+  }
+  auto& cfg = *squad.cfg;
+  auto listen = listen_override.empty() ? cfg.server.listen : listen_override;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    std::cerr << "squad serve: --listen must be host:port (got " << listen << ")\n";
+    return 2;
+  }
+  server::server_options sopts;
+  sopts.host = listen.substr(0, colon);
+  if (sopts.host.size() > 2 && sopts.host.front() == '[')
+    sopts.host = sopts.host.substr(1, sopts.host.size() - 2);
+  if (sopts.host == "localhost")
+    sopts.host = "127.0.0.1";
+  sopts.port = listen.substr(colon + 1);
+  if (cfg.server.auth == "none" && sopts.host != "127.0.0.1" && sopts.host != "::1") {
+    std::cerr << "squad serve: auth: none only listens on loopback (got " << listen << "); set server.auth: keys\n";
+    return 2;
+  }
+  sopts.body_limit = static_cast<std::size_t>(cfg.server.body_limit);
+  sopts.header_limit = static_cast<std::size_t>(cfg.server.header_limit);
+  sopts.read_timeout = cfg.server.read_timeout;
+
+  caf::actor_system_config sys_cfg;
+  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads);
+  caf::actor_system sys{sys_cfg};
+  net::io_runtime io{static_cast<int>(cfg.runtime.io_threads)};
+  auto pools = make_provider_pools(io, cfg, problems);
+  if (!problems.empty()) {
+    std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
+    print_problems(problems);
+    return 2;
+  }
+  auto root = start_tree(sys, squad, pools);
+  server::gateway gw{sys, root, squad, problems};
+  if (!problems.empty()) {
+    std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
+    print_problems(problems);
+    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    return 2;
+  }
+  std::string why;
+  auto srv = server::start_http_server(
+    io, sopts, [&gw](server::request r, std::shared_ptr<server::responder> out) { gw.handle(std::move(r), std::move(out)); },
+    [&gw](const server::request& r, server::ws_refusal& refusal) { return gw.accept_ws(r, refusal); }, why);
+  if (!srv) {
+    std::cerr << "squad serve: " << why << "\n";
+    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+    return 2;
+  }
+  gw.attach(srv);
+  auto shown = sopts.host.find(':') != std::string::npos ? "[" + sopts.host + "]" : sopts.host;
+  std::cout << "squad serve: listening on http://" << shown << ":" << srv->port() << " (auth: " << cfg.server.auth
+            << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers)" << std::endl;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cout << "squad serve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining" << std::endl;
+  gw.drain();
+  srv->stop();
+  auto deadline = std::chrono::steady_clock::now() + cfg.server.drain_timeout;
+  while (srv->stats().requests_in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  auto left = srv->stats().requests_in_flight;
+  if (left > 0)
+    std::cerr << "squad serve: " << left << " request(s) still in flight after the drain timeout\n";
+  std::cout << "squad serve: stopped" << std::endl;
+  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+int key_hash(const std::string& key_arg) {
+  std::string key = key_arg;
+  if (key.empty() && !std::getline(std::cin, key)) {
+    std::cerr << "squad key hash: give the key as an argument or on standard input\n";
+    return 2;
+  }
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+    key.pop_back();
+  if (key.size() < 16) {
+    std::cerr << "squad key hash: a key must have at least 16 characters\n";
+    return 2;
+  }
+  std::cout << server::sha256_hex(key) << "\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -167,8 +272,15 @@ int main(int argc, char** argv) {
   std::string check_file = "config/squad.yaml";
   check_cmd->add_option("file", check_file, "config file")->capture_default_str();
 
-  auto* serve_cmd = app.add_subcommand("serve", "run Squad as a service (not in this build yet)");
-  serve_cmd->add_option("--config,-c", config_file, "config file");
+  auto* serve_cmd = app.add_subcommand("serve", "run Squad as a service: the OpenAI-compatible API and /metrics");
+  serve_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
+  std::string listen;
+  serve_cmd->add_option("--listen,-l", listen, "host:port to listen on (default: the config's server.listen)");
+  auto* key_cmd = app.add_subcommand("key", "API key tools");
+  key_cmd->require_subcommand(1);
+  auto* hash_cmd = key_cmd->add_subcommand("hash", "print the SHA-256 of a key for server.keys (reads stdin if no key)");
+  std::string key_arg;
+  hash_cmd->add_option("key", key_arg, "the key (prefer standard input: arguments land in shell history)");
   app.add_subcommand("version", "print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -179,10 +291,10 @@ int main(int argc, char** argv) {
     }
     if (check_cmd->parsed())
       return config_check(check_file);
-    if (serve_cmd->parsed()) {
-      std::cerr << "squad serve: not available in this build yet\n";
-      return 2;
-    }
+    if (serve_cmd->parsed())
+      return serve(config_file, listen);
+    if (hash_cmd->parsed())
+      return key_hash(key_arg);
     std::cout << "squad " << squad_version << " (CAF 0.17.6, C++20)\n";
     return 0;
   } catch (const std::exception& e) {

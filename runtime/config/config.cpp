@@ -485,11 +485,37 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
     return false;
   }
   r.check_keys(root, "", {"server", "personas_dir", "workflows_dir", "default_workflow", "providers",
-                          "personas", "supervision", "runtime"});
+                          "personas", "supervision", "runtime", "aliases"});
   if (auto n = yaml_reader::find(root, "server"); n && r.is_map(*n, "server")) {
-    r.check_keys(*n, "server", {"listen"});
+    r.check_keys(*n, "server", {"listen", "auth", "keys", "body_limit", "header_limit", "read_timeout", "drain_timeout"});
     r.get(*n, "server", "listen", cfg.server.listen);
+    r.get(*n, "server", "auth", cfg.server.auth);
+    r.get(*n, "server", "body_limit", cfg.server.body_limit);
+    r.get(*n, "server", "header_limit", cfg.server.header_limit);
+    r.get(*n, "server", "read_timeout", cfg.server.read_timeout);
+    r.get(*n, "server", "drain_timeout", cfg.server.drain_timeout);
+    if (auto keys = yaml_reader::find(*n, "keys"); keys && r.is_map(*keys, "server.keys"))
+      for (auto& [name, value] : r.entries(*keys, "server.keys")) {
+        std::string p = join("server.keys", name);
+        api_key_config k;
+        k.name = name;
+        if (r.is_map(value, p)) {
+          r.check_keys(value, p, {"sha256", "rpm", "concurrency", "daily_calls", "models"});
+          r.get(value, p, "sha256", k.sha256);
+          r.get(value, p, "rpm", k.rpm);
+          r.get(value, p, "concurrency", k.concurrency);
+          r.get(value, p, "daily_calls", k.daily_calls);
+          r.get(value, p, "models", k.models);
+        }
+        cfg.server.keys.push_back(std::move(k));
+      }
   }
+  if (auto n = yaml_reader::find(root, "aliases"); n && r.is_map(*n, "aliases"))
+    for (auto& [name, value] : r.entries(*n, "aliases")) {
+      std::string target;
+      if (r.text(value, join("aliases", name), target))
+        cfg.aliases[name] = target;
+    }
   r.get(root, "", "personas_dir", cfg.personas_dir);
   r.get(root, "", "workflows_dir", cfg.workflows_dir);
   r.get(root, "", "default_workflow", cfg.default_workflow);
@@ -674,6 +700,39 @@ std::vector<config_problem> validate(const config& cfg) {
   if (cfg.runtime.scheduler_threads < 1 || cfg.runtime.scheduler_threads > 64)
     add("runtime.scheduler_threads", "must be between 1 and 64");
   positive_ms("runtime.step_timeout", cfg.runtime.step_timeout);
+  if (cfg.server.auth != "none" && cfg.server.auth != "keys")
+    add("server.auth", "must be none or keys (got \"" + cfg.server.auth + "\")");
+  if (cfg.server.auth == "keys" && cfg.server.keys.empty())
+    add("server.keys", "auth: keys needs at least one key (make one with `squad key hash`)");
+  if (cfg.server.auth == "none" && valid_listen(cfg.server.listen)) {
+    auto host = cfg.server.listen.substr(0, cfg.server.listen.rfind(':'));
+    if (host != "127.0.0.1" && host != "localhost" && host != "[::1]")
+      add("server.listen", "auth: none only listens on loopback (127.0.0.1, [::1]); set auth: keys to listen on " + host);
+  }
+  for (const auto& k : cfg.server.keys) {
+    std::string kp = "server.keys." + k.name;
+    if (k.sha256.size() != 64 || k.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+      add(kp + ".sha256", "must be 64 lowercase hex digits (the output of `squad key hash`)");
+    if (k.rpm < 0 || k.concurrency < 0 || k.daily_calls < 0)
+      add(kp, "rpm, concurrency and daily_calls must be >= 0 (0: unlimited)");
+  }
+  if (cfg.server.body_limit < 1024)
+    add("server.body_limit", "must be >= 1024 bytes");
+  if (cfg.server.header_limit < 1024)
+    add("server.header_limit", "must be >= 1024 bytes");
+  positive_ms("server.read_timeout", cfg.server.read_timeout);
+  positive_ms("server.drain_timeout", cfg.server.drain_timeout);
+  for (const auto& [name, target] : cfg.aliases) {
+    auto slash = target.find('/');
+    bool ok = slash != std::string::npos && slash > 0 && slash + 1 < target.size();
+    if (ok && target.substr(0, slash) != "persona") {
+      auto* p = cfg.find_provider(target.substr(0, slash));
+      ok = p && std::any_of(p->models.begin(), p->models.end(),
+                            [&](const model_config& m) { return m.name == target.substr(slash + 1); });
+    }
+    if (!ok)
+      add("aliases." + name, "must name persona/<id> or a configured <provider>/<model> (got \"" + target + "\")");
+  }
   positive_ms("runtime.cache_ttl", cfg.runtime.cache_ttl);
   if (cfg.runtime.cache_entries < 1)
     add("runtime.cache_entries", "must be >= 1 (turn the cache off with runtime.cache: false)");

@@ -89,8 +89,24 @@ struct persona_override {
   std::optional<std::vector<std::string>> chain;
 };
 
+/// An API key of `squad serve`, stored as the SHA-256 of the key (`squad key hash` prints it).
+struct api_key_config {
+  std::string name;               ///< the key's name in metrics and logs
+  std::string sha256;             ///< 64 lowercase hex digits
+  std::int64_t rpm = 0;           ///< requests per minute, 0: unlimited
+  std::int64_t concurrency = 0;   ///< requests in flight, 0: unlimited
+  std::int64_t daily_calls = 0;   ///< requests per UTC day, 0: unlimited
+  std::vector<std::string> models; ///< API model names this key may use (persona/<id>, <provider>/<model>, alias); empty: all
+};
+
 struct server_config {
   std::string listen = "127.0.0.1:8080"; ///< host:port
+  std::string auth = "none";             ///< none (loopback only) | keys
+  std::vector<api_key_config> keys;      ///< with auth: keys
+  std::int64_t body_limit = 1 << 20;     ///< request body limit in bytes, default 1 MiB
+  std::int64_t header_limit = 16384;     ///< request header limit in bytes, default 16 KiB
+  millis read_timeout{30000};            ///< a request must arrive within this, default 30s
+  millis drain_timeout{30000};           ///< on SIGTERM, in-flight work gets this long, default 30s
 };
 
 struct supervision_config {
@@ -117,6 +133,7 @@ struct config {
   std::string default_workflow = "greenfield";
   std::vector<provider_config> providers; ///< in file order; at least one
   std::map<std::string, persona_override> personas;
+  std::map<std::string, std::string> aliases; ///< model name -> "persona/<id>" or "<provider>/<model>" (the API)
   supervision_config supervision;
   runtime_config runtime;
 

@@ -602,6 +602,8 @@ io_runtime::~io_runtime() {
     t.join();
 }
 
+std::shared_ptr<asio::io_context> io_runtime::context() const { return impl_->ioc; }
+
 std::shared_ptr<http_pool> io_runtime::make_pool(const pool_options& opts, std::string& why) {
   std::shared_ptr<ssl::context> tls;
   if (opts.origin.tls) {

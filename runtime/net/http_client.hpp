@@ -23,6 +23,10 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace squad {
 
 /// HTTP headers as (name, value) pairs, in the order sent or received.
@@ -119,6 +123,9 @@ public:
 
   /// A pool for one origin; nullptr with `why` set when the TLS setup fails (e.g. an unreadable ca_file).
   std::shared_ptr<http_pool> make_pool(const pool_options& opts, std::string& why);
+
+  /// The io_context the threads run, for the project's other Asio code (the HTTP server).
+  std::shared_ptr<boost::asio::io_context> context() const;
 
 private:
   struct impl;

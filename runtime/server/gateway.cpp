@@ -1,0 +1,653 @@
+#include "runtime/server/gateway.hpp"
+#include "runtime/metrics/registry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+
+namespace squad::server {
+
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int max_json_depth = 32;
+const header_list json_headers{{"Content-Type", "application/json"}};
+
+metrics::registry& reg() { return metrics::registry::global(); }
+
+void describe_metrics() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    auto& r = reg();
+    r.describe("squad_http_requests_total", metrics::kind::counter, "HTTP requests answered, by route and status");
+    r.describe("squad_http_request_duration_seconds", metrics::kind::histogram,
+               "time from a request's arrival to the end of its answer, by route");
+    r.describe("squad_gateway_overhead_seconds", metrics::kind::histogram,
+               "time a chat call spent in Squad, outside the upstream exchanges");
+    r.describe("squad_auth_refusals_total", metrics::kind::counter, "requests refused by auth or key limits, by reason");
+    r.describe("squad_ws_sessions", metrics::kind::gauge, "WebSocket sessions open");
+    r.describe("squad_http_connections", metrics::kind::gauge, "HTTP connections open");
+    r.describe("squad_events_total", metrics::kind::counter,
+               "run and call events by type: step.fallback, step.degraded, call.shed, call.skipped, call.cached, ...");
+    r.describe("squad_upstream_calls_total", metrics::kind::counter, "upstream calls by provider and outcome");
+    r.describe("squad_upstream_latency_seconds", metrics::kind::histogram, "upstream exchange time by provider");
+    r.describe("squad_budget_decisions_total", metrics::kind::counter,
+               "budget allocator decisions by priority class, action (call, cache, skip, shed) and reason");
+    r.describe("squad_limiter_queue_depth", metrics::kind::gauge, "calls waiting in a provider's limiter queue");
+    r.describe("squad_limiter_in_flight", metrics::kind::gauge, "calls holding a provider's concurrency permit");
+    r.describe("squad_limiter_effective_rate_per_second", metrics::kind::gauge,
+               "a provider's admitted rate after throttling");
+    r.describe("squad_limiter_throttle_factor", metrics::kind::gauge, "adaptive throttle (1: none, 0.5: halved)");
+    r.describe("squad_limiter_window_occupancy", metrics::kind::gauge, "calls in a provider's current limit window");
+    r.describe("squad_limiter_paused_seconds", metrics::kind::gauge, "time left in a Retry-After pause");
+    r.describe("squad_limiter_wait_seconds", metrics::kind::histogram, "time calls waited in a limiter queue");
+    r.describe("squad_breaker_state", metrics::kind::gauge, "circuit breaker: 0 closed, 1 open, 2 half-open");
+    r.describe("squad_breaker_opens", metrics::kind::gauge, "times a provider's breaker opened since start");
+    r.describe("squad_pressure_level", metrics::kind::gauge, "0 normal, 1 elevated, 2 critical");
+    r.describe("squad_calls_in_flight", metrics::kind::gauge, "calls inside the dispatcher");
+    r.describe("squad_cache_entries", metrics::kind::gauge, "answers in the response cache");
+    r.describe("squad_cache_hits", metrics::kind::gauge, "response cache hits since start");
+    r.describe("squad_cache_misses", metrics::kind::gauge, "response cache misses since start");
+  });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+/// Counts what each answer was, releases the key's concurrency slot, and times the request.
+class counted_responder final : public responder {
+public:
+  counted_responder(std::shared_ptr<responder> inner, std::string route, steady::time_point t0,
+                    std::function<void()> on_end = {})
+    : inner_(std::move(inner)), route_(std::move(route)), t0_(t0), on_end_(std::move(on_end)) {}
+  ~counted_responder() override { finish(); }
+  void reply(int status, header_list headers, std::string body) override {
+    status_ = status;
+    inner_->reply(status, std::move(headers), std::move(body));
+    finish();
+  }
+  void start_stream(int status, header_list headers) override {
+    status_ = status;
+    inner_->start_stream(status, std::move(headers));
+  }
+  void write(std::string piece) override { inner_->write(std::move(piece)); }
+  void end() override {
+    inner_->end();
+    finish();
+  }
+  bool gone() const override { return inner_->gone(); }
+
+private:
+  void finish() {
+    if (done_.exchange(true))
+      return;
+    if (route_.empty()) {
+      if (on_end_)
+        on_end_();
+      return;
+    }
+    auto code = status_ ? std::to_string(status_) : std::string{"unanswered"};
+    reg().inc("squad_http_requests_total", {{"route", route_}, {"status", code}});
+    reg().observe("squad_http_request_duration_seconds", {{"route", route_}},
+                  std::chrono::duration<double>(steady::now() - t0_).count());
+    if (on_end_)
+      on_end_();
+  }
+  std::shared_ptr<responder> inner_;
+  std::string route_;
+  steady::time_point t0_;
+  std::function<void()> on_end_;
+  int status_ = 0;
+  std::atomic<bool> done_{false};
+};
+
+void send_error(responder& out, int status, const std::string& message, const std::string& type,
+                const std::string& param = {}, const std::string& code = {}, std::int64_t retry_after_s = 0) {
+  auto headers = json_headers;
+  if (retry_after_s > 0)
+    headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+  out.reply(status, std::move(headers), error_body(message, type, param, code));
+}
+
+// The chat call's answer: written as one JSON body, or as SSE chunks ending in [DONE]. A failure after the first
+// chunk ends the stream with an error event, never with a clean end.
+class chat_sink final : public call_sink {
+public:
+  chat_sink(std::shared_ptr<responder> out, std::string id, std::string model, bool stream, bool include_usage,
+            steady::time_point t0)
+    : out_(std::move(out)), id_(std::move(id)), model_(std::move(model)), stream_(stream),
+      include_usage_(include_usage), t0_(t0), created_(static_cast<std::int64_t>(std::time(nullptr))) {}
+
+  ~chat_sink() override {
+    if (!answered_.exchange(true)) // the call was lost between the actors: say so, never leave the client hanging
+      fail(squad_errc::child_unavailable, "the call was lost inside Squad (an actor restarted); retry it", {});
+  }
+
+  void delta(std::string_view text) override {
+    if (answered_.load())
+      return;
+    open_stream();
+    out_->write(chunk(json{{"content", text}}, nullptr));
+  }
+
+  bool committed() const override { return started_.load(); }
+
+  void done(call_result r) override {
+    if (answered_.exchange(true))
+      return;
+    if (!r.cached && r.upstream_us > 0) {
+      auto total = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0_).count();
+      reg().observe("squad_gateway_overhead_seconds", {},
+                    static_cast<double>(std::max<std::int64_t>(0, total - r.upstream_us)) / 1e6);
+    }
+    auto finish = r.finish_reason.empty() ? std::string{"stop"} : r.finish_reason;
+    json usage{{"prompt_tokens", r.usage.prompt_tokens},
+               {"completion_tokens", r.usage.completion_tokens},
+               {"total_tokens", r.usage.prompt_tokens + r.usage.completion_tokens}};
+    json attempts = json::array();
+    for (auto& a : r.attempts)
+      attempts.push_back({{"target", a.provider + "/" + a.model}, {"outcome", a.outcome}, {"latency_ms", a.latency_ms}});
+    json squad{{"served_by", r.served_by.provider + "/" + r.served_by.model},
+               {"cached", r.cached},
+               {"partial", r.partial},
+               {"attempts", std::move(attempts)}};
+    if (!stream_) {
+      json body{{"id", id_},
+                {"object", "chat.completion"},
+                {"created", created_},
+                {"model", model_},
+                {"choices", json::array({{{"index", 0},
+                                          {"message", {{"role", "assistant"}, {"content", r.text}}},
+                                          {"logprobs", nullptr},
+                                          {"finish_reason", finish}}})},
+                {"usage", std::move(usage)},
+                {"squad", std::move(squad)}};
+      auto headers = json_headers;
+      headers.emplace_back("X-Squad-Served-By", r.served_by.provider + "/" + r.served_by.model);
+      headers.emplace_back("X-Squad-Cache", r.cached ? "hit" : "miss");
+      if (r.partial)
+        headers.emplace_back("X-Squad-Partial", "true");
+      out_->reply(200, std::move(headers), body.dump(-1, ' ', false, json::error_handler_t::replace));
+      return;
+    }
+    bool had_deltas = started_.load();
+    open_stream();
+    if (!had_deltas && !r.text.empty()) // not streamed from the upstream (a cache hit, or a whole reply)
+      out_->write(chunk(json{{"content", r.text}}, nullptr));
+    out_->write(chunk(json::object(), finish));
+    if (include_usage_) {
+      json u{{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_}, {"model", model_},
+             {"choices", json::array()}, {"usage", std::move(usage)}, {"squad", std::move(squad)}};
+      out_->write("data: " + u.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
+    }
+    out_->write("data: [DONE]\n\n");
+    out_->end();
+  }
+
+  void failed(squad_errc code, std::string detail) override {
+    if (answered_.exchange(true))
+      return;
+    fail(code, std::move(detail), {});
+  }
+
+private:
+  void fail(squad_errc code, std::string detail, const std::vector<attempt_info>&) {
+    if (started_.load()) { // bytes already went out: an explicit error event, and no [DONE]
+      json e{{"error", {{"message", detail}, {"type", "upstream_error"}, {"code", "stream_interrupted"}}}};
+      out_->write("data: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
+      out_->end();
+      return;
+    }
+    switch (code) {
+      case squad_errc::shed:
+        return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed", 5);
+      case squad_errc::deadline_exceeded:
+        return send_error(*out_, 504, detail, "timeout", {}, "deadline_exceeded");
+      case squad_errc::chain_exhausted: {
+        bool client_error = detail.find("bad_request") != std::string::npos ||
+                            detail.find("context_too_long") != std::string::npos;
+        bool other = detail.find("rate_limited") != std::string::npos || detail.find("server_error") != std::string::npos ||
+                     detail.find("timeout") != std::string::npos || detail.find("connect_failed") != std::string::npos ||
+                     detail.find("limited") != std::string::npos || detail.find("breaker_open") != std::string::npos;
+        if (client_error && !other)
+          return send_error(*out_, 400, "the upstream refused the request: " + detail, "invalid_request_error", {},
+                            "upstream_bad_request");
+        return send_error(*out_, 503, "no provider could serve the call: " + detail, "service_unavailable", {},
+                          "no_provider", 1);
+      }
+      default:
+        return send_error(*out_, 503, detail, "service_unavailable", {}, to_string(code), 1);
+    }
+  }
+
+  void open_stream() {
+    if (started_.exchange(true))
+      return;
+    out_->start_stream(200, {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}});
+    out_->write(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr));
+  }
+
+  std::string chunk(json delta, json finish) {
+    json c{{"id", id_},
+           {"object", "chat.completion.chunk"},
+           {"created", created_},
+           {"model", model_},
+           {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}}})}};
+    return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+  }
+
+  std::shared_ptr<responder> out_;
+  std::string id_, model_;
+  bool stream_, include_usage_;
+  steady::time_point t0_;
+  std::int64_t created_;
+  std::atomic<bool> started_{false}, answered_{false};
+};
+
+// Parses with a nesting limit; on failure `why` says what is wrong.
+std::optional<json> parse_body(const std::string& body, std::string& why) {
+  int deepest = 0;
+  json::parser_callback_t cb = [&deepest](int depth, json::parse_event_t, json&) {
+    deepest = std::max(deepest, depth);
+    return depth <= max_json_depth;
+  };
+  try {
+    auto j = json::parse(body, cb);
+    if (deepest > max_json_depth) {
+      why = "the JSON body is nested deeper than " + std::to_string(max_json_depth) + " levels";
+      return std::nullopt;
+    }
+    return j;
+  } catch (const json::parse_error& e) {
+    why = std::string{"the body is not valid JSON: "} + e.what();
+    return std::nullopt;
+  }
+}
+
+} // namespace
+
+std::string error_body(const std::string& message, const std::string& type, const std::string& param,
+                       const std::string& code) {
+  json e{{"error",
+          {{"message", message},
+           {"type", type},
+           {"param", param.empty() ? json(nullptr) : json(param)},
+           {"code", code.empty() ? json(nullptr) : json(code)}}}};
+  return e.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+gateway::gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& squad,
+                 std::vector<config_problem>& problems)
+  : sys_(sys), root_(std::move(root)), cfg_(squad.cfg) {
+  describe_metrics();
+  for (auto& p : squad.personas) {
+    api_model m;
+    m.name = "persona/" + p.id;
+    m.persona = p.id;
+    m.chain = squad.chains.at(p.id);
+    m.priority = p.priority;
+    m.kind = "persona";
+    models_[m.name] = m;
+  }
+  for (auto& p : cfg_->providers) {
+    providers_.push_back(p.name);
+    for (auto& md : p.models) {
+      api_model m;
+      m.name = p.name + "/" + md.name;
+      m.chain = {chain_target{p.name, md.name, md.id, md.tier}};
+      m.kind = "model";
+      models_[m.name] = m;
+    }
+  }
+  for (auto& [alias, target] : cfg_->aliases) {
+    auto it = models_.find(target);
+    if (it == models_.end() || it->second.kind == "alias") {
+      problems.push_back({"aliases." + alias, "names no persona or provider model (got \"" + target + "\")"});
+      continue;
+    }
+    auto m = it->second;
+    m.name = alias;
+    m.kind = "alias";
+    m.target = target;
+    models_[alias] = m;
+  }
+  for (auto& k : cfg_->server.keys) {
+    key_index_[k.sha256] = keys_.size();
+    keys_.push_back(std::make_unique<key_limits>(k));
+  }
+}
+
+bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std::size_t* key) {
+  if (key)
+    *key = no_key;
+  if (cfg_->server.auth == "none") {
+    if (!req.peer.empty() && req.peer != "127.0.0.1" && req.peer != "::1" && req.peer.rfind("::ffff:127.", 0) != 0) {
+      reg().inc("squad_auth_refusals_total", {{"reason", "not_loopback"}});
+      send_error(*out, 403, "this server has auth: none and serves loopback clients only", "permission_denied");
+      return false;
+    }
+    return true;
+  }
+  auto h = trim(req.header("authorization"));
+  if (h.empty()) {
+    reg().inc("squad_auth_refusals_total", {{"reason", "missing_key"}});
+    send_error(*out, 401, "missing API key: send Authorization: Bearer <key>", "invalid_request_error", {}, "missing_api_key");
+    return false;
+  }
+  if (h.size() < 7 || !std::equal(h.begin(), h.begin() + 7, "Bearer ", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+      })) {
+    reg().inc("squad_auth_refusals_total", {{"reason", "bad_scheme"}});
+    send_error(*out, 401, "the Authorization header must be: Bearer <key>", "invalid_request_error", {}, "invalid_api_key");
+    return false;
+  }
+  auto it = key_index_.find(sha256_hex(trim(h.substr(7))));
+  if (it == key_index_.end()) {
+    reg().inc("squad_auth_refusals_total", {{"reason", "invalid_key"}});
+    send_error(*out, 401, "invalid API key", "invalid_request_error", {}, "invalid_api_key");
+    return false;
+  }
+  if (key)
+    *key = it->second;
+  return true;
+}
+
+bool gateway::admit_key(std::size_t key, std::shared_ptr<responder>& out) {
+  auto* k = keys_[key].get();
+  auto now_sys = std::chrono::system_clock::now();
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now_sys.time_since_epoch()).count();
+  key_verdict v;
+  {
+    std::lock_guard<std::mutex> g{keys_m_};
+    v = k->admit(steady::now(), secs / 86400, 86400 - secs % 86400);
+  }
+  if (!v.ok) {
+    reg().inc("squad_auth_refusals_total", {{"reason", "key_limit"}});
+    send_error(*out, 429, v.why, "rate_limit_exceeded", {}, "key_limit", v.retry_after_s);
+    return false;
+  }
+  // The key's concurrency slot is held until the answer ends (route "": not counted again).
+  out = std::make_shared<counted_responder>(out, "", steady::now(), [this, k] {
+    std::lock_guard<std::mutex> g{keys_m_};
+    k->finish();
+  });
+  return true;
+}
+
+void gateway::handle(request req, std::shared_ptr<responder> out) {
+  auto t0 = steady::now();
+  auto path = std::string{req.path()};
+  auto route = path == "/v1/chat/completions" ? "chat"
+               : path == "/v1/models"         ? "models"
+               : path == "/metrics"           ? "metrics"
+               : path == "/healthz"           ? "healthz"
+               : path == "/readyz"            ? "readyz"
+                                              : "other";
+  out = std::make_shared<counted_responder>(std::move(out), route, t0);
+  std::string r = route;
+  auto method_is = [&](const char* m) {
+    if (req.method == m)
+      return true;
+    auto headers = json_headers;
+    headers.emplace_back("Allow", m);
+    out->reply(405, std::move(headers), error_body(req.method + " is not allowed on " + path + " (use " + m + ")",
+                                                   "invalid_request_error"));
+    return false;
+  };
+  if (r == "healthz") {
+    if (method_is("GET"))
+      out->reply(200, json_headers, R"({"status":"ok"})");
+    return;
+  }
+  if (r == "readyz") {
+    if (method_is("GET")) {
+      if (draining_)
+        out->reply(503, json_headers, R"({"status":"draining"})");
+      else
+        out->reply(200, json_headers, R"({"status":"ready"})");
+    }
+    return;
+  }
+  if (r == "other")
+    return send_error(*out, 404, "no route " + req.method + " " + path +
+                                   " (routes: POST /v1/chat/completions, GET /v1/models, GET /metrics, GET /healthz, "
+                                   "GET /readyz)",
+                      "invalid_request_error", {}, "not_found");
+  std::size_t key = no_key;
+  if (!authorize(req, out, &key))
+    return;
+  if (r == "models") {
+    if (method_is("GET"))
+      list_models(out);
+    return;
+  }
+  if (r == "metrics") {
+    if (method_is("GET"))
+      metrics(out);
+    return;
+  }
+  if (method_is("POST"))
+    chat(req, out, t0, key);
+}
+
+void gateway::list_models(std::shared_ptr<responder> out) {
+  json data = json::array();
+  for (auto& [name, m] : models_) {
+    json e{{"id", name}, {"object", "model"}, {"created", 0}, {"owned_by", "squad"}, {"squad_kind", m.kind}};
+    if (m.kind == "alias")
+      e["squad_target"] = m.target;
+    data.push_back(std::move(e));
+  }
+  out->reply(200, json_headers, json{{"object", "list"}, {"data", std::move(data)}}.dump());
+}
+
+void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key) {
+  auto ctype = req.header("content-type");
+  if (!ctype.empty() && ctype.find("json") == std::string_view::npos)
+    return send_error(*out, 415, "Content-Type must be application/json (got " + std::string{ctype} + ")",
+                      "invalid_request_error");
+  std::string why;
+  auto body = parse_body(req.body, why);
+  if (!body)
+    return send_error(*out, 400, why, "invalid_request_error");
+  auto& b = *body;
+  auto bad = [&](const std::string& param, const std::string& message) {
+    send_error(*out, 400, message, "invalid_request_error", param);
+  };
+  if (!b.is_object())
+    return bad("", "the body must be a JSON object");
+  if (!b.contains("model") || !b["model"].is_string())
+    return bad("model", "model is required and must be a string: persona/<id>, <provider>/<model> or an alias");
+  auto model_name = b["model"].get<std::string>();
+  auto found = models_.find(model_name);
+  if (found == models_.end()) {
+    std::string some;
+    for (auto& [name, m] : models_) {
+      if (some.size() > 200)
+        break;
+      some += (some.empty() ? "" : ", ") + name;
+    }
+    return send_error(*out, 404,
+                      "unknown model \"" + model_name + "\": use persona/<id>, <provider>/<model> or an alias (e.g. " +
+                        some + "; GET /v1/models lists all)",
+                      "invalid_request_error", "model", "model_not_found");
+  }
+  auto& model = found->second;
+  if (key != no_key && !cfg_->server.keys[key].models.empty()) {
+    auto& allowed = cfg_->server.keys[key].models;
+    if (std::find(allowed.begin(), allowed.end(), model_name) == allowed.end()) {
+      reg().inc("squad_auth_refusals_total", {{"reason", "model_not_allowed"}});
+      std::string list;
+      for (auto& a : allowed)
+        list += (list.empty() ? "" : ", ") + a;
+      return send_error(*out, 403, "this API key may not use model \"" + model_name + "\" (allowed: " + list + ")",
+                        "permission_denied", "model", "model_not_allowed");
+    }
+  }
+  call_request call;
+  if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty())
+    return bad("messages", "messages is required: a non-empty array of {role, content}");
+  auto& msgs = b["messages"];
+  for (std::size_t i = 0; i < msgs.size(); ++i) {
+    auto p = "messages[" + std::to_string(i) + "]";
+    auto& m = msgs[i];
+    if (!m.is_object())
+      return bad(p, p + " must be an object with role and content");
+    if (!m.contains("role") || !m["role"].is_string())
+      return bad(p + ".role", p + ".role is required: system, user, assistant, developer or tool");
+    auto role = m["role"].get<std::string>();
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
+      return bad(p + ".role", p + ".role must be system, user, assistant, developer or tool (got \"" + role + "\")");
+    std::string content;
+    if (m.contains("content") && m["content"].is_string()) {
+      content = m["content"].get<std::string>();
+    } else if (m.contains("content") && m["content"].is_array()) { // text parts
+      for (auto& part : m["content"]) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+          return bad(p + ".content", p + ".content parts must be {type: text, text: string} (other parts are not supported)");
+        content += part["text"].get<std::string>();
+      }
+    } else if (!(role == "assistant" && m.contains("content") && m["content"].is_null())) {
+      return bad(p + ".content", p + ".content is required: a string or an array of text parts");
+    }
+    call.messages.push_back({role == "developer" ? "system" : role, std::move(content)});
+  }
+  auto int_field = [&](const char* name, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
+    if (!b.contains(name) || b[name].is_null())
+      return true;
+    if (!b[name].is_number_integer() || b[name].get<std::int64_t>() < lo || b[name].get<std::int64_t>() > hi) {
+      bad(name, std::string{name} + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+      return false;
+    }
+    out = b[name].get<std::int64_t>();
+    return true;
+  };
+  if (!int_field("max_tokens", 1, 1000000, call.max_tokens) ||
+      !int_field("max_completion_tokens", 1, 1000000, call.max_tokens))
+    return;
+  std::int64_t n = 1;
+  if (!int_field("n", 1, 1, n))
+    return;
+  if (b.contains("temperature") && !b["temperature"].is_null()) {
+    if (!b["temperature"].is_number() || b["temperature"].get<double>() < 0 || b["temperature"].get<double>() > 2)
+      return bad("temperature", "temperature must be a number from 0 to 2");
+    call.temperature = b["temperature"].get<double>();
+  }
+  bool stream = false, include_usage = false;
+  if (b.contains("stream") && !b["stream"].is_null()) {
+    if (!b["stream"].is_boolean())
+      return bad("stream", "stream must be true or false");
+    stream = b["stream"].get<bool>();
+  }
+  if (b.contains("stream_options") && b["stream_options"].is_object())
+    include_usage = b["stream_options"].value("include_usage", false);
+  // Squad's own headers.
+  call.priority = static_cast<std::uint8_t>(model.priority);
+  if (auto h = trim(req.header("x-squad-priority")); !h.empty()) {
+    std::string up{h};
+    if (!up.empty())
+      up[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[0])));
+    auto p = parse_priority(up);
+    if (!p)
+      return send_error(*out, 400, "X-Squad-Priority must be P0, P1, P2 or P3 (got \"" + std::string{h} + "\")",
+                        "invalid_request_error", "X-Squad-Priority");
+    call.priority = static_cast<std::uint8_t>(*p);
+  }
+  call.cache_mode = cache_bypass; // API calls use the response cache only when they ask
+  if (auto h = trim(req.header("x-squad-cache")); !h.empty()) {
+    if (h == "use")
+      call.cache_mode = cache_use;
+    else if (h == "only")
+      call.cache_mode = cache_only;
+    else if (h != "bypass")
+      return send_error(*out, 400, "X-Squad-Cache must be use, only or bypass (got \"" + std::string{h} + "\")",
+                        "invalid_request_error", "X-Squad-Cache");
+  }
+  if (auto h = trim(req.header("x-squad-run")); !h.empty())
+    return send_error(*out, 400, "X-Squad-Run (a shared budget across calls) is not supported by this build yet",
+                      "invalid_request_error", "X-Squad-Run", "not_supported");
+  if (key != no_key && !admit_key(key, out)) // limits count only calls that would be sent
+    return;
+  auto id = "chatcmpl-squad-" + std::to_string(next_id_.fetch_add(1));
+  call.trace_id = id;
+  call.stream = stream;
+  call.timeout_ms = 60000;
+  call.sink = std::make_shared<chat_sink>(out, id, model_name, stream, include_usage, t0);
+  if (!model.persona.empty()) {
+    call.chain = model.chain;
+    caf::anon_send(root_, atoms::forward_v, "personas/" + model.persona, caf::make_message(std::move(call)));
+  } else {
+    call.chain = model.chain;
+    caf::anon_send(root_, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(std::move(call)));
+  }
+}
+
+void gateway::metrics(std::shared_ptr<responder> out) {
+  if (server_) {
+    auto s = server_->stats();
+    reg().set("squad_http_connections", {}, static_cast<double>(s.connections_open));
+    reg().set("squad_ws_sessions", {}, static_cast<double>(s.ws_open));
+  }
+  // Ask each limiter, breaker and the dispatcher for their state, then render everything.
+  std::vector<std::string> paths{"dispatcher"};
+  for (auto& p : providers_) {
+    paths.push_back("providers/" + p + ":limiter");
+    paths.push_back("providers/" + p + ":breaker");
+  }
+  sys_.spawn([out, paths, root = root_](caf::event_based_actor* self) {
+    auto left = std::make_shared<std::size_t>(paths.size());
+    auto finish = [out, left] {
+      if (--*left > 0)
+        return;
+      out->reply(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, reg().render());
+    };
+    for (auto& path : paths)
+      self->request(root, std::chrono::seconds{2}, atoms::forward_v, path, caf::make_message(atoms::stats_v))
+        .then(
+          [finish, path](std::string& text) {
+            auto j = json::parse(text, nullptr, false);
+            if (j.is_object() && path.ends_with(":limiter")) {
+              metrics::labels l{{"provider", j.value("provider", "")}};
+              reg().set("squad_limiter_queue_depth", l, j.value("queue_depth", 0.0));
+              reg().set("squad_limiter_in_flight", l, j.value("in_flight", 0.0));
+              reg().set("squad_limiter_effective_rate_per_second", l, j.value("effective_rate_per_s", 0.0));
+              reg().set("squad_limiter_throttle_factor", l, j.value("throttle_factor", 1.0));
+              reg().set("squad_limiter_window_occupancy", l, j.value("window_occupancy", 0.0));
+              reg().set("squad_limiter_paused_seconds", l, j.value("paused_ms", 0.0) / 1000);
+            } else if (j.is_object() && path.ends_with(":breaker")) {
+              metrics::labels l{{"provider", j.value("provider", "")}};
+              auto phase = j.value("phase", "closed");
+              reg().set("squad_breaker_state", l, phase == "closed" ? 0 : phase == "open" ? 1 : 2);
+              reg().set("squad_breaker_opens", l, j.value("opens", 0.0));
+            } else if (j.is_object()) {
+              auto p = j.value("pressure", "normal");
+              reg().set("squad_pressure_level", {}, p == "normal" ? 0 : p == "elevated" ? 1 : 2);
+              reg().set("squad_calls_in_flight", {}, j.value("calls_in_flight", 0.0));
+              if (j.contains("cache")) {
+                reg().set("squad_cache_entries", {}, j["cache"].value("entries", 0.0));
+                reg().set("squad_cache_hits", {}, j["cache"].value("hits", 0.0));
+                reg().set("squad_cache_misses", {}, j["cache"].value("misses", 0.0));
+              }
+            }
+            finish();
+          },
+          [finish](caf::error&) { finish(); });
+  });
+}
+
+std::shared_ptr<ws_handler> gateway::accept_ws(const request&, ws_refusal& refusal) {
+  refusal.status = 404;
+  refusal.headers = json_headers;
+  refusal.body = error_body("WebSocket sessions (GET /v1/ws) are not in this build yet", "invalid_request_error", {},
+                            "not_found");
+  return nullptr;
+}
+
+} // namespace squad::server

@@ -1,0 +1,649 @@
+// The only Beast server file: HTTP/1.1 request parsing, raw response writing, WebSocket sessions.
+#include "runtime/server/http_server.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <set>
+
+namespace squad::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+std::string_view request::header(std::string_view name) const {
+  for (auto& [k, v] : headers)
+    if (beast::iequals(k, name))
+      return v;
+  return {};
+}
+
+std::string_view request::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+namespace {
+
+std::string head_text(int status, const header_list& headers, std::string_view framing, bool close) {
+  std::string out;
+  out.reserve(256);
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reason_phrase(status);
+  out += "\r\n";
+  for (auto& [k, v] : headers) {
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  out += framing;
+  if (close)
+    out += "Connection: close\r\n";
+  out += "\r\n";
+  return out;
+}
+
+std::string json_error(int status, const char* type, const std::string& message) {
+  std::string escaped;
+  for (char c : message)
+    if (c == '"' || c == '\\')
+      escaped += '\\', escaped += c;
+    else if (static_cast<unsigned char>(c) >= 0x20)
+      escaped += c;
+  const char* code = status == 400   ? "bad_request"
+                     : status == 408 ? "request_timeout"
+                     : status == 413 ? "body_too_large"
+                     : status == 431 ? "headers_too_large"
+                                     : "server_error";
+  return "{\"error\":{\"message\":\"" + escaped + "\",\"type\":\"" + type + "\",\"param\":null,\"code\":\"" + code +
+         "\"}}";
+}
+
+class server_impl;
+
+// -- WebSocket ------------------------------------------------------------------------------------------------------
+
+class ws_session final : public ws_connection, public std::enable_shared_from_this<ws_session> {
+public:
+  ws_session(tcp::socket&& socket, server_impl* srv);
+  void run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler);
+  bool send(std::string text) override;
+  std::size_t queued() const override { return queued_.load(); }
+  void close() override;
+
+private:
+  void read();
+  void write_next();
+  void finish();
+
+  websocket::stream<beast::tcp_stream> ws_;
+  server_impl* srv_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<ws_handler> handler_;
+  std::deque<std::string> out_; // on the strand
+  bool writing_ = false;
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<bool> gone_{false};
+  bool finished_ = false;
+};
+
+// -- HTTP -----------------------------------------------------------------------------------------------------------
+
+class session;
+
+class responder_impl final : public responder {
+public:
+  explicit responder_impl(std::shared_ptr<session> s) : s_(std::move(s)) {}
+  ~responder_impl() override;
+  void reply(int status, header_list headers, std::string body) override;
+  void start_stream(int status, header_list headers) override;
+  void write(std::string piece) override;
+  void end() override;
+  bool gone() const override;
+
+private:
+  std::shared_ptr<session> s_;
+  std::mutex m_;
+  enum class phase { fresh, streaming, done } phase_ = phase::fresh;
+};
+
+class server_impl final : public http_server, public std::enable_shared_from_this<server_impl> {
+public:
+  server_impl(std::shared_ptr<asio::io_context> ioc, server_options opts, request_fn on_request, ws_accept_fn on_ws)
+    : ioc_(std::move(ioc)), acceptor_(asio::make_strand(*ioc_)), opts_(std::move(opts)),
+      on_request_(std::move(on_request)), on_ws_(std::move(on_ws)) {}
+
+  bool listen(std::string& why) {
+    beast::error_code ec;
+    auto addr = asio::ip::make_address(opts_.host, ec);
+    if (ec) {
+      why = "server.listen: bad address " + opts_.host + ": " + ec.message();
+      return false;
+    }
+    unsigned long port = 0;
+    try {
+      port = std::stoul(opts_.port);
+    } catch (...) {
+      port = 70000;
+    }
+    if (port > 65535) {
+      why = "server.listen: bad port " + opts_.port;
+      return false;
+    }
+    tcp::endpoint ep{addr, static_cast<unsigned short>(port)};
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec)
+      acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec)
+      acceptor_.bind(ep, ec);
+    if (!ec)
+      acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      why = "server.listen: cannot listen on " + opts_.host + ":" + opts_.port + ": " + ec.message();
+      return false;
+    }
+    port_ = acceptor_.local_endpoint().port();
+    return true;
+  }
+
+  void accept() {
+    acceptor_.async_accept(asio::make_strand(*ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+      if (self->stopped_)
+        return;
+      if (!ec)
+        self->on_accept(std::move(s));
+      self->accept();
+    });
+  }
+
+  void on_accept(tcp::socket s);
+
+  unsigned short port() const override { return port_; }
+
+  void stop() override;
+
+  server_stats stats() const override {
+    return {connections_.load(), in_flight_.load(), ws_open_.load()};
+  }
+
+  const server_options& opts() const { return opts_; }
+  const request_fn& on_request() const { return on_request_; }
+  const ws_accept_fn& on_ws() const { return on_ws_; }
+  bool stopped() const { return stopped_; }
+
+  std::atomic<std::int64_t> connections_{0}, in_flight_{0}, ws_open_{0};
+  std::mutex sessions_m_;
+  std::set<std::weak_ptr<session>, std::owner_less<std::weak_ptr<session>>> sessions_;
+  std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>> ws_sessions_;
+
+private:
+  std::shared_ptr<asio::io_context> ioc_;
+  tcp::acceptor acceptor_;
+  server_options opts_;
+  request_fn on_request_;
+  ws_accept_fn on_ws_;
+  unsigned short port_ = 0;
+  std::atomic<bool> stopped_{false};
+};
+
+class session final : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket&& s, server_impl* srv) : stream_(std::move(s)), srv_(srv), read_timer_(stream_.get_executor()) {}
+
+  void start() {
+    beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    read(true);
+  }
+
+  // -- called through responder_impl; every step runs on the strand
+  void post(std::function<void()> fn) {
+    asio::post(stream_.get_executor(), std::move(fn));
+  }
+  void queue(std::string bytes, bool last) {
+    out_.push_back(std::move(bytes));
+    if (last)
+      answer_done_ = true;
+    write_next();
+  }
+  bool close_after() const { return close_after_; }
+  bool gone() const { return gone_.load(); }
+  void answered_without_reply() { // the application dropped its responder without answering
+    queue(head_text(500, {{"Content-Type", "application/json"}}, "Content-Length: " +
+                    std::to_string(json_error(500, "server_error", "the request was not answered").size()) + "\r\n",
+                    close_after_) +
+            json_error(500, "server_error", "the request was not answered"),
+          true);
+  }
+  void close_if_idle() {
+    post([self = shared_from_this()] {
+      self->close_after_ = true;
+      if (self->idle_)
+        self->shutdown();
+    });
+  }
+
+private:
+  // The read deadline is our own timer, not the stream's expiry (which would close the socket before a 408 could
+  // be written): when it fires, the pending read is cancelled and on_error answers 408 if a request had begun.
+  void arm_read_timer(std::chrono::milliseconds d) {
+    read_timed_out_ = false;
+    read_timer_.expires_after(d);
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec)
+        return; // cancelled: the read finished first
+      self->read_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+
+  void read(bool first) {
+    idle_ = true;
+    parser_.emplace();
+    parser_->body_limit(srv_->opts().body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(srv_->opts().header_limit));
+    stream_.expires_never();
+    arm_read_timer(first ? srv_->opts().read_timeout : srv_->opts().idle_timeout);
+    // Wait for the first bytes under the idle timeout, then the whole request under the read timeout.
+    http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->idle_ = false;
+      if (ec)
+        return self->on_error(ec);
+      if (self->parser_->is_done())
+        return self->on_request();
+      self->arm_read_timer(self->srv_->opts().read_timeout);
+      http::async_read(self->stream_, self->buffer_, *self->parser_,
+                       [self](beast::error_code ec, std::size_t) {
+                         if (ec)
+                           return self->on_error(ec);
+                         self->on_request();
+                       });
+    });
+  }
+
+  void on_error(beast::error_code ec) {
+    read_timer_.cancel();
+    if (read_timed_out_) {
+      if (parser_ && parser_->got_some())
+        return refuse(408, "invalid_request_error", "the request did not arrive in time");
+      return shutdown();
+    }
+    if (ec == http::error::body_limit)
+      return refuse(413, "invalid_request_error",
+                    "the request body is over the limit of " + std::to_string(srv_->opts().body_limit) + " bytes");
+    if (ec == http::error::header_limit)
+      return refuse(431, "invalid_request_error",
+                    "the request headers are over the limit of " + std::to_string(srv_->opts().header_limit) + " bytes");
+    if (ec == beast::error::timeout && parser_ && parser_->got_some())
+      return refuse(408, "invalid_request_error", "the request did not arrive in time");
+    bool http_error = ec.category() == http::make_error_code(http::error::bad_target).category();
+    if (http_error && ec != http::error::end_of_stream && ec != http::error::partial_message)
+      return refuse(400, "invalid_request_error", "malformed HTTP request: " + ec.message());
+    shutdown();
+  }
+
+  void refuse(int status, const char* type, const std::string& message) {
+    close_after_ = true;
+    srv_->in_flight_++;
+    counted_ = true;
+    auto body = json_error(status, type, message);
+    queue(head_text(status, {{"Content-Type", "application/json"}}, "Content-Length: " + std::to_string(body.size()) + "\r\n",
+                    true) + body,
+          true);
+  }
+
+  void on_request() {
+    read_timer_.cancel();
+    stream_.expires_never();
+    auto msg = parser_->release();
+    parser_.reset();
+    if (!msg.keep_alive() || srv_->stopped())
+      close_after_ = true;
+    request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    for (auto& f : msg)
+      req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    req.peer = ec ? "" : ep.address().to_string();
+    srv_->in_flight_++;
+    counted_ = true;
+    if (websocket::is_upgrade(msg))
+      return upgrade(std::move(msg), std::move(req));
+    req.body = std::move(msg.body());
+    srv_->on_request()(std::move(req), std::make_shared<responder_impl>(shared_from_this()));
+  }
+
+  void upgrade(http::request<http::string_body> msg, request req);
+
+  void write_next() {
+    if (writing_ || out_.empty())
+      return;
+    if (gone_) {
+      out_.clear();
+      return;
+    }
+    writing_ = true;
+    stream_.expires_after(srv_->opts().write_timeout);
+    asio::async_write(stream_, asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->out_.pop_front();
+      if (ec) {
+        self->gone_ = true;
+        self->out_.clear();
+        self->finish_answer();
+        return self->shutdown();
+      }
+      if (!self->out_.empty())
+        return self->write_next();
+      self->stream_.expires_never();
+      if (!self->answer_done_)
+        return;
+      self->finish_answer();
+      if (self->close_after_ || self->srv_->stopped())
+        self->shutdown();
+      else
+        self->read(false);
+    });
+  }
+
+  void finish_answer() {
+    answer_done_ = false;
+    if (counted_) {
+      counted_ = false;
+      srv_->in_flight_--;
+    }
+  }
+
+  void shutdown() {
+    if (closed_)
+      return;
+    closed_ = true;
+    gone_ = true;
+    read_timer_.cancel();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+public:
+  ~session() {
+    if (counted_)
+      srv_->in_flight_--;
+    srv_->connections_--;
+  }
+
+private:
+  beast::tcp_stream stream_;
+  server_impl* srv_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  asio::steady_timer read_timer_;
+  bool read_timed_out_ = false;
+  std::deque<std::string> out_;
+  bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
+  std::atomic<bool> gone_{false};
+  friend class responder_impl;
+};
+
+// -- responder ------------------------------------------------------------------------------------------------------
+
+responder_impl::~responder_impl() {
+  if (phase_ == phase::done)
+    return;
+  auto s = s_;
+  bool streaming = phase_ == phase::streaming;
+  s->post([s, streaming] {
+    if (streaming) // a stream whose owner vanished: end it visibly, never as a clean end
+      s->queue("0\r\n\r\n", true);
+    else
+      s->answered_without_reply();
+  });
+}
+
+void responder_impl::reply(int status, header_list headers, std::string body) {
+  {
+    std::lock_guard<std::mutex> g{m_};
+    if (phase_ != phase::fresh)
+      return;
+    phase_ = phase::done;
+  }
+  s_->post([s = s_, status, headers = std::move(headers), body = std::move(body)]() mutable {
+    auto text = head_text(status, headers, "Content-Length: " + std::to_string(body.size()) + "\r\n", s->close_after());
+    text += body;
+    s->queue(std::move(text), true);
+  });
+}
+
+void responder_impl::start_stream(int status, header_list headers) {
+  {
+    std::lock_guard<std::mutex> g{m_};
+    if (phase_ != phase::fresh)
+      return;
+    phase_ = phase::streaming;
+  }
+  s_->post([s = s_, status, headers = std::move(headers)]() mutable {
+    s->queue(head_text(status, headers, "Transfer-Encoding: chunked\r\n", s->close_after()), false);
+  });
+}
+
+void responder_impl::write(std::string piece) {
+  {
+    std::lock_guard<std::mutex> g{m_};
+    if (phase_ != phase::streaming || piece.empty())
+      return;
+  }
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+  std::string chunk = size;
+  chunk += piece;
+  chunk += "\r\n";
+  s_->post([s = s_, chunk = std::move(chunk)]() mutable { s->queue(std::move(chunk), false); });
+}
+
+void responder_impl::end() {
+  {
+    std::lock_guard<std::mutex> g{m_};
+    if (phase_ != phase::streaming)
+      return;
+    phase_ = phase::done;
+  }
+  s_->post([s = s_] { s->queue("0\r\n\r\n", true); });
+}
+
+bool responder_impl::gone() const { return s_->gone(); }
+
+// -- WebSocket session ----------------------------------------------------------------------------------------------
+
+void session::upgrade(http::request<http::string_body> msg, request req) {
+  ws_refusal refusal;
+  auto handler = srv_->on_ws() ? srv_->on_ws()(req, refusal) : nullptr;
+  if (!handler) {
+    close_after_ = true;
+    auto text = head_text(refusal.status, refusal.headers, "Content-Length: " + std::to_string(refusal.body.size()) + "\r\n",
+                          true);
+    return queue(text + refusal.body, true);
+  }
+  // The HTTP session ends here; the socket moves to a WebSocket session.
+  finish_answer();
+  closed_ = true;
+  auto ws = std::make_shared<ws_session>(stream_.release_socket(), srv_);
+  ws->run(std::move(msg), std::move(handler));
+}
+
+ws_session::ws_session(tcp::socket&& socket, server_impl* srv) : ws_(std::move(socket)), srv_(srv) {}
+
+void ws_session::run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler) {
+  handler_ = std::move(handler);
+  ws_.read_message_max(srv_->opts().ws_max_message);
+  auto t = websocket::stream_base::timeout::suggested(beast::role_type::server);
+  t.idle_timeout = srv_->opts().ws_ping_interval; // a ping after this much silence; no pong in time closes
+  t.keep_alive_pings = true;
+  ws_.set_option(t);
+  srv_->ws_open_++;
+  {
+    std::lock_guard<std::mutex> g{srv_->sessions_m_};
+    srv_->ws_sessions_.insert(weak_from_this());
+  }
+  ws_.async_accept(upgrade, [self = shared_from_this()](beast::error_code ec) {
+    if (ec)
+      return self->finish();
+    if (self->handler_)
+      self->handler_->on_open(self);
+    self->read();
+  });
+}
+
+void ws_session::read() {
+  ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    if (ec)
+      return self->finish();
+    auto text = beast::buffers_to_string(self->buffer_.data());
+    self->buffer_.consume(self->buffer_.size());
+    if (self->handler_)
+      self->handler_->on_message(std::move(text));
+    self->read();
+  });
+}
+
+bool ws_session::send(std::string text) {
+  if (gone_)
+    return false;
+  if (queued_.load() >= srv_->opts().ws_max_queued)
+    return false;
+  queued_++;
+  asio::post(ws_.get_executor(), [self = shared_from_this(), text = std::move(text)]() mutable {
+    self->out_.push_back(std::move(text));
+    self->write_next();
+  });
+  return true;
+}
+
+void ws_session::write_next() {
+  if (writing_ || out_.empty())
+    return;
+  if (gone_) {
+    queued_ -= out_.size();
+    out_.clear();
+    return;
+  }
+  writing_ = true;
+  ws_.text(true);
+  ws_.async_write(asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    self->writing_ = false;
+    self->out_.pop_front();
+    self->queued_--;
+    if (ec)
+      return self->finish();
+    self->write_next();
+  });
+}
+
+void ws_session::close() {
+  asio::post(ws_.get_executor(), [self = shared_from_this()] {
+    if (self->gone_)
+      return;
+    self->gone_ = true;
+    self->ws_.async_close(websocket::close_code::normal, [self](beast::error_code) { self->finish(); });
+  });
+}
+
+void ws_session::finish() {
+  if (finished_)
+    return;
+  finished_ = true;
+  gone_ = true;
+  srv_->ws_open_--;
+  if (handler_) {
+    auto h = std::move(handler_);
+    h->on_close();
+  }
+  beast::error_code ec;
+  beast::get_lowest_layer(ws_).socket().close(ec);
+}
+
+// -- server ---------------------------------------------------------------------------------------------------------
+
+void server_impl::on_accept(tcp::socket s) {
+  connections_++;
+  auto sess = std::make_shared<session>(std::move(s), this);
+  {
+    std::lock_guard<std::mutex> g{sessions_m_};
+    for (auto it = sessions_.begin(); it != sessions_.end();) // forget the ended ones now and then
+      it = it->expired() ? sessions_.erase(it) : std::next(it);
+    sessions_.insert(sess);
+  }
+  sess->start();
+}
+
+void server_impl::stop() {
+  if (stopped_.exchange(true))
+    return;
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    beast::error_code ec;
+    self->acceptor_.close(ec);
+  });
+  std::lock_guard<std::mutex> g{sessions_m_};
+  for (auto& w : sessions_)
+    if (auto s = w.lock())
+      s->close_if_idle();
+  for (auto& w : ws_sessions_)
+    if (auto s = w.lock())
+      s->close();
+}
+
+} // namespace
+
+std::shared_ptr<http_server> start_http_server(net::io_runtime& io, const server_options& opts, request_fn on_request,
+                                               ws_accept_fn on_ws, std::string& why) {
+  auto srv = std::make_shared<server_impl>(io.context(), opts, std::move(on_request), std::move(on_ws));
+  if (!srv->listen(why))
+    return nullptr;
+  srv->accept();
+  return srv;
+}
+
+} // namespace squad::server

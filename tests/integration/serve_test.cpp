@@ -1,0 +1,414 @@
+// `squad serve` end to end: the real binary on loopback in front of squad-mock-provider, driven over real sockets.
+// Every error status of the API has a case that sends the bad input and checks the OpenAI-style body.
+#include "tests/integration/http_client.hpp"
+#include "tests/integration/serve_process.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdio>
+#include <future>
+
+using json = nlohmann::json;
+using namespace squad;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* mock_yaml = R"(upstreams:
+  main:
+    listen: 127.0.0.1:0
+    style: openai
+    limits: {requests: 1000, per: 1s, concurrency: 0}
+    latency: {fixed: 5ms, per_token: 1ms}
+    reply: {tokens: 12}
+  spare:
+    listen: 127.0.0.1:0
+    style: openai
+    limits: {requests: 1000, per: 1s, concurrency: 0}
+    latency: {fixed: 5ms}
+    reply: {tokens: 8}
+)";
+
+// The provider "main" streams from its upstream; "spare" does not. `server` is the server block's body.
+std::string squad_yaml(const test::mock_process& m, const std::string& server = "{listen: 127.0.0.1:0}") {
+  auto provider = [&](const std::string& name, const std::string& extra) {
+    return "  " + name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(m.port(name)) +
+           "/v1\n    limits: {requests: 1000, per: 1s, burst: 100, concurrency: 16}\n"
+           "    timeouts: {connect: 1s, first_byte: 3s, idle: 3s, total: 10s}\n" +
+           extra + "    models:\n      m: {id: mock-" + name + ", tier: worker}\n";
+  };
+  return "personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR "/config/workflows\n"
+         "server: " + server + "\n"
+         "providers:\n" + provider("main", "    stream: true\n") + provider("spare", "") +
+         "personas:\n  analyst: {chain: [main/m, spare/m]}\n"
+         "aliases:\n  fast: main/m\n  helper: persona/analyst\n";
+}
+
+struct served {
+  test::mock_process mock{mock_yaml};
+  test::serve_process squad;
+  explicit served(const std::string& server = "{listen: 127.0.0.1:0}") : squad{squad_yaml(mock, server)} {}
+
+  test::http_result post(const std::string& target, const std::string& body, const test::header_list& h = {}) {
+    return test::request("POST", "127.0.0.1", squad.port(), target, body, h);
+  }
+  test::http_result get(const std::string& target, const test::header_list& h = {}) {
+    return test::request("GET", "127.0.0.1", squad.port(), target, "", h);
+  }
+  test::http_result chat(const json& body, const test::header_list& h = {}) {
+    return post("/v1/chat/completions", body.dump(), h);
+  }
+  void fault(const std::string& upstream, const json& f) {
+    auto r = test::request("POST", "127.0.0.1", mock.port(upstream), "/admin/fault", f.dump());
+    REQUIRE(r.status == 200);
+  }
+  json mock_stats(const std::string& upstream) {
+    auto r = test::request("GET", "127.0.0.1", mock.port(upstream), "/stats");
+    REQUIRE(r.status == 200);
+    return json::parse(r.body);
+  }
+};
+
+json hello(const std::string& model, const std::string& text = "Say hello") {
+  return {{"model", model}, {"messages", json::array({{{"role", "user"}, {"content", text}}})}, {"max_tokens", 32}};
+}
+
+// The error body every refusal carries: {"error": {"message", "type", "param", "code"}}.
+json error_of(const test::http_result& r) {
+  INFO(r.body);
+  auto j = json::parse(r.body);
+  REQUIRE(j.contains("error"));
+  REQUIRE(j["error"]["message"].is_string());
+  REQUIRE(j["error"]["type"].is_string());
+  REQUIRE(j["error"].contains("param"));
+  REQUIRE(j["error"].contains("code"));
+  return j["error"];
+}
+
+// The data payloads of an SSE body, in order.
+std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    auto end = body.find("\n\n", pos);
+    out.push_back(body.substr(pos + 6, end == std::string::npos ? std::string::npos : end - pos - 6));
+    if (end == std::string::npos)
+      break;
+    pos = end + 2;
+  }
+  return out;
+}
+
+std::string key_hash(const std::string& key) {
+  std::string out;
+  FILE* p = popen(("'" SQUAD_BIN "' key hash '" + key + "'").c_str(), "r");
+  REQUIRE(p);
+  std::array<char, 256> buf;
+  while (auto n = fread(buf.data(), 1, buf.size(), p))
+    out.append(buf.data(), n);
+  REQUIRE(pclose(p) == 0);
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
+  return out;
+}
+
+// A raw TCP exchange: sends `head` and waits up to `wait` for the server's answer (or its closing the socket).
+std::string raw_exchange(std::uint16_t port, const std::string& head, std::chrono::milliseconds wait) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size()));
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      break;
+    char buf[4096];
+    auto n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return got;
+}
+
+} // namespace
+
+TEST_CASE("serve: a chat call to a persona answers a chat.completion with usage and who served it") {
+  served s;
+  auto r = s.chat(hello("persona/analyst"));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(r.header("content-type") == "application/json");
+  auto j = json::parse(r.body);
+  CHECK(j["object"] == "chat.completion");
+  CHECK(j["model"] == "persona/analyst");
+  CHECK(!j["choices"][0]["message"]["content"].get<std::string>().empty());
+  CHECK(j["choices"][0]["message"]["role"] == "assistant");
+  CHECK(j["usage"]["completion_tokens"].get<int>() > 0);
+  CHECK(j["squad"]["served_by"] == "main/m");
+  CHECK(r.header("x-squad-served-by") == "main/m");
+  CHECK(r.header("x-squad-cache") == "miss");
+}
+
+TEST_CASE("serve: a provider model and an alias are served directly; /v1/models lists all three kinds") {
+  served s;
+  auto direct = s.chat(hello("spare/m"));
+  REQUIRE(direct.status == 200);
+  CHECK(json::parse(direct.body)["squad"]["served_by"] == "spare/m");
+  auto alias = s.chat(hello("fast"));
+  REQUIRE(alias.status == 200);
+  CHECK(json::parse(alias.body)["squad"]["served_by"] == "main/m");
+  CHECK(s.mock_stats("spare")["admitted"] == 1);
+  CHECK(s.mock_stats("main")["admitted"] == 1);
+
+  auto models = s.get("/v1/models");
+  REQUIRE(models.status == 200);
+  std::map<std::string, std::string> kinds;
+  auto list = json::parse(models.body);
+  for (auto& m : list["data"])
+    kinds[m["id"].get<std::string>()] = m["squad_kind"].get<std::string>();
+  CHECK(kinds["persona/analyst"] == "persona");
+  CHECK(kinds["main/m"] == "model");
+  CHECK(kinds["spare/m"] == "model");
+  CHECK(kinds["fast"] == "alias");
+  CHECK(kinds["helper"] == "alias");
+}
+
+TEST_CASE("serve: stream:true answers SSE chunks that add up to the answer and end with [DONE]") {
+  served s;
+  auto body = hello("persona/analyst");
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto r = s.chat(body);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(r.header("content-type") == "text/event-stream");
+  auto data = sse_data(r.body);
+  REQUIRE(data.size() >= 4);
+  CHECK(data.back() == "[DONE]");
+  std::string text;
+  bool finished = false, usage = false;
+  for (std::size_t i = 0; i + 1 < data.size(); ++i) {
+    auto c = json::parse(data[i]);
+    CHECK(c["object"] == "chat.completion.chunk");
+    if (c["choices"].empty()) {
+      usage = c["usage"]["completion_tokens"].get<int>() > 0;
+      continue;
+    }
+    auto& d = c["choices"][0]["delta"];
+    if (d.contains("content"))
+      text += d["content"].get<std::string>();
+    finished |= c["choices"][0]["finish_reason"].is_string();
+  }
+  CHECK(!text.empty());
+  CHECK(finished);
+  CHECK(usage);
+}
+
+TEST_CASE("serve: an upstream that dies after bytes were sent ends the stream with an error event, not [DONE]") {
+  served s;
+  s.fault("main", {{"mode", "cut"}, {"fraction", 1.0}, {"cut_after", 4}});
+  auto body = hello("main/m");
+  body["stream"] = true;
+  auto r = s.chat(body);
+  INFO(r.body);
+  REQUIRE(r.status == 200); // the head went out with the first chunk
+  auto data = sse_data(r.body);
+  REQUIRE(!data.empty());
+  CHECK(data.back() != "[DONE]");
+  CHECK(r.body.find("[DONE]") == std::string::npos);
+  auto last = json::parse(data.back());
+  CHECK(last["error"]["code"] == "stream_interrupted");
+}
+
+TEST_CASE("serve: 400 names the bad field; 404 lists the valid model forms; 405, 415 and unknown routes") {
+  served s;
+  struct bad_case {
+    std::string body, param;
+  };
+  std::vector<bad_case> cases = {
+    {R"({"messages":[{"role":"user","content":"hi"}]})", "model"},
+    {R"({"model":"persona/analyst"})", "messages"},
+    {R"({"model":"persona/analyst","messages":[]})", "messages"},
+    {R"({"model":"persona/analyst","messages":[{"role":"wizard","content":"hi"}]})", "messages[0].role"},
+    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"temperature":3})", "temperature"},
+    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"max_tokens":-1})", "max_tokens"},
+    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"n":2})", "n"},
+    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"stream":"yes"})", "stream"},
+  };
+  for (auto& c : cases) {
+    auto r = s.post("/v1/chat/completions", c.body);
+    INFO(c.body << " -> " << r.body);
+    CHECK(r.status == 400);
+    auto e = error_of(r);
+    CHECK(e["type"] == "invalid_request_error");
+    CHECK(e["param"] == c.param);
+  }
+  SECTION("not JSON, and JSON nested too deep") {
+    auto r = s.post("/v1/chat/completions", "{\"model\": ");
+    CHECK(r.status == 400);
+    CHECK(error_of(r)["message"].get<std::string>().find("not valid JSON") != std::string::npos);
+    std::string deep = R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"x":)";
+    deep += std::string(40, '[') + std::string(40, ']') + "}";
+    auto d = s.post("/v1/chat/completions", deep);
+    CHECK(d.status == 400);
+    CHECK(error_of(d)["message"].get<std::string>().find("deeper than 32") != std::string::npos);
+  }
+  SECTION("a bad priority header") {
+    auto r = s.chat(hello("persona/analyst"), {{"X-Squad-Priority", "P9"}});
+    CHECK(r.status == 400);
+    CHECK(error_of(r)["message"].get<std::string>().find("X-Squad-Priority") != std::string::npos);
+  }
+  SECTION("an unknown model") {
+    auto r = s.chat(hello("gpt-4o"));
+    CHECK(r.status == 404);
+    auto e = error_of(r);
+    CHECK(e["code"] == "model_not_found");
+    CHECK(e["param"] == "model");
+    auto msg = e["message"].get<std::string>();
+    CHECK(msg.find("persona/<id>") != std::string::npos);
+    CHECK(msg.find("persona/analyst") != std::string::npos);
+  }
+  SECTION("wrong method, content type and route") {
+    auto m = s.get("/v1/chat/completions");
+    CHECK(m.status == 405);
+    CHECK(m.header("allow") == "POST");
+    error_of(m);
+    auto t = s.post("/v1/chat/completions", hello("persona/analyst").dump(), {{"Content-Type", "text/plain"}});
+    CHECK(t.status == 415);
+    error_of(t);
+    auto n = s.get("/v2/nothing");
+    CHECK(n.status == 404);
+    CHECK(error_of(n)["message"].get<std::string>().find("POST /v1/chat/completions") != std::string::npos);
+  }
+}
+
+TEST_CASE("serve: size limits (413 body, 431 headers) and a slow client times out with 408") {
+  served s{"{listen: 127.0.0.1:0, body_limit: 4096, header_limit: 2048, read_timeout: 300ms}"};
+  auto big = hello("persona/analyst", std::string(8000, 'x'));
+  auto r = s.chat(big);
+  CHECK(r.status == 413);
+  CHECK(error_of(r)["message"].get<std::string>().find("4096") != std::string::npos);
+
+  auto h = s.chat(hello("persona/analyst"), {{"X-Padding", std::string(4000, 'p')}});
+  CHECK(h.status == 431);
+  error_of(h);
+
+  // Half a request head, then silence: answered 408 once read_timeout passes, and closed.
+  auto t0 = std::chrono::steady_clock::now();
+  auto got = raw_exchange(s.squad.port(), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n", 5s);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(got.rfind("HTTP/1.1 408", 0) == 0);
+  CHECK(waited < 3s);
+  // The server is still fine afterwards.
+  CHECK(s.chat(hello("persona/analyst")).status == 200);
+}
+
+TEST_CASE("serve: API keys: 401 without or with a wrong key, 403 outside the key's models, 429 with Retry-After") {
+  auto alice = key_hash("sk-test-alice-0123456789");
+  auto bob = key_hash("sk-test-bob-0123456789ab");
+  auto carol = key_hash("sk-test-carol-0123456789");
+  REQUIRE(alice.size() == 64);
+  served s{"{listen: 127.0.0.1:0, auth: keys, keys: {alice: {sha256: " + alice +
+           ", rpm: 2}, bob: {sha256: " + bob + ", daily_calls: 1}, carol: {sha256: " + carol +
+           ", models: [persona/analyst]}}}"};
+  auto as = [](const std::string& key) { return test::header_list{{"Authorization", "Bearer " + key}}; };
+
+  auto none = s.chat(hello("persona/analyst"));
+  CHECK(none.status == 401);
+  CHECK(error_of(none)["code"] == "missing_api_key");
+  auto wrong = s.chat(hello("persona/analyst"), as("sk-test-mallory-000000000"));
+  CHECK(wrong.status == 401);
+  CHECK(error_of(wrong)["code"] == "invalid_api_key");
+  auto scheme = s.chat(hello("persona/analyst"), {{"Authorization", "Basic abc"}});
+  CHECK(scheme.status == 401);
+  error_of(scheme);
+
+  // alice: 2 requests per minute; the third is refused with a Retry-After of at most a minute.
+  CHECK(s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789")).status == 200);
+  CHECK(s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789")).status == 200);
+  auto third = s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789"));
+  CHECK(third.status == 429);
+  CHECK(error_of(third)["code"] == "key_limit");
+  REQUIRE(!third.header("retry-after").empty());
+  auto ra = std::stoi(third.header("retry-after"));
+  CHECK(ra >= 1);
+  CHECK(ra <= 60);
+  // Listing models is not a chat call: it does not count against the key.
+  CHECK(s.get("/v1/models", as("sk-test-alice-0123456789")).status == 200);
+
+  // bob: one call a day.
+  CHECK(s.chat(hello("persona/analyst"), as("sk-test-bob-0123456789ab")).status == 200);
+  auto daily = s.chat(hello("persona/analyst"), as("sk-test-bob-0123456789ab"));
+  CHECK(daily.status == 429);
+  CHECK(error_of(daily)["message"].get<std::string>().find("daily") != std::string::npos);
+  CHECK(!daily.header("retry-after").empty());
+
+  // carol may use persona/analyst only.
+  CHECK(s.chat(hello("persona/analyst"), as("sk-test-carol-0123456789")).status == 200);
+  auto other = s.chat(hello("main/m"), as("sk-test-carol-0123456789"));
+  CHECK(other.status == 403);
+  CHECK(error_of(other)["param"] == "model");
+}
+
+TEST_CASE("serve: 503 with Retry-After when no provider can serve") {
+  served s;
+  s.fault("main", {{"mode", "error500"}, {"fraction", 1.0}});
+  s.fault("spare", {{"mode", "error500"}, {"fraction", 1.0}});
+  auto r = s.chat(hello("persona/analyst"));
+  INFO(r.body);
+  CHECK(r.status == 503);
+  CHECK(error_of(r)["code"] == "no_provider");
+  CHECK(!r.header("retry-after").empty());
+}
+
+TEST_CASE("serve: /healthz, /readyz and /metrics with requests, upstream calls and the overhead histogram") {
+  served s;
+  CHECK(s.get("/healthz").status == 200);
+  CHECK(s.get("/readyz").status == 200);
+  REQUIRE(s.chat(hello("persona/analyst")).status == 200);
+  CHECK(s.chat(hello("nope/none")).status == 404);
+  auto m = s.get("/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.header("content-type").find("text/plain") == 0);
+  INFO(m.body);
+  CHECK(m.body.find("squad_http_requests_total{route=\"chat\",status=\"200\"} 1") != std::string::npos);
+  CHECK(m.body.find("squad_http_requests_total{route=\"chat\",status=\"404\"} 1") != std::string::npos);
+  CHECK(m.body.find("squad_upstream_calls_total{provider=\"main\",outcome=\"ok\"} 1") != std::string::npos);
+  CHECK(m.body.find("squad_gateway_overhead_seconds_count 1") != std::string::npos);
+  CHECK(m.body.find("squad_breaker_state{provider=\"main\"} 0") != std::string::npos);
+  CHECK(m.body.find("# TYPE squad_limiter_queue_depth gauge") != std::string::npos);
+}
+
+TEST_CASE("serve: SIGTERM lets the call in flight finish, then exits 0") {
+  served s;
+  s.fault("spare", {{"mode", "slow"}, {"fraction", 1.0}, {"slow_ms", 1500}});
+  auto call = std::async(std::launch::async, [&] { return s.chat(hello("spare/m")); });
+  // Wait until the upstream holds the call, then ask the server to stop.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (s.mock_stats("spare")["in_flight"] == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(s.mock_stats("spare")["in_flight"] == 1);
+  s.squad.terminate();
+  auto r = call.get();
+  CHECK(r.status == 200);
+  CHECK(s.squad.stop() == 0);
+  CHECK(s.squad.stdout_text().find("draining") != std::string::npos);
+}
