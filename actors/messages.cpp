@@ -51,6 +51,8 @@ caf::error make_squad_error(squad_errc code, std::string detail) {
 }
 
 std::string error_detail(const caf::actor_system& sys, const caf::error& err) {
+  if (!err) // CAF 0.17: category() of an empty error dereferences null
+    return "normal exit";
   if (err.category() == caf::atom("squad")) {
     std::string out = to_string(static_cast<squad_errc>(err.code()));
     if (err.context().match_elements<std::string>())

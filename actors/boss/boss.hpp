@@ -9,6 +9,9 @@
 //   child_event           <- from supervisors it subscribed to (persona and worker restarts)
 //   (subscribe, actor)    -> adds a listener of the run's events (run_event messages)
 //   (cancel)              -> cancels the run (run.failed, reason cancelled)
+//   (feedback, step, text) -> a person's input into a step waiting for it (step.awaiting_feedback); the text is
+//                            appended to the step's output its dependents read. Past the step's feedback timeout
+//                            the run goes on without it (step.feedback_timeout).
 // Listeners receive every run_event in order; the last one is run.completed or run.failed.
 #include "actors/messages.hpp"
 #include "actors/supervisor/supervisor.hpp"
@@ -35,6 +38,8 @@ struct run_spec {
   millis step_timeout{120000};
   supervision_config supervision;
   test_hooks hooks;
+  std::map<std::string, millis> feedback; ///< steps that wait for a person's input after their output (with the step's own)
+  bool stream_deltas = false;             ///< publish step.delta events with the streamed text (API runs)
 };
 
 /// Spawns a boss; `root` is the root supervisor (root/personas/<id>), `listener` gets every event.
@@ -56,6 +61,7 @@ struct worker_args {
   caf::actor budget;                      ///< the run's budget allocator; null: no budget governance
   millis timeout{120000};
   test_hooks hooks;
+  bool stream_deltas = false; ///< send the boss step.delta events as the answer streams
 };
 
 /// Spawns a worker (used by the boss's worker supervisor).

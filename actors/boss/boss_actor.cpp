@@ -11,7 +11,7 @@ namespace {
 using json = nlohmann::json;
 
 struct step_state {
-  std::string status = "pending"; // pending | running | completed | failed | skipped
+  std::string status = "pending"; // pending | running | awaiting_feedback | completed | failed | skipped
   step_result result;
   std::int64_t index = 0; // 1-based position in file order
 };
@@ -97,7 +97,7 @@ void launch_ready(boss_actor* self) {
   bool running = false;
   for (auto& step : st.spec.workflow.steps) {
     auto& s = st.steps[step.id];
-    if (s.status == "running")
+    if (s.status == "running" || s.status == "awaiting_feedback")
       running = true;
     if (s.status != "pending")
       continue;
@@ -126,6 +126,7 @@ void launch_ready(boss_actor* self) {
     args.budget = st.budget;
     args.timeout = st.spec.step_timeout;
     args.hooks = st.spec.hooks;
+    args.stream_deltas = st.spec.stream_deltas;
     publish(self, "step.started", step.id, join(step.personas, ","),
             step.id + ": " + join(args.persona_names, " + ") + " (P" + std::to_string(args.priority) + ")",
             json{{"index", s.index}, {"personas", step.personas}, {"priority", "P" + std::to_string(args.priority)},
@@ -161,6 +162,24 @@ void launch_ready(boss_actor* self) {
   }
   if (!running)
     finish_run(self, "");
+}
+
+// The end of a step's wait for a person's input: with it (appended to what dependents read) or without it.
+void end_feedback_wait(boss_actor* self, const std::string& step, const std::string* text) {
+  auto& st = self->state;
+  auto it = st.steps.find(step);
+  if (it == st.steps.end() || it->second.status != "awaiting_feedback" || st.finished)
+    return;
+  it->second.status = "completed";
+  if (text) {
+    it->second.result.text += "\n\n### Feedback from a person on " + step + "\n" + *text + "\n";
+    publish(self, "step.feedback", step, "", step + ": feedback received (" + std::to_string(text->size()) + " bytes)",
+            json{{"text", *text}});
+  } else {
+    publish(self, "step.feedback_timeout", step, "", step + ": no feedback in time; the run goes on without it",
+            json{{"timeout_ms", st.spec.feedback.at(step).count()}});
+  }
+  launch_ready(self);
 }
 
 void finish_run(boss_actor* self, const std::string& reason) {
@@ -205,8 +224,11 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
     st.listeners.push_back(listener);
   st.started = self->clock().now();
   std::int64_t index = 0;
-  for (auto& step : st.spec.workflow.steps)
+  for (auto& step : st.spec.workflow.steps) {
     st.steps[step.id].index = ++index;
+    if (step.feedback.count() > 0)
+      st.spec.feedback.emplace(step.id, step.feedback);
+  }
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
   st.workers = supervisor_child(wopts, {}, restart_kind::temporary).start(self);
@@ -265,6 +287,13 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
       auto msg = r.step_id + " " + r.status + (r.error.empty() ? "" : " (" + r.error + ")");
       it->second.result = std::move(r);
       publish(self, type, it->first, "", msg, data);
+      if (auto fb = st.spec.feedback.find(it->first); fb != st.spec.feedback.end() && it->second.status == "completed") {
+        it->second.status = "awaiting_feedback"; // dependents wait for a person's input, or the timeout
+        publish(self, "step.awaiting_feedback", it->first, "",
+                it->first + ": waiting up to " + std::to_string(fb->second.count()) + "ms for feedback",
+                json{{"timeout_ms", fb->second.count()}});
+        self->delayed_send(self, fb->second, atoms::tick_v, it->first);
+      }
       launch_ready(self);
     },
     [self](run_event& ev) { publish(self, std::move(ev)); },
@@ -277,6 +306,8 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
     },
     [self](atoms::subscribe, const caf::actor& who) { self->state.listeners.push_back(who); },
     [self](atoms::cancel) { finish_run(self, "cancelled"); },
+    [self](atoms::feedback, const std::string& step, const std::string& text) { end_feedback_wait(self, step, &text); },
+    [self](atoms::tick, const std::string& step) { end_feedback_wait(self, step, nullptr); },
   };
 }
 

@@ -21,6 +21,30 @@ namespace {
 
 constexpr int max_persona_tries = 5; // a persona that is restarting gets a few short retries
 
+// Streams a step's answer to the run's listeners as step.delta events. Only the text: the answer itself comes back
+// to the worker as the call's result, so done/failed are no-ops, and a step is never "committed" (its call may still
+// fall back; the fallback's deltas follow a step.fallback event).
+class step_delta_sink final : public call_sink {
+public:
+  step_delta_sink(caf::actor boss, std::string step, std::string persona)
+    : boss_(std::move(boss)), step_(std::move(step)), persona_(std::move(persona)) {}
+  void delta(std::string_view text) override {
+    run_event ev;
+    ev.type = "step.delta";
+    ev.step_id = step_;
+    ev.persona = persona_;
+    ev.data_json = nlohmann::json{{"text", text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    caf::anon_send(boss_, std::move(ev));
+  }
+  bool committed() const override { return false; }
+  void done(call_result) override {}
+  void failed(squad_errc, std::string) override {}
+
+private:
+  caf::actor boss_;
+  std::string step_, persona_;
+};
+
 struct call_slot {
   std::string persona;
   int tries = 0;
@@ -186,6 +210,10 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
   req.messages.push_back({"user", user_text(self, idx)});
   req.timeout_ms = st.args.timeout.count();
   req.events = st.args.boss;
+  if (st.args.stream_deltas) {
+    req.stream = true;
+    req.sink = std::make_shared<step_delta_sink>(st.args.boss, st.args.step.id, slot.persona);
+  }
   if (slot.cache_only)
     req.cache_mode = cache_only;
   self->request(st.args.root, st.args.timeout, atoms::forward_v, "personas/" + slot.persona,

@@ -15,6 +15,7 @@ struct sim_state {
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, caf::response_promise> pending;
   std::map<std::uint64_t, upstream_reply> replies;
+  std::map<std::uint64_t, std::shared_ptr<call_sink>> sinks; // calls that asked to stream
   std::multiset<steady_time> due; // completion times of calls in flight
   static inline const char* name = "squad.sim_provider";
 };
@@ -66,6 +67,8 @@ caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
       auto id = st.next_id++;
       st.pending.emplace(id, self->make_response_promise());
       st.replies.emplace(id, std::move(r));
+      if (call.request.stream && call.request.sink)
+        st.sinks.emplace(id, call.request.sink);
       st.due.insert(now + answer.latency);
       self->delayed_send(self, answer.latency, atoms::done_v, id);
       return caf::delegated<upstream_reply>{};
@@ -76,6 +79,20 @@ caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
       auto r = st.replies.find(id);
       if (p == st.pending.end() || r == st.replies.end())
         return;
+      if (auto s = st.sinks.find(id); s != st.sinks.end()) { // "streams" the answer in pieces of a few words
+        std::string_view text = r->second.text;
+        while (!text.empty()) {
+          std::size_t cut = 0;
+          for (int words = 0; words < 4 && cut < text.size(); ++words) {
+            cut = text.find(' ', cut + 1);
+            if (cut == std::string_view::npos)
+              cut = text.size();
+          }
+          s->second->delta(text.substr(0, cut));
+          text.remove_prefix(cut);
+        }
+        st.sinks.erase(s);
+      }
       p->second.deliver(std::move(r->second));
       st.pending.erase(p);
       st.replies.erase(r);

@@ -24,7 +24,7 @@ workflow_step read_step(yaml_reader& r, const YAML::Node& node, const std::strin
   if (!r.is_map(node, path))
     return s;
   r.check_keys(node, path, {"id", "persona", "personas", "strategy", "merge", "inputs", "priority", "prompt",
-                            "max_tokens", "optional"});
+                            "max_tokens", "optional", "feedback"});
 
   if (!yaml_reader::find(node, "id"))
     r.problem(join(path, "id"), "required");
@@ -99,6 +99,8 @@ workflow_step read_step(yaml_reader& r, const YAML::Node& node, const std::strin
   if (r.get(node, path, "max_tokens", s.max_tokens) && s.max_tokens <= 0)
     r.problem(join(path, "max_tokens"), "must be > 0");
   r.get(node, path, "optional", s.optional);
+  if (r.get(node, path, "feedback", s.feedback) && s.feedback.count() <= 0)
+    r.problem(join(path, "feedback"), "must be a positive duration (how long the step waits for a person's input)");
   return s;
 }
 

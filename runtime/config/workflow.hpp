@@ -22,6 +22,7 @@ struct workflow_step {
   std::string merge = "concat";       ///< parallel only: concat | best
   std::int64_t max_tokens = 1024;     ///< completion tokens asked for
   bool optional = false;              ///< may be dropped under pressure
+  millis feedback{0};                 ///< > 0: after its output, the step waits this long for a person's input
 };
 
 struct workflow_def {

@@ -28,6 +28,10 @@ void describe_metrics() {
                "time a chat call spent in Squad, outside the upstream exchanges");
     r.describe("squad_auth_refusals_total", metrics::kind::counter, "requests refused by auth or key limits, by reason");
     r.describe("squad_ws_sessions", metrics::kind::gauge, "WebSocket sessions open");
+    r.describe("squad_ws_sessions_total", metrics::kind::counter, "WebSocket sessions opened since start");
+    r.describe("squad_ws_deltas_dropped_total", metrics::kind::counter,
+               "step.delta messages dropped for WebSocket clients that read too slowly (each run then gets a lagged marker)");
+    r.describe("squad_ws_errors_total", metrics::kind::counter, "error messages sent to WebSocket clients");
     r.describe("squad_http_connections", metrics::kind::gauge, "HTTP connections open");
     r.describe("squad_events_total", metrics::kind::counter,
                "run and call events by type: step.fallback, step.degraded, call.shed, call.skipped, call.cached, ...");
@@ -285,7 +289,7 @@ std::string error_body(const std::string& message, const std::string& type, cons
 
 gateway::gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& squad,
                  std::vector<config_problem>& problems)
-  : sys_(sys), root_(std::move(root)), cfg_(squad.cfg) {
+  : sys_(sys), root_(std::move(root)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, root_, squad)) {
   describe_metrics();
   for (auto& p : squad.personas) {
     api_model m;
@@ -389,7 +393,10 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
                : path == "/metrics"           ? "metrics"
                : path == "/healthz"           ? "healthz"
                : path == "/readyz"            ? "readyz"
-                                              : "other";
+               : path == "/v1/ws"             ? "ws"
+               : path == "/v1/runs" || path.rfind("/v1/runs/", 0) == 0
+                 ? (path.ends_with("/events") ? "run_events" : "runs")
+                 : "other";
   out = std::make_shared<counted_responder>(std::move(out), route, t0);
   std::string r = route;
   auto method_is = [&](const char* m) {
@@ -417,8 +424,10 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   }
   if (r == "other")
     return send_error(*out, 404, "no route " + req.method + " " + path +
-                                   " (routes: POST /v1/chat/completions, GET /v1/models, GET /metrics, GET /healthz, "
-                                   "GET /readyz)",
+                                   " (routes: POST /v1/chat/completions, GET /v1/models, POST|GET /v1/runs, "
+                                   "GET|DELETE /v1/runs/{id}, GET /v1/runs/{id}/events, "
+                                   "POST /v1/runs/{id}/steps/{step}/feedback, GET /v1/ws (WebSocket), GET /metrics, "
+                                   "GET /healthz, GET /readyz)",
                       "invalid_request_error", {}, "not_found");
   std::size_t key = no_key;
   if (!authorize(req, out, &key))
@@ -433,6 +442,15 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
       metrics(out);
     return;
   }
+  if (r == "ws") {
+    auto headers = json_headers;
+    headers.emplace_back("Upgrade", "websocket");
+    return out->reply(426, std::move(headers),
+                      error_body("GET /v1/ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
+                                 "invalid_request_error", {}, "upgrade_required"));
+  }
+  if (r == "runs" || r == "run_events")
+    return runs_api(req, out, path);
   if (method_is("POST"))
     chat(req, out, t0, key);
 }
@@ -642,12 +660,347 @@ void gateway::metrics(std::shared_ptr<responder> out) {
   });
 }
 
-std::shared_ptr<ws_handler> gateway::accept_ws(const request&, ws_refusal& refusal) {
-  refusal.status = 404;
-  refusal.headers = json_headers;
-  refusal.body = error_body("WebSocket sessions (GET /v1/ws) are not in this build yet", "invalid_request_error", {},
-                            "not_found");
-  return nullptr;
+std::optional<run_request> parse_run_request(const json& b, run_refusal& why) {
+  auto bad = [&](const std::string& param, const std::string& message) {
+    why = {400, message, param, "invalid_value"};
+    return std::nullopt;
+  };
+  if (!b.is_object())
+    return bad("", "the body must be a JSON object: {task, workflow?, budget?, feedback?}");
+  run_request r;
+  if (!b.contains("task") || !b["task"].is_string())
+    return bad("task", "task is required: a string saying what the squad should do");
+  r.task = b["task"].get<std::string>();
+  if (b.contains("workflow") && !b["workflow"].is_null()) {
+    if (!b["workflow"].is_string())
+      return bad("workflow", "workflow must be a string (a file name under workflows_dir, without .yaml)");
+    r.workflow = b["workflow"].get<std::string>();
+    if (r.workflow.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+      return bad("workflow", "workflow must be [a-z0-9_-]+ (got \"" + r.workflow + "\")");
+  }
+  if (b.contains("budget") && !b["budget"].is_null()) {
+    auto& bu = b["budget"];
+    if (!bu.is_object())
+      return bad("budget", "budget must be an object: {calls?, tokens?}");
+    for (auto& [k, v] : bu.items()) {
+      if (k != "calls" && k != "tokens")
+        return bad("budget." + k, "unknown budget field " + k + " (use calls, tokens)");
+      if (!v.is_number_integer() || v.get<std::int64_t>() < (k == "calls" ? 1 : 0))
+        return bad("budget." + k, "budget." + k + " must be an integer >= " + (k == "calls" ? "1" : "0"));
+      (k == "calls" ? r.budget_calls : r.budget_tokens) = v.get<std::int64_t>();
+    }
+  }
+  if (b.contains("feedback") && !b["feedback"].is_null()) {
+    auto& f = b["feedback"];
+    if (f.is_array()) {
+      for (auto& x : f) {
+        if (!x.is_string())
+          return bad("feedback", "feedback must list step ids, or map step ids to a timeout in ms");
+        r.feedback[x.get<std::string>()] = millis{300000};
+      }
+    } else if (f.is_object()) {
+      for (auto& [k, v] : f.items()) {
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 1 || v.get<std::int64_t>() > 86400000)
+          return bad("feedback." + k, "feedback." + k + " must be a timeout in ms from 1 to 86400000");
+        r.feedback[k] = millis{v.get<std::int64_t>()};
+      }
+    } else {
+      return bad("feedback", "feedback must list step ids, or map step ids to a timeout in ms");
+    }
+  }
+  return r;
+}
+
+namespace {
+
+bool is_end(const json& ev) {
+  auto t = ev.value("type", "");
+  return t == "run.completed" || t == "run.failed";
+}
+
+// One WebSocket session: several runs, each followed until it ends. Deltas are dropped when the client reads too
+// slowly (its send queue past `lag_at`), and a `lagged` marker says how many before the next message of that run;
+// lifecycle events are never dropped (a client that lets even those pile up to the hard queue limit is closed).
+class ws_session final : public ws_handler, public std::enable_shared_from_this<ws_session> {
+public:
+  ws_session(std::shared_ptr<run_hub> hub, std::size_t lag_at) : hub_(std::move(hub)), lag_at_(lag_at) {}
+
+  void on_open(std::shared_ptr<ws_connection> conn) override {
+    {
+      std::lock_guard<std::mutex> g{m_};
+      conn_ = conn;
+    }
+    reg().inc("squad_ws_sessions_total");
+    conn->send(json{{"type", "session.ready"},
+                    {"protocol", 1},
+                    {"accepts", {"run.start", "run.cancel", "step.feedback", "run.subscribe"}}}
+                 .dump());
+  }
+
+  void on_message(std::string text) override {
+    auto m = json::parse(text, nullptr, false);
+    if (m.is_discarded() || !m.is_object() || !m.contains("type") || !m["type"].is_string())
+      return error("", "each message must be a JSON object with a string \"type\"", "type");
+    auto type = m["type"].get<std::string>();
+    auto ref = m.contains("ref") ? m["ref"] : json(nullptr);
+    auto run_id = m.value("run_id", std::string{});
+    if (type == "run.start") {
+      if (live_runs() >= max_runs)
+        return error(ref, "this session already follows " + std::to_string(max_runs) + " runs; wait for one to end", "");
+      run_refusal why;
+      auto rr = parse_run_request(m, why);
+      if (!rr)
+        return error(ref, why.message, why.param);
+      auto self = shared_from_this();
+      auto id = hub_->start(
+        *rr, why, [self](const json& ev) { return self->deliver(ev); },
+        [self, ref](const std::string& id) {
+          self->track(id);
+          self->send_now(json{{"type", "run.accepted"}, {"run_id", id}, {"ref", ref}});
+        });
+      if (!id)
+        return error(ref, why.message, why.param);
+      return;
+    }
+    if (type == "run.subscribe") {
+      auto self = shared_from_this();
+      track(run_id);
+      if (hub_->subscribe(run_id, [self](const json& ev) { return self->deliver(ev); }) == 0) {
+        untrack(run_id);
+        return error(ref, "no run \"" + run_id + "\"", "run_id");
+      }
+      return;
+    }
+    if (type == "run.cancel") {
+      std::string why;
+      if (int st = hub_->cancel(run_id, why))
+        return error(ref, why, st == 404 ? "run_id" : "");
+      return;
+    }
+    if (type == "step.feedback") {
+      if (!m.contains("text") || !m["text"].is_string())
+        return error(ref, "step.feedback needs text: the person's input", "text");
+      std::string why;
+      if (int st = hub_->feedback(run_id, m.value("step_id", std::string{}), m["text"].get<std::string>(), why))
+        return error(ref, why, st == 404 ? "step_id" : "");
+      return;
+    }
+    error(ref, "unknown message type \"" + type + "\" (run.start, run.cancel, step.feedback, run.subscribe)", "type");
+  }
+
+  void on_close() override {
+    std::map<std::string, std::size_t> runs;
+    {
+      std::lock_guard<std::mutex> g{m_};
+      conn_.reset();
+      runs.swap(runs_);
+    }
+    // Runs go on (a REST client or a new session can follow them); this session's subscriptions end on their next
+    // event, as deliver() sees the connection gone.
+  }
+
+private:
+  static constexpr std::size_t max_runs = 16;
+
+  // From the hub (under its lock, in event order). False unsubscribes.
+  bool deliver(const json& ev) {
+    std::shared_ptr<ws_connection> conn;
+    auto run = ev.value("run_id", std::string{});
+    std::size_t dropped = 0;
+    {
+      std::lock_guard<std::mutex> g{m_};
+      conn = conn_;
+      if (!conn)
+        return false;
+      auto it = runs_.find(run);
+      if (it == runs_.end())
+        return false;
+      if (ev.value("type", "") == "step.delta" && conn->queued() >= lag_at_) {
+        ++it->second; // dropped: the client is behind
+        reg().inc("squad_ws_deltas_dropped_total");
+        return true;
+      }
+      dropped = std::exchange(it->second, 0);
+      if (is_end(ev))
+        runs_.erase(it);
+    }
+    if (dropped > 0)
+      conn->send(json{{"type", "lagged"}, {"run_id", run}, {"dropped", dropped},
+                      {"message", std::to_string(dropped) + " step.delta messages were dropped: the client reads too slowly; "
+                                                            "step.completed carries the whole text"}}
+                   .dump());
+    if (!conn->send(ev.dump(-1, ' ', false, json::error_handler_t::replace))) {
+      conn->close(); // even lifecycle events pile up: the client does not read at all
+      return false;
+    }
+    return !is_end(ev);
+  }
+
+  void track(const std::string& id) {
+    std::lock_guard<std::mutex> g{m_};
+    runs_.emplace(id, 0);
+  }
+  void untrack(const std::string& id) {
+    std::lock_guard<std::mutex> g{m_};
+    runs_.erase(id);
+  }
+  std::size_t live_runs() {
+    std::lock_guard<std::mutex> g{m_};
+    return runs_.size();
+  }
+  void send_now(const json& msg) {
+    std::shared_ptr<ws_connection> conn;
+    {
+      std::lock_guard<std::mutex> g{m_};
+      conn = conn_;
+    }
+    if (conn)
+      conn->send(msg.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  void error(const json& ref, const std::string& message, const std::string& param) {
+    reg().inc("squad_ws_errors_total");
+    send_now(json{{"type", "error"}, {"ref", ref}, {"message", message}, {"param", param.empty() ? json(nullptr) : json(param)}});
+  }
+
+  std::shared_ptr<run_hub> hub_;
+  std::size_t lag_at_;
+  std::mutex m_;
+  std::shared_ptr<ws_connection> conn_;
+  std::map<std::string, std::size_t> runs_; // run id -> deltas dropped since the last message sent
+};
+
+// Captures an answer instead of sending it (auth for a WebSocket upgrade).
+class capture_responder final : public responder {
+public:
+  void reply(int s, header_list h, std::string b) override { status = s, headers = std::move(h), body = std::move(b); }
+  void start_stream(int s, header_list h) override { status = s, headers = std::move(h); }
+  void write(std::string) override {}
+  void end() override {}
+  bool gone() const override { return false; }
+  int status = 0;
+  header_list headers;
+  std::string body;
+};
+
+} // namespace
+
+void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::string& path) {
+  // /v1/runs, /v1/runs/{id}, /v1/runs/{id}/events, /v1/runs/{id}/steps/{step}/feedback
+  std::vector<std::string> parts;
+  for (std::size_t pos = 1; pos <= path.size();) {
+    auto next = path.find('/', pos);
+    if (next == std::string::npos)
+      next = path.size();
+    parts.push_back(path.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  auto allow = [&](const char* methods) {
+    auto headers = json_headers;
+    headers.emplace_back("Allow", methods);
+    out->reply(405, std::move(headers), error_body(req.method + " is not allowed on " + path + " (use " + methods + ")",
+                                                   "invalid_request_error"));
+  };
+  auto not_found = [&](const std::string& what) { send_error(*out, 404, what, "invalid_request_error", {}, "not_found"); };
+  if (parts.size() == 2) { // /v1/runs
+    if (req.method == "GET")
+      return out->reply(200, json_headers, runs_->list().dump());
+    if (req.method != "POST")
+      return allow("GET, POST");
+    std::string why;
+    auto body = parse_body(req.body, why);
+    if (!body)
+      return send_error(*out, 400, why, "invalid_request_error");
+    run_refusal refusal;
+    auto rr = parse_run_request(*body, refusal);
+    std::optional<std::string> id;
+    if (rr)
+      id = runs_->start(*rr, refusal);
+    if (!id)
+      return send_error(*out, refusal.status, refusal.message, "invalid_request_error", refusal.param, refusal.code);
+    auto headers = json_headers;
+    headers.emplace_back("Location", "/v1/runs/" + *id);
+    return out->reply(202, std::move(headers),
+                      json{{"id", *id}, {"object", "squad.run"}, {"state", "running"},
+                           {"events", "/v1/runs/" + *id + "/events"}}
+                        .dump());
+  }
+  auto& id = parts[2];
+  if (parts.size() == 3) {
+    if (req.method == "GET") {
+      auto snap = runs_->snapshot(id);
+      if (!snap)
+        return not_found("no run " + id);
+      return out->reply(200, json_headers, snap->dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    if (req.method != "DELETE")
+      return allow("GET, DELETE");
+    std::string why;
+    int st = runs_->cancel(id, why);
+    if (st == 404)
+      return not_found(why);
+    if (st == 409)
+      return send_error(*out, 409, why, "invalid_request_error", {}, "run_ended");
+    return out->reply(202, json_headers, json{{"id", id}, {"state", "cancelling"}}.dump());
+  }
+  if (parts.size() == 4 && parts[3] == "events") {
+    if (req.method != "GET")
+      return allow("GET");
+    // SSE: the kept events, then live ones; the stream ends after run.completed or run.failed.
+    auto started = std::make_shared<std::atomic<bool>>(false);
+    auto sub = runs_->subscribe(id, [out, started](const json& ev) {
+      if (out->gone())
+        return false;
+      if (!started->exchange(true))
+        out->start_stream(200, {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}});
+      out->write("event: " + ev.value("type", std::string{"message"}) + "\ndata: " +
+                 ev.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
+      if (is_end(ev)) {
+        out->end();
+        return false;
+      }
+      return true;
+    });
+    if (sub == 0)
+      return not_found("no run " + id);
+    return;
+  }
+  if (parts.size() == 6 && parts[3] == "steps" && parts[5] == "feedback") {
+    if (req.method != "POST")
+      return allow("POST");
+    std::string why;
+    auto body = parse_body(req.body, why);
+    if (!body)
+      return send_error(*out, 400, why, "invalid_request_error");
+    if (!body->is_object() || !body->contains("text") || !(*body)["text"].is_string())
+      return send_error(*out, 400, "text is required: the person's input into the step", "invalid_request_error",
+                        "text");
+    int st = runs_->feedback(id, parts[4], (*body)["text"].get<std::string>(), why);
+    if (st == 404)
+      return not_found(why);
+    if (st == 409)
+      return send_error(*out, 409, why, "invalid_request_error", {}, "not_waiting");
+    return out->reply(202, json_headers, json{{"id", id}, {"step_id", parts[4]}, {"feedback", "accepted"}}.dump());
+  }
+  not_found("no route " + req.method + " " + path);
+}
+
+std::shared_ptr<ws_handler> gateway::accept_ws(const request& req, ws_refusal& refusal) {
+  auto refuse = [&](int status, std::string body) {
+    refusal.status = status;
+    refusal.headers = json_headers;
+    refusal.body = std::move(body);
+    return nullptr;
+  };
+  if (req.path() != "/v1/ws")
+    return refuse(404, error_body("no WebSocket endpoint at " + std::string{req.path()} + " (use /v1/ws)",
+                                  "invalid_request_error", {}, "not_found"));
+  auto cap = std::make_shared<capture_responder>();
+  std::shared_ptr<responder> out = cap;
+  if (!authorize(req, out, nullptr))
+    return refuse(cap->status, cap->body);
+  if (draining_)
+    return refuse(503, error_body("the server is shutting down", "service_unavailable", {}, "draining"));
+  return std::make_shared<ws_session>(runs_, 256);
 }
 
 } // namespace squad::server

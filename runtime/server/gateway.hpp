@@ -9,6 +9,9 @@
 #include "runtime/app/squad_tree.hpp"
 #include "runtime/server/auth.hpp"
 #include "runtime/server/http_server.hpp"
+#include "runtime/server/runs.hpp"
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <atomic>
 #include <map>
@@ -39,11 +42,13 @@ public:
   void drain() { draining_ = true; }
 
   const std::map<std::string, api_model>& models() const { return models_; }
+  const std::shared_ptr<run_hub>& runs() const { return runs_; }
 
 private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
   void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key);
   void list_models(std::shared_ptr<responder> out);
+  void runs_api(request& req, std::shared_ptr<responder> out, const std::string& path);
   void metrics(std::shared_ptr<responder> out);
   /// Authenticates (auth: keys) or checks the peer is loopback (auth: none); `key` gets the key's index or no_key.
   bool authorize(const request& req, std::shared_ptr<responder>& out, std::size_t* key);
@@ -59,9 +64,14 @@ private:
   std::vector<std::unique_ptr<key_limits>> keys_;
   std::mutex keys_m_;
   std::shared_ptr<http_server> server_;
+  std::shared_ptr<run_hub> runs_;
   std::atomic<bool> draining_{false};
   std::atomic<std::uint64_t> next_id_{1};
 };
+
+/// Parses POST /v1/runs and WebSocket run.start bodies: {task, workflow?, budget?: {calls?, tokens?},
+/// feedback?: [step, ...] | {step: timeout_ms}}. On a bad field, `why` names it (param) and says what is wrong.
+std::optional<run_request> parse_run_request(const nlohmann::json& body, run_refusal& why);
 
 /// An OpenAI-style error body: {"error": {"message", "type", "param", "code"}}.
 std::string error_body(const std::string& message, const std::string& type, const std::string& param = {},

@@ -412,3 +412,173 @@ TEST_CASE("serve: SIGTERM lets the call in flight finish, then exits 0") {
   CHECK(s.squad.stop() == 0);
   CHECK(s.squad.stdout_text().find("draining") != std::string::npos);
 }
+
+namespace {
+
+// The shipped config (simulated providers) with absolute paths, for whole squad runs.
+std::string sim_yaml() {
+  auto text = test::slurp(SQUAD_SOURCE_DIR "/config/squad.yaml");
+  auto set = [&](const std::string& from, const std::string& to) {
+    auto pos = text.find(from);
+    REQUIRE(pos != std::string::npos);
+    text.replace(pos, from.size(), to);
+  };
+  set("personas_dir: personas", "personas_dir: " SQUAD_SOURCE_DIR "/personas");
+  set("workflows_dir: config/workflows", "workflows_dir: " SQUAD_SOURCE_DIR "/config/workflows");
+  return text;
+}
+
+// The events of an SSE body: (event name, data JSON).
+std::vector<std::pair<std::string, json>> sse_events(const std::string& body) {
+  std::vector<std::pair<std::string, json>> out;
+  std::size_t pos = 0;
+  while ((pos = body.find("event: ", pos)) != std::string::npos) {
+    auto nl = body.find('\n', pos);
+    auto data = body.find("data: ", nl);
+    auto end = body.find("\n\n", data);
+    REQUIRE(end != std::string::npos);
+    out.emplace_back(body.substr(pos + 7, nl - pos - 7), json::parse(body.substr(data + 6, end - data - 6)));
+    pos = end + 2;
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("runs API: POST starts a squad run, its events stream as SSE to run.completed, GET shows the artifacts") {
+  test::serve_process squad{sim_yaml()};
+  auto port = squad.port();
+  auto started = test::request("POST", "127.0.0.1", port, "/v1/runs", R"({"task":"Build a habit tracker","budget":{"calls":20}})");
+  INFO(started.body);
+  REQUIRE(started.status == 202);
+  auto id = json::parse(started.body)["id"].get<std::string>();
+  CHECK(started.header("location") == "/v1/runs/" + id);
+
+  auto events = test::request("GET", "127.0.0.1", port, "/v1/runs/" + id + "/events");
+  REQUIRE(events.status == 200);
+  CHECK(events.header("content-type") == "text/event-stream");
+  CHECK(events.complete); // the stream ends by itself after the last event
+  auto evs = sse_events(events.body);
+  REQUIRE(!evs.empty());
+  CHECK(evs.front().first == "run.started");
+  CHECK(evs.back().first == "run.completed");
+  std::int64_t last_seq = 0;
+  std::size_t completed = 0;
+  for (auto& [name, ev] : evs) {
+    CHECK(ev["type"] == name);
+    CHECK(ev["run_id"] == id);
+    if (name != "step.delta") { // kept events replay in order
+      CHECK(ev["seq"].get<std::int64_t>() > last_seq);
+      last_seq = ev["seq"].get<std::int64_t>();
+    }
+    completed += name == "step.completed";
+  }
+  CHECK(completed == 6);
+
+  auto snap = test::request("GET", "127.0.0.1", port, "/v1/runs/" + id);
+  REQUIRE(snap.status == 200);
+  auto run = json::parse(snap.body);
+  CHECK(run["state"] == "completed");
+  CHECK(run["workflow"] == "greenfield");
+  CHECK(run["steps"].size() == 6);
+  CHECK(!run["artifacts"]["synthesis"].get<std::string>().empty());
+  auto list = json::parse(test::request("GET", "127.0.0.1", port, "/v1/runs").body);
+  CHECK(list["data"][0]["id"] == id);
+  // A finished run cannot be cancelled.
+  auto late = test::request("DELETE", "127.0.0.1", port, "/v1/runs/" + id);
+  CHECK(late.status == 409);
+  CHECK(error_of(late)["code"] == "run_ended");
+}
+
+TEST_CASE("runs API: a step waits for a person's feedback, which its dependents then read; DELETE cancels") {
+  test::serve_process squad{sim_yaml()};
+  auto port = squad.port();
+  auto started = test::request("POST", "127.0.0.1", port, "/v1/runs",
+                               R"({"task":"Build a habit tracker","feedback":{"brief":60000}})");
+  REQUIRE(started.status == 202);
+  auto id = json::parse(started.body)["id"].get<std::string>();
+  // Follow the events until the brief waits.
+  std::string seen;
+  std::atomic<bool> waiting{false};
+  auto follower = std::async(std::launch::async, [&] {
+    return test::stream("GET", "127.0.0.1", port, "/v1/runs/" + id + "/events", "", {}, [&](std::string_view piece) {
+      seen.append(piece);
+      if (seen.find("event: step.awaiting_feedback") != std::string::npos)
+        waiting = true;
+    });
+  });
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!waiting && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(waiting);
+  auto snap = json::parse(test::request("GET", "127.0.0.1", port, "/v1/runs/" + id).body);
+  CHECK(snap["steps"][0]["status"] == "awaiting_feedback");
+  CHECK(snap["steps"][1]["status"] == "pending"); // prd reads brief: it waits too
+
+  auto no_step = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/nope/feedback", R"({"text":"x"})");
+  CHECK(no_step.status == 404);
+  auto not_waiting = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/prd/feedback", R"({"text":"x"})");
+  CHECK(not_waiting.status == 409);
+  auto no_text = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/brief/feedback", R"({"txt":"x"})");
+  CHECK(no_text.status == 400);
+  CHECK(error_of(no_text)["param"] == "text");
+  auto fb = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/brief/feedback",
+                          R"({"text":"Only teams of five or fewer"})");
+  CHECK(fb.status == 202);
+
+  auto r = follower.get();
+  auto evs = sse_events(r.body);
+  REQUIRE(!evs.empty());
+  CHECK(evs.back().first == "run.completed");
+  bool got_feedback = false;
+  for (auto& [name, ev] : evs)
+    got_feedback |= name == "step.feedback" && ev["data"]["text"] == "Only teams of five or fewer";
+  CHECK(got_feedback);
+  auto done = json::parse(test::request("GET", "127.0.0.1", port, "/v1/runs/" + id).body);
+  CHECK(done["artifacts"]["brief"].get<std::string>().find("Only teams of five or fewer") != std::string::npos);
+
+  // Cancelling: a run waiting for feedback is cancelled by DELETE, and says so.
+  auto second = test::request("POST", "127.0.0.1", port, "/v1/runs", R"({"task":"Another","feedback":["brief"]})");
+  REQUIRE(second.status == 202);
+  auto id2 = json::parse(second.body)["id"].get<std::string>();
+  auto del = test::request("DELETE", "127.0.0.1", port, "/v1/runs/" + id2);
+  CHECK(del.status == 202);
+  auto evs2 = sse_events(test::request("GET", "127.0.0.1", port, "/v1/runs/" + id2 + "/events").body);
+  REQUIRE(!evs2.empty());
+  CHECK(evs2.back().first == "run.failed");
+  CHECK(evs2.back().second["data"]["reason"] == "cancelled");
+  CHECK(json::parse(test::request("GET", "127.0.0.1", port, "/v1/runs/" + id2).body)["state"] == "cancelled");
+}
+
+TEST_CASE("runs API: bad requests name the field; unknown runs are 404; /v1/ws without an upgrade is 426") {
+  test::serve_process squad{sim_yaml()};
+  auto port = squad.port();
+  struct bad_case {
+    std::string body, param;
+  };
+  std::vector<bad_case> cases = {
+    {R"({"workflow":"greenfield"})", "task"},
+    {R"({"task":"  "})", "task"},
+    {R"({"task":"x","workflow":"../etc"})", "workflow"},
+    {R"({"task":"x","workflow":"nope"})", "workflow"},
+    {R"({"task":"x","budget":{"calls":0}})", "budget.calls"},
+    {R"({"task":"x","budget":{"dollars":3}})", "budget.dollars"},
+    {R"({"task":"x","feedback":{"nope":1000}})", "feedback"},
+    {R"({"task":"x","feedback":{"brief":-1}})", "feedback.brief"},
+  };
+  for (auto& c : cases) {
+    auto r = test::request("POST", "127.0.0.1", port, "/v1/runs", c.body);
+    INFO(c.body << " -> " << r.body);
+    CHECK(r.status == 400);
+    CHECK(error_of(r)["param"] == c.param);
+  }
+  CHECK(test::request("GET", "127.0.0.1", port, "/v1/runs/run_0000").status == 404);
+  CHECK(test::request("GET", "127.0.0.1", port, "/v1/runs/run_0000/events").status == 404);
+  CHECK(test::request("DELETE", "127.0.0.1", port, "/v1/runs/run_0000").status == 404);
+  auto put = test::request("PUT", "127.0.0.1", port, "/v1/runs", "{}");
+  CHECK(put.status == 405);
+  CHECK(put.header("allow") == "GET, POST");
+  auto ws = test::request("GET", "127.0.0.1", port, "/v1/ws");
+  CHECK(ws.status == 426);
+  CHECK(error_of(ws)["code"] == "upgrade_required");
+}

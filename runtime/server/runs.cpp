@@ -1,0 +1,358 @@
+#include "runtime/server/runs.hpp"
+#include "actors/boss/boss.hpp"
+
+#include <ctime>
+#include <random>
+
+namespace squad::server {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string new_run_id() {
+  static std::mutex m;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> g{m};
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "run_%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+// Starts the boss under root/runs, hands the hub every event, and forwards cancel and feedback to the boss.
+struct listener_state {
+  caf::actor boss;
+  bool cancel_pending = false;
+  std::vector<std::pair<std::string, std::string>> feedback_pending;
+  static inline const char* name = "squad.run_listener";
+};
+
+caf::behavior run_listener(caf::stateful_actor<listener_state>* self, std::weak_ptr<run_hub> hub, std::string id,
+                           run_spec spec, caf::actor root) {
+  self->request(root, caf::infinite, atoms::forward_v, std::string{"runs"},
+                caf::make_message(atoms::start_child_v, boss_child(std::move(spec), root, self)))
+    .then(
+      [self, hub, id](const caf::actor& boss) {
+        auto& st = self->state;
+        st.boss = boss;
+        self->monitor(boss);
+        if (auto h = hub.lock())
+          h->on_boss_started(id, boss);
+        for (auto& [step, text] : st.feedback_pending)
+          self->send(boss, atoms::feedback_v, step, text);
+        st.feedback_pending.clear();
+        if (st.cancel_pending)
+          self->send(boss, atoms::cancel_v);
+      },
+      [self, hub, id](caf::error& err) {
+        if (auto h = hub.lock())
+          h->on_lost(id, "the run could not start: " + error_detail(self->system(), err));
+        self->quit();
+      });
+  self->set_down_handler([self, hub, id](caf::down_msg& msg) {
+    if (auto h = hub.lock())
+      h->on_lost(id, "the run's boss actor stopped: " + error_detail(self->system(), msg.reason));
+    self->quit();
+  });
+  return {
+    [hub, id](run_event& ev) {
+      if (auto h = hub.lock())
+        h->on_event(id, ev);
+    },
+    [](child_event&) {},
+    [self](atoms::cancel) {
+      if (self->state.boss)
+        self->send(self->state.boss, atoms::cancel_v);
+      else
+        self->state.cancel_pending = true;
+    },
+    [self](atoms::feedback, std::string& step, std::string& text) {
+      if (self->state.boss)
+        self->send(self->state.boss, atoms::feedback_v, std::move(step), std::move(text));
+      else
+        self->state.feedback_pending.emplace_back(std::move(step), std::move(text));
+    },
+  };
+}
+
+} // namespace
+
+json event_json(const run_event& ev) {
+  json j{{"type", ev.type}, {"seq", ev.seq}, {"at_ms", ev.at_ms}, {"run_id", ev.run_id}};
+  if (!ev.step_id.empty())
+    j["step_id"] = ev.step_id;
+  if (!ev.persona.empty())
+    j["persona"] = ev.persona;
+  if (!ev.message.empty())
+    j["message"] = ev.message;
+  auto data = json::parse(ev.data_json, nullptr, false);
+  j["data"] = data.is_discarded() ? json::object() : std::move(data);
+  return j;
+}
+
+run_hub::run_hub(caf::actor_system& sys, caf::actor root, const loaded_squad& squad, std::size_t keep_finished)
+  : sys_(sys), root_(std::move(root)), squad_(squad), keep_finished_(keep_finished) {}
+
+run_hub::~run_hub() {
+  std::lock_guard<std::mutex> g{m_};
+  for (auto& [id, r] : runs_)
+    if (r->listener)
+      caf::anon_send_exit(r->listener, caf::exit_reason::user_shutdown);
+}
+
+std::optional<std::string> run_hub::start(const run_request& req, run_refusal& why, run_subscriber first,
+                                          const std::function<void(const std::string&)>& accepted) {
+  auto& cfg = *squad_.cfg;
+  if (req.task.find_first_not_of(" \t\r\n") == std::string::npos) {
+    why = {400, "task is required: a non-empty string", "task", "invalid_value"};
+    return std::nullopt;
+  }
+  auto wf_id = req.workflow.empty() ? cfg.default_workflow : req.workflow;
+  auto wf = load_workflow(cfg.workflows_dir, wf_id, squad_.persona_ids());
+  if (!wf.workflow) {
+    std::string detail;
+    for (auto& p : wf.problems)
+      detail += (detail.empty() ? "" : "; ") + to_string(p);
+    why = {400, "workflow \"" + wf_id + "\" cannot be used: " + detail, "workflow", "invalid_workflow"};
+    return std::nullopt;
+  }
+  run_spec spec;
+  spec.run_id = new_run_id();
+  spec.task = req.task;
+  spec.workflow = *wf.workflow;
+  if (req.budget_calls)
+    spec.workflow.budget_calls = *req.budget_calls;
+  if (req.budget_tokens)
+    spec.workflow.budget_tokens = *req.budget_tokens;
+  for (auto& [step, wait] : req.feedback) {
+    auto& steps = spec.workflow.steps;
+    if (std::none_of(steps.begin(), steps.end(), [&](auto& s) { return s.id == step; })) {
+      why = {400, "feedback names step \"" + step + "\", which workflow " + wf_id + " does not have", "feedback",
+             "invalid_value"};
+      return std::nullopt;
+    }
+    spec.feedback[step] = wait;
+  }
+  for (auto& p : squad_.personas)
+    spec.personas[p.id] = p;
+  spec.step_timeout = cfg.runtime.step_timeout;
+  spec.supervision = cfg.supervision;
+  spec.stream_deltas = true;
+
+  auto entry = std::make_shared<run_entry>();
+  entry->id = spec.run_id;
+  entry->task = req.task;
+  entry->workflow = wf_id;
+  entry->created_unix = static_cast<std::int64_t>(std::time(nullptr));
+  for (auto& s : spec.workflow.steps) {
+    entry->step_order.push_back(s.id);
+    entry->steps[s.id].personas = s.personas;
+  }
+  {
+    std::lock_guard<std::mutex> g{m_};
+    if (first)
+      entry->subs.emplace(next_sub_++, std::move(first));
+    runs_[entry->id] = entry;
+    order_.push_back(entry->id);
+    evict();
+  }
+  auto id = entry->id;
+  if (accepted)
+    accepted(id);
+  auto listener = sys_.spawn(run_listener, weak_from_this(), id, std::move(spec), root_);
+  std::lock_guard<std::mutex> g{m_};
+  entry->listener = listener;
+  return id;
+}
+
+void run_hub::evict() { // under m_
+  std::size_t finished = 0;
+  for (auto& [id, r] : runs_)
+    finished += r->finished();
+  for (auto it = order_.begin(); finished > keep_finished_ && it != order_.end();) {
+    auto r = runs_.find(*it);
+    if (r != runs_.end() && r->second->finished()) {
+      runs_.erase(r);
+      it = order_.erase(it);
+      --finished;
+    } else {
+      ++it;
+    }
+  }
+}
+
+void run_hub::publish(run_entry& r, const json& ev, bool keep) { // under m_
+  if (keep)
+    r.events.push_back(ev);
+  for (auto it = r.subs.begin(); it != r.subs.end();)
+    it = it->second(ev) ? std::next(it) : r.subs.erase(it);
+}
+
+void run_hub::on_event(const std::string& id, const run_event& ev) {
+  auto j = event_json(ev);
+  std::lock_guard<std::mutex> g{m_};
+  auto it = runs_.find(id);
+  if (it == runs_.end())
+    return;
+  auto& r = *it->second;
+  auto& d = j["data"];
+  auto step = r.steps.find(ev.step_id);
+  auto& t = ev.type;
+  if (t == "run.started") {
+    r.state = "running";
+  } else if (step != r.steps.end() && t == "step.started") {
+    step->second.status = "running";
+  } else if (step != r.steps.end() && (t == "step.completed" || t == "step.failed" || t == "step.skipped")) {
+    step->second.status = d.value("status", t.substr(5));
+    step->second.text = d.value("text", "");
+    step->second.error = d.value("error", "");
+    step->second.outputs = d.value("outputs", json::array());
+  } else if (step != r.steps.end() && t == "step.awaiting_feedback") {
+    step->second.status = "awaiting_feedback";
+  } else if (step != r.steps.end() && t == "step.feedback") {
+    step->second.status = "completed";
+    step->second.text += "\n\n### Feedback from a person on " + ev.step_id + "\n" + d.value("text", "") + "\n";
+  } else if (step != r.steps.end() && t == "step.feedback_timeout") {
+    step->second.status = "completed";
+  } else if (t == "run.completed" || t == "run.failed") {
+    r.summary = d;
+    r.reason = d.value("reason", "");
+    r.state = t == "run.completed" ? "completed" : r.reason == "cancelled" ? "cancelled" : "failed";
+  }
+  publish(r, j, t != "step.delta");
+  if (r.finished()) {
+    r.subs.clear(); // the last event went out: every stream ends here
+    evict();
+  }
+}
+
+void run_hub::on_boss_started(const std::string& id, caf::actor boss) {
+  std::lock_guard<std::mutex> g{m_};
+  if (auto it = runs_.find(id); it != runs_.end())
+    it->second->boss = std::move(boss);
+}
+
+void run_hub::on_lost(const std::string& id, const std::string& why) {
+  std::lock_guard<std::mutex> g{m_};
+  auto it = runs_.find(id);
+  if (it == runs_.end() || it->second->finished())
+    return;
+  auto& r = *it->second;
+  r.state = "failed";
+  r.reason = why;
+  json ev{{"type", "run.failed"}, {"seq", static_cast<std::int64_t>(r.events.size()) + 1}, {"run_id", id},
+          {"message", "run failed: " + why}, {"data", {{"reason", why}}}};
+  publish(r, ev, true);
+  r.subs.clear();
+  evict();
+}
+
+std::optional<json> run_hub::snapshot(const std::string& id) const {
+  std::lock_guard<std::mutex> g{m_};
+  auto it = runs_.find(id);
+  if (it == runs_.end())
+    return std::nullopt;
+  auto& r = *it->second;
+  json steps = json::array(), artifacts = json::object();
+  for (auto& sid : r.step_order) {
+    auto& s = r.steps.at(sid);
+    json outputs = json::array();
+    for (auto& o : s.outputs) { // the step's text is the artifact: outputs say who served it
+      auto x = o;
+      x.erase("text");
+      outputs.push_back(std::move(x));
+    }
+    steps.push_back({{"id", sid}, {"status", s.status}, {"personas", s.personas}, {"outputs", std::move(outputs)},
+                     {"error", s.error}});
+    if (!s.text.empty())
+      artifacts[sid] = s.text;
+  }
+  return json{{"id", r.id},
+              {"object", "squad.run"},
+              {"state", r.state},
+              {"task", r.task},
+              {"workflow", r.workflow},
+              {"created", r.created_unix},
+              {"reason", r.reason.empty() ? json(nullptr) : json(r.reason)},
+              {"steps", std::move(steps)},
+              {"artifacts", std::move(artifacts)},
+              {"summary", r.summary.is_null() ? json::object() : r.summary},
+              {"events", r.events.size()}};
+}
+
+json run_hub::list() const {
+  std::lock_guard<std::mutex> g{m_};
+  json data = json::array();
+  for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+    auto& r = *runs_.at(*it);
+    data.push_back({{"id", r.id}, {"state", r.state}, {"workflow", r.workflow}, {"created", r.created_unix}});
+  }
+  return json{{"object", "list"}, {"data", std::move(data)}};
+}
+
+std::uint64_t run_hub::subscribe(const std::string& id, run_subscriber fn) {
+  std::lock_guard<std::mutex> g{m_};
+  auto it = runs_.find(id);
+  if (it == runs_.end())
+    return 0;
+  auto& r = *it->second;
+  for (auto& ev : r.events)
+    if (!fn(ev))
+      return next_sub_++; // the subscriber left during the replay
+  if (r.finished())
+    return next_sub_++;
+  auto sub = next_sub_++;
+  r.subs.emplace(sub, std::move(fn));
+  return sub;
+}
+
+void run_hub::unsubscribe(const std::string& id, std::uint64_t sub) {
+  std::lock_guard<std::mutex> g{m_};
+  if (auto it = runs_.find(id); it != runs_.end())
+    it->second->subs.erase(sub);
+}
+
+int run_hub::cancel(const std::string& id, std::string& why) {
+  std::lock_guard<std::mutex> g{m_};
+  auto it = runs_.find(id);
+  if (it == runs_.end()) {
+    why = "no run " + id;
+    return 404;
+  }
+  if (it->second->finished()) {
+    why = "run " + id + " already ended (" + it->second->state + ")";
+    return 409;
+  }
+  caf::anon_send(it->second->listener, atoms::cancel_v);
+  return 0;
+}
+
+int run_hub::feedback(const std::string& id, const std::string& step, const std::string& text, std::string& why) {
+  std::lock_guard<std::mutex> g{m_};
+  auto it = runs_.find(id);
+  if (it == runs_.end()) {
+    why = "no run " + id;
+    return 404;
+  }
+  auto s = it->second->steps.find(step);
+  if (s == it->second->steps.end()) {
+    why = "run " + id + " has no step " + step;
+    return 404;
+  }
+  if (s->second.status != "awaiting_feedback") {
+    why = "step " + step + " is " + s->second.status + ", not waiting for feedback";
+    return 409;
+  }
+  caf::anon_send(it->second->listener, atoms::feedback_v, step, text);
+  return 0;
+}
+
+std::size_t run_hub::running() const {
+  std::lock_guard<std::mutex> g{m_};
+  std::size_t n = 0;
+  for (auto& [id, r] : runs_)
+    n += !r->finished();
+  return n;
+}
+
+} // namespace squad::server

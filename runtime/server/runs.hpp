@@ -1,0 +1,102 @@
+#pragma once
+// The runs of `squad serve` (REST /v1/runs and WebSocket sessions): starts a squad run on the actor tree, keeps its
+// state and event log in memory, and fans its events out to subscribers (SSE streams, WebSocket sessions).
+//
+// Per run, a small listener actor starts the boss under root/runs and turns every run_event into JSON for the hub.
+// step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
+// subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
+// evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
+#include "runtime/app/squad_tree.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <mutex>
+
+namespace squad::server {
+
+/// A subscriber gets each event (JSON with type, seq, run_id, ...). It returns false to unsubscribe.
+using run_subscriber = std::function<bool(const nlohmann::json& event)>;
+
+/// What starting a run needs from the client.
+struct run_request {
+  std::string task;
+  std::string workflow;                   ///< "" : the config's default_workflow
+  std::optional<std::int64_t> budget_calls, budget_tokens;
+  std::map<std::string, millis> feedback; ///< steps that wait for a person's input, beyond the workflow's own
+};
+
+/// A refusal: the HTTP status and an OpenAI-style error's message and param.
+struct run_refusal {
+  int status = 400;
+  std::string message, param, code;
+};
+
+class run_hub : public std::enable_shared_from_this<run_hub> {
+public:
+  run_hub(caf::actor_system& sys, caf::actor root, const loaded_squad& squad, std::size_t keep_finished = 200);
+  ~run_hub();
+
+  /// Validates and starts a run; returns its id, or nullopt with `why` filled. `first` (optional) is subscribed
+  /// before the run starts, so it sees every event; `accepted` (optional) is called with the id before any event.
+  /// The hub must be owned by a shared_ptr.
+  std::optional<std::string> start(const run_request& req, run_refusal& why, run_subscriber first = {},
+                                   const std::function<void(const std::string&)>& accepted = {});
+
+  /// The run's state, steps and artifacts, or nullopt for an unknown id.
+  std::optional<nlohmann::json> snapshot(const std::string& id) const;
+  /// Summaries of the runs kept, newest first.
+  nlohmann::json list() const;
+
+  /// Replays the kept events, then follows live ones (until the subscriber returns false or the run ends).
+  /// Returns a subscription id (0: unknown run).
+  std::uint64_t subscribe(const std::string& id, run_subscriber fn);
+  void unsubscribe(const std::string& id, std::uint64_t sub);
+
+  /// Cancels a running run: 0 ok (the run.failed event follows), else an HTTP status (404 unknown, 409 finished).
+  int cancel(const std::string& id, std::string& why);
+  /// A person's input into a step waiting for it: 0 ok, else 404 (unknown run or step) or 409 (not waiting).
+  int feedback(const std::string& id, const std::string& step, const std::string& text, std::string& why);
+
+  /// Called by the run's listener actor.
+  void on_event(const std::string& id, const run_event& ev);
+  void on_boss_started(const std::string& id, caf::actor boss);
+  void on_lost(const std::string& id, const std::string& why);
+
+  std::size_t running() const;
+
+private:
+  struct step_view {
+    std::string status = "pending";
+    std::vector<std::string> personas;
+    nlohmann::json outputs = nlohmann::json::array();
+    std::string text, error;
+  };
+  struct run_entry {
+    std::string id, task, workflow, state = "starting", reason;
+    std::int64_t created_unix = 0;
+    std::vector<std::string> step_order;
+    std::map<std::string, step_view> steps;
+    std::vector<nlohmann::json> events;
+    std::map<std::uint64_t, run_subscriber> subs;
+    caf::actor boss, listener;
+    nlohmann::json summary; // the run.completed / run.failed data
+    bool finished() const { return state == "completed" || state == "failed" || state == "cancelled"; }
+  };
+  void publish(run_entry& r, const nlohmann::json& ev, bool keep);
+  void evict();
+
+  caf::actor_system& sys_;
+  caf::actor root_;
+  loaded_squad squad_;
+  std::size_t keep_finished_;
+  mutable std::mutex m_;
+  std::map<std::string, std::shared_ptr<run_entry>> runs_;
+  std::vector<std::string> order_; // ids by creation
+  std::uint64_t next_sub_ = 1;
+};
+
+/// A run event as the API shows it: {type, seq, at_ms, run_id, step_id?, persona?, message, data}.
+nlohmann::json event_json(const run_event& ev);
+
+} // namespace squad::server
