@@ -39,6 +39,9 @@ struct call_request {
   std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
   caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
   std::shared_ptr<call_sink> sink; ///< the answer's destination when the caller is not an actor (in-process only)
+  /// Set by the dispatcher on a first attempt with a sink: a good upstream answer goes to the sink straight from the
+  /// io thread that received it (one crossing each way); the actors learn of it afterwards. Not serialized.
+  bool answer_direct = false;
 };
 
 enum class squad_errc : std::uint8_t;

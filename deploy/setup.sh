@@ -2,8 +2,10 @@
 # Squad's one entry point for a fresh Debian 12 machine: installs what is missing, builds, then
 #   deploy/setup.sh run   builds Release and runs `squad run` on a sample task (simulated providers)
 #   deploy/setup.sh test  builds Debug and runs the whole test suite with ctest
-#   deploy/setup.sh deps  only installs what is missing
+#   deploy/setup.sh deps  only installs what is missing (the test tools included)
 # Idempotent: packages already installed are not touched; builds are incremental (ccache when present).
+# The end-to-end tests with real clients (tests/js, run by ctest) also need Node.js with npm, promtool (Debian's
+# prometheus package) and the npm packages of tests/js/package.json, installed into tests/js/node_modules.
 set -euo pipefail
 
 mode=${1:-}
@@ -14,23 +16,52 @@ cd "$root"
 packages=(
   g++ cmake make pkg-config ccache
   libcaf-dev libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev catch2 openssl
+  libgoogle-perftools-dev
 )
 
-install_missing() {
+sudo=()
+if [[ $(id -u) != 0 ]]; then
+  sudo=(sudo)
+fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+install_missing() { # install_missing [tests]: with "tests", also what tests/js needs
   local missing=()
   for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
   done
-  if ((${#missing[@]} == 0)); then
-    return
+  if [[ ${1:-} == tests ]]; then
+    # Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's npm package):
+    # a working command is enough.
+    command -v node >/dev/null 2>&1 || installed nodejs || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || installed npm || missing+=(npm)
+    command -v promtool >/dev/null 2>&1 || installed prometheus || missing+=(prometheus)
   fi
-  echo "setup: installing ${missing[*]}"
-  local sudo=()
-  if [[ $(id -u) != 0 ]]; then
-    sudo=(sudo)
+  if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    "${sudo[@]}" apt-get update -q
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+      # Only promtool is wanted: the package's own server (port 9090) is stopped and disabled where it started.
+      if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+        "${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+      else
+        "${sudo[@]}" service prometheus stop >/dev/null 2>&1 || true
+        if command -v update-rc.d >/dev/null 2>&1; then
+          "${sudo[@]}" update-rc.d prometheus disable >/dev/null 2>&1 || true
+        fi
+      fi
+    fi
   fi
-  "${sudo[@]}" apt-get update -q
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [[ ${1:-} == tests ]]; then
+    # The npm packages of the JS tests, when missing or older than package.json.
+    if [[ ! -d tests/js/node_modules || tests/js/package.json -nt tests/js/node_modules ]]; then
+      echo "setup: npm install --prefix tests/js"
+      npm install --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
+      touch tests/js/node_modules
+    fi
+  fi
 }
 
 jobs=${SQUAD_JOBS:-2}
@@ -52,7 +83,7 @@ build() { # build DIR TYPE [TARGET...]
 
 case "$mode" in
   deps)
-    install_missing
+    install_missing tests
     ;;
   run)
     install_missing
@@ -60,7 +91,7 @@ case "$mode" in
     ./build/release/runtime/app/squad run "${SQUAD_TASK:-Build a habit tracker for small teams}"
     ;;
   test)
-    install_missing
+    install_missing tests
     build build/debug Debug
     ctest --test-dir build/debug --output-on-failure -j "$jobs"
     ;;

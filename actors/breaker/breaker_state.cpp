@@ -50,6 +50,7 @@ void breaker_state::trip(steady_time now) {
   open_until_ = now + s_.cooldown;
   consecutive_ = 0;
   recent_.clear();
+  recent_calls_ = recent_failures_ = 0;
   probes_out_ = 0;
   probes_ok_ = 0;
 }
@@ -84,16 +85,23 @@ std::optional<breaker_phase> breaker_state::record(outcome o, steady_time now) {
       ++generation_;
       consecutive_ = 0;
       recent_.clear();
+      recent_calls_ = recent_failures_ = 0;
     }
   } else if (before == breaker_phase::closed) {
     consecutive_ = failed ? consecutive_ + 1 : 0;
-    recent_.emplace_back(now, failed);
-    while (!recent_.empty() && recent_.front().first + s_.window <= now)
+    if (recent_.empty() || now - recent_.back().at >= s_.window / 1000)
+      recent_.push_back({now, 0, 0});
+    ++recent_.back().calls;
+    recent_.back().failures += failed;
+    ++recent_calls_;
+    recent_failures_ += failed;
+    while (!recent_.empty() && recent_.front().at + s_.window <= now) {
+      recent_calls_ -= recent_.front().calls;
+      recent_failures_ -= recent_.front().failures;
       recent_.pop_front();
-    std::int64_t failures = 0;
-    for (auto& r : recent_)
-      failures += r.second;
-    auto calls = static_cast<std::int64_t>(recent_.size());
+    }
+    auto failures = recent_failures_;
+    auto calls = recent_calls_;
     bool ratio_hit = calls >= s_.min_calls && static_cast<double>(failures) >= s_.ratio * static_cast<double>(calls);
     if (consecutive_ >= s_.consecutive || (failed && ratio_hit))
       trip(now);

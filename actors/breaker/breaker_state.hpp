@@ -67,7 +67,14 @@ private:
   breaker_settings s_;
   breaker_phase phase_ = breaker_phase::closed;
   std::int64_t consecutive_ = 0;
-  std::deque<std::pair<steady_time, bool>> recent_; // (when, failed) within window
+  // Calls within the window, coalesced: calls less than window/1000 after a slot's start join it (and leave the
+  // window with it), so memory stays bounded (about 1000 slots) at any call rate; totals kept as they change.
+  struct slot {
+    steady_time at;
+    std::int64_t calls = 0, failures = 0;
+  };
+  std::deque<slot> recent_;
+  std::int64_t recent_calls_ = 0, recent_failures_ = 0;
   steady_time open_until_{};
   std::int64_t probes_out_ = 0;
   std::int64_t probes_ok_ = 0;

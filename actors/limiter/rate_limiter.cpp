@@ -185,7 +185,31 @@ rate_limiter rate_limiter::simulation() const {
   return sim;
 }
 
+std::int64_t rate_limiter::headroom(steady_time now) const {
+  if (s_.tokens > 0 || s_.min_interval.count() > 0 || pause_until_ > now)
+    return 0; // rules the quick count does not model: the caller simulates
+  auto span = nanos(s_.per) + nanos(s_.window_margin);
+  // window_log_ is in time order; entries at or before now - span have left the window
+  auto live = std::upper_bound(window_log_.begin(), window_log_.end(), now - span);
+  auto n = effective_window_cap() - static_cast<std::int64_t>(window_log_.end() - live);
+  if (quota_left_ && quota_reset_ > now)
+    n = std::min(n, *quota_left_ - static_cast<std::int64_t>(admitted_seq_ - quota_seq_));
+  double cap = static_cast<double>(std::max<std::int64_t>(1, std::min(s_.burst, requests_now(s_, announced_))));
+  double bucket = now > refilled_at_
+                    ? std::min(cap, bucket_ + std::chrono::duration<double>(now - refilled_at_).count() * effective_rate_per_s())
+                    : bucket_;
+  n = std::min(n, static_cast<std::int64_t>(std::floor(bucket + 1e-9)));
+  std::int64_t held = 0;
+  for (auto& [id, p] : permits_)
+    held += p.started + nanos(s_.permit_ttl) > now;
+  n = std::min(n, s_.concurrency - held);
+  return std::max<std::int64_t>(0, n);
+}
+
 steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const {
+  // The common case, without copying the limiter: every rule lets `ahead` + 1 calls through right now.
+  if (headroom(now) > std::max<std::int64_t>(0, ahead))
+    return now;
   rate_limiter sim = simulation();
   auto t = now;
   auto n = std::min<std::int64_t>(ahead, 10000); // beyond that, the estimate is long enough to route elsewhere

@@ -76,6 +76,10 @@ public:
   /// first release has measured it). `never` when it cannot be.
   steady_time estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const;
 
+  /// How many calls every rule would admit at `now`, one after another, without time passing; 0 also when a rule
+  /// it does not count applies (tokens, min_interval, a pause). estimate() uses it to skip its simulation.
+  std::int64_t headroom(steady_time now) const;
+
   /// For waiters in queue order (tokens, queue deadline): whether each can still be admitted by its deadline
   /// when the ones before it that can go first (concurrency as in estimate()). A waiter that cannot takes no slot.
   std::vector<bool> feasible(steady_time now, const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const;

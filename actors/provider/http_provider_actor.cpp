@@ -26,9 +26,9 @@ using http_provider_actor = caf::stateful_actor<http_provider_state>;
 class call_handler final : public net::http_handler {
 public:
   call_handler(caf::actor owner, std::uint64_t id, api_kind kind, const std::string& secret,
-               std::shared_ptr<call_sink> sink)
+               std::shared_ptr<call_sink> sink, bool stream, bool direct, chain_target target)
     : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()),
-      sink_(std::move(sink)) {}
+      sink_(std::move(sink)), stream_(stream), direct_(direct), target_(std::move(target)) {}
 
   void on_head(int status, const header_list& headers) override {
     assembler_.on_head(status, headers, std::chrono::system_clock::now());
@@ -36,7 +36,7 @@ public:
 
   void on_data(std::string_view piece) override {
     auto delta = assembler_.on_data(piece);
-    if (sink_ && !delta.empty()) // streamed straight on to the client, from this io thread
+    if (stream_ && sink_ && !delta.empty()) // streamed straight on to the client, from this io thread
       sink_->delta(delta);
   }
 
@@ -45,6 +45,20 @@ public:
     auto took = std::chrono::steady_clock::now() - started_;
     reply.latency_ms = std::chrono::duration_cast<millis>(took).count();
     reply.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+    // A good answer goes to the client from here; the dispatcher's later delivery to the sink is then a no-op.
+    // Anything else (a failure, an empty or truncated answer) is the dispatcher's to judge: fallback, escalation.
+    if (direct_ && sink_ && reply.result == outcome::ok && reply.finish_reason != "length" &&
+        reply.text.find_first_not_of(" \t\r\n") != std::string::npos) {
+      call_result r;
+      r.text = reply.text;
+      r.finish_reason = reply.finish_reason;
+      r.served_by = target_;
+      r.usage = reply.usage;
+      r.latency_ms = reply.latency_ms;
+      r.upstream_us = reply.latency_us;
+      r.attempts.push_back({target_.provider, target_.model, "ok", {}, reply.latency_ms});
+      sink_->done(std::move(r));
+    }
     caf::anon_send(owner_, atoms::done_v, id_, std::move(reply));
   }
 
@@ -53,7 +67,9 @@ private:
   std::uint64_t id_;
   reply_assembler assembler_;
   std::chrono::steady_clock::time_point started_;
-  std::shared_ptr<call_sink> sink_; // set when the caller streams to a client
+  std::shared_ptr<call_sink> sink_; // set when the caller streams to a client or is answered from here
+  bool stream_, direct_;
+  chain_target target_;
 };
 
 caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
@@ -81,9 +97,10 @@ caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std:
         req.total = millis{call.request.timeout_ms};
       auto id = st.next_id++;
       st.pending.emplace(id, self->make_response_promise());
-      auto sink = call.request.stream ? call.request.sink : nullptr;
-      auto handler =
-        std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key, std::move(sink));
+      bool direct = call.request.answer_direct;
+      auto sink = call.request.stream || direct ? call.request.sink : nullptr;
+      auto handler = std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key,
+                                                    std::move(sink), call.request.stream, direct, call.target);
       st.pool->submit(std::move(req), std::move(handler));
       return caf::delegated<upstream_reply>{};
     },

@@ -238,6 +238,11 @@ measure() {
     na "$t" "wrk printed no result at c=1: $(tail -n 1 "$work/$t.c1.txt")"
     return
   fi
+  if [[ $t == squad ]]; then # Squad's own view: the time a call spent in Squad outside the upstream exchange
+    curl -s --max-time 5 "${url%/v1/chat/completions}/metrics" >"$work/$t.c1.metrics" || true
+    R[$t.overhead]=$(awk '/^squad_gateway_overhead_seconds_sum /{s=$2} /^squad_gateway_overhead_seconds_count /{c=$2}
+      END {if (c > 0) printf "%.1f", s / c * 1e6; else print "n/a"}' "$work/$t.c1.metrics")
+  fi
 
   local sampler="" peak_file=$work/$t.peak
   echo 0 >"$peak_file"
@@ -436,6 +441,9 @@ for t in "${order[@]}"; do
   [[ -z ${R[$t.na]:-} ]] || continue
   printf '%s: c=1 %.0f req/s; c=%s p50 %s ms; %s\n' "$t" "${R[$t.c1_rps]}" "$conns" "$(ms "${R[$t.c32_p50_us]}")" \
     "${R[$t.detail]}"
+  if [[ -n ${R[$t.overhead]:-} ]]; then
+    echo "$t: mean time a c=1 call spent in Squad outside the upstream exchange (its own histogram): ${R[$t.overhead]} us"
+  fi
 done
 
 # Pass/fail against Squad's targets. Portkey is checked against the same numbers for comparison; RSS only for Squad.

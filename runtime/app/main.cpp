@@ -98,7 +98,7 @@ int run(const run_options& o) {
   run_recorder recorder(out_dir, o.task, wf_id, o.quiet ? nullptr : &std::cout);
 
   caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads);
+  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads, cfg.runtime.spin_polls);
   caf::actor_system sys{sys_cfg};
   // Declared after the actor system, so the io threads stop before the system shuts down.
   std::unique_ptr<net::io_runtime> io;
@@ -185,7 +185,7 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sopts.read_timeout = cfg.server.read_timeout;
 
   caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads);
+  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads, cfg.runtime.spin_polls);
   caf::actor_system sys{sys_cfg};
   net::io_runtime io{static_cast<int>(cfg.runtime.io_threads)};
   auto pools = make_provider_pools(io, cfg, problems);

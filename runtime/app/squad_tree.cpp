@@ -6,6 +6,7 @@
 #include "actors/provider/provider.hpp"
 #include "actors/supervisor/supervisor.hpp"
 
+#include <algorithm>
 #include <fstream>
 
 namespace squad {
@@ -64,11 +65,14 @@ loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_pr
   return finish_loading(load_config_text(yaml_text), problems);
 }
 
-void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads) {
+void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads, std::int64_t spin_polls) {
   register_message_types(cfg);
   cfg.set("scheduler.max-threads", static_cast<std::size_t>(scheduler_threads));
   // Workers otherwise nap in 50us polls that a message from a non-CAF thread does not interrupt.
   cfg.set("work-stealing.moderate-poll-attempts", static_cast<std::size_t>(0));
+  // Then poll a while before sleeping: a message from an io thread finds the worker awake (measured: the added
+  // latency of a gateway call fell from 0.15 ms to 0.03 ms p50 at 20000 polls).
+  cfg.set("work-stealing.aggressive-poll-attempts", static_cast<std::size_t>(std::max<std::int64_t>(1, spin_polls)));
 }
 
 bool needs_http(const config& cfg) {

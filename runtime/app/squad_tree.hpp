@@ -30,7 +30,8 @@ loaded_squad load_squad(const std::string& config_file, std::vector<config_probl
 loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_problem>& problems);
 
 /// Applies Squad's scheduler settings (threads, no sleep-and-poll phase) and registers message types.
-void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads);
+/// `spin_polls`: runtime.spin_polls (CAF's aggressive-poll-attempts).
+void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads, std::int64_t spin_polls = 100);
 
 /// Whether any provider talks HTTP (then an io_runtime and make_provider_pools are needed).
 bool needs_http(const config& cfg);

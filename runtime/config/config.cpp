@@ -545,7 +545,8 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   }
   if (auto n = yaml_reader::find(root, "runtime"); n && r.is_map(*n, "runtime")) {
     r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout", "queue_wait", "route_slack", "cache",
-                                 "cache_entries", "cache_ttl", "request_calls"});
+                                 "cache_entries", "cache_ttl", "request_calls", "spin_polls"});
+    r.get(*n, "runtime", "spin_polls", cfg.runtime.spin_polls);
     r.get(*n, "runtime", "cache", cfg.runtime.cache);
     r.get(*n, "runtime", "cache_entries", cfg.runtime.cache_entries);
     r.get(*n, "runtime", "cache_ttl", cfg.runtime.cache_ttl);
@@ -697,6 +698,8 @@ std::vector<config_problem> validate(const config& cfg) {
   positive_ms("supervision.period", cfg.supervision.period);
   if (cfg.runtime.io_threads < 1 || cfg.runtime.io_threads > 16)
     add("runtime.io_threads", "must be between 1 and 16");
+  if (cfg.runtime.spin_polls < 0 || cfg.runtime.spin_polls > 1000000)
+    add("runtime.spin_polls", "must be between 0 and 1000000");
   if (cfg.runtime.scheduler_threads < 1 || cfg.runtime.scheduler_threads > 64)
     add("runtime.scheduler_threads", "must be between 1 and 64");
   positive_ms("runtime.step_timeout", cfg.runtime.step_timeout);

@@ -1226,3 +1226,48 @@ TEST_CASE("rate_limiter: an untouched throttle has nothing to restore", "[limite
   CHECK_FALSE(rl.maybe_restore(at(100000000)));
   CHECK(rl.factor() == 1.0);
 }
+
+TEST_CASE("headroom is exactly how many calls try_acquire admits at once; estimate skips its simulation only then") {
+  // Random states of window, bucket and concurrency (the rules headroom counts): at each, `h` acquisitions at the
+  // same instant succeed and the next one fails, and estimate(now, ahead) is now for every ahead < h.
+  std::mt19937 rng{7};
+  for (int round = 0; round < 200; ++round) {
+    auto s = open_settings();
+    s.requests = 1 + static_cast<std::int64_t>(rng() % 20);
+    s.per = std::chrono::milliseconds{100 + rng() % 2000};
+    s.burst = 1 + static_cast<std::int64_t>(rng() % 8);
+    s.concurrency = 1 + static_cast<std::int64_t>(rng() % 6);
+    rate_limiter l{s, t0};
+    auto now = t0;
+    std::vector<std::uint64_t> held;
+    for (int step = 0, n = static_cast<int>(rng() % 30); step < n; ++step) {
+      now += std::chrono::milliseconds{rng() % 300};
+      if (!held.empty() && rng() % 2) {
+        l.release(held.back(), now, -1);
+        held.pop_back();
+      } else if (auto v = l.try_acquire(now, 0); v.admitted) {
+        held.push_back(v.permit);
+      }
+    }
+    auto h = l.headroom(now);
+    for (std::int64_t ahead = 0; ahead < h; ++ahead)
+      CHECK(l.estimate(now, ahead, 0) == now);
+    auto copy = l;
+    for (std::int64_t i = 0; i < h; ++i)
+      REQUIRE(copy.try_acquire(now, 0).admitted);
+    CHECK_FALSE(copy.try_acquire(now, 0).admitted);
+  }
+}
+
+TEST_CASE("headroom is 0 under the rules it does not count (a pause, min_interval, tokens)") {
+  auto s = open_settings();
+  s.min_interval = std::chrono::milliseconds{10};
+  CHECK(rate_limiter{s, t0}.headroom(t0) == 0);
+  auto t = open_settings();
+  t.tokens = 1000;
+  CHECK(rate_limiter{t, t0}.headroom(t0) == 0);
+  rate_limiter p{open_settings(), t0};
+  p.pause_until(at(500));
+  CHECK(p.headroom(at(100)) == 0);
+  CHECK(p.headroom(at(500)) > 0);
+}
