@@ -28,6 +28,7 @@ struct call_request {
   std::string run_id;  ///< empty outside a run
   std::string step_id; ///< empty outside a run
   std::string persona; ///< empty for a direct provider/model call
+  std::string budget_id; ///< outside a run: calls with the same id share one budget of LLM calls (X-Squad-Run)
   std::vector<chat_message> messages;
   std::uint8_t priority = 255; ///< priority_class as a number (0 = P0); 255: the persona's default
   std::int64_t max_tokens = 1024;
@@ -213,7 +214,7 @@ typename I::result_type inspect(I& f, chat_message& x) {
 }
 template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
-  return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona,
+  return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id,
            x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.stream, x.prefer_worker,
            x.cache_mode, x.events);
 }

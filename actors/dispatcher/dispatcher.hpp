@@ -24,6 +24,8 @@ struct dispatch_options {
   millis route_slack{250};  ///< another target must be sooner than the preferred one by more than this
   cache_settings cache;     ///< the response cache, shared by every call through this dispatcher
   std::int64_t request_calls = 3; ///< a call outside a run may make at most this many LLM calls (attempts sent)
+  std::int64_t shared_calls = 16; ///< calls with one budget_id (X-Squad-Run) may make this many LLM calls together
+  millis shared_ttl{3600000};     ///< a budget_id unused this long is forgotten (its budget starts afresh)
 };
 
 /// `root` is the root supervisor: provider actors are reached as root/providers/<name>, their limiter and breaker

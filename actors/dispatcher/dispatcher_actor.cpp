@@ -76,6 +76,11 @@ struct dispatcher_state {
   std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
   std::optional<response_cache> cache;
   std::map<std::string, caf::actor> handles; // "providers/<p>:limiter" etc. -> the actor, once looked up (null: asking)
+  struct shared_budget {
+    std::int64_t sent = 0; // LLM calls made under this id
+    steady_time last_used;
+  };
+  std::map<std::string, shared_budget> shared; // by call_request::budget_id (X-Squad-Run)
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -230,6 +235,14 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
   step(self, id);
 }
 
+// Whether a call's shared budget (X-Squad-Run) is spent. P0 runs beyond it, as in a run.
+bool shared_spent(dispatcher_actor* self, const call_request& req) {
+  if (req.budget_id.empty() || req.priority == 0)
+    return false;
+  auto it = self->state.shared.find(req.budget_id);
+  return it != self->state.shared.end() && it->second.sent >= self->state.opts.shared_calls;
+}
+
 void step(dispatcher_actor* self, std::uint64_t id) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
@@ -237,18 +250,24 @@ void step(dispatcher_actor* self, std::uint64_t id) {
   auto& c = i->second;
   auto now = self->clock().now();
   auto d = c.walker.next(now);
-  bool spent = c.req.run_id.empty() && c.sent >= self->state.opts.request_calls;
+  auto& opts = self->state.opts;
+  std::string spent_why;
+  if (c.req.run_id.empty() && c.sent >= opts.request_calls)
+    spent_why = "the request's budget of " + std::to_string(opts.request_calls) + " LLM calls is spent";
+  else if (shared_spent(self, c.req))
+    spent_why = "the budget of " + std::to_string(opts.shared_calls) + " LLM calls of X-Squad-Run " + c.req.budget_id +
+                " is spent";
+  bool spent = !spent_why.empty();
   if (spent && d.what != chain_walker::action::exhausted) {
-    note_event(self, c.req.events, "call.budget_spent", c.req.step_id, c.req.persona,
-               "the request's budget of " + std::to_string(self->state.opts.request_calls) + " LLM calls is spent",
-               nlohmann::json{{"calls", self->state.opts.request_calls}}.dump());
+    note_event(self, c.req.events, "call.budget_spent", c.req.step_id, c.req.persona, spent_why,
+               nlohmann::json{{"calls", c.req.budget_id.empty() ? opts.request_calls : opts.shared_calls},
+                              {"budget_id", c.req.budget_id}}.dump());
     d.what = chain_walker::action::exhausted;
   }
   switch (d.what) {
     case chain_walker::action::exhausted: {
       auto why = std::string{"chain exhausted ("} +
-                 (spent ? "the request's budget of " + std::to_string(self->state.opts.request_calls) + " LLM calls is spent"
-                        : c.walker.exhausted_reason(now)) +
+                 (spent ? spent_why : c.walker.exhausted_reason(now)) +
                  " after " + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
       if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
         note_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
@@ -481,6 +500,11 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
   auto& t = c.req.chain[target];
   auto remaining = c.started + millis{c.req.timeout_ms} - now;
   ++c.sent;
+  if (!c.req.budget_id.empty()) {
+    auto& b = self->state.shared[c.req.budget_id];
+    ++b.sent;
+    b.last_used = now;
+  }
   provider_call call{t, c.req};
   call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
@@ -573,6 +597,24 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       if (req.cache_mode == cache_only)
         return refuse(squad_errc::shed, st.cache->settings().enabled ? "no cached answer"
                                                                       : "no cached answer (the cache is off)");
+      if (!req.budget_id.empty()) { // a shared budget: forget idle ones, refuse when it is spent
+        auto now = self->clock().now();
+        if (st.shared.size() > 1000)
+          std::erase_if(st.shared, [&](auto& kv) { return kv.second.last_used + st.opts.shared_ttl <= now; });
+        auto& b = st.shared[req.budget_id];
+        if (b.sent == 0)
+          b.last_used = now;
+        if (shared_spent(self, req)) {
+          auto why = "the budget of " + std::to_string(st.opts.shared_calls) + " LLM calls of X-Squad-Run " +
+                     req.budget_id + " is spent";
+          metrics::registry::global().inc("squad_budget_decisions_total",
+                                          {{"class", to_string(static_cast<priority_class>(req.priority > 3 ? 1 : req.priority))},
+                                           {"action", "shed"}, {"reason", "budget_spent"}});
+          note_event(self, req.events, "call.budget_spent", req.step_id, req.persona, why,
+                     nlohmann::json{{"calls", st.opts.shared_calls}, {"budget_id", req.budget_id}}.dump());
+          return refuse(squad_errc::shed, "budget spent: " + why);
+        }
+      }
       if (req.run_id.empty()) { // outside a run no allocator decided: shed here, by class and pressure
         auto level = observe(self, req.events);
         auto cls = static_cast<priority_class>(req.priority > 3 ? 1 : req.priority);

@@ -124,6 +124,7 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
   dopts.cache.max_entries = static_cast<std::size_t>(cfg.runtime.cache_entries);
   dopts.cache.ttl = cfg.runtime.cache_ttl;
   dopts.request_calls = cfg.runtime.request_calls;
+  dopts.shared_calls = cfg.runtime.shared_calls;
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)
     personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), root](caf::local_actor* parent) {

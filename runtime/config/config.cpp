@@ -545,7 +545,9 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   }
   if (auto n = yaml_reader::find(root, "runtime"); n && r.is_map(*n, "runtime")) {
     r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout", "queue_wait", "route_slack", "cache",
-                                 "cache_entries", "cache_ttl", "request_calls", "spin_polls"});
+                                 "cache_entries", "cache_ttl", "request_calls", "spin_polls",
+                                 "shared_calls"});
+    r.get(*n, "runtime", "shared_calls", cfg.runtime.shared_calls);
     r.get(*n, "runtime", "spin_polls", cfg.runtime.spin_polls);
     r.get(*n, "runtime", "cache", cfg.runtime.cache);
     r.get(*n, "runtime", "cache_entries", cfg.runtime.cache_entries);
@@ -741,6 +743,8 @@ std::vector<config_problem> validate(const config& cfg) {
     add("runtime.cache_entries", "must be >= 1 (turn the cache off with runtime.cache: false)");
   if (cfg.runtime.request_calls < 1)
     add("runtime.request_calls", "must be >= 1");
+  if (cfg.runtime.shared_calls < 1)
+    add("runtime.shared_calls", "must be >= 1");
   return out;
 }
 

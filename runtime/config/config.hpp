@@ -128,6 +128,7 @@ struct runtime_config {
   std::int64_t cache_entries = 1000;  ///< its size bound in entries, default 1000
   millis cache_ttl{600000};           ///< how long an answer is served, default 10 minutes
   std::int64_t request_calls = 3;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
+  std::int64_t shared_calls = 16;     ///< LLM calls the API calls sharing one X-Squad-Run id may make together
 };
 
 struct config {

@@ -211,6 +211,10 @@ private:
     }
     switch (code) {
       case squad_errc::shed:
+        if (detail.rfind("budget spent: ", 0) == 0) // a shared budget does not come back by waiting a little
+          return send_error(*out_, 429, detail.substr(14) + " (use a new X-Squad-Run id, or wait until this one is "
+                                                            "unused for an hour)",
+                            "insufficient_quota", {}, "budget_spent", 3600);
         return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed", 5);
       case squad_errc::deadline_exceeded:
         return send_error(*out_, 504, detail, "timeout", {}, "deadline_exceeded");
@@ -588,9 +592,13 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
       return send_error(*out, 400, "X-Squad-Cache must be use, only or bypass (got \"" + std::string{h} + "\")",
                         "invalid_request_error", "X-Squad-Cache");
   }
-  if (auto h = trim(req.header("x-squad-run")); !h.empty())
-    return send_error(*out, 400, "X-Squad-Run (a shared budget across calls) is not supported by this build yet",
-                      "invalid_request_error", "X-Squad-Run", "not_supported");
+  if (auto h = trim(req.header("x-squad-run")); !h.empty()) { // calls with one id share one budget of LLM calls
+    if (h.size() > 128 || h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") !=
+                            std::string_view::npos)
+      return send_error(*out, 400, "X-Squad-Run must be 1 to 128 of [A-Za-z0-9._:-] (got \"" + std::string{h} + "\")",
+                        "invalid_request_error", "X-Squad-Run");
+    call.budget_id = std::string{h};
+  }
   if (key != no_key && !admit_key(key, out)) // limits count only calls that would be sent
     return;
   auto id = "chatcmpl-squad-" + std::to_string(next_id_.fetch_add(1));

@@ -195,6 +195,8 @@ void run_hub::on_event(const std::string& id, const run_event& ev) {
   if (it == runs_.end())
     return;
   auto& r = *it->second;
+  r.last_seq = std::max(r.last_seq, ev.seq);
+  r.last_at_ms = std::max(r.last_at_ms, ev.at_ms);
   auto& d = j["data"];
   auto step = r.steps.find(ev.step_id);
   auto& t = ev.type;
@@ -240,7 +242,7 @@ void run_hub::on_lost(const std::string& id, const std::string& why) {
   auto& r = *it->second;
   r.state = "failed";
   r.reason = why;
-  json ev{{"type", "run.failed"}, {"seq", static_cast<std::int64_t>(r.events.size()) + 1}, {"run_id", id},
+  json ev{{"type", "run.failed"}, {"seq", ++r.last_seq}, {"at_ms", r.last_at_ms}, {"run_id", id},
           {"message", "run failed: " + why}, {"data", {{"reason", why}}}};
   publish(r, ev, true);
   r.subs.clear();

@@ -75,6 +75,7 @@ private:
   struct run_entry {
     std::string id, task, workflow, state = "starting", reason;
     std::int64_t created_unix = 0;
+    std::int64_t last_seq = 0, last_at_ms = 0; // of the last event, step.delta included
     std::vector<std::string> step_order;
     std::map<std::string, step_view> steps;
     std::vector<nlohmann::json> events;

@@ -54,7 +54,8 @@ std::string squad_yaml(const test::mock_process& m, const std::string& server = 
 struct served {
   test::mock_process mock{mock_yaml};
   test::serve_process squad;
-  explicit served(const std::string& server = "{listen: 127.0.0.1:0}") : squad{squad_yaml(mock, server)} {}
+  explicit served(const std::string& server = "{listen: 127.0.0.1:0}", const std::string& extra = "")
+    : squad{squad_yaml(mock, server) + extra} {}
 
   test::http_result post(const std::string& target, const std::string& body, const test::header_list& h = {}) {
     return test::request("POST", "127.0.0.1", squad.port(), target, body, h);
@@ -366,6 +367,27 @@ TEST_CASE("serve: API keys: 401 without or with a wrong key, 403 outside the key
   auto other = s.chat(hello("main/m"), as("sk-test-carol-0123456789"));
   CHECK(other.status == 403);
   CHECK(error_of(other)["param"] == "model");
+}
+
+TEST_CASE("serve: calls with one X-Squad-Run id share one budget of LLM calls; P0 runs beyond it") {
+  served s{"{listen: 127.0.0.1:0}", "runtime: {shared_calls: 3}\n"};
+  test::header_list run{{"X-Squad-Run", "sprint-42"}};
+  for (int i = 0; i < 3; ++i)
+    CHECK(s.chat(hello("spare/m", "question " + std::to_string(i)), run).status == 200);
+  auto spent = s.chat(hello("spare/m", "one more"), run);
+  INFO(spent.body);
+  CHECK(spent.status == 429);
+  auto e = error_of(spent);
+  CHECK(e["code"] == "budget_spent");
+  CHECK(e["message"].get<std::string>().find("sprint-42") != std::string::npos);
+  CHECK(!spent.header("retry-after").empty());
+  CHECK(s.mock_stats("spare")["admitted"] == 3); // the refused call never reached the upstream
+  // Another id has its own budget; P0 is never refused for a spent budget.
+  CHECK(s.chat(hello("spare/m"), {{"X-Squad-Run", "sprint-43"}}).status == 200);
+  CHECK(s.chat(hello("spare/m"), {{"X-Squad-Run", "sprint-42"}, {"X-Squad-Priority", "P0"}}).status == 200);
+  auto bad = s.chat(hello("spare/m"), {{"X-Squad-Run", "no spaces allowed"}});
+  CHECK(bad.status == 400);
+  CHECK(error_of(bad)["param"] == "X-Squad-Run");
 }
 
 TEST_CASE("serve: 503 with Retry-After when no provider can serve") {
