@@ -81,6 +81,7 @@ struct dispatcher_state {
     steady_time last_used;
   };
   std::map<std::string, shared_budget> shared; // by call_request::budget_id (X-Squad-Run)
+  bool sweeping = false; // a deadline sweep is scheduled
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -241,6 +242,30 @@ bool shared_spent(dispatcher_actor* self, const call_request& req) {
     return false;
   auto it = self->state.shared.find(req.budget_id);
   return it != self->state.shared.end() && it->second.sent >= self->state.opts.shared_calls;
+}
+
+// One deadline per call, checked by a sweep every second while calls are in flight (not a timer per request:
+// CAF keeps each request timeout in its clock until it fires, which at 15k calls/s and 60 s deadlines held
+// ~100 MB). Provider calls need it only as a safety net: HTTP exchanges carry the deadline themselves.
+void sweep(dispatcher_actor* self) {
+  auto& st = self->state;
+  st.sweeping = false;
+  auto now = self->clock().now();
+  for (auto it = st.calls.begin(); it != st.calls.end();) {
+    auto& c = it->second;
+    if (c.started + millis{c.req.timeout_ms} + std::chrono::seconds{1} <= now) {
+      deliver(c, squad_errc::deadline_exceeded,
+              "no answer within the call's deadline of " + std::to_string(c.req.timeout_ms) + "ms (" +
+                attempts_text(c.attempts) + ")");
+      it = st.calls.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!st.calls.empty()) {
+    st.sweeping = true;
+    self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
+  }
 }
 
 void step(dispatcher_actor* self, std::uint64_t id) {
@@ -540,8 +565,11 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
                      nlohmann::json{{"provider", provider}, {"change", change}}.dump());
       }, [](caf::error&) {});
   };
-  ask(self, caf::duration{std::chrono::duration_cast<std::chrono::microseconds>(remaining)}, "providers/" + t.provider,
-      std::move(call))
+  if (!self->state.sweeping) {
+    self->state.sweeping = true;
+    self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
+  }
+  ask(self, caf::infinite, "providers/" + t.provider, std::move(call))
     .then([self, id, target, learn](upstream_reply& r) {
             learn(r);
             on_reply(self, id, target, std::move(r));
@@ -639,6 +667,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       return caf::delegated<call_result>{};
     },
     [self](atoms::retry, std::uint64_t id) { step(self, id); },
+    [self](atoms::tick) { sweep(self); },
     [self](atoms::stats) {
       auto& st = self->state;
       std::int64_t queued = 0;
