@@ -1,5 +1,6 @@
 #include "runtime/server/gateway.hpp"
 #include "runtime/metrics/registry.hpp"
+#include "runtime/server/ws_flow.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -731,7 +732,7 @@ bool is_end(const json& ev) {
 // lifecycle events are never dropped (a client that lets even those pile up to the hard queue limit is closed).
 class ws_session final : public ws_handler, public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(std::shared_ptr<run_hub> hub, std::size_t lag_at) : hub_(std::move(hub)), lag_at_(lag_at) {}
+  ws_session(std::shared_ptr<run_hub> hub, std::size_t lag_at) : hub_(std::move(hub)), flow_(lag_at) {}
 
   void on_open(std::shared_ptr<ws_connection> conn) override {
     {
@@ -797,11 +798,9 @@ public:
   }
 
   void on_close() override {
-    std::map<std::string, std::size_t> runs;
     {
       std::lock_guard<std::mutex> g{m_};
       conn_.reset();
-      runs.swap(runs_);
     }
     // Runs go on (a REST client or a new session can follow them); this session's subscriptions end on their next
     // event, as deliver() sees the connection gone.
@@ -820,17 +819,14 @@ private:
       conn = conn_;
       if (!conn)
         return false;
-      auto it = runs_.find(run);
-      if (it == runs_.end())
+      auto d = flow_.on_event(run, ev.value("type", "") == "step.delta", is_end(ev), conn->queued());
+      if (!d.tracked)
         return false;
-      if (ev.value("type", "") == "step.delta" && conn->queued() >= lag_at_) {
-        ++it->second; // dropped: the client is behind
+      if (!d.send) { // dropped: the client is behind
         reg().inc("squad_ws_deltas_dropped_total");
         return true;
       }
-      dropped = std::exchange(it->second, 0);
-      if (is_end(ev))
-        runs_.erase(it);
+      dropped = d.lagged;
     }
     if (dropped > 0)
       conn->send(json{{"type", "lagged"}, {"run_id", run}, {"dropped", dropped},
@@ -846,15 +842,15 @@ private:
 
   void track(const std::string& id) {
     std::lock_guard<std::mutex> g{m_};
-    runs_.emplace(id, 0);
+    flow_.track(id);
   }
   void untrack(const std::string& id) {
     std::lock_guard<std::mutex> g{m_};
-    runs_.erase(id);
+    flow_.untrack(id);
   }
   std::size_t live_runs() {
     std::lock_guard<std::mutex> g{m_};
-    return runs_.size();
+    return flow_.runs();
   }
   void send_now(const json& msg) {
     std::shared_ptr<ws_connection> conn;
@@ -871,10 +867,9 @@ private:
   }
 
   std::shared_ptr<run_hub> hub_;
-  std::size_t lag_at_;
   std::mutex m_;
+  ws_flow flow_;
   std::shared_ptr<ws_connection> conn_;
-  std::map<std::string, std::size_t> runs_; // run id -> deltas dropped since the last message sent
 };
 
 // Captures an answer instead of sending it (auth for a WebSocket upgrade).
