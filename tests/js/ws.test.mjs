@@ -264,6 +264,29 @@ describe('squad runs over WebSocket', () => {
     }
   });
 
+  it('one connection follows two runs at once; each run\'s events come in order, apart', { timeout: RUN_TIMEOUT + 10000 }, async () => {
+    const s = await Session.open(squad.wsURL);
+    try {
+      await s.waitFor((m) => m.type === 'session.ready', { timeoutMs: 5000, what: 'session.ready' });
+      const [a, b] = await Promise.all([
+        startRun(s, { task: 'Plan a team offsite', workflow: 'quick' }, 'two-a'),
+        startRun(s, { task: 'Plan a product launch', workflow: 'quick' }, 'two-b'),
+      ]);
+      assert.notEqual(a, b);
+      await Promise.all([a, b].map((id) => s.waitFor((m) => m.run_id === id && isEnd(m), { what: `the end of ${id}` })));
+      for (const id of [a, b]) {
+        const all = s.ofRun(id, { deltas: false });
+        assert.equal(all[0].type, 'run.accepted', 'run.accepted comes before the run\'s events');
+        const evs = all.slice(1);
+        assert.equal(evs[0].type, 'run.started');
+        assert.equal(evs.at(-1).type, 'run.completed', `run ${id}: ${JSON.stringify(evs.at(-1))}`);
+        for (let i = 1; i < evs.length; i++) assert.ok(evs[i].seq > evs[i - 1].seq, `run ${id}: seq increases`);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+
   it('bad messages get an error and the connection stays open', { timeout: 20000 }, async () => {
     const s = await Session.open(squad.wsURL);
     try {
