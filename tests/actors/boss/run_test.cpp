@@ -360,3 +360,26 @@ TEST_CASE_METHOD(run_fixture, "under pressure a P2 step whose answer is cached i
   CHECK_FALSE(degraded("po"));
   REQUIRE(run_until([&] { return std::all_of(load.begin(), load.end(), [](auto& a) { return a->value || a->error; }); }));
 }
+
+TEST_CASE_METHOD(run_fixture, "a provider that crashes holding a call: the call fails at its deadline, not never") {
+  // CAF 0.17 has no broken-promise error and provider requests carry no timeout: the dispatcher's deadline sweep
+  // is what answers a call whose provider died with it.
+  boot(single_provider_config("{requests: 100, per: 1s, burst: 100, concurrency: 10}"));
+  call_request req;
+  req.messages = {{"user", "hello"}};
+  req.chain = {chain_target{"only", "m", "only-m", "worker"}};
+  req.timeout_ms = 2000;
+  req.cache_mode = cache_bypass;
+  auto start = now();
+  auto r = ask<call_result>(root, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(req));
+  sched->run(); // the call reaches the sim provider, which holds it for its 100ms latency
+  REQUIRE_FALSE(r->value);
+  caf::anon_send(root, atoms::forward_v, std::string{"providers/only"}, caf::make_message(atoms::crash_v));
+  REQUIRE(run_until([&] { return r->value || r->error; }));
+  REQUIRE(r->error);
+  CHECK(r->error == squad_errc::deadline_exceeded);
+  CHECK_THAT(error_detail(*sys, r->error), Catch::Contains("deadline of 2000ms"));
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now() - start).count();
+  CHECK(waited >= 2000);
+  CHECK(waited <= 4000); // the deadline plus the sweep's grace and period
+}
