@@ -40,6 +40,9 @@ struct pending_call {
   std::string cache_key; // empty: not to be stored
   std::int64_t sent = 0; // LLM calls sent for it
   std::int64_t upstream_us = 0; // time in upstream exchanges
+  bool shared_reserved = false; // holds a reservation on its X-Squad-Run budget until its first send
+  std::uint64_t permit = 0, ticket = 0; // of the attempt awaiting its provider's answer (0: none)
+  std::string permit_provider;
 };
 
 // The answer goes to the requester, and to the call's sink when the caller is not an actor.
@@ -77,9 +80,11 @@ struct dispatcher_state {
   std::optional<response_cache> cache;
   std::map<std::string, caf::actor> handles; // "providers/<p>:limiter" etc. -> the actor, once looked up (null: asking)
   struct shared_budget {
-    std::int64_t sent = 0; // LLM calls made under this id
+    std::int64_t sent = 0;     // LLM calls made under this id
+    std::int64_t reserved = 0; // calls admitted under it that have not sent yet
     steady_time last_used;
   };
+  steady_time shared_pruned{};
   std::map<std::string, shared_budget> shared; // by call_request::budget_id (X-Squad-Run)
   bool sweeping = false; // a deadline sweep is scheduled
   static inline const char* name = "squad.dispatcher";
@@ -179,6 +184,8 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
 void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
                std::uint64_t ticket);
 
+void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i);
+
 void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
@@ -222,14 +229,14 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
       self->state.cache->put(c.cache_key, cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated},
                              now);
     deliver(c, std::move(res));
-    self->state.calls.erase(i);
+    forget_call(self, i);
     return;
   }
   if (c.req.sink && c.req.sink->committed()) { // the client already has part of this answer: no fallback
     deliver(c, squad_errc::chain_exhausted,
             target_name(t) + " failed after the answer began streaming (" + to_string(r.result) +
               (r.detail.empty() ? "" : ": " + r.detail) + ")");
-    self->state.calls.erase(i);
+    forget_call(self, i);
     return;
   }
   c.last_failed = target;
@@ -237,16 +244,31 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
 }
 
 // Whether a call's shared budget (X-Squad-Run) is spent. P0 runs beyond it, as in a run.
-bool shared_spent(dispatcher_actor* self, const call_request& req) {
+// `reserving`: at admission, calls admitted and not yet sent count too, so concurrent calls cannot overshoot.
+bool shared_spent(dispatcher_actor* self, const call_request& req, bool reserving = false) {
   if (req.budget_id.empty() || req.priority == 0)
     return false;
   auto it = self->state.shared.find(req.budget_id);
-  return it != self->state.shared.end() && it->second.sent >= self->state.opts.shared_calls;
+  if (it == self->state.shared.end())
+    return false;
+  auto used = it->second.sent + (reserving ? it->second.reserved : 0);
+  return used >= self->state.opts.shared_calls;
+}
+
+// Ends a call's bookkeeping: its unused budget reservation comes back.
+void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i) {
+  auto& c = i->second;
+  if (c.shared_reserved)
+    if (auto b = self->state.shared.find(c.req.budget_id); b != self->state.shared.end())
+      --b->second.reserved;
+  self->state.calls.erase(i);
 }
 
 // One deadline per call, checked by a sweep every second while calls are in flight (not a timer per request:
 // CAF keeps each request timeout in its clock until it fires, which at 15k calls/s and 60 s deadlines held
 // ~100 MB). Provider calls need it only as a safety net: HTTP exchanges carry the deadline themselves.
+constexpr std::size_t max_shared_ids = 100000; // X-Squad-Run ids remembered at once
+
 void sweep(dispatcher_actor* self) {
   auto& st = self->state;
   st.sweeping = false;
@@ -257,10 +279,22 @@ void sweep(dispatcher_actor* self) {
       deliver(c, squad_errc::deadline_exceeded,
               "no answer within the call's deadline of " + std::to_string(c.req.timeout_ms) + "ms (" +
                 attempts_text(c.attempts) + ")");
-      it = st.calls.erase(it);
+      if (c.permit) { // its provider never answered (it died holding the call): free the slot and the probe
+        tell(self, "providers/" + c.permit_provider + ":limiter", atoms::release_v, c.permit, std::int64_t{-1},
+             limit_signals{}, outcome::timeout);
+        tell(self, "providers/" + c.permit_provider + ":breaker", atoms::cancel_v, c.ticket);
+      }
+      auto dead = it++;
+      forget_call(self, dead);
     } else {
       ++it;
     }
+  }
+  if (now - st.shared_pruned >= std::chrono::minutes{1}) { // X-Squad-Run ids unused past their ttl
+    st.shared_pruned = now;
+    std::erase_if(st.shared, [&](auto& kv) {
+      return kv.second.reserved == 0 && kv.second.last_used + st.opts.shared_ttl <= now;
+    });
   }
   if (!st.calls.empty()) {
     st.sweeping = true;
@@ -309,11 +343,14 @@ void step(dispatcher_actor* self, std::uint64_t id) {
         res.latency_ms = ms_between(c.started, now);
         res.attempts = std::move(c.attempts);
         deliver(c, std::move(res));
-        self->state.calls.erase(i);
+        forget_call(self, i);
         return;
       }
-      deliver(c, squad_errc::chain_exhausted, std::move(why));
-      self->state.calls.erase(i);
+      if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
+        deliver(c, squad_errc::shed, "budget spent: " + spent_why);
+      else
+        deliver(c, squad_errc::chain_exhausted, std::move(why));
+      forget_call(self, i);
       return;
     }
     case chain_walker::action::wait: {
@@ -529,7 +566,12 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
     auto& b = self->state.shared[c.req.budget_id];
     ++b.sent;
     b.last_used = now;
+    if (std::exchange(c.shared_reserved, false))
+      --b.reserved;
   }
+  c.permit = permit;
+  c.ticket = ticket;
+  c.permit_provider = t.provider;
   provider_call call{t, c.req};
   call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
@@ -571,10 +613,14 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
   }
   ask(self, caf::infinite, "providers/" + t.provider, std::move(call))
     .then([self, id, target, learn](upstream_reply& r) {
+            if (auto c = self->state.calls.find(id); c != self->state.calls.end())
+              c->second.permit = 0; // answered: learn() releases it
             learn(r);
             on_reply(self, id, target, std::move(r));
           },
           [self, id, target, learn](caf::error& err) {
+            if (auto c = self->state.calls.find(id); c != self->state.calls.end())
+              c->second.permit = 0;
             upstream_reply r;
             r.result = err == caf::sec::request_timeout ? outcome::timeout : outcome::unavailable;
             r.detail = error_detail(self->system(), err);
@@ -627,12 +673,13 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
                                                                       : "no cached answer (the cache is off)");
       if (!req.budget_id.empty()) { // a shared budget: forget idle ones, refuse when it is spent
         auto now = self->clock().now();
-        if (st.shared.size() > 1000)
-          std::erase_if(st.shared, [&](auto& kv) { return kv.second.last_used + st.opts.shared_ttl <= now; });
+        if (st.shared.size() >= max_shared_ids && !st.shared.count(req.budget_id))
+          return refuse(squad_errc::shed, "budget spent: " + std::to_string(max_shared_ids) +
+                                            " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
         auto& b = st.shared[req.budget_id];
-        if (b.sent == 0)
+        if (b.sent == 0 && b.reserved == 0)
           b.last_used = now;
-        if (shared_spent(self, req)) {
+        if (shared_spent(self, req, true)) {
           auto why = "the budget of " + std::to_string(st.opts.shared_calls) + " LLM calls of X-Squad-Run " +
                      req.budget_id + " is spent";
           metrics::registry::global().inc("squad_budget_decisions_total",
@@ -661,8 +708,16 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       auto id = self->state.next_id++;
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
-      self->state.calls.emplace(
-        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0});
+      bool reserve = !req.budget_id.empty() && req.priority != 0;
+      if (reserve)
+        ++st.shared[req.budget_id].reserved;
+      auto [slot, fresh] = self->state.calls.emplace(
+        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}});
+      slot->second.shared_reserved = reserve;
+      if (!st.sweeping) { // every call is under the deadline sweep from its arrival
+        st.sweeping = true;
+        self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
+      }
       step(self, id);
       return caf::delegated<call_result>{};
     },

@@ -328,8 +328,8 @@ gateway::gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& sq
     models_[alias] = m;
   }
   for (auto& k : cfg_->server.keys) {
-    key_index_[k.sha256] = keys_.size();
-    keys_.push_back(std::make_unique<key_limits>(k));
+    key_index_[k.sha256] = keys_->keys.size();
+    keys_->keys.push_back(std::make_unique<key_limits>(k));
   }
 }
 
@@ -368,25 +368,29 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
   return true;
 }
 
-bool gateway::admit_key(std::size_t key, std::shared_ptr<responder>& out) {
-  auto* k = keys_[key].get();
-  auto now_sys = std::chrono::system_clock::now();
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now_sys.time_since_epoch()).count();
-  key_verdict v;
-  {
-    std::lock_guard<std::mutex> g{keys_m_};
-    v = k->admit(steady::now(), secs / 86400, 86400 - secs % 86400);
-  }
-  if (!v.ok) {
+key_verdict gateway::key_table::admit(std::size_t key) {
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  std::lock_guard<std::mutex> g{m};
+  auto v = keys[key]->admit(steady::now(), secs / 86400, 86400 - secs % 86400);
+  if (!v.ok)
     reg().inc("squad_auth_refusals_total", {{"reason", "key_limit"}});
+  return v;
+}
+
+void gateway::key_table::finish(std::size_t key) {
+  std::lock_guard<std::mutex> g{m};
+  keys[key]->finish();
+}
+
+bool gateway::admit_key(std::size_t key, std::shared_ptr<responder>& out) {
+  auto v = keys_->admit(key);
+  if (!v.ok) {
     send_error(*out, 429, v.why, "rate_limit_exceeded", {}, "key_limit", v.retry_after_s);
     return false;
   }
   // The key's concurrency slot is held until the answer ends (route "": not counted again).
-  out = std::make_shared<counted_responder>(out, "", steady::now(), [this, k] {
-    std::lock_guard<std::mutex> g{keys_m_};
-    k->finish();
-  });
+  out = std::make_shared<counted_responder>(out, "", steady::now(), [table = keys_, key] { table->finish(key); });
   return true;
 }
 
@@ -455,7 +459,7 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
                                  "invalid_request_error", {}, "upgrade_required"));
   }
   if (r == "runs" || r == "run_events")
-    return runs_api(req, out, path);
+    return runs_api(req, out, path, key);
   if (method_is("POST"))
     chat(req, out, t0, key);
 }
@@ -732,7 +736,8 @@ bool is_end(const json& ev) {
 // lifecycle events are never dropped (a client that lets even those pile up to the hard queue limit is closed).
 class ws_session final : public ws_handler, public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(std::shared_ptr<run_hub> hub, std::size_t lag_at) : hub_(std::move(hub)), flow_(lag_at) {}
+  ws_session(std::shared_ptr<run_hub> hub, std::size_t lag_at, std::function<std::optional<std::string>()> admit)
+    : hub_(std::move(hub)), admit_(std::move(admit)), flow_(lag_at) {}
 
   void on_open(std::shared_ptr<ws_connection> conn) override {
     {
@@ -756,6 +761,9 @@ public:
     if (type == "run.start") {
       if (live_runs() >= max_runs)
         return error(ref, "this session already follows " + std::to_string(max_runs) + " runs; wait for one to end", "");
+      if (admit_)
+        if (auto no = admit_())
+          return error(ref, *no, "");
       run_refusal why;
       auto rr = parse_run_request(m, why);
       if (!rr)
@@ -772,6 +780,13 @@ public:
       return;
     }
     if (type == "run.subscribe") {
+      {
+        std::lock_guard<std::mutex> g{m_};
+        if (flow_.tracks(run_id))
+          return error(ref, "this session already follows run \"" + run_id + "\"", "run_id");
+      }
+      if (live_runs() >= max_runs)
+        return error(ref, "this session already follows " + std::to_string(max_runs) + " runs; wait for one to end", "");
       auto self = shared_from_this();
       track(run_id);
       if (hub_->subscribe(run_id, [self](const json& ev) { return self->deliver(ev); }) == 0) {
@@ -867,6 +882,7 @@ private:
   }
 
   std::shared_ptr<run_hub> hub_;
+  std::function<std::optional<std::string>()> admit_; // key limits for run.start; empty with auth: none
   std::mutex m_;
   ws_flow flow_;
   std::shared_ptr<ws_connection> conn_;
@@ -887,7 +903,14 @@ public:
 
 } // namespace
 
-void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::string& path) {
+std::optional<std::string> gateway::run_forbidden(std::size_t key) const {
+  if (key == no_key || cfg_->server.keys[key].models.empty())
+    return std::nullopt;
+  return "API key " + cfg_->server.keys[key].name +
+         " is limited to some models (server.keys.<name>.models); a run uses every persona of its workflow";
+}
+
+void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::string& path, std::size_t key) {
   // /v1/runs, /v1/runs/{id}, /v1/runs/{id}/events, /v1/runs/{id}/steps/{step}/feedback
   std::vector<std::string> parts;
   for (std::size_t pos = 1; pos <= path.size();) {
@@ -909,6 +932,10 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
       return out->reply(200, json_headers, runs_->list().dump());
     if (req.method != "POST")
       return allow("GET, POST");
+    if (auto no = run_forbidden(key))
+      return send_error(*out, 403, *no, "permission_denied", {}, "model_not_allowed");
+    if (key != no_key && !admit_key(key, out)) // a run counts as one request against the key's limits
+      return;
     std::string why;
     auto body = parse_body(req.body, why);
     if (!body)
@@ -999,11 +1026,25 @@ std::shared_ptr<ws_handler> gateway::accept_ws(const request& req, ws_refusal& r
                                   "invalid_request_error", {}, "not_found"));
   auto cap = std::make_shared<capture_responder>();
   std::shared_ptr<responder> out = cap;
-  if (!authorize(req, out, nullptr))
+  std::size_t key = no_key;
+  if (!authorize(req, out, &key))
     return refuse(cap->status, cap->body);
   if (draining_)
     return refuse(503, error_body("the server is shutting down", "service_unavailable", {}, "draining"));
-  return std::make_shared<ws_session>(runs_, 256);
+  std::function<std::optional<std::string>()> admit; // each run.start counts against the key, like a request
+  if (key != no_key) {
+    auto forbidden = run_forbidden(key);
+    admit = [table = keys_, key, forbidden]() -> std::optional<std::string> {
+      if (forbidden)
+        return forbidden;
+      auto v = table->admit(key);
+      if (!v.ok)
+        return v.why + " (retry after " + std::to_string(v.retry_after_s) + "s)";
+      table->finish(key); // a run.start holds no concurrency slot past its acceptance
+      return std::nullopt;
+    };
+  }
+  return std::make_shared<ws_session>(runs_, 256, std::move(admit));
 }
 
 } // namespace squad::server

@@ -48,7 +48,9 @@ private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
   void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key);
   void list_models(std::shared_ptr<responder> out);
-  void runs_api(request& req, std::shared_ptr<responder> out, const std::string& path);
+  void runs_api(request& req, std::shared_ptr<responder> out, const std::string& path, std::size_t key);
+  /// A run starts with every persona of its workflow: a key limited to some models may not start one (403).
+  std::optional<std::string> run_forbidden(std::size_t key) const;
   void metrics(std::shared_ptr<responder> out);
   /// Authenticates (auth: keys) or checks the peer is loopback (auth: none); `key` gets the key's index or no_key.
   bool authorize(const request& req, std::shared_ptr<responder>& out, std::size_t* key);
@@ -61,8 +63,13 @@ private:
   std::vector<std::string> providers_;
   std::map<std::string, api_model> models_;
   std::map<std::string, std::size_t> key_index_; // sha256 -> index into keys_
-  std::vector<std::unique_ptr<key_limits>> keys_;
-  std::mutex keys_m_;
+  struct key_table { // shared with the responders that hold a key's concurrency slot (they may outlive the gateway)
+    std::mutex m;
+    std::vector<std::unique_ptr<key_limits>> keys;
+    key_verdict admit(std::size_t key); ///< one request against the key's limits (holds a slot until finish)
+    void finish(std::size_t key);
+  };
+  std::shared_ptr<key_table> keys_ = std::make_shared<key_table>();
   std::shared_ptr<http_server> server_;
   std::shared_ptr<run_hub> runs_;
   std::atomic<bool> draining_{false};

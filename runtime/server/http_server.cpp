@@ -106,7 +106,7 @@ class server_impl;
 
 class ws_session final : public ws_connection, public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(tcp::socket&& socket, server_impl* srv);
+  ws_session(tcp::socket&& socket, std::shared_ptr<server_impl> srv);
   void run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler);
   bool send(std::string text) override;
   std::size_t queued() const override { return queued_.load(); }
@@ -118,7 +118,7 @@ private:
   void finish();
 
   websocket::stream<beast::tcp_stream> ws_;
-  server_impl* srv_;
+  std::shared_ptr<server_impl> srv_; // sessions keep the server alive: they touch its counters to the end
   beast::flat_buffer buffer_;
   std::shared_ptr<ws_handler> handler_;
   std::deque<std::string> out_; // on the strand
@@ -229,7 +229,8 @@ private:
 
 class session final : public std::enable_shared_from_this<session> {
 public:
-  session(tcp::socket&& s, server_impl* srv) : stream_(std::move(s)), srv_(srv), read_timer_(stream_.get_executor()) {}
+  session(tcp::socket&& s, std::shared_ptr<server_impl> srv)
+    : stream_(std::move(s)), srv_(std::move(srv)), read_timer_(stream_.get_executor()) {}
 
   void start() {
     beast::error_code ec;
@@ -418,7 +419,7 @@ public:
 
 private:
   beast::tcp_stream stream_;
-  server_impl* srv_;
+  std::shared_ptr<server_impl> srv_; // sessions keep the server alive: they touch its counters to the end
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::steady_timer read_timer_;
@@ -514,7 +515,7 @@ void session::upgrade(http::request<http::string_body> msg, request req) {
   ws->run(std::move(msg), std::move(handler));
 }
 
-ws_session::ws_session(tcp::socket&& socket, server_impl* srv) : ws_(std::move(socket)), srv_(srv) {}
+ws_session::ws_session(tcp::socket&& socket, std::shared_ptr<server_impl> srv) : ws_(std::move(socket)), srv_(std::move(srv)) {}
 
 void ws_session::run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler) {
   handler_ = std::move(handler);
@@ -597,6 +598,11 @@ void ws_session::finish() {
   finished_ = true;
   gone_ = true;
   srv_->ws_open_--;
+  {
+    std::lock_guard<std::mutex> g{srv_->sessions_m_};
+    for (auto it = srv_->ws_sessions_.begin(); it != srv_->ws_sessions_.end();) // this one and any ended
+      it = it->expired() || it->lock().get() == this ? srv_->ws_sessions_.erase(it) : std::next(it);
+  }
   if (handler_) {
     auto h = std::move(handler_);
     h->on_close();
@@ -609,7 +615,7 @@ void ws_session::finish() {
 
 void server_impl::on_accept(tcp::socket s) {
   connections_++;
-  auto sess = std::make_shared<session>(std::move(s), this);
+  auto sess = std::make_shared<session>(std::move(s), shared_from_this());
   {
     std::lock_guard<std::mutex> g{sessions_m_};
     for (auto it = sessions_.begin(); it != sessions_.end();) // forget the ended ones now and then

@@ -390,6 +390,45 @@ TEST_CASE("serve: calls with one X-Squad-Run id share one budget of LLM calls; P
   CHECK(error_of(bad)["param"] == "X-Squad-Run");
 }
 
+TEST_CASE("serve: concurrent calls cannot overshoot an X-Squad-Run budget") {
+  served s{"{listen: 127.0.0.1:0}", "runtime: {shared_calls: 3}\n"};
+  s.fault("spare", {{"mode", "slow"}, {"fraction", 1.0}, {"slow_ms", 300}}); // all ten are in flight at once
+  std::vector<std::future<test::http_result>> calls;
+  for (int i = 0; i < 10; ++i)
+    calls.push_back(std::async(std::launch::async, [&s, i] {
+      return s.chat(hello("spare/m", "q" + std::to_string(i)), {{"X-Squad-Run", "burst"}});
+    }));
+  int ok = 0, spent = 0;
+  for (auto& f : calls) {
+    auto r = f.get();
+    ok += r.status == 200;
+    if (r.status == 429 && error_of(r)["code"] == "budget_spent")
+      ++spent;
+  }
+  CHECK(ok == 3);
+  CHECK(spent == 7);
+  CHECK(s.mock_stats("spare")["admitted"] == 3);
+}
+
+TEST_CASE("serve: a key limited to some models may not start runs (403); runs count against a key's rpm") {
+  auto alice = key_hash("sk-test-alice-0123456789");
+  auto carol = key_hash("sk-test-carol-0123456789");
+  served s{"{listen: 127.0.0.1:0, auth: keys, keys: {alice: {sha256: " + alice + ", rpm: 1}, carol: {sha256: " +
+           carol + ", models: [persona/analyst]}}}"};
+  auto as = [](const std::string& key) { return test::header_list{{"Authorization", "Bearer " + key}}; };
+  auto run = std::string{R"({"task":"Build a habit tracker","workflow":"quick"})"};
+  auto c = s.post("/v1/runs", run, as("sk-test-carol-0123456789"));
+  CHECK(c.status == 403);
+  CHECK(error_of(c)["code"] == "model_not_allowed");
+  auto first = s.post("/v1/runs", run, as("sk-test-alice-0123456789"));
+  INFO(first.body);
+  CHECK(first.status == 202);
+  auto second = s.post("/v1/runs", run, as("sk-test-alice-0123456789"));
+  CHECK(second.status == 429);
+  CHECK(!second.header("retry-after").empty());
+  CHECK(s.post("/v1/runs", run).status == 401);
+}
+
 TEST_CASE("serve: 503 with Retry-After when no provider can serve") {
   served s;
   s.fault("main", {{"mode", "error500"}, {"fraction", 1.0}});
