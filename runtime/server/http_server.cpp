@@ -243,6 +243,17 @@ public:
     asio::post(stream_.get_executor(), std::move(fn));
   }
   void queue(std::string bytes, bool last) {
+    if (gone_)
+      return;
+    queued_bytes_ += bytes.size();
+    if (queued_bytes_ > srv_->opts().stream_max_queued) { // a client that reads slower than its stream grows
+      gone_ = true;                                       // nothing here: it is cut off (gone() turns true)
+      if (!writing_) { // else the write in flight fails on the closed socket and its handler cleans up
+        out_.clear();
+        finish_answer();
+      }
+      return shutdown();
+    }
     out_.push_back(std::move(bytes));
     if (last)
       answer_done_ = true;
@@ -371,6 +382,7 @@ private:
     stream_.expires_after(srv_->opts().write_timeout);
     asio::async_write(stream_, asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->writing_ = false;
+      self->queued_bytes_ -= std::min(self->queued_bytes_, self->out_.front().size());
       self->out_.pop_front();
       if (ec) {
         self->gone_ = true;
@@ -424,6 +436,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::steady_timer read_timer_;
   bool read_timed_out_ = false;
+  std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
   std::atomic<bool> gone_{false};
