@@ -458,13 +458,13 @@ responder_impl::~responder_impl() {
   });
 }
 
+// Each call posts while holding m_: the strand then runs the pieces in the order their phases were checked, even
+// when write() and end() race on two threads (a chunk can never follow the terminating chunk).
 void responder_impl::reply(int status, header_list headers, std::string body) {
-  {
-    std::lock_guard<std::mutex> g{m_};
-    if (phase_ != phase::fresh)
-      return;
-    phase_ = phase::done;
-  }
+  std::lock_guard<std::mutex> g{m_};
+  if (phase_ != phase::fresh)
+    return;
+  phase_ = phase::done;
   s_->post([s = s_, status, headers = std::move(headers), body = std::move(body)]() mutable {
     auto text = head_text(status, headers, "Content-Length: " + std::to_string(body.size()) + "\r\n", s->close_after());
     text += body;
@@ -473,23 +473,19 @@ void responder_impl::reply(int status, header_list headers, std::string body) {
 }
 
 void responder_impl::start_stream(int status, header_list headers) {
-  {
-    std::lock_guard<std::mutex> g{m_};
-    if (phase_ != phase::fresh)
-      return;
-    phase_ = phase::streaming;
-  }
+  std::lock_guard<std::mutex> g{m_};
+  if (phase_ != phase::fresh)
+    return;
+  phase_ = phase::streaming;
   s_->post([s = s_, status, headers = std::move(headers)]() mutable {
     s->queue(head_text(status, headers, "Transfer-Encoding: chunked\r\n", s->close_after()), false);
   });
 }
 
 void responder_impl::write(std::string piece) {
-  {
-    std::lock_guard<std::mutex> g{m_};
-    if (phase_ != phase::streaming || piece.empty())
-      return;
-  }
+  std::lock_guard<std::mutex> g{m_};
+  if (phase_ != phase::streaming || piece.empty())
+    return;
   char size[20];
   std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
   std::string chunk = size;
@@ -499,12 +495,10 @@ void responder_impl::write(std::string piece) {
 }
 
 void responder_impl::end() {
-  {
-    std::lock_guard<std::mutex> g{m_};
-    if (phase_ != phase::streaming)
-      return;
-    phase_ = phase::done;
-  }
+  std::lock_guard<std::mutex> g{m_};
+  if (phase_ != phase::streaming)
+    return;
+  phase_ = phase::done;
   s_->post([s = s_] { s->queue("0\r\n\r\n", true); });
 }
 
