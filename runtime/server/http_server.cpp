@@ -281,10 +281,13 @@ private:
   // be written): when it fires, the pending read is cancelled and on_error answers 408 if a request had begun.
   void arm_read_timer(std::chrono::milliseconds d) {
     read_timed_out_ = false;
+    auto gen = ++read_gen_;
     read_timer_.expires_after(d);
-    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec)
-        return; // cancelled: the read finished first
+    read_timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      // Cancelled, or fired after its read finished (the completion was already queued): not a timeout, and
+      // cancelling now would abort the answer's write instead.
+      if (ec || gen != self->read_gen_)
+        return;
       self->read_timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
@@ -316,6 +319,7 @@ private:
   }
 
   void on_error(beast::error_code ec) {
+    ++read_gen_;
     read_timer_.cancel();
     if (read_timed_out_) {
       if (parser_ && parser_->got_some())
@@ -347,6 +351,7 @@ private:
   }
 
   void on_request() {
+    ++read_gen_;
     read_timer_.cancel();
     stream_.expires_never();
     auto msg = parser_->release();
@@ -436,6 +441,7 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   asio::steady_timer read_timer_;
   bool read_timed_out_ = false;
+  std::uint64_t read_gen_ = 0;   // which read the read timer belongs to
   std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
