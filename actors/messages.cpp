@@ -42,6 +42,7 @@ const char* to_string(squad_errc e) {
     case squad_errc::deadline_exceeded: return "deadline_exceeded";
     case squad_errc::cancelled: return "cancelled";
     case squad_errc::shed: return "shed";
+    case squad_errc::budget_spent: return "budget_spent";
   }
   return "unknown";
 }

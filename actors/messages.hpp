@@ -285,6 +285,7 @@ enum class squad_errc : std::uint8_t {
   deadline_exceeded,
   cancelled,
   shed,               ///< skipped by priority shedding or a spent budget; the context says why
+  budget_spent,       ///< an API call's shared budget (X-Squad-Run) is spent: waiting a little does not help
 };
 const char* to_string(squad_errc e);
 

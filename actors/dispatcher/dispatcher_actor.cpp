@@ -347,7 +347,7 @@ void step(dispatcher_actor* self, std::uint64_t id) {
         return;
       }
       if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
-        deliver(c, squad_errc::shed, "budget spent: " + spent_why);
+        deliver(c, squad_errc::budget_spent, spent_why);
       else
         deliver(c, squad_errc::chain_exhausted, std::move(why));
       forget_call(self, i);
@@ -673,9 +673,13 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
                                                                       : "no cached answer (the cache is off)");
       if (!req.budget_id.empty()) { // a shared budget: forget idle ones, refuse when it is spent
         auto now = self->clock().now();
-        if (st.shared.size() >= max_shared_ids && !st.shared.count(req.budget_id))
-          return refuse(squad_errc::shed, "budget spent: " + std::to_string(max_shared_ids) +
+        if (st.shared.size() >= max_shared_ids && !st.shared.count(req.budget_id)) {
+          metrics::registry::global().inc("squad_budget_decisions_total",
+                                          {{"class", to_string(static_cast<priority_class>(req.priority > 3 ? 1 : req.priority))},
+                                           {"action", "shed"}, {"reason", "too_many_budget_ids"}});
+          return refuse(squad_errc::budget_spent, std::to_string(max_shared_ids) +
                                             " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
+        }
         auto& b = st.shared[req.budget_id];
         if (b.sent == 0 && b.reserved == 0)
           b.last_used = now;
@@ -687,7 +691,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
                                            {"action", "shed"}, {"reason", "budget_spent"}});
           note_event(self, req.events, "call.budget_spent", req.step_id, req.persona, why,
                      nlohmann::json{{"calls", st.opts.shared_calls}, {"budget_id", req.budget_id}}.dump());
-          return refuse(squad_errc::shed, "budget spent: " + why);
+          return refuse(squad_errc::budget_spent, why);
         }
       }
       if (req.run_id.empty()) { // outside a run no allocator decided: shed here, by class and pressure

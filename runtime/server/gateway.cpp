@@ -33,6 +33,9 @@ void describe_metrics() {
     r.describe("squad_ws_deltas_dropped_total", metrics::kind::counter,
                "step.delta messages dropped for WebSocket clients that read too slowly (each run then gets a lagged marker)");
     r.describe("squad_ws_errors_total", metrics::kind::counter, "error messages sent to WebSocket clients");
+    r.describe("squad_slow_clients_cut_total", metrics::kind::counter,
+               "connections cut off because the client read too slowly (http: over 8 MiB of answer queued; ws: its "
+               "send queue full of lifecycle events)");
     r.describe("squad_http_connections", metrics::kind::gauge, "HTTP connections open");
     r.describe("squad_events_total", metrics::kind::counter,
                "run and call events by type: step.fallback, step.degraded, call.shed, call.skipped, call.cached, ...");
@@ -211,11 +214,10 @@ private:
       return;
     }
     switch (code) {
+      case squad_errc::budget_spent: // a shared budget does not come back by waiting a little
+        return send_error(*out_, 429, detail + " (use a new X-Squad-Run id, or wait until this one is unused for an hour)",
+                          "insufficient_quota", {}, "budget_spent", 3600);
       case squad_errc::shed:
-        if (detail.rfind("budget spent: ", 0) == 0) // a shared budget does not come back by waiting a little
-          return send_error(*out_, 429, detail.substr(14) + " (use a new X-Squad-Run id, or wait until this one is "
-                                                            "unused for an hour)",
-                            "insufficient_quota", {}, "budget_spent", 3600);
         return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed", 5);
       case squad_errc::deadline_exceeded:
         return send_error(*out_, 504, detail, "timeout", {}, "deadline_exceeded");
@@ -849,6 +851,7 @@ private:
                                                             "step.completed carries the whole text"}}
                    .dump());
     if (!conn->send(ev.dump(-1, ' ', false, json::error_handler_t::replace))) {
+      reg().inc("squad_slow_clients_cut_total", {{"kind", "ws"}});
       conn->close(); // even lifecycle events pile up: the client does not read at all
       return false;
     }

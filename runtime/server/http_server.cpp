@@ -1,5 +1,6 @@
 // The only Beast server file: HTTP/1.1 request parsing, raw response writing, WebSocket sessions.
 #include "runtime/server/http_server.hpp"
+#include "runtime/metrics/registry.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -248,6 +249,7 @@ public:
     queued_bytes_ += bytes.size();
     if (queued_bytes_ > srv_->opts().stream_max_queued) { // a client that reads slower than its stream grows
       gone_ = true;                                       // nothing here: it is cut off (gone() turns true)
+      metrics::registry::global().inc("squad_slow_clients_cut_total", {{"kind", "http"}});
       if (!writing_) { // else the write in flight fails on the closed socket and its handler cleans up
         out_.clear();
         finish_answer();
