@@ -30,9 +30,6 @@ struct upstream {
   int concurrency;
 };
 
-struct system_config : caf::actor_system_config {
-  system_config() { configure_actor_system(*this, 2); }
-};
 
 double ms(clk::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -98,9 +95,11 @@ int main(int argc, char** argv) {
         std::cerr << to_string(p) << "\n";
       return 2;
     }
-    system_config cfg;
+    // As `squad` runs: the io thread first, then the actor system on it (runtime.scheduler io).
+    net::io_runtime io{static_cast<int>(sq.cfg->runtime.io_threads), sq.cfg->runtime.io_spin};
+    caf::actor_system_config cfg;
+    configure_actor_system(cfg, sq.cfg->runtime, io);
     caf::actor_system sys{cfg};
-    net::io_runtime io{1};
     auto pools = make_provider_pools(io, *sq.cfg, problems);
     auto root = start_tree(sys, sq, pools);
     caf::scoped_actor self{sys};

@@ -43,9 +43,6 @@ const std::vector<std::string> personas = {"analyst", "pm", "architect", "ux-exp
 const int tasks = 30;
 const std::chrono::milliseconds window{2000};
 
-struct system_config : caf::actor_system_config {
-  system_config() { configure_actor_system(*this, 2); }
-};
 
 std::string mock_yaml(const std::vector<upstream>& ups, int latency_ms) {
   std::string y = "upstreams:\n";
@@ -175,9 +172,11 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
       std::cerr << to_string(p) << "\n";
     return 2;
   }
-  system_config cfg;
+  // As `squad` runs: the io thread first, then the actor system on it (runtime.scheduler io).
+  net::io_runtime io{static_cast<int>(sq.cfg->runtime.io_threads), sq.cfg->runtime.io_spin};
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg, sq.cfg->runtime, io);
   caf::actor_system sys{cfg};
-  net::io_runtime io{1};
   auto pools = make_provider_pools(io, *sq.cfg, problems);
   auto root = start_tree(sys, sq, pools);
   std::vector<timed_action> actions;

@@ -63,6 +63,17 @@ int config_check(const std::string& file) {
   return 0;
 }
 
+// Declared right after the actor system: with runtime.scheduler caf, ends the io threads before the system goes,
+// so no late upstream reply reaches a system that is gone (with io, the system's scheduler ends them itself).
+struct stop_io_before_system {
+  net::io_runtime& io;
+  bool caf_workers;
+  ~stop_io_before_system() {
+    if (caf_workers)
+      io.stop();
+  }
+};
+
 struct run_options {
   std::string task, workflow, out, config_file;
   bool quiet = false;
@@ -97,15 +108,16 @@ int run(const run_options& o) {
   fs::path out_dir = o.out.empty() ? fs::path{"runs"} / spec.run_id : fs::path{o.out};
   run_recorder recorder(out_dir, o.task, wf_id, o.quiet ? nullptr : &std::cout);
 
+  // The io threads are made first: with runtime.scheduler io they run the actors, and the actor system stops
+  // them when it shuts down (before `io` itself is destroyed).
+  net::io_runtime io{static_cast<int>(cfg.runtime.io_threads), cfg.runtime.io_spin};
   caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads, cfg.runtime.spin_polls);
+  configure_actor_system(sys_cfg, cfg.runtime, io);
   caf::actor_system sys{sys_cfg};
-  // Declared after the actor system, so the io threads stop before the system shuts down.
-  std::unique_ptr<net::io_runtime> io;
+  stop_io_before_system stop_io{io, cfg.runtime.scheduler == "caf"};
   provider_pools pools;
   if (needs_http(cfg)) {
-    io = std::make_unique<net::io_runtime>(static_cast<int>(cfg.runtime.io_threads));
-    pools = make_provider_pools(*io, cfg, problems);
+    pools = make_provider_pools(io, cfg, problems);
     if (!problems.empty()) {
       std::cerr << o.config_file << ": " << problems.size() << " problem(s)\n";
       print_problems(problems);
@@ -184,10 +196,11 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sopts.header_limit = static_cast<std::size_t>(cfg.server.header_limit);
   sopts.read_timeout = cfg.server.read_timeout;
 
+  net::io_runtime io{static_cast<int>(cfg.runtime.io_threads), cfg.runtime.io_spin}; // first: see run()
   caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.runtime.scheduler_threads, cfg.runtime.spin_polls);
+  configure_actor_system(sys_cfg, cfg.runtime, io);
   caf::actor_system sys{sys_cfg};
-  net::io_runtime io{static_cast<int>(cfg.runtime.io_threads)};
+  stop_io_before_system stop_io{io, cfg.runtime.scheduler == "caf"};
   auto pools = make_provider_pools(io, cfg, problems);
   if (!problems.empty()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";

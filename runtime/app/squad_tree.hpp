@@ -33,6 +33,10 @@ loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_pr
 /// `spin_polls`: runtime.spin_polls (CAF's aggressive-poll-attempts).
 void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads, std::int64_t spin_polls = 100);
 
+/// The same as runtime.scheduler says: "io" runs the actors on `io`'s threads (net::run_actors_on_io_threads;
+/// `io` must then outlive the actor system), "caf" on CAF's workers (scheduler_threads, spin_polls).
+void configure_actor_system(caf::actor_system_config& cfg, const runtime_config& rt, net::io_runtime& io);
+
 /// Whether any provider talks HTTP (then an io_runtime and make_provider_pools are needed).
 bool needs_http(const config& cfg);
 

@@ -546,7 +546,9 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   if (auto n = yaml_reader::find(root, "runtime"); n && r.is_map(*n, "runtime")) {
     r.check_keys(*n, "runtime", {"scheduler_threads", "io_threads", "step_timeout", "queue_wait", "route_slack", "cache",
                                  "cache_entries", "cache_ttl", "request_calls", "spin_polls",
-                                 "shared_calls"});
+                                 "shared_calls", "scheduler", "io_spin"});
+    r.get(*n, "runtime", "io_spin", cfg.runtime.io_spin);
+    r.get(*n, "runtime", "scheduler", cfg.runtime.scheduler);
     r.get(*n, "runtime", "shared_calls", cfg.runtime.shared_calls);
     r.get(*n, "runtime", "spin_polls", cfg.runtime.spin_polls);
     r.get(*n, "runtime", "cache", cfg.runtime.cache);
@@ -700,6 +702,10 @@ std::vector<config_problem> validate(const config& cfg) {
   positive_ms("supervision.period", cfg.supervision.period);
   if (cfg.runtime.io_threads < 1 || cfg.runtime.io_threads > 16)
     add("runtime.io_threads", "must be between 1 and 16");
+  if (cfg.runtime.scheduler != "io" && cfg.runtime.scheduler != "caf")
+    add("runtime.scheduler", "must be io or caf (got \"" + cfg.runtime.scheduler + "\")");
+  if (cfg.runtime.io_spin.count() < 0 || cfg.runtime.io_spin.count() > 100)
+    add("runtime.io_spin", "must be between 0ms and 100ms");
   if (cfg.runtime.spin_polls < 0 || cfg.runtime.spin_polls > 1000000)
     add("runtime.spin_polls", "must be between 0 and 1000000");
   if (cfg.runtime.scheduler_threads < 1 || cfg.runtime.scheduler_threads > 64)

@@ -115,11 +115,17 @@ struct supervision_config {
 };
 
 struct runtime_config {
-  std::int64_t scheduler_threads = 2; ///< CAF worker threads (1..64)
-  std::int64_t io_threads = 1;        ///< Asio threads for every socket (1..16)
-  /// Times an idle CAF worker polls its queue before it sleeps (0..1000000). A message from an io thread reaches a
-  /// polling worker at once, but must wake a sleeping one (tens of microseconds on a VM): more polls, lower
-  /// latency, more CPU spent while busy (an idle process still sleeps after about a millisecond).
+  /// Which threads run the actors: "io" (default) the io threads themselves, so a call never changes threads;
+  /// "caf" CAF's own work-stealing workers (scheduler_threads, spin_polls), for actors that may block.
+  std::string scheduler = "io";
+  std::int64_t scheduler_threads = 2; ///< CAF worker threads (1..64), with scheduler: caf
+  std::int64_t io_threads = 1;        ///< Asio threads for every socket (1..16); with scheduler io, for the actors too
+  /// How long an idle io thread keeps polling, yielding the CPU between polls, before it sleeps (0..100ms; 0
+  /// sleeps at once). Waking a sleeping thread costs tens of microseconds per hop on a VM.
+  millis io_spin{1};
+  /// With scheduler caf: times an idle CAF worker polls its queue before it sleeps (0..1000000). A message from
+  /// an io thread reaches a polling worker at once, but must wake a sleeping one (tens of microseconds on a VM):
+  /// more polls, lower latency, more CPU spent while busy (an idle process still sleeps after about a millisecond).
   std::int64_t spin_polls = 20000;
   millis step_timeout{120000};        ///< a workflow step's deadline, default 120s
   millis queue_wait{30000};           ///< longest wait in one limiter's queue before falling back, default 30s

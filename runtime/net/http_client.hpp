@@ -1,7 +1,8 @@
 #pragma once
 // Squad's HTTP/1.1 client for upstream LLM APIs: Boost.Beast on Asio io threads, no Beast in this header.
 //
-//   io_runtime   owns the io_context and its threads (1-2). Every socket of the process lives there.
+//   io_runtime   owns the io_context and its threads (1-2). Every socket of the process lives there; with
+//                runtime.scheduler io (net/io_scheduler.hpp) the actors run on these threads too.
 //   http_pool    one per provider: keep-alive connections to one origin, at most `max_connections` open;
 //                requests beyond that wait in FIFO order. HTTPS verifies the certificate chain (system CA
 //                store, plus `ca_file`) and the host name, and sends SNI.
@@ -116,8 +117,11 @@ public:
 
 class io_runtime {
 public:
-  explicit io_runtime(int threads = 1);
-  ~io_runtime(); ///< stops the io threads; handlers of requests still in flight get no on_done
+  /// `spin`: how long an idle io thread polls (yielding the CPU between polls) before it sleeps; 0 sleeps at once.
+  explicit io_runtime(int threads = 1, millis spin = millis{0});
+  ~io_runtime(); ///< stop()
+  /// Stops the io threads and waits for them; handlers of requests still in flight get no on_done. Idempotent.
+  void stop();
   io_runtime(const io_runtime&) = delete;
   io_runtime& operator=(const io_runtime&) = delete;
 

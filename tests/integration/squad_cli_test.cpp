@@ -91,6 +91,24 @@ TEST_CASE("squad run on the default config writes the artifacts and run.json wit
   CHECK_THAT(text, Catch::Contains("simulated"));
 }
 
+TEST_CASE("squad run also completes on CAF's own workers (runtime.scheduler caf)") {
+  // Intent: the alternative to running actors on the io threads stays a working choice.
+  temp_dir dir;
+  fs::create_directories(dir.path);
+  std::ifstream shipped(SQUAD_SOURCE_DIR "/config/squad.yaml");
+  std::string yaml((std::istreambuf_iterator<char>(shipped)), {});
+  auto at = yaml.find("  scheduler: io\n");
+  REQUIRE(at != std::string::npos);
+  yaml.replace(at, 16, "  scheduler: caf\n  scheduler_threads: 2\n");
+  auto cfg = dir.path / "caf.yaml";
+  std::ofstream(cfg) << yaml;
+  auto r = run_squad("run 'Build a habit tracker' -q --config '" + cfg.string() + "' --out '" +
+                     (dir.path / "out").string() + "'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  CHECK(read_json(dir.path / "out" / "run.json")["status"] == "completed");
+}
+
 TEST_CASE("a persona actor killed mid-run is restarted and the run still completes") {
   // Intent: the test hook crashes the architect's actor while its step runs; supervision recovers it.
   temp_dir dir;

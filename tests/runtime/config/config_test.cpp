@@ -93,6 +93,8 @@ TEST_CASE("omitted fields take the defaults from config.hpp", "[config]") {
   CHECK(cfg.supervision.max_restarts == 5);
   CHECK(cfg.supervision.period == 10s);
   CHECK(cfg.runtime.scheduler_threads == 2);
+  CHECK(cfg.runtime.scheduler == "io");
+  CHECK(cfg.runtime.io_spin == 1ms);
   CHECK(cfg.runtime.step_timeout == 120s);
   const auto& p = cfg.providers.at(0);
   CHECK(p.limits.requests == 60);
@@ -111,7 +113,7 @@ TEST_CASE("every optional key is read", "[config]") {
 workflows_dir: wf
 default_workflow: quick
 supervision: {max_restarts: 3, period: 30s}
-runtime: {scheduler_threads: 4, step_timeout: 2m}
+runtime: {scheduler_threads: 4, step_timeout: 2m, scheduler: caf, io_spin: 0ms}
 providers:
   fake:
     kind: sim
@@ -132,6 +134,8 @@ providers:
   CHECK(cfg.supervision.max_restarts == 3);
   CHECK(cfg.supervision.period == 30s);
   CHECK(cfg.runtime.scheduler_threads == 4);
+  CHECK(cfg.runtime.scheduler == "caf");
+  CHECK(cfg.runtime.io_spin == 0ms);
   CHECK(cfg.runtime.step_timeout == 2min);
   REQUIRE(cfg.providers.size() == 2);
   CHECK(cfg.providers[0].name == "fake"); // file order
@@ -201,6 +205,9 @@ TEST_CASE("bad configs report exactly the expected problems", "[config]") {
     {"unterminated variable", "personas_dir: ${HOME\n" + sim_provider, {"personas_dir: unterminated ${ (write ${NAME})"}},
     {"scheduler threads zero", "runtime: {scheduler_threads: 0}\n" + sim_provider,
      {"runtime.scheduler_threads: must be between 1 and 64"}},
+    {"unknown scheduler", "runtime: {scheduler: fast}\n" + sim_provider,
+     {"runtime.scheduler: must be io or caf (got \"fast\")"}},
+    {"io_spin too long", "runtime: {io_spin: 1s}\n" + sim_provider, {"runtime.io_spin: must be between 0ms and 100ms"}},
     {"supervision period zero", "supervision: {period: 0s}\n" + sim_provider, {"supervision.period: must be > 0"}},
     {"negative max_restarts", "supervision: {max_restarts: -1}\n" + sim_provider,
      {"supervision.max_restarts: must be >= 0"}},

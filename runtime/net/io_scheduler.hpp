@@ -1,0 +1,25 @@
+#pragma once
+// CAF's scheduler replaced by the io threads: actors are resumed by the same Asio threads that run every socket,
+// so a call from a client to the actors and back to the upstream and the client never changes threads.
+//
+// Why: on a small machine each crossing between an io thread and a CAF worker is a thread wake-up (25 us p50
+// tuned) or a spinning worker that holds a core the io thread, the client and the upstream need; at one
+// connection that contention is the whole latency tail (docs/architecture.md, section 4).
+//
+// How: every resumable CAF schedules (an actor with new mail) is posted to the io_context. From an io thread it
+// is deferred, so it runs on that thread right after the current handler; from any other thread (CAF's clock,
+// a test's main thread) it is posted, which wakes an io thread. An actor runs at most `max_throughput`
+// messages per turn and then goes to the back of the queue, behind the sockets' handlers.
+// Actors must not block: a blocking actor stalls every socket of its thread (use `runtime.scheduler: caf`).
+#include <caf/actor_system_config.hpp>
+
+namespace squad::net {
+
+class io_runtime;
+
+/// Makes the actor system built from `cfg` run its actors on `io`'s threads. `io` must outlive that actor
+/// system (declare it first): stopping the system waits for the actors' queued turns, then stops `io`'s
+/// io_context, so no io handler (a late upstream reply) runs against a system that is gone.
+void run_actors_on_io_threads(caf::actor_system_config& cfg, io_runtime& io, std::size_t max_throughput = 64);
+
+} // namespace squad::net
