@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
     caf::actor_system_config cfg;
     configure_actor_system(cfg, sq.cfg->runtime, io);
     caf::actor_system sys{cfg};
+    stop_io_before_system stop_io{io, sq.cfg->runtime};
     auto pools = make_provider_pools(io, *sq.cfg, problems);
     auto root = start_tree(sys, sq, pools);
     caf::scoped_actor self{sys};

@@ -177,6 +177,7 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
   caf::actor_system_config cfg;
   configure_actor_system(cfg, sq.cfg->runtime, io);
   caf::actor_system sys{cfg};
+  stop_io_before_system stop_io{io, sq.cfg->runtime};
   auto pools = make_provider_pools(io, *sq.cfg, problems);
   auto root = start_tree(sys, sq, pools);
   std::vector<timed_action> actions;

@@ -63,17 +63,6 @@ int config_check(const std::string& file) {
   return 0;
 }
 
-// Declared right after the actor system: with runtime.scheduler caf, ends the io threads before the system goes,
-// so no late upstream reply reaches a system that is gone (with io, the system's scheduler ends them itself).
-struct stop_io_before_system {
-  net::io_runtime& io;
-  bool caf_workers;
-  ~stop_io_before_system() {
-    if (caf_workers)
-      io.stop();
-  }
-};
-
 struct run_options {
   std::string task, workflow, out, config_file;
   bool quiet = false;
@@ -114,7 +103,7 @@ int run(const run_options& o) {
   caf::actor_system_config sys_cfg;
   configure_actor_system(sys_cfg, cfg.runtime, io);
   caf::actor_system sys{sys_cfg};
-  stop_io_before_system stop_io{io, cfg.runtime.scheduler == "caf"};
+  stop_io_before_system stop_io{io, cfg.runtime};
   provider_pools pools;
   if (needs_http(cfg)) {
     pools = make_provider_pools(io, cfg, problems);
@@ -200,7 +189,7 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   caf::actor_system_config sys_cfg;
   configure_actor_system(sys_cfg, cfg.runtime, io);
   caf::actor_system sys{sys_cfg};
-  stop_io_before_system stop_io{io, cfg.runtime.scheduler == "caf"};
+  stop_io_before_system stop_io{io, cfg.runtime};
   auto pools = make_provider_pools(io, cfg, problems);
   if (!problems.empty()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";

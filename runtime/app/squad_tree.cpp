@@ -82,6 +82,11 @@ void configure_actor_system(caf::actor_system_config& cfg, const runtime_config&
     net::run_actors_on_io_threads(cfg, io);
 }
 
+stop_io_before_system::~stop_io_before_system() {
+  if (caf_workers_)
+    io_.stop();
+}
+
 bool needs_http(const config& cfg) {
   for (auto& p : cfg.providers)
     if (p.kind != "sim")

@@ -37,6 +37,22 @@ void configure_actor_system(caf::actor_system_config& cfg, std::int64_t schedule
 /// `io` must then outlive the actor system), "caf" on CAF's workers (scheduler_threads, spin_polls).
 void configure_actor_system(caf::actor_system_config& cfg, const runtime_config& rt, net::io_runtime& io);
 
+/// Declare right after the actor system configured with `io`: with runtime.scheduler caf it stops the io
+/// threads before the system goes, so no late upstream reply reaches a system that is gone (with io, the
+/// system's scheduler stops them itself, after its actors are done).
+class stop_io_before_system {
+public:
+  stop_io_before_system(net::io_runtime& io, const runtime_config& rt)
+    : io_(io), caf_workers_(rt.scheduler == "caf") {}
+  ~stop_io_before_system();
+  stop_io_before_system(const stop_io_before_system&) = delete;
+  stop_io_before_system& operator=(const stop_io_before_system&) = delete;
+
+private:
+  net::io_runtime& io_;
+  bool caf_workers_;
+};
+
 /// Whether any provider talks HTTP (then an io_runtime and make_provider_pools are needed).
 bool needs_http(const config& cfg);
 

@@ -586,6 +586,8 @@ std::shared_ptr<connection> pool_impl::new_connection() {
 
 } // namespace
 
+namespace {
+
 // An io thread's loop. With `spin`, an idle thread keeps polling for that long before it sleeps, yielding the CPU
 // between polls: on a VM, waking a sleeping thread costs tens of microseconds per hop, and a thread that spins
 // without yielding holds a core that the client or the upstream it just woke is queued behind (measured with
@@ -609,6 +611,8 @@ void run_io_thread(asio::io_context& ioc, millis spin) {
   }
 }
 
+} // namespace
+
 struct io_runtime::impl {
   // The concurrency hint: with one thread Asio queues what a handler posts on that thread without a lock.
   explicit impl(int threads) : ioc(std::make_shared<asio::io_context>(threads)) {}
@@ -627,9 +631,14 @@ io_runtime::~io_runtime() { stop(); }
 void io_runtime::stop() {
   impl_->guard.reset();
   impl_->ioc->stop();
-  for (auto& t : impl_->threads)
-    if (t.joinable())
+  for (auto& t : impl_->threads) {
+    if (!t.joinable())
+      continue;
+    if (t.get_id() == std::this_thread::get_id())
+      t.detach(); // stop() from one of its own handlers: that thread leaves its loop when the handler returns
+    else
       t.join();
+  }
 }
 
 std::shared_ptr<asio::io_context> io_runtime::context() const { return impl_->ioc; }
