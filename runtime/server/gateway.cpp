@@ -52,12 +52,13 @@ void describe_metrics() {
     r.describe("squad_limiter_paused_seconds", metrics::kind::gauge, "time left in a Retry-After pause");
     r.describe("squad_limiter_wait_seconds", metrics::kind::histogram, "time calls waited in a limiter queue");
     r.describe("squad_breaker_state", metrics::kind::gauge, "circuit breaker: 0 closed, 1 open, 2 half-open");
-    r.describe("squad_breaker_opens", metrics::kind::gauge, "times a provider's breaker opened since start");
+    r.describe("squad_breaker_opens_total", metrics::kind::counter,
+               "times a provider's breaker opened (from 0 again when its actor restarts)");
     r.describe("squad_pressure_level", metrics::kind::gauge, "0 normal, 1 elevated, 2 critical");
     r.describe("squad_calls_in_flight", metrics::kind::gauge, "calls inside the dispatcher");
     r.describe("squad_cache_entries", metrics::kind::gauge, "answers in the response cache");
-    r.describe("squad_cache_hits", metrics::kind::gauge, "response cache hits since start");
-    r.describe("squad_cache_misses", metrics::kind::gauge, "response cache misses since start");
+    r.describe("squad_cache_hits_total", metrics::kind::counter, "response cache hits");
+    r.describe("squad_cache_misses_total", metrics::kind::counter, "response cache misses");
   });
 }
 
@@ -658,15 +659,15 @@ void gateway::metrics(std::shared_ptr<responder> out) {
               metrics::labels l{{"provider", j.value("provider", "")}};
               auto phase = j.value("phase", "closed");
               reg().set("squad_breaker_state", l, phase == "closed" ? 0 : phase == "open" ? 1 : 2);
-              reg().set("squad_breaker_opens", l, j.value("opens", 0.0));
+              reg().set("squad_breaker_opens_total", l, j.value("opens", 0.0));
             } else if (j.is_object()) {
               auto p = j.value("pressure", "normal");
               reg().set("squad_pressure_level", {}, p == "normal" ? 0 : p == "elevated" ? 1 : 2);
               reg().set("squad_calls_in_flight", {}, j.value("calls_in_flight", 0.0));
               if (j.contains("cache")) {
                 reg().set("squad_cache_entries", {}, j["cache"].value("entries", 0.0));
-                reg().set("squad_cache_hits", {}, j["cache"].value("hits", 0.0));
-                reg().set("squad_cache_misses", {}, j["cache"].value("misses", 0.0));
+                reg().set("squad_cache_hits_total", {}, j["cache"].value("hits", 0.0));
+                reg().set("squad_cache_misses_total", {}, j["cache"].value("misses", 0.0));
               }
             }
             finish();

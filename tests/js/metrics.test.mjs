@@ -83,6 +83,8 @@ describe('squad serve /metrics', () => {
     const text = await res.text();
     assert.match(text, /squad_http_requests_total\{[^}]*route="chat"[^}]*\} \d/, 'the chat calls were counted');
     assert.match(text, /^squad_ws_sessions 1$/m, 'the open WebSocket session is counted');
+    assert.match(text, /^# TYPE squad_cache_hits_total counter$/m, 'cache totals are counters');
+    assert.match(text, /^squad_cache_misses_total \d+$/m, 'the cache misses are read from the dispatcher');
 
     ws.removeAllListeners('close');
     ws.close();
