@@ -61,6 +61,9 @@ public:
   virtual bool committed() const = 0;
   virtual void done(call_result r) = 0;
   virtual void failed(squad_errc code, std::string detail) = 0;
+  /// Whether nobody waits for the answer any more (the API client closed its connection): a call not yet sent
+  /// upstream is then dropped. Thread-safe.
+  virtual bool abandoned() const { return false; }
 };
 
 /// call_request::cache_mode values.

@@ -476,6 +476,22 @@ void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, cons
   step(self, id);
 }
 
+// A call whose API client closed its connection while it waited (call_sink::abandoned) is not sent upstream: it
+// ends as cancelled, counted in squad_calls_abandoned_total. The limiter's window still counts the slot it was
+// granted (Squad errs on the side of sending less, never more).
+bool abandoned_by_client(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i,
+                         const std::string& provider, std::int64_t waited_ms) {
+  auto& c = i->second;
+  if (!c.req.sink || !c.req.sink->abandoned())
+    return false;
+  metrics::registry::global().inc("squad_calls_abandoned_total", {{"provider", provider}});
+  deliver(c, squad_errc::cancelled,
+          "the client closed its connection after " + std::to_string(waited_ms) + "ms waiting for a slot at " +
+            provider + "; the call was not sent");
+  forget_call(self, i);
+  return true;
+}
+
 void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
@@ -526,7 +542,8 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
                                 millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
               }
               auto c = self->state.calls.find(id);
-              if (c == self->state.calls.end()) { // the call is gone: give the slot back
+              bool abandoned = c != self->state.calls.end() && abandoned_by_client(self, c, provider, g.waited_ms);
+              if (c == self->state.calls.end() || abandoned) { // the call is gone: give the slot back
                 tell(self, "providers/" + provider + ":limiter", atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
                      outcome::unavailable);
                 tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);

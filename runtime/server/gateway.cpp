@@ -54,6 +54,8 @@ void describe_metrics() {
     r.describe("squad_breaker_state", metrics::kind::gauge, "circuit breaker: 0 closed, 1 open, 2 half-open");
     r.describe("squad_breaker_opens_total", metrics::kind::counter,
                "times a provider's breaker opened (from 0 again when its actor restarts)");
+    r.describe("squad_calls_abandoned_total", metrics::kind::counter,
+               "calls dropped unsent: their client closed its connection while they waited for a slot");
     r.describe("squad_pressure_level", metrics::kind::gauge, "0 normal, 1 elevated, 2 critical");
     r.describe("squad_calls_in_flight", metrics::kind::gauge, "calls inside the dispatcher");
     r.describe("squad_cache_entries", metrics::kind::gauge, "answers in the response cache");
@@ -147,6 +149,7 @@ public:
   }
 
   bool committed() const override { return started_.load(); }
+  bool abandoned() const override { return out_->gone(); }
 
   void done(call_result r) override {
     if (answered_.exchange(true))

@@ -262,7 +262,7 @@ public:
     write_next();
   }
   bool close_after() const { return close_after_; }
-  bool gone() const { return gone_.load(); }
+  bool gone() const { return gone_.load() || peer_closed_.load(); }
   void answered_without_reply() { // the application dropped its responder without answering
     queue(head_text(500, {{"Content-Type", "application/json"}}, "Content-Length: " +
                     std::to_string(json_error(500, "server_error", "the request was not answered").size()) + "\r\n",
@@ -365,15 +365,48 @@ private:
     req.target = std::string(msg.target());
     for (auto& f : msg)
       req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    req.peer = ec ? "" : ep.address().to_string();
+    if (peer_.empty()) { // once per connection
+      beast::error_code ec;
+      auto ep = stream_.socket().remote_endpoint(ec);
+      peer_ = ec ? "" : ep.address().to_string();
+    }
+    req.peer = peer_;
     srv_->in_flight_++;
     counted_ = true;
     if (websocket::is_upgrade(msg))
       return upgrade(std::move(msg), std::move(req));
     req.body = std::move(msg.body());
     srv_->on_request()(std::move(req), std::make_shared<responder_impl>(shared_from_this()));
+    watch_peer();
+  }
+
+  // While a request's answer is being prepared, watch the socket (as nginx does for its 499): a client that closes
+  // its end before its answer has gone (a timeout, Ctrl-C) turns peer_closed() true, so a call still waiting for a
+  // provider's slot is dropped instead of spending an upstream call on nobody. Bytes that arrive instead (a
+  // pipelined next request) stay in buffer_ for the next read, which starts when the watch has ended.
+  void watch_peer() {
+    if (closed_ || buffer_.size() > 0) // closed, or a pipelined request is already here: nothing to learn
+      return;
+    watching_ = true;
+    stream_.socket().async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec,
+                                                                                          std::size_t n) {
+      self->watching_ = false;
+      if (!ec)
+        self->buffer_.commit(n);
+      else if (ec != asio::error::operation_aborted)
+        self->peer_closed_ = true;
+      if (std::exchange(self->read_after_watch_, false))
+        self->read(false);
+    });
+  }
+
+  // The answer is out: read the next request, once the watch has ended.
+  void next_request() {
+    if (!watching_)
+      return read(false);
+    read_after_watch_ = true;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored); // only the watch is pending: the answer's last write has completed
   }
 
   void upgrade(http::request<http::string_body> msg, request req);
@@ -406,7 +439,7 @@ private:
       if (self->close_after_ || self->srv_->stopped())
         self->shutdown();
       else
-        self->read(false);
+        self->next_request();
     });
   }
 
@@ -447,7 +480,10 @@ private:
   std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
-  std::atomic<bool> gone_{false};
+  bool watching_ = false, read_after_watch_ = false;
+  std::string peer_; // the client's address
+  std::atomic<bool> gone_{false};        // cut off, or a write failed: nothing more is written
+  std::atomic<bool> peer_closed_{false}; // the client closed its end while waiting (its answer is still tried)
   friend class responder_impl;
 };
 

@@ -39,7 +39,7 @@ public:
   virtual void start_stream(int status, header_list headers) = 0;
   virtual void write(std::string piece) = 0;
   virtual void end() = 0;
-  /// Whether the client is gone (a write failed or the connection closed).
+  /// Whether the client is gone: a write failed, or it closed its connection while waiting for the answer.
   virtual bool gone() const = 0;
 };
 

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdio>
 #include <future>
+#include <thread>
 
 using json = nlohmann::json;
 using namespace squad;
@@ -320,6 +321,52 @@ TEST_CASE("serve: size limits (413 body, 431 headers) and a slow client times ou
   CHECK(waited < 3s);
   // The server is still fine afterwards.
   CHECK(s.chat(hello("persona/analyst")).status == 200);
+}
+
+TEST_CASE("serve: a call whose client hangs up while it waits for a slot is never sent upstream") {
+  // Intent: a client that gives up (closes its connection) while its call is queued behind the provider's rate
+  // limit costs no upstream call: when the slot comes the call is dropped, and counted.
+  test::mock_process mock{mock_yaml};
+  test::serve_process squad{"personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
+                            "/config/workflows\nserver: {listen: 127.0.0.1:0}\nproviders:\n  slow:\n    kind: openai\n"
+                            "    base_url: http://127.0.0.1:" + std::to_string(mock.port("main")) + "/v1\n"
+                            "    limits: {requests: 1, per: 2s, burst: 1, concurrency: 4}\n"
+                            "    models:\n      m: {id: mock-main, tier: worker}\npersonas: {}\n"};
+  auto first = test::request("POST", "127.0.0.1", squad.port(), "/v1/chat/completions", hello("slow/m").dump());
+  REQUIRE(first.status == 200); // the window's only slot for the next 2s
+  auto body = hello("slow/m").dump();
+  auto head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body;
+  CHECK(raw_exchange(squad.port(), head, 300ms).empty()); // queued: no answer within the client's patience
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.find("squad_calls_abandoned_total{provider=\"slow\"} 1") == std::string::npos;
+       ++i) { // the slot comes about 2s after the first call
+    std::this_thread::sleep_for(100ms);
+    metrics = test::request("GET", "127.0.0.1", squad.port(), "/metrics").body;
+  }
+  CHECK_THAT(metrics, Catch::Contains("squad_calls_abandoned_total{provider=\"slow\"} 1"));
+  auto stats = test::request("GET", "127.0.0.1", mock.port("main"), "/stats");
+  CHECK(json::parse(stats.body)["admitted"] == 1);
+  // The provider serves the next caller as usual.
+  CHECK(test::request("POST", "127.0.0.1", squad.port(), "/v1/chat/completions", hello("slow/m").dump()).status == 200);
+}
+
+TEST_CASE("serve: pipelined requests on one connection are answered in order") {
+  // Intent: bytes of a next request that arrive while an answer is prepared are kept for the next read.
+  served s;
+  auto body = hello("persona/analyst").dump();
+  auto one = [&](const std::string& extra) {
+    return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  auto got = raw_exchange(s.squad.port(), one("") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
+                                            one("Connection: close\r\n"), 10s);
+  auto first = got.find("HTTP/1.1 200");
+  auto health = got.find("HTTP/1.1 200", first + 1);
+  auto third = got.find("HTTP/1.1 200", health + 1);
+  REQUIRE(third != std::string::npos);
+  CHECK(got.find("chat.completion") < health);            // the chat answer came first
+  CHECK(got.find("chat.completion", health) > health);    // and the third request's after /healthz
 }
 
 TEST_CASE("serve: API keys: 401 without or with a wrong key, 403 outside the key's models, 429 with Retry-After") {
