@@ -542,7 +542,9 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
                                 millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
               }
               auto c = self->state.calls.find(id);
-              bool abandoned = c != self->state.calls.end() && abandoned_by_client(self, c, provider, g.waited_ms);
+              // Only a call that waited can have been given up on (and asking costs a system call).
+              bool abandoned =
+                c != self->state.calls.end() && g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms);
               if (c == self->state.calls.end() || abandoned) { // the call is gone: give the slot back
                 tell(self, "providers/" + provider + ":limiter", atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
                      outcome::unavailable);

@@ -94,6 +94,7 @@ public:
     finish();
   }
   bool gone() const override { return inner_->gone(); }
+  bool hung_up() const override { return inner_->hung_up(); }
 
 private:
   void finish() {
@@ -149,7 +150,7 @@ public:
   }
 
   bool committed() const override { return started_.load(); }
-  bool abandoned() const override { return out_->gone(); }
+  bool abandoned() const override { return out_->hung_up(); }
 
   void done(call_result r) override {
     if (answered_.exchange(true))

@@ -11,9 +11,12 @@
 #include <boost/beast/websocket.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <deque>
 #include <mutex>
 #include <set>
+
+#include <sys/socket.h>
 
 namespace squad::server {
 
@@ -142,6 +145,7 @@ public:
   void write(std::string piece) override;
   void end() override;
   bool gone() const override;
+  bool hung_up() const override;
 
 private:
   std::shared_ptr<session> s_;
@@ -236,6 +240,7 @@ public:
   void start() {
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    fd_ = stream_.socket().native_handle();
     read(true);
   }
 
@@ -262,7 +267,21 @@ public:
     write_next();
   }
   bool close_after() const { return close_after_; }
-  bool gone() const { return gone_.load() || peer_closed_.load(); }
+  bool gone() const { return gone_.load(); }
+  // Whether the client closed its end (or reset the connection) while it waits for its answer: a non-blocking
+  // peek that reads nothing, so any thread may ask (a call about to leave a provider's queue does). A pipelined
+  // next request reads as "still there". A client that half-closes after its request counts as gone, as nginx
+  // counts it (its 499).
+  bool hung_up() const {
+    if (gone_.load())
+      return true;
+    int fd = fd_.load();
+    if (fd < 0)
+      return true;
+    char c;
+    auto n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
   void answered_without_reply() { // the application dropped its responder without answering
     queue(head_text(500, {{"Content-Type", "application/json"}}, "Content-Length: " +
                     std::to_string(json_error(500, "server_error", "the request was not answered").size()) + "\r\n",
@@ -377,36 +396,6 @@ private:
       return upgrade(std::move(msg), std::move(req));
     req.body = std::move(msg.body());
     srv_->on_request()(std::move(req), std::make_shared<responder_impl>(shared_from_this()));
-    watch_peer();
-  }
-
-  // While a request's answer is being prepared, watch the socket (as nginx does for its 499): a client that closes
-  // its end before its answer has gone (a timeout, Ctrl-C) turns peer_closed() true, so a call still waiting for a
-  // provider's slot is dropped instead of spending an upstream call on nobody. Bytes that arrive instead (a
-  // pipelined next request) stay in buffer_ for the next read, which starts when the watch has ended.
-  void watch_peer() {
-    if (closed_ || buffer_.size() > 0) // closed, or a pipelined request is already here: nothing to learn
-      return;
-    watching_ = true;
-    stream_.socket().async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec,
-                                                                                          std::size_t n) {
-      self->watching_ = false;
-      if (!ec)
-        self->buffer_.commit(n);
-      else if (ec != asio::error::operation_aborted)
-        self->peer_closed_ = true;
-      if (std::exchange(self->read_after_watch_, false))
-        self->read(false);
-    });
-  }
-
-  // The answer is out: read the next request, once the watch has ended.
-  void next_request() {
-    if (!watching_)
-      return read(false);
-    read_after_watch_ = true;
-    beast::error_code ignored;
-    stream_.socket().cancel(ignored); // only the watch is pending: the answer's last write has completed
   }
 
   void upgrade(http::request<http::string_body> msg, request req);
@@ -439,7 +428,7 @@ private:
       if (self->close_after_ || self->srv_->stopped())
         self->shutdown();
       else
-        self->next_request();
+        self->read(false);
     });
   }
 
@@ -456,6 +445,7 @@ private:
       return;
     closed_ = true;
     gone_ = true;
+    fd_ = -1;
     read_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -480,10 +470,9 @@ private:
   std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
-  bool watching_ = false, read_after_watch_ = false;
-  std::string peer_; // the client's address
-  std::atomic<bool> gone_{false};        // cut off, or a write failed: nothing more is written
-  std::atomic<bool> peer_closed_{false}; // the client closed its end while waiting (its answer is still tried)
+  std::string peer_;           // the client's address
+  std::atomic<int> fd_{-1};    // the socket, for hung_up(); -1 once closed
+  std::atomic<bool> gone_{false}; // cut off, or a write failed: nothing more is written
   friend class responder_impl;
 };
 
@@ -547,6 +536,7 @@ void responder_impl::end() {
 }
 
 bool responder_impl::gone() const { return s_->gone(); }
+bool responder_impl::hung_up() const { return s_->hung_up(); }
 
 // -- WebSocket session ----------------------------------------------------------------------------------------------
 
@@ -562,6 +552,7 @@ void session::upgrade(http::request<http::string_body> msg, request req) {
   // The HTTP session ends here; the socket moves to a WebSocket session.
   finish_answer();
   closed_ = true;
+  fd_ = -1; // the socket now belongs to the WebSocket session
   auto ws = std::make_shared<ws_session>(stream_.release_socket(), srv_);
   ws->run(std::move(msg), std::move(handler));
 }

@@ -39,8 +39,11 @@ public:
   virtual void start_stream(int status, header_list headers) = 0;
   virtual void write(std::string piece) = 0;
   virtual void end() = 0;
-  /// Whether the client is gone: a write failed, or it closed its connection while waiting for the answer.
+  /// Whether the client is gone (a write failed or the connection closed).
   virtual bool gone() const = 0;
+  /// gone(), or the client closed its end while waiting for the answer (a non-blocking check of the socket that
+  /// reads nothing; any thread may ask). Off the fast path: a system call each time.
+  virtual bool hung_up() const { return gone(); }
 };
 
 /// One WebSocket connection, for the application. Thread-safe.
