@@ -29,8 +29,7 @@ std::string number(double v) {
   return buf;
 }
 
-std::string escape(std::string_view v) {
-  std::string out;
+void escape_into(std::string_view v, std::string& out) {
   for (char c : v) {
     if (c == '\\')
       out += "\\\\";
@@ -41,7 +40,6 @@ std::string escape(std::string_view v) {
     else
       out += c;
   }
-  return out;
 }
 
 const char* type_name(kind k) {
@@ -62,23 +60,41 @@ std::string with_label(const std::string& rendered, const std::string& extra) {
 
 } // namespace
 
-std::string registry::render_labels(const labels& l) {
+void registry::render_labels(const labels& l, std::string& out) {
+  out.clear();
   if (l.empty())
-    return {};
-  std::string out = "{";
+    return;
+  out += '{';
   for (std::size_t i = 0; i < l.size(); ++i) {
     if (i)
       out += ',';
     out += l[i].first;
     out += "=\"";
-    out += escape(l[i].second);
+    escape_into(l[i].second, out);
     out += '"';
   }
-  return out + "}";
+  out += '}';
 }
 
-registry::family& registry::get(const std::string& name, kind fallback) {
-  auto& f = families_[name];
+std::string registry::render_labels(const labels& l) {
+  std::string out;
+  render_labels(l, out);
+  return out;
+}
+
+registry::series& registry::row(family& f, const labels& l) {
+  render_labels(l, scratch_); // reuses one buffer: no allocation once it has grown
+  auto it = f.rows.find(scratch_);
+  if (it == f.rows.end())
+    it = f.rows.emplace(scratch_, series{}).first;
+  return it->second;
+}
+
+registry::family& registry::get(std::string_view name, kind fallback) {
+  auto it = families_.find(name);
+  if (it == families_.end())
+    it = families_.emplace(std::string(name), family{}).first;
+  auto& f = it->second;
   if (!f.described) {
     f.type = fallback;
     if (fallback == kind::histogram && f.buckets.empty())
@@ -97,20 +113,20 @@ void registry::describe(const std::string& name, kind k, std::string help, std::
     f.buckets = buckets.empty() ? latency_buckets() : std::move(buckets);
 }
 
-void registry::inc(const std::string& name, const labels& l, double by) {
+void registry::inc(std::string_view name, const labels& l, double by) {
   std::lock_guard<std::mutex> g{m_};
-  get(name, kind::counter).rows[render_labels(l)].value += by;
+  row(get(name, kind::counter), l).value += by;
 }
 
-void registry::set(const std::string& name, const labels& l, double value) {
+void registry::set(std::string_view name, const labels& l, double value) {
   std::lock_guard<std::mutex> g{m_};
-  get(name, kind::gauge).rows[render_labels(l)].value = value;
+  row(get(name, kind::gauge), l).value = value;
 }
 
-void registry::observe(const std::string& name, const labels& l, double value) {
+void registry::observe(std::string_view name, const labels& l, double value) {
   std::lock_guard<std::mutex> g{m_};
   auto& f = get(name, kind::histogram);
-  auto& s = f.rows[render_labels(l)];
+  auto& s = row(f, l);
   if (s.counts.empty())
     s.counts.assign(f.buckets.size() + 1, 0);
   std::size_t i = 0;
@@ -121,7 +137,7 @@ void registry::observe(const std::string& name, const labels& l, double value) {
   s.count += 1;
 }
 
-double registry::value(const std::string& name, const labels& l) const {
+double registry::value(std::string_view name, const labels& l) const {
   std::lock_guard<std::mutex> g{m_};
   auto f = families_.find(name);
   if (f == families_.end())

@@ -26,12 +26,12 @@ public:
 
   void describe(const std::string& name, kind k, std::string help, std::vector<double> buckets = {});
 
-  void inc(const std::string& name, const labels& l = {}, double by = 1);
-  void set(const std::string& name, const labels& l, double value);
-  void observe(const std::string& name, const labels& l, double value);
+  void inc(std::string_view name, const labels& l = {}, double by = 1);
+  void set(std::string_view name, const labels& l, double value);
+  void observe(std::string_view name, const labels& l, double value);
 
   /// The value of a counter or gauge series (0 when absent), for tests.
-  double value(const std::string& name, const labels& l = {}) const;
+  double value(std::string_view name, const labels& l = {}) const;
 
   std::string render() const;
 
@@ -46,13 +46,16 @@ private:
     bool described = false;
     std::string help;
     std::vector<double> buckets;
-    std::map<std::string, series> rows; // rendered label set -> series
+    std::map<std::string, series, std::less<>> rows; // rendered label set -> series
   };
+  static void render_labels(const labels& l, std::string& out);
   static std::string render_labels(const labels& l);
-  family& get(const std::string& name, kind fallback);
+  family& get(std::string_view name, kind fallback);
+  series& row(family& f, const labels& l); // under m_
 
   mutable std::mutex m_;
-  std::map<std::string, family> families_;
+  std::map<std::string, family, std::less<>> families_; // heterogeneous: updates look up without a copy
+  std::string scratch_;                                  // under m_: a label set being rendered
 };
 
 /// Buckets for latencies in seconds, from 50 microseconds to 60 seconds.
