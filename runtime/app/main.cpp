@@ -184,6 +184,8 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sopts.body_limit = static_cast<std::size_t>(cfg.server.body_limit);
   sopts.header_limit = static_cast<std::size_t>(cfg.server.header_limit);
   sopts.read_timeout = cfg.server.read_timeout;
+  sopts.stream_max_queued = static_cast<std::size_t>(cfg.server.stream_max_queued);
+  sopts.ws_max_queued = static_cast<std::size_t>(cfg.server.ws_max_queued);
 
   net::io_runtime io{static_cast<int>(cfg.runtime.io_threads), cfg.runtime.io_spin}; // first: see run()
   caf::actor_system_config sys_cfg;

@@ -487,7 +487,11 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   r.check_keys(root, "", {"server", "personas_dir", "workflows_dir", "default_workflow", "providers",
                           "personas", "supervision", "runtime", "aliases"});
   if (auto n = yaml_reader::find(root, "server"); n && r.is_map(*n, "server")) {
-    r.check_keys(*n, "server", {"listen", "auth", "keys", "body_limit", "header_limit", "read_timeout", "drain_timeout"});
+    r.check_keys(*n, "server", {"listen", "auth", "keys", "body_limit", "header_limit", "read_timeout", "drain_timeout",
+                                "stream_max_queued", "ws_lag_at", "ws_max_queued"});
+    r.get(*n, "server", "stream_max_queued", cfg.server.stream_max_queued);
+    r.get(*n, "server", "ws_lag_at", cfg.server.ws_lag_at);
+    r.get(*n, "server", "ws_max_queued", cfg.server.ws_max_queued);
     r.get(*n, "server", "listen", cfg.server.listen);
     r.get(*n, "server", "auth", cfg.server.auth);
     r.get(*n, "server", "body_limit", cfg.server.body_limit);
@@ -731,6 +735,12 @@ std::vector<config_problem> validate(const config& cfg) {
     add("server.body_limit", "must be >= 1024 bytes");
   if (cfg.server.header_limit < 1024)
     add("server.header_limit", "must be >= 1024 bytes");
+  if (cfg.server.stream_max_queued < 65536)
+    add("server.stream_max_queued", "must be >= 65536 bytes");
+  if (cfg.server.ws_lag_at < 1)
+    add("server.ws_lag_at", "must be >= 1");
+  if (cfg.server.ws_max_queued <= cfg.server.ws_lag_at)
+    add("server.ws_max_queued", "must be greater than server.ws_lag_at (" + std::to_string(cfg.server.ws_lag_at) + ")");
   positive_ms("server.read_timeout", cfg.server.read_timeout);
   positive_ms("server.drain_timeout", cfg.server.drain_timeout);
   for (const auto& [name, target] : cfg.aliases) {

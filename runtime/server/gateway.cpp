@@ -1052,7 +1052,7 @@ std::shared_ptr<ws_handler> gateway::accept_ws(const request& req, ws_refusal& r
       return std::nullopt;
     };
   }
-  return std::make_shared<ws_session>(runs_, 256, std::move(admit));
+  return std::make_shared<ws_session>(runs_, static_cast<std::size_t>(cfg_->server.ws_lag_at), std::move(admit));
 }
 
 } // namespace squad::server

@@ -95,6 +95,9 @@ TEST_CASE("omitted fields take the defaults from config.hpp", "[config]") {
   CHECK(cfg.runtime.scheduler_threads == 2);
   CHECK(cfg.runtime.scheduler == "io");
   CHECK(cfg.runtime.io_spin == 1ms);
+  CHECK(cfg.server.ws_lag_at == 256);
+  CHECK(cfg.server.ws_max_queued == 1024);
+  CHECK(cfg.server.stream_max_queued == 8 << 20);
   CHECK(cfg.runtime.step_timeout == 120s);
   const auto& p = cfg.providers.at(0);
   CHECK(p.limits.requests == 60);
@@ -205,6 +208,10 @@ TEST_CASE("bad configs report exactly the expected problems", "[config]") {
     {"unterminated variable", "personas_dir: ${HOME\n" + sim_provider, {"personas_dir: unterminated ${ (write ${NAME})"}},
     {"scheduler threads zero", "runtime: {scheduler_threads: 0}\n" + sim_provider,
      {"runtime.scheduler_threads: must be between 1 and 64"}},
+    {"WebSocket bounds out of order", "server: {ws_lag_at: 500, ws_max_queued: 400}\n" + sim_provider,
+     {"server.ws_max_queued: must be greater than server.ws_lag_at (500)"}},
+    {"tiny stream queue", "server: {stream_max_queued: 10}\n" + sim_provider,
+     {"server.stream_max_queued: must be >= 65536 bytes"}},
     {"unknown scheduler", "runtime: {scheduler: fast}\n" + sim_provider,
      {"runtime.scheduler: must be io or caf (got \"fast\")"}},
     {"io_spin too long", "runtime: {io_spin: 1s}\n" + sim_provider, {"runtime.io_spin: must be between 0ms and 100ms"}},
