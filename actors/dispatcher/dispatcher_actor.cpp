@@ -541,18 +541,18 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
                 return not_sent(self, id, target, "limited", detail,
                                 millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
               }
+              metrics::registry::global().observe("squad_limiter_wait_seconds", {{"provider", provider}},
+                                                  static_cast<double>(g.waited_ms) / 1000);
               auto c = self->state.calls.find(id);
+              bool gone = c == self->state.calls.end();
               // Only a call that waited can have been given up on (and asking costs a system call).
-              bool abandoned =
-                c != self->state.calls.end() && g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms);
-              if (c == self->state.calls.end() || abandoned) { // the call is gone: give the slot back
+              if (gone || (g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms))) {
+                // the call is gone: give the slot back unused
                 tell(self, "providers/" + provider + ":limiter", atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
                      outcome::unavailable);
                 tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
                 return;
               }
-              metrics::registry::global().observe("squad_limiter_wait_seconds", {{"provider", provider}},
-                                                  static_cast<double>(g.waited_ms) / 1000);
               if (g.waited_ms > 0)
                 note_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
                            "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,

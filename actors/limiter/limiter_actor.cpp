@@ -196,7 +196,8 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
       auto now = self->clock().now();
       auto before_rate = st.limiter->effective_rate_per_s();
       bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
-      st.limiter->release(permit, now, tokens);
+      // The dispatcher gives a permit back unused as (tokens -1, unavailable): the call never went upstream.
+      st.limiter->release(permit, now, tokens, !(tokens < 0 && result == outcome::unavailable));
       if (changed || signals.remaining_requests >= 0 || result == outcome::rate_limited)
         reassess(self);
       pump(self);

@@ -228,7 +228,7 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
   }
 }
 
-bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens) {
+bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens, bool sent) {
   expire(now);
   if (actual_tokens >= 0)
     for (auto& e : token_log_)
@@ -238,7 +238,8 @@ bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t a
   if (it == permits_.end())
     return false;
   auto held = static_cast<double>(std::chrono::duration_cast<nanos>(now - it->second.started).count());
-  hold_ewma_ns_ = hold_ewma_ns_ == 0 ? held : 0.8 * hold_ewma_ns_ + 0.2 * held;
+  if (sent)
+    hold_ewma_ns_ = hold_ewma_ns_ == 0 ? held : 0.8 * hold_ewma_ns_ + 0.2 * held;
   permits_.erase(it);
   return true;
 }

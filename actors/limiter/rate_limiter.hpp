@@ -85,8 +85,9 @@ public:
   std::vector<bool> feasible(steady_time now, const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const;
 
   /// The call holding `permit` ended; `actual_tokens` (prompt + completion; < 0: unknown) replaces its reservation.
-  /// Returns false for an unknown (e.g. already reclaimed) permit.
-  bool release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens);
+  /// `sent`: false for a permit given back unused (the call was dropped before it went upstream): its hold time
+  /// says nothing about the provider and is left out of mean_hold(). Returns false for an unknown permit.
+  bool release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens, bool sent = true);
 
   /// What the reply to `permit`'s call said about limits, at `now`. `rate_limited`: it was a 429.
   /// Returns true when the effective rate changed (a throttle step, or an announced lower request limit).

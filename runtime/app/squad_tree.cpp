@@ -78,7 +78,7 @@ void configure_actor_system(caf::actor_system_config& cfg, std::int64_t schedule
 
 void configure_actor_system(caf::actor_system_config& cfg, const runtime_config& rt, net::io_runtime& io) {
   configure_actor_system(cfg, rt.scheduler_threads, rt.spin_polls);
-  if (rt.scheduler == "io")
+  if (rt.scheduler != "caf") // io, the default (config validation allows only these two)
     net::run_actors_on_io_threads(cfg, io);
 }
 

@@ -46,6 +46,10 @@ public:
   // Called by the actor system's destructor (never on an io thread: it joins them) after every actor of its own
   // is done: what may still be queued are the last turns of actors that just ended and of the utility actors.
   void stop() override {
+    if (ioc_->get_executor().running_in_this_thread()) { // it would wait for its own turn, then join itself
+      std::cerr << "squad: the actor system was destroyed on one of its io threads\n";
+      std::abort();
+    }
     stop_actors();
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds{5};
     while (busy_.load() > 0 && std::chrono::steady_clock::now() < until)
@@ -61,20 +65,23 @@ public:
       stopped_ = true;
       left.swap(jobs_);
     }
-    for (auto* job : left) // as CAF's own coordinator does with the jobs its workers never ran
+    // As CAF's own coordinator does with the jobs its workers never ran. Not under mtx_: cleaning up an actor
+    // bounces its pending requests, which may schedule the requesters (then released at once, below).
+    for (auto* job : left)
       cleanup_and_release(job);
   }
 
   void schedule(caf::resumable* job) {
     {
-      std::lock_guard lock{mtx_};
+      std::unique_lock lock{mtx_};
       if (stopped_) {
+        lock.unlock();
         cleanup_and_release(job);
         return;
       }
       jobs_.push_back(job);
+      busy_.fetch_add(1, std::memory_order_relaxed); // before any thread can run it and count it down
     }
-    busy_.fetch_add(1, std::memory_order_relaxed);
     // One handler per job, each running the oldest: the jobs keep their order, and any left when the io threads
     // stop are still in jobs_ for stop() to release.
     auto turn = [this] { run_oldest(); };

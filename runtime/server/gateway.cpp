@@ -226,6 +226,8 @@ private:
         return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed", 5);
       case squad_errc::deadline_exceeded:
         return send_error(*out_, 504, detail, "timeout", {}, "deadline_exceeded");
+      case squad_errc::cancelled: // the client hung up: nginx's 499, so metrics do not count it as a server error
+        return send_error(*out_, 499, detail, "client_closed_request", {}, "client_closed_request");
       case squad_errc::chain_exhausted: {
         bool client_error = detail.find("bad_request") != std::string::npos ||
                             detail.find("context_too_long") != std::string::npos;

@@ -57,6 +57,7 @@ const char* reason_phrase(int status) {
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request"; // nginx's: the client hung up before its answer
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
@@ -240,7 +241,10 @@ public:
   void start() {
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
-    fd_ = stream_.socket().native_handle();
+    {
+      std::lock_guard g{fd_m_};
+      fd_ = stream_.socket().native_handle();
+    }
     read(true);
   }
 
@@ -275,12 +279,15 @@ public:
   bool hung_up() const {
     if (gone_.load())
       return true;
-    int fd = fd_.load();
-    if (fd < 0)
+    std::lock_guard g{fd_m_}; // the socket cannot be closed (and its number reused) during the peek
+    if (fd_ < 0)
       return true;
     char c;
-    auto n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    auto n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n >= 0)
+      return n == 0;
+    return errno == ECONNRESET || errno == ENOTCONN || errno == EPIPE || errno == ETIMEDOUT || errno == EBADF ||
+           errno == ENOTSOCK;
   }
   void answered_without_reply() { // the application dropped its responder without answering
     queue(head_text(500, {{"Content-Type", "application/json"}}, "Content-Length: " +
@@ -445,10 +452,11 @@ private:
       return;
     closed_ = true;
     gone_ = true;
-    fd_ = -1;
     read_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    std::lock_guard g{fd_m_};
+    fd_ = -1;
     stream_.close();
   }
 
@@ -471,7 +479,8 @@ private:
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
   std::string peer_;           // the client's address
-  std::atomic<int> fd_{-1};    // the socket, for hung_up(); -1 once closed
+  mutable std::mutex fd_m_;    // hung_up() peeks (any thread) vs. closing (the session's strand)
+  int fd_ = -1;                // the socket, for hung_up(); -1 once closed or handed to a WebSocket session
   std::atomic<bool> gone_{false}; // cut off, or a write failed: nothing more is written
   friend class responder_impl;
 };
@@ -552,7 +561,10 @@ void session::upgrade(http::request<http::string_body> msg, request req) {
   // The HTTP session ends here; the socket moves to a WebSocket session.
   finish_answer();
   closed_ = true;
-  fd_ = -1; // the socket now belongs to the WebSocket session
+  {
+    std::lock_guard g{fd_m_};
+    fd_ = -1; // the socket now belongs to the WebSocket session
+  }
   auto ws = std::make_shared<ws_session>(stream_.release_socket(), srv_);
   ws->run(std::move(msg), std::move(handler));
 }

@@ -1271,3 +1271,22 @@ TEST_CASE("headroom is 0 under the rules it does not count (a pause, min_interva
   CHECK(p.headroom(at(100)) == 0);
   CHECK(p.headroom(at(500)) > 0);
 }
+
+TEST_CASE("rate_limiter: a permit given back unsent frees its slot but leaves the mean hold time alone",
+          "[limiter][rate_limiter]") {
+  // A call dropped before it went upstream (its client hung up) held its permit for a few microseconds: counting
+  // that would make the estimates believe the provider answers almost at once.
+  auto s = open_settings();
+  s.concurrency = 1;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  REQUIRE(a.admitted);
+  CHECK(rl.release(a.permit, at(400), -1));
+  CHECK(rl.mean_hold() == 400ms);
+  auto b = rl.try_acquire(at(500), 0);
+  REQUIRE(b.admitted);
+  CHECK_FALSE(rl.try_acquire(at(500), 0).admitted); // concurrency 1: held
+  CHECK(rl.release(b.permit, at(501), -1, false));
+  CHECK(rl.mean_hold() == 400ms);                     // unchanged
+  CHECK(rl.try_acquire(at(501), 0).admitted);         // and the slot is free again
+}
