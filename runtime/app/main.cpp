@@ -6,6 +6,7 @@
 #include "runtime/server/gateway.hpp"
 
 #include <csignal>
+#include <sys/resource.h>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -150,12 +151,28 @@ int run(const run_options& o) {
 
 // `squad serve`: the actor tree behind the HTTP API until SIGTERM or SIGINT; then stop accepting, let the calls in
 // flight finish (up to server.drain_timeout) and exit 0.
+// A gateway holds two sockets per call in flight (client and upstream): lift the soft limit on open files to
+// the hard one, as nginx's worker_rlimit_nofile or Go's runtime do. Returns the limit now in force.
+rlim_t raise_open_file_limit() {
+  rlimit l{};
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0)
+    return 0;
+  if (l.rlim_cur < l.rlim_max) {
+    rlimit want = l;
+    want.rlim_cur = l.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+      return want.rlim_cur;
+  }
+  return l.rlim_cur;
+}
+
 int serve(const std::string& config_file, const std::string& listen_override) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr); // before any thread starts: only sigwait below sees them
+  auto open_files = raise_open_file_limit();
   std::vector<config_problem> problems;
   auto squad = load_squad(config_file, problems);
   if (!squad.cfg) {
@@ -218,7 +235,8 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   gw.attach(srv);
   auto shown = sopts.host.find(':') != std::string::npos ? "[" + sopts.host + "]" : sopts.host;
   std::cout << "squad serve: listening on http://" << shown << ":" << srv->port() << " (auth: " << cfg.server.auth
-            << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers)" << std::endl;
+            << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers, "
+            << open_files << " open files)" << std::endl;
   int sig = 0;
   sigwait(&signals, &sig);
   std::cout << "squad serve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining" << std::endl;

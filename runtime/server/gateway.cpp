@@ -54,6 +54,8 @@ void describe_metrics() {
     r.describe("squad_breaker_state", metrics::kind::gauge, "circuit breaker: 0 closed, 1 open, 2 half-open");
     r.describe("squad_breaker_opens_total", metrics::kind::counter,
                "times a provider's breaker opened (from 0 again when its actor restarts)");
+    r.describe("squad_accept_errors_total", metrics::kind::counter,
+               "connections not accepted at once (reason no_descriptors: out of file descriptors; retried after 50ms)");
     r.describe("squad_calls_abandoned_total", metrics::kind::counter,
                "calls dropped unsent: their client closed its connection while they waited for a slot");
     r.describe("squad_pressure_level", metrics::kind::gauge, "0 normal, 1 elevated, 2 critical");

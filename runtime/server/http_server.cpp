@@ -157,7 +157,8 @@ private:
 class server_impl final : public http_server, public std::enable_shared_from_this<server_impl> {
 public:
   server_impl(std::shared_ptr<asio::io_context> ioc, server_options opts, request_fn on_request, ws_accept_fn on_ws)
-    : ioc_(std::move(ioc)), acceptor_(asio::make_strand(*ioc_)), opts_(std::move(opts)),
+    : ioc_(std::move(ioc)), acceptor_(asio::make_strand(*ioc_)), accept_pause_(acceptor_.get_executor()),
+      opts_(std::move(opts)),
       on_request_(std::move(on_request)), on_ws_(std::move(on_ws)) {}
 
   bool listen(std::string& why) {
@@ -197,9 +198,21 @@ public:
     acceptor_.async_accept(asio::make_strand(*ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
       if (self->stopped_)
         return;
-      if (!ec)
+      if (!ec) {
         self->on_accept(std::move(s));
-      self->accept();
+        return self->accept();
+      }
+      // Out of file descriptors (or memory) the connection stays in the backlog and every retry fails at once: pause
+      // instead of spinning, count it, and try again (the connections already open go on being served meanwhile).
+      auto reason = ec == asio::error::no_descriptors ? "no_descriptors"
+                    : ec == asio::error::no_buffer_space || ec == asio::error::no_memory ? "no_memory"
+                                                                                           : "other";
+      metrics::registry::global().inc("squad_accept_errors_total", {{"reason", reason}});
+      self->accept_pause_.expires_after(std::chrono::milliseconds{50});
+      self->accept_pause_.async_wait([self](beast::error_code) {
+        if (!self->stopped_)
+          self->accept();
+      });
     });
   }
 
@@ -226,6 +239,7 @@ public:
 private:
   std::shared_ptr<asio::io_context> ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_pause_; // after a failed accept (e.g. out of file descriptors)
   server_options opts_;
   request_fn on_request_;
   ws_accept_fn on_ws_;
@@ -685,6 +699,7 @@ void server_impl::stop() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
     beast::error_code ec;
     self->acceptor_.close(ec);
+    self->accept_pause_.cancel();
   });
   std::lock_guard<std::mutex> g{sessions_m_};
   for (auto& w : sessions_)

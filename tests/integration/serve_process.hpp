@@ -63,6 +63,7 @@ public:
   ~serve_process() { stop(); }
 
   std::uint16_t port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string stdout_text() const { return slurp(dir_ / "stdout.txt"); }
   std::string stderr_text() const { return slurp(dir_ / "stderr.txt"); }
 

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -349,6 +350,45 @@ TEST_CASE("serve: a call whose client hangs up while it waits for a slot is neve
   CHECK(json::parse(stats.body)["admitted"] == 1);
   // The provider serves the next caller as usual.
   CHECK(test::request("POST", "127.0.0.1", squad.port(), "/v1/chat/completions", hello("slow/m").dump()).status == 200);
+}
+
+TEST_CASE("serve: out of file descriptors it pauses accepting, counts it, and serves again once some are free") {
+  // Intent: EMFILE on accept leaves the connection in the backlog; retrying at once would spin a core forever.
+  served s;
+  CHECK_THAT(s.squad.stdout_text(), Catch::Contains("open files)"));
+  REQUIRE(s.chat(hello("persona/analyst")).status == 200);
+  rlimit low{40, 40};
+  REQUIRE(prlimit(s.squad.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
+  std::vector<int> flood;
+  for (int i = 0; i < 80; ++i) { // the kernel completes these handshakes into the backlog either way
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(s.squad.port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      flood.push_back(fd);
+    else
+      close(fd);
+  }
+  CHECK(flood.size() > 40);
+  std::this_thread::sleep_for(300ms); // the client holds its connections a while, as a burst of real clients would
+  for (int fd : flood)
+    close(fd);
+  // The server frees the descriptors of the closed connections and takes new ones again.
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.find("squad_accept_errors_total{reason=\"no_descriptors\"}") == std::string::npos;
+       ++i) {
+    try {
+      metrics = s.get("/metrics").body;
+    } catch (const std::exception&) {
+    }
+    if (metrics.find("squad_accept_errors_total") == std::string::npos)
+      std::this_thread::sleep_for(50ms);
+  }
+  CHECK_THAT(metrics, Catch::Contains("squad_accept_errors_total{reason=\"no_descriptors\"}"));
+  CHECK(s.chat(hello("persona/analyst")).status == 200);
 }
 
 TEST_CASE("serve: pipelined requests on one connection are answered in order") {
