@@ -601,8 +601,12 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
     std::string persona = c != self->state.calls.end() ? c->second.req.persona : "";
     std::int64_t used = r.result == outcome::ok ? r.usage.prompt_tokens + r.usage.completion_tokens : -1;
+    // A stream cut because its client hung up says nothing about the provider: the breaker is not told.
+    bool client_left = r.result != outcome::ok && c != self->state.calls.end() && c->second.req.sink &&
+                       c->second.req.sink->abandoned();
     auto& m = metrics::registry::global();
-    m.inc("squad_upstream_calls_total", {{"provider", provider}, {"outcome", to_string(r.result)}});
+    m.inc("squad_upstream_calls_total",
+          {{"provider", provider}, {"outcome", client_left ? "client_left" : to_string(r.result)}});
     if (r.latency_us > 0)
       m.observe("squad_upstream_latency_seconds", {{"provider", provider}}, static_cast<double>(r.latency_us) / 1e6);
     if (r.result == outcome::rate_limited)
@@ -618,6 +622,8 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
           note_event(self, events, "provider.throttled", step_id, persona, note,
                      nlohmann::json{{"provider", provider}}.dump());
       }, [](caf::error&) {});
+    if (client_left)
+      return tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
     ask(self, caf::infinite, "providers/" + provider + ":breaker", atoms::report_v, r.result, ticket)
       .then([self, events, step_id, persona, provider](std::string& change) {
         if (!change.empty())

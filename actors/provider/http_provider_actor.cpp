@@ -40,6 +40,9 @@ public:
       sink_->delta(delta);
   }
 
+  // A streamed answer whose client hung up: stop the upstream generating it (tokens cost money).
+  bool wanted() const override { return !(stream_ && sink_ && sink_->abandoned()); }
+
   void on_done(net::http_failure failure, const std::string& detail) override {
     auto reply = assembler_.finish(failure, detail);
     auto took = std::chrono::steady_clock::now() - started_;

@@ -134,6 +134,7 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
         r.result = outcome::connect_failed;
         break;
       case http_failure::closed_early:
+      case http_failure::abandoned: // the dispatcher tells the breaker nothing of it (the client left)
         r.result = outcome::stream_cut;
         break;
       case http_failure::shut_down:

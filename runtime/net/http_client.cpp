@@ -44,6 +44,7 @@ const char* to_string(http_failure f) {
     case http_failure::timeout_total: return "total";
     case http_failure::closed_early: return "closed_early";
     case http_failure::bad_http: return "bad_http";
+    case http_failure::abandoned: return "abandoned";
     case http_failure::body_too_large: return "body_too_large";
     case http_failure::shut_down: return "shut_down";
   }
@@ -532,10 +533,15 @@ private:
     std::size_t got = chunk_.size() - parser_->get().body().size;
     if (got > 0) {
       body_bytes_ += got;
+      bool wanted = true;
       try {
         ex_->handler->on_data(std::string_view(chunk_.data(), got));
+        wanted = ex_->handler->wanted();
       } catch (...) {
       }
+      if (!wanted)
+        return fail(http_failure::abandoned,
+                    "the caller stopped reading " + where() + " after " + std::to_string(body_bytes_) + " bytes of body");
     }
     if (ec == beast::error::timeout)
       return fail(binding_, timeout_detail() + " from " + where() + " after " + std::to_string(body_bytes_) +

@@ -76,6 +76,7 @@ enum class http_failure : std::uint8_t {
   bad_http,           ///< not a well-formed HTTP/1.x response
   body_too_large,
   shut_down,          ///< the io_runtime stopped first
+  abandoned,          ///< the handler stopped wanting the response (its client hung up): the connection is closed
 };
 const char* to_string(http_failure f);
 
@@ -92,6 +93,9 @@ public:
   virtual ~http_handler() = default;
   virtual void on_head(int status, const header_list& headers) = 0;
   virtual void on_data(std::string_view piece) = 0;
+  /// Asked after each piece of body: false ends the exchange at once (http_failure::abandoned), closing the
+  /// connection, so an upstream stops generating what nobody will read.
+  virtual bool wanted() const { return true; }
   /// Called exactly once. `detail` says what failed, for humans ("" when failure is none).
   virtual void on_done(http_failure failure, const std::string& detail) = 0;
 };

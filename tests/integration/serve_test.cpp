@@ -391,6 +391,48 @@ TEST_CASE("serve: out of file descriptors it pauses accepting, counts it, and se
   CHECK(s.chat(hello("persona/analyst")).status == 200);
 }
 
+TEST_CASE("serve: a streamed answer whose client hangs up stops the upstream stream, and the breaker is not told") {
+  // Intent: tokens nobody will read are not generated (they cost money), and a client's leaving is not a
+  // provider failure.
+  test::mock_process mock{R"(upstreams:
+  slow:
+    listen: 127.0.0.1:0
+    style: openai
+    limits: {requests: 1000, per: 1s, concurrency: 0}
+    latency: {fixed: 5ms, per_token: 50ms}
+    reply: {tokens: 200}
+)"};
+  test::serve_process squad{"personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
+                            "/config/workflows\nserver: {listen: 127.0.0.1:0}\nproviders:\n  slow:\n    kind: openai\n"
+                            "    base_url: http://127.0.0.1:" + std::to_string(mock.port("slow")) + "/v1\n"
+                            "    limits: {requests: 1000, per: 1s, burst: 100, concurrency: 4}\n"
+                            "    timeouts: {connect: 1s, first_byte: 3s, idle: 3s, total: 30s}\n"
+                            "    models:\n      m: {id: mock-slow, tier: worker}\npersonas: {}\n"};
+  auto req = hello("slow/m");
+  req["stream"] = true;
+  req["max_tokens"] = 400;
+  auto body = req.dump();
+  auto head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body;
+  // Reads until the first content delta has arrived (the upstream would stream for about 10s), then hangs up.
+  auto got = raw_exchange(squad.port(), head, 1500ms);
+  REQUIRE(got.find("\"content\"") != std::string::npos);
+  auto t0 = std::chrono::steady_clock::now();
+  json stats;
+  std::string metrics;
+  for (int i = 0; i < 60; ++i) {
+    stats = json::parse(test::request("GET", "127.0.0.1", mock.port("slow"), "/stats").body);
+    metrics = test::request("GET", "127.0.0.1", squad.port(), "/metrics").body;
+    if (stats["in_flight"] == 0 && metrics.find("client_left") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK(stats["in_flight"] == 0); // the upstream stream ended
+  CHECK(std::chrono::steady_clock::now() - t0 < 3s);
+  CHECK_THAT(metrics, Catch::Contains("squad_upstream_calls_total{provider=\"slow\",outcome=\"client_left\"} 1"));
+  CHECK_THAT(metrics, Catch::Contains("squad_breaker_state{provider=\"slow\"} 0")); // still closed
+}
+
 TEST_CASE("serve: pipelined requests on one connection are answered in order") {
   // Intent: bytes of a next request that arrive while an answer is prepared are kept for the next read.
   served s;
