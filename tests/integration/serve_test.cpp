@@ -587,8 +587,10 @@ TEST_CASE("serve: /healthz, /readyz and /metrics with requests, upstream calls a
   CHECK(m.body.find("# TYPE squad_limiter_queue_depth gauge") != std::string::npos);
 }
 
-TEST_CASE("serve: SIGTERM lets the call in flight finish, then exits 0") {
-  served s;
+TEST_CASE("serve: SIGTERM lets the call in flight finish, then exits 0 (actors on the io threads or on CAF's)") {
+  auto scheduler = GENERATE(as<std::string>{}, "io", "caf");
+  INFO("runtime.scheduler " << scheduler);
+  served s{"{listen: 127.0.0.1:0}", "runtime: {scheduler: " + scheduler + "}\n"};
   s.fault("spare", {{"mode", "slow"}, {"fraction", 1.0}, {"slow_ms", 1500}});
   auto call = std::async(std::launch::async, [&] { return s.chat(hello("spare/m")); });
   // Wait until the upstream holds the call, then ask the server to stop.
