@@ -11,12 +11,7 @@ set -euo pipefail
 cache=${BENCH_CACHE:-/var/cache/squad-bench}
 portkey_pkg=@portkey-ai/gateway
 
-sudo=()
-if [[ $(id -u) != 0 ]]; then
-  sudo=(sudo)
-fi
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+source "$(cd "$(dirname "$0")" && pwd)/lib.sh" # sudo, installed, apt_install, disable_service
 
 missing=()
 for p in nginx wrk curl; do
@@ -29,17 +24,12 @@ command -v npm >/dev/null 2>&1 || installed npm || missing+=(npm)
 
 if ((${#missing[@]})); then
   echo "bench-deps: installing ${missing[*]}"
-  "${sudo[@]}" apt-get update -q
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  apt_install "${missing[@]}"
   if [[ " ${missing[*]} " == *" nginx "* ]]; then
-    # The package's own service would hold port 80 with /etc/nginx: stop and disable it (harmless if not running).
-    if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-      "${sudo[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
-    else
-      "${sudo[@]}" service nginx stop >/dev/null 2>&1 || "${sudo[@]}" nginx -s stop >/dev/null 2>&1 || true
-      if command -v update-rc.d >/dev/null 2>&1; then
-        "${sudo[@]}" update-rc.d nginx disable >/dev/null 2>&1 || true
-      fi
+    # The package's own service would hold port 80 with /etc/nginx; the benchmark runs a private nginx.
+    disable_service nginx
+    if pgrep -x nginx >/dev/null 2>&1; then # no init system stopped it
+      "${sudo[@]}" nginx -s stop >/dev/null 2>&1 || true
     fi
   fi
 fi

@@ -19,12 +19,7 @@ packages=(
   libgoogle-perftools-dev
 )
 
-sudo=()
-if [[ $(id -u) != 0 ]]; then
-  sudo=(sudo)
-fi
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+source "$root/deploy/lib.sh" # sudo, installed, apt_install, disable_service
 
 install_missing() { # install_missing [tests]: with "tests", also what tests/js needs
   local missing=()
@@ -40,18 +35,9 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
   fi
   if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
-    "${sudo[@]}" apt-get update -q
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}"
     if [[ " ${missing[*]} " == *" prometheus "* ]]; then
-      # Only promtool is wanted: the package's own server (port 9090) is stopped and disabled where it started.
-      if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-        "${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
-      else
-        "${sudo[@]}" service prometheus stop >/dev/null 2>&1 || true
-        if command -v update-rc.d >/dev/null 2>&1; then
-          "${sudo[@]}" update-rc.d prometheus disable >/dev/null 2>&1 || true
-        fi
-      fi
+      disable_service prometheus # only promtool is wanted, not the package's server on port 9090
     fi
   fi
   if [[ ${1:-} == tests ]]; then

@@ -1,4 +1,5 @@
 #include "actors/provider/limit_headers.hpp"
+#include "runtime/net/http_client.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -15,14 +16,6 @@ constexpr std::int64_t max_ns = max_ms * 1'000'000; // fits in int64 with room f
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -104,7 +97,7 @@ std::optional<system_clock::time_point> make_time(int y, int mo, int d, int h, i
 
 // A count such as x-ratelimit-remaining-requests: digits only.
 std::int64_t parse_count(std::string_view value) {
-  value = trim(value);
+  value = net::trim_ows(value);
   if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), is_digit))
     return -1;
   std::int64_t v = 0;
@@ -125,7 +118,7 @@ std::optional<milliseconds> parse_plain_number(std::string_view value, std::int6
 } // namespace
 
 std::optional<milliseconds> parse_retry_after(std::string_view value, system_clock::time_point now) {
-  value = trim(value);
+  value = net::trim_ows(value);
   if (value.empty())
     return std::nullopt;
   if (is_digit(value.front()) || value.front() == '.')
@@ -136,7 +129,7 @@ std::optional<milliseconds> parse_retry_after(std::string_view value, system_clo
 }
 
 std::optional<milliseconds> parse_reset_duration(std::string_view value) {
-  value = trim(value);
+  value = net::trim_ows(value);
   if (value.empty())
     return std::nullopt;
   if (value.find_first_not_of("0123456789.") == std::string_view::npos)
@@ -176,7 +169,7 @@ std::optional<system_clock::time_point> parse_http_date(std::string_view v) {
   static constexpr std::string_view weekdays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
   static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  v = trim(v);
+  v = net::trim_ows(v);
   if (v.size() != 29 || v.substr(3, 2) != ", " || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || v[19] != ':' ||
       v[22] != ':' || v.substr(25) != " GMT")
     return std::nullopt;
@@ -194,7 +187,7 @@ std::optional<system_clock::time_point> parse_http_date(std::string_view v) {
 
 std::optional<system_clock::time_point> parse_rfc3339(std::string_view v) {
   // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)
-  v = trim(v);
+  v = net::trim_ows(v);
   if (v.size() < 20 || v[4] != '-' || v[7] != '-' || (v[10] != 'T' && v[10] != 't' && v[10] != ' ') || v[13] != ':' ||
       v[16] != ':')
     return std::nullopt;
@@ -247,7 +240,7 @@ limit_signals parse_limit_signals(const header_list& headers, system_clock::time
     if (iequals(name, "retry-after"))
       retry_after = parse_retry_after(value, now);
     else if (iequals(name, "retry-after-ms"))
-      retry_after_ms = parse_plain_number(trim(value), 1'000'000);
+      retry_after_ms = parse_plain_number(net::trim_ows(value), 1'000'000);
     else if (iequals(name, "x-ratelimit-remaining-requests") || iequals(name, "anthropic-ratelimit-requests-remaining"))
       out.remaining_requests = parse_count(value);
     else if (iequals(name, "x-ratelimit-limit-requests") || iequals(name, "anthropic-ratelimit-requests-limit"))

@@ -51,6 +51,14 @@ const char* to_string(http_failure f) {
   return "?";
 }
 
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
 std::optional<url_parts> parse_url(std::string_view url, std::string& why) {
   url_parts out;
   std::string_view rest;

@@ -47,6 +47,9 @@ struct url_parts {
 /// fragment are refused: a base URL has none).
 std::optional<url_parts> parse_url(std::string_view url, std::string& why);
 
+/// A header value without the optional whitespace (spaces and tabs) around it (RFC 9110, section 5.6.3).
+std::string_view trim_ows(std::string_view s);
+
 struct http_timeouts {
   millis connect{10000};     ///< DNS + TCP connect + TLS handshake
   millis first_byte{60000};  ///< from sending the request to the response head

@@ -1,5 +1,6 @@
 #include "runtime/server/gateway.hpp"
 #include "runtime/metrics/registry.hpp"
+#include "runtime/net/http_client.hpp"
 #include "runtime/server/ws_flow.hpp"
 
 #include <nlohmann/json.hpp>
@@ -64,14 +65,6 @@ void describe_metrics() {
     r.describe("squad_cache_hits_total", metrics::kind::counter, "response cache hits");
     r.describe("squad_cache_misses_total", metrics::kind::counter, "response cache misses");
   });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
 }
 
 /// Counts what each answer was, releases the key's concurrency slot, and times the request.
@@ -355,7 +348,7 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
     }
     return true;
   }
-  auto h = trim(req.header("authorization"));
+  auto h = net::trim_ows(req.header("authorization"));
   if (h.empty()) {
     reg().inc("squad_auth_refusals_total", {{"reason", "missing_key"}});
     send_error(*out, 401, "missing API key: send Authorization: Bearer <key>", "invalid_request_error", {}, "missing_api_key");
@@ -368,7 +361,7 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
     send_error(*out, 401, "the Authorization header must be: Bearer <key>", "invalid_request_error", {}, "invalid_api_key");
     return false;
   }
-  auto it = key_index_.find(sha256_hex(trim(h.substr(7))));
+  auto it = key_index_.find(sha256_hex(net::trim_ows(h.substr(7))));
   if (it == key_index_.end()) {
     reg().inc("squad_auth_refusals_total", {{"reason", "invalid_key"}});
     send_error(*out, 401, "invalid API key", "invalid_request_error", {}, "invalid_api_key");
@@ -588,7 +581,7 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
     include_usage = b["stream_options"].value("include_usage", false);
   // Squad's own headers.
   call.priority = static_cast<std::uint8_t>(model.priority);
-  if (auto h = trim(req.header("x-squad-priority")); !h.empty()) {
+  if (auto h = net::trim_ows(req.header("x-squad-priority")); !h.empty()) {
     std::string up{h};
     if (!up.empty())
       up[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[0])));
@@ -599,7 +592,7 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
     call.priority = static_cast<std::uint8_t>(*p);
   }
   call.cache_mode = cache_bypass; // API calls use the response cache only when they ask
-  if (auto h = trim(req.header("x-squad-cache")); !h.empty()) {
+  if (auto h = net::trim_ows(req.header("x-squad-cache")); !h.empty()) {
     if (h == "use")
       call.cache_mode = cache_use;
     else if (h == "only")
@@ -608,7 +601,7 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
       return send_error(*out, 400, "X-Squad-Cache must be use, only or bypass (got \"" + std::string{h} + "\")",
                         "invalid_request_error", "X-Squad-Cache");
   }
-  if (auto h = trim(req.header("x-squad-run")); !h.empty()) { // calls with one id share one budget of LLM calls
+  if (auto h = net::trim_ows(req.header("x-squad-run")); !h.empty()) { // calls with one id share one budget of LLM calls
     if (h.size() > 128 || h.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") !=
                             std::string_view::npos)
       return send_error(*out, 400, "X-Squad-Run must be 1 to 128 of [A-Za-z0-9._:-] (got \"" + std::string{h} + "\")",

@@ -23,20 +23,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* mock_yaml = R"(upstreams:
-  main:
-    listen: 127.0.0.1:0
-    style: openai
-    limits: {requests: 1000, per: 1s, concurrency: 0}
-    latency: {fixed: 5ms, per_token: 1ms}
-    reply: {tokens: 12}
-  spare:
-    listen: 127.0.0.1:0
-    style: openai
-    limits: {requests: 1000, per: 1s, concurrency: 0}
-    latency: {fixed: 5ms}
-    reply: {tokens: 8}
-)";
+// Shared with tests/js/harness.mjs.
+std::string mock_yaml() {
+  return test::slurp(SQUAD_SOURCE_DIR "/tests/data/serve_mock.yaml");
+}
 
 // The provider "main" streams from its upstream; "spare" does not. `server` is the server block's body.
 std::string squad_yaml(const test::mock_process& m, const std::string& server = "{listen: 127.0.0.1:0}") {
@@ -54,7 +44,7 @@ std::string squad_yaml(const test::mock_process& m, const std::string& server = 
 }
 
 struct served {
-  test::mock_process mock{mock_yaml};
+  test::mock_process mock{mock_yaml()};
   test::serve_process squad;
   explicit served(const std::string& server = "{listen: 127.0.0.1:0}", const std::string& extra = "")
     : squad{squad_yaml(mock, server) + extra} {}
@@ -327,7 +317,7 @@ TEST_CASE("serve: size limits (413 body, 431 headers) and a slow client times ou
 TEST_CASE("serve: a call whose client hangs up while it waits for a slot is never sent upstream") {
   // Intent: a client that gives up (closes its connection) while its call is queued behind the provider's rate
   // limit costs no upstream call: when the slot comes the call is dropped, and counted.
-  test::mock_process mock{mock_yaml};
+  test::mock_process mock{mock_yaml()};
   test::serve_process squad{"personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
                             "/config/workflows\nserver: {listen: 127.0.0.1:0}\nproviders:\n  slow:\n    kind: openai\n"
                             "    base_url: http://127.0.0.1:" + std::to_string(mock.port("main")) + "/v1\n"

@@ -161,20 +161,7 @@ export async function startSquad({ yaml, configPath, cwd = sourceDir, env = {}, 
 }
 
 // The configs of tests/integration/serve_test.cpp: two OpenAI-style upstreams; "main" streams, "spare" does not.
-export const mockYaml = `upstreams:
-  main:
-    listen: 127.0.0.1:0
-    style: openai
-    limits: {requests: 1000, per: 1s, concurrency: 0}
-    latency: {fixed: 5ms, per_token: 1ms}
-    reply: {tokens: 12}
-  spare:
-    listen: 127.0.0.1:0
-    style: openai
-    limits: {requests: 1000, per: 1s, concurrency: 0}
-    latency: {fixed: 5ms}
-    reply: {tokens: 8}
-`;
+export const mockYaml = readFileSync(join(sourceDir, 'tests/data/serve_mock.yaml'), 'utf8');
 
 export function squadYaml(mock, server = '{listen: 127.0.0.1:0}') {
   const provider = (name, extra) =>
