@@ -40,8 +40,17 @@ public:
       sink_->delta(delta);
   }
 
-  // A streamed answer whose client hung up: stop the upstream generating it (tokens cost money).
-  bool wanted() const override { return !(stream_ && sink_ && sink_->abandoned()); }
+  // A streamed answer whose client hung up: stop the upstream generating it (tokens cost money). Asking is a
+  // system call (a peek at the client's socket): at most every 100ms, not for every token.
+  bool wanted() const override {
+    if (!stream_ || !sink_)
+      return true;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_asked_ < std::chrono::milliseconds{100})
+      return true;
+    last_asked_ = now;
+    return !sink_->abandoned();
+  }
 
   void on_done(net::http_failure failure, const std::string& detail) override {
     auto reply = assembler_.finish(failure, detail);
@@ -73,6 +82,7 @@ private:
   std::shared_ptr<call_sink> sink_; // set when the caller streams to a client or is answered from here
   bool stream_, direct_;
   chain_target target_;
+  mutable std::chrono::steady_clock::time_point last_asked_{}; // when wanted() last asked the sink
 };
 
 caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
