@@ -504,12 +504,13 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
         api_key_config k;
         k.name = name;
         if (r.is_map(value, p)) {
-          r.check_keys(value, p, {"sha256", "rpm", "concurrency", "daily_calls", "models"});
+          r.check_keys(value, p, {"sha256", "rpm", "concurrency", "daily_calls", "models", "admin"});
           r.get(value, p, "sha256", k.sha256);
           r.get(value, p, "rpm", k.rpm);
           r.get(value, p, "concurrency", k.concurrency);
           r.get(value, p, "daily_calls", k.daily_calls);
           r.get(value, p, "models", k.models);
+          r.get(value, p, "admin", k.admin);
         }
         cfg.server.keys.push_back(std::move(k));
       }

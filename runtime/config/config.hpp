@@ -97,6 +97,7 @@ struct api_key_config {
   std::int64_t concurrency = 0;   ///< requests in flight, 0: unlimited
   std::int64_t daily_calls = 0;   ///< requests per UTC day, 0: unlimited
   std::vector<std::string> models; ///< API model names this key may use (persona/<id>, <provider>/<model>, alias); empty: all
+  bool admin = false;             ///< sees, follows and cancels every key's runs; other keys see only their own
 };
 
 struct server_config {

@@ -740,8 +740,9 @@ bool is_end(const json& ev) {
 // lifecycle events are never dropped (a client that lets even those pile up to the hard queue limit is closed).
 class ws_session final : public ws_handler, public std::enable_shared_from_this<ws_session> {
 public:
-  ws_session(std::shared_ptr<run_hub> hub, std::size_t lag_at, std::function<std::optional<std::string>()> admit)
-    : hub_(std::move(hub)), admit_(std::move(admit)), flow_(lag_at) {}
+  ws_session(std::shared_ptr<run_hub> hub, run_caller who, std::size_t lag_at,
+             std::function<std::optional<std::string>()> admit)
+    : hub_(std::move(hub)), who_(std::move(who)), admit_(std::move(admit)), flow_(lag_at) {}
 
   void on_open(std::shared_ptr<ws_connection> conn) override {
     {
@@ -772,6 +773,7 @@ public:
       auto rr = parse_run_request(m, why);
       if (!rr)
         return error(ref, why.message, why.param);
+      rr->owner = who_.key;
       auto self = shared_from_this();
       auto id = hub_->start(
         *rr, why, [self](const json& ev) { return self->deliver(ev); },
@@ -784,16 +786,18 @@ public:
       return;
     }
     if (type == "run.subscribe") {
+      bool already;
       {
         std::lock_guard<std::mutex> g{m_};
-        if (flow_.tracks(run_id))
-          return error(ref, "this session already follows run \"" + run_id + "\"", "run_id");
-      }
+        already = flow_.tracks(run_id);
+      } // error() takes m_ itself: never call it under the lock
+      if (already)
+        return error(ref, "this session already follows run \"" + run_id + "\"", "run_id");
       if (live_runs() >= max_runs)
         return error(ref, "this session already follows " + std::to_string(max_runs) + " runs; wait for one to end", "");
       auto self = shared_from_this();
       track(run_id);
-      if (hub_->subscribe(run_id, [self](const json& ev) { return self->deliver(ev); }) == 0) {
+      if (hub_->subscribe(run_id, who_, [self](const json& ev) { return self->deliver(ev); }) == 0) {
         untrack(run_id);
         return error(ref, "no run \"" + run_id + "\"", "run_id");
       }
@@ -801,7 +805,7 @@ public:
     }
     if (type == "run.cancel") {
       std::string why;
-      if (int st = hub_->cancel(run_id, why))
+      if (int st = hub_->cancel(run_id, who_, why))
         return error(ref, why, st == 404 ? "run_id" : "");
       return;
     }
@@ -809,7 +813,7 @@ public:
       if (!m.contains("text") || !m["text"].is_string())
         return error(ref, "step.feedback needs text: the person's input", "text");
       std::string why;
-      if (int st = hub_->feedback(run_id, m.value("step_id", std::string{}), m["text"].get<std::string>(), why))
+      if (int st = hub_->feedback(run_id, who_, m.value("step_id", std::string{}), m["text"].get<std::string>(), why))
         return error(ref, why, st == 404 ? "step_id" : "");
       return;
     }
@@ -887,6 +891,7 @@ private:
   }
 
   std::shared_ptr<run_hub> hub_;
+  run_caller who_;
   std::function<std::optional<std::string>()> admit_; // key limits for run.start; empty with auth: none
   std::mutex m_;
   ws_flow flow_;
@@ -915,7 +920,15 @@ std::optional<std::string> gateway::run_forbidden(std::size_t key) const {
          " is limited to some models (server.keys.<name>.models); a run uses every persona of its workflow";
 }
 
+run_caller gateway::caller(std::size_t key) const {
+  if (key == no_key)
+    return {};
+  auto& k = cfg_->server.keys[key];
+  return {k.name, k.admin};
+}
+
 void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::string& path, std::size_t key) {
+  auto who = caller(key);
   // /v1/runs, /v1/runs/{id}, /v1/runs/{id}/events, /v1/runs/{id}/steps/{step}/feedback
   std::vector<std::string> parts;
   for (std::size_t pos = 1; pos <= path.size();) {
@@ -934,7 +947,7 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
   auto not_found = [&](const std::string& what) { send_error(*out, 404, what, "invalid_request_error", {}, "not_found"); };
   if (parts.size() == 2) { // /v1/runs
     if (req.method == "GET")
-      return out->reply(200, json_headers, runs_->list().dump());
+      return out->reply(200, json_headers, runs_->list(who).dump());
     if (req.method != "POST")
       return allow("GET, POST");
     if (auto no = run_forbidden(key))
@@ -948,8 +961,10 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
     run_refusal refusal;
     auto rr = parse_run_request(*body, refusal);
     std::optional<std::string> id;
-    if (rr)
+    if (rr) {
+      rr->owner = who.key;
       id = runs_->start(*rr, refusal);
+    }
     if (!id)
       return send_error(*out, refusal.status, refusal.message, "invalid_request_error", refusal.param, refusal.code);
     auto headers = json_headers;
@@ -962,7 +977,7 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
   auto& id = parts[2];
   if (parts.size() == 3) {
     if (req.method == "GET") {
-      auto snap = runs_->snapshot(id);
+      auto snap = runs_->snapshot(id, who);
       if (!snap)
         return not_found("no run " + id);
       return out->reply(200, json_headers, snap->dump(-1, ' ', false, json::error_handler_t::replace));
@@ -970,7 +985,7 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
     if (req.method != "DELETE")
       return allow("GET, DELETE");
     std::string why;
-    int st = runs_->cancel(id, why);
+    int st = runs_->cancel(id, who, why);
     if (st == 404)
       return not_found(why);
     if (st == 409)
@@ -982,7 +997,7 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
       return allow("GET");
     // SSE: the kept events, then live ones; the stream ends after run.completed or run.failed.
     auto started = std::make_shared<std::atomic<bool>>(false);
-    auto sub = runs_->subscribe(id, [out, started](const json& ev) {
+    auto sub = runs_->subscribe(id, who, [out, started](const json& ev) {
       if (out->gone())
         return false;
       if (!started->exchange(true))
@@ -1009,7 +1024,7 @@ void gateway::runs_api(request& req, std::shared_ptr<responder> out, const std::
     if (!body->is_object() || !body->contains("text") || !(*body)["text"].is_string())
       return send_error(*out, 400, "text is required: the person's input into the step", "invalid_request_error",
                         "text");
-    int st = runs_->feedback(id, parts[4], (*body)["text"].get<std::string>(), why);
+    int st = runs_->feedback(id, who, parts[4], (*body)["text"].get<std::string>(), why);
     if (st == 404)
       return not_found(why);
     if (st == 409)
@@ -1049,7 +1064,7 @@ std::shared_ptr<ws_handler> gateway::accept_ws(const request& req, ws_refusal& r
       return std::nullopt;
     };
   }
-  return std::make_shared<ws_session>(runs_, static_cast<std::size_t>(cfg_->server.ws_lag_at), std::move(admit));
+  return std::make_shared<ws_session>(runs_, caller(key), static_cast<std::size_t>(cfg_->server.ws_lag_at), std::move(admit));
 }
 
 } // namespace squad::server

@@ -51,6 +51,7 @@ private:
   void runs_api(request& req, std::shared_ptr<responder> out, const std::string& path, std::size_t key);
   /// A run starts with every persona of its workflow: a key limited to some models may not start one (403).
   std::optional<std::string> run_forbidden(std::size_t key) const;
+  run_caller caller(std::size_t key) const; // whose runs this key sees
   void metrics(std::shared_ptr<responder> out);
   /// Authenticates (auth: keys) or checks the peer is loopback (auth: none); `key` gets the key's index or no_key.
   bool authorize(const request& req, std::shared_ptr<responder>& out, std::size_t* key);

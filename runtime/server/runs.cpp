@@ -141,6 +141,7 @@ std::optional<std::string> run_hub::start(const run_request& req, run_refusal& w
 
   auto entry = std::make_shared<run_entry>();
   entry->id = spec.run_id;
+  entry->owner = req.owner;
   entry->task = req.task;
   entry->workflow = wf_id;
   entry->created_unix = static_cast<std::int64_t>(std::time(nullptr));
@@ -249,12 +250,19 @@ void run_hub::on_lost(const std::string& id, const std::string& why) {
   evict();
 }
 
-std::optional<json> run_hub::snapshot(const std::string& id) const {
-  std::lock_guard<std::mutex> g{m_};
+run_hub::run_entry* run_hub::find(const std::string& id, const run_caller& who) const {
   auto it = runs_.find(id);
-  if (it == runs_.end())
+  if (it == runs_.end() || !who.sees(it->second->owner))
+    return nullptr;
+  return it->second.get();
+}
+
+std::optional<json> run_hub::snapshot(const std::string& id, const run_caller& who) const {
+  std::lock_guard<std::mutex> g{m_};
+  auto* found = find(id, who);
+  if (!found)
     return std::nullopt;
-  auto& r = *it->second;
+  auto& r = *found;
   json steps = json::array(), artifacts = json::object();
   for (auto& sid : r.step_order) {
     auto& s = r.steps.at(sid);
@@ -282,22 +290,24 @@ std::optional<json> run_hub::snapshot(const std::string& id) const {
               {"events", r.events.size()}};
 }
 
-json run_hub::list() const {
+json run_hub::list(const run_caller& who) const {
   std::lock_guard<std::mutex> g{m_};
   json data = json::array();
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
     auto& r = *runs_.at(*it);
+    if (!who.sees(r.owner))
+      continue;
     data.push_back({{"id", r.id}, {"state", r.state}, {"workflow", r.workflow}, {"created", r.created_unix}});
   }
   return json{{"object", "list"}, {"data", std::move(data)}};
 }
 
-std::uint64_t run_hub::subscribe(const std::string& id, run_subscriber fn) {
+std::uint64_t run_hub::subscribe(const std::string& id, const run_caller& who, run_subscriber fn) {
   std::lock_guard<std::mutex> g{m_};
-  auto it = runs_.find(id);
-  if (it == runs_.end())
+  auto* found = find(id, who);
+  if (!found)
     return 0;
-  auto& r = *it->second;
+  auto& r = *found;
   for (auto& ev : r.events)
     if (!fn(ev))
       return next_sub_++; // the subscriber left during the replay
@@ -314,30 +324,31 @@ void run_hub::unsubscribe(const std::string& id, std::uint64_t sub) {
     it->second->subs.erase(sub);
 }
 
-int run_hub::cancel(const std::string& id, std::string& why) {
+int run_hub::cancel(const std::string& id, const run_caller& who, std::string& why) {
   std::lock_guard<std::mutex> g{m_};
-  auto it = runs_.find(id);
-  if (it == runs_.end()) {
+  auto* r = find(id, who);
+  if (!r) {
     why = "no run " + id;
     return 404;
   }
-  if (it->second->finished()) {
-    why = "run " + id + " already ended (" + it->second->state + ")";
+  if (r->finished()) {
+    why = "run " + id + " already ended (" + r->state + ")";
     return 409;
   }
-  caf::anon_send(it->second->listener, atoms::cancel_v);
+  caf::anon_send(r->listener, atoms::cancel_v);
   return 0;
 }
 
-int run_hub::feedback(const std::string& id, const std::string& step, const std::string& text, std::string& why) {
+int run_hub::feedback(const std::string& id, const run_caller& who, const std::string& step, const std::string& text,
+                      std::string& why) {
   std::lock_guard<std::mutex> g{m_};
-  auto it = runs_.find(id);
-  if (it == runs_.end()) {
+  auto* r = find(id, who);
+  if (!r) {
     why = "no run " + id;
     return 404;
   }
-  auto s = it->second->steps.find(step);
-  if (s == it->second->steps.end()) {
+  auto s = r->steps.find(step);
+  if (s == r->steps.end()) {
     why = "run " + id + " has no step " + step;
     return 404;
   }
@@ -345,7 +356,7 @@ int run_hub::feedback(const std::string& id, const std::string& step, const std:
     why = "step " + step + " is " + s->second.status + ", not waiting for feedback";
     return 409;
   }
-  caf::anon_send(it->second->listener, atoms::feedback_v, step, text);
+  caf::anon_send(r->listener, atoms::feedback_v, step, text);
   return 0;
 }
 

@@ -18,8 +18,17 @@ namespace squad::server {
 /// A subscriber gets each event (JSON with type, seq, run_id, ...). It returns false to unsubscribe.
 using run_subscriber = std::function<bool(const nlohmann::json& event)>;
 
+/// Who asks about runs. A run belongs to the API key that started it: another key is told it does not exist
+/// (404, so run ids leak nothing); an admin key, and every caller when the server runs without keys, sees all.
+struct run_caller {
+  std::string key;   ///< the API key's name; "" without auth
+  bool all = true;   ///< sees every run (no auth, or an admin key)
+  bool sees(const std::string& owner) const { return all || owner == key; }
+};
+
 /// What starting a run needs from the client.
 struct run_request {
+  std::string owner;                      ///< the starting key's name ("" without auth)
   std::string task;
   std::string workflow;                   ///< "" : the config's default_workflow
   std::optional<std::int64_t> budget_calls, budget_tokens;
@@ -43,20 +52,23 @@ public:
   std::optional<std::string> start(const run_request& req, run_refusal& why, run_subscriber first = {},
                                    const std::function<void(const std::string&)>& accepted = {});
 
+  // Every call below treats a run the caller may not see exactly as an unknown one.
+
   /// The run's state, steps and artifacts, or nullopt for an unknown id.
-  std::optional<nlohmann::json> snapshot(const std::string& id) const;
-  /// Summaries of the runs kept, newest first.
-  nlohmann::json list() const;
+  std::optional<nlohmann::json> snapshot(const std::string& id, const run_caller& who) const;
+  /// Summaries of the runs kept that the caller sees, newest first.
+  nlohmann::json list(const run_caller& who) const;
 
   /// Replays the kept events, then follows live ones (until the subscriber returns false or the run ends).
   /// Returns a subscription id (0: unknown run).
-  std::uint64_t subscribe(const std::string& id, run_subscriber fn);
+  std::uint64_t subscribe(const std::string& id, const run_caller& who, run_subscriber fn);
   void unsubscribe(const std::string& id, std::uint64_t sub);
 
   /// Cancels a running run: 0 ok (the run.failed event follows), else an HTTP status (404 unknown, 409 finished).
-  int cancel(const std::string& id, std::string& why);
+  int cancel(const std::string& id, const run_caller& who, std::string& why);
   /// A person's input into a step waiting for it: 0 ok, else 404 (unknown run or step) or 409 (not waiting).
-  int feedback(const std::string& id, const std::string& step, const std::string& text, std::string& why);
+  int feedback(const std::string& id, const run_caller& who, const std::string& step, const std::string& text,
+               std::string& why);
 
   /// Called by the run's listener actor.
   void on_event(const std::string& id, const run_event& ev);
@@ -73,7 +85,7 @@ private:
     std::string text, error;
   };
   struct run_entry {
-    std::string id, task, workflow, state = "starting", reason;
+    std::string id, owner, task, workflow, state = "starting", reason;
     std::int64_t created_unix = 0;
     std::int64_t last_seq = 0, last_at_ms = 0; // of the last event, step.delta included
     std::vector<std::string> step_order;
@@ -85,6 +97,7 @@ private:
     bool finished() const { return state == "completed" || state == "failed" || state == "cancelled"; }
   };
   void publish(run_entry& r, const nlohmann::json& ev, bool keep);
+  run_entry* find(const std::string& id, const run_caller& who) const; // under m_; nullptr: unknown or not theirs
   void evict();
 
   caf::actor_system& sys_;
