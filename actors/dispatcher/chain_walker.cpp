@@ -77,7 +77,8 @@ const char* chain_walker::exhausted_reason(steady_time now) const {
     return "attempts";
   if (now >= deadline_)
     return "deadline";
-  bool any = std::any_of(targets_.begin(), targets_.end(), [](auto& t) { return !t.removed; });
+  bool any = std::any_of(targets_.begin(), targets_.end(),
+                         [](auto& t) { return !t.removed && t.ready_at != steady_time::max(); });
   return any ? "deadline" : "targets";
 }
 

@@ -16,6 +16,8 @@
 #include "actors/cache/response_cache.hpp"
 #include "actors/dispatcher/chain_walker.hpp"
 
+#include <array>
+
 namespace squad {
 
 struct dispatch_options {
@@ -26,6 +28,9 @@ struct dispatch_options {
   std::int64_t request_calls = 3; ///< a call outside a run may make at most this many LLM calls (attempts sent)
   std::int64_t shared_calls = 16; ///< calls with one budget_id (X-Squad-Run) may make this many LLM calls together
   millis shared_ttl{3600000};     ///< a budget_id unused this long is forgotten (its budget starts afresh)
+  /// How long a call of each class (P0..P3) may wait, from its start, for a slot that is not there yet (an open
+  /// breaker's next probe); P0 waits as long as its deadline allows.
+  std::array<millis, 4> tolerable_wait{millis::max(), millis{60000}, millis{30000}, millis{10000}};
 };
 
 /// `root` is the root supervisor: provider actors are reached as root/providers/<name>, their limiter and breaker

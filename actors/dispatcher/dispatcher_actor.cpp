@@ -43,6 +43,7 @@ struct pending_call {
   bool shared_reserved = false; // holds a reservation on its X-Squad-Run budget until its first send
   std::uint64_t permit = 0, ticket = 0; // of the attempt awaiting its provider's answer (0: none)
   std::string permit_provider;
+  std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
 };
 
 // The answer goes to the requester, and to the call's sink when the caller is not an actor.
@@ -142,11 +143,25 @@ std::int64_t ms_between(steady_time a, steady_time b) {
 
 std::string target_name(const chain_target& t) { return t.provider + "/" + t.model; }
 
+// Each target once, in the order first tried, with its last outcome (and how many tries, when more than one):
+// a failure that repeats does not repeat its text.
 std::string attempts_text(const std::vector<attempt_info>& attempts) {
-  std::string out;
+  std::vector<std::pair<std::string, std::pair<const attempt_info*, int>>> last; // target -> (last try, tries)
   for (auto& a : attempts) {
+    auto name = a.provider + "/" + a.model;
+    auto it = std::find_if(last.begin(), last.end(), [&](auto& e) { return e.first == name; });
+    if (it == last.end())
+      last.push_back({name, {&a, 1}});
+    else
+      it->second = {&a, it->second.second + 1};
+  }
+  std::string out;
+  for (auto& [name, tried] : last) {
+    auto& a = *tried.first;
     out += out.empty() ? "" : "; ";
-    out += a.provider + "/" + a.model + ": " + a.outcome + (a.detail.empty() ? "" : " (" + a.detail + ")");
+    out += name + ": " + a.outcome + (a.detail.empty() ? "" : " (" + a.detail + ")");
+    if (tried.second > 1)
+      out += " [" + std::to_string(tried.second) + " tries]";
   }
   return out.empty() ? "no attempt was possible" : out;
 }
@@ -355,9 +370,19 @@ void step(dispatcher_actor* self, std::uint64_t id) {
     }
     case chain_walker::action::wait: {
       auto wait_ms = ms_between(now, d.until);
+      // Why: an open breaker's probe, a backoff after a failed attempt, or targets busy (limiters refused in time).
+      std::string reason = "busy", why = "every target is busy";
+      if (!c.attempts.empty()) {
+        auto& last = c.attempts.back();
+        if (last.outcome == "breaker_open")
+          reason = "breaker_open", why = last.detail;
+        else if (last.outcome != "limited")
+          reason = "backoff", why = "backing off after " + last.provider + "/" + last.model + ": " + last.outcome;
+      }
       note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
-                 "every target is busy; waiting " + std::to_string(wait_ms) + "ms",
-                 nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}}.dump());
+                 "waiting " + std::to_string(wait_ms) + "ms: " + why,
+                 nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}, {"reason", reason},
+                                {"detail", why}}.dump());
       self->delayed_send(self, d.until - now, atoms::retry_v, id);
       return;
     }
@@ -372,6 +397,33 @@ std::int64_t token_estimate(const call_request& req) {
   for (auto& m : req.messages)
     chars += m.content.size();
   return static_cast<std::int64_t>((chars + 3) / 4) + std::max<std::int64_t>(0, req.max_tokens);
+}
+
+// A target whose breaker is open: the call waits for its half-open probe (`reopen_ms` from now) only if that
+// comes within the call's deadline and its class's tolerable wait (counted from the call's start), and only once
+// per target; otherwise the target leaves the walk, so a call whose chain is all open ends at once. No polling:
+// the walker waits for the earliest target (one step.waiting event) or ends.
+void rest_open(dispatcher_actor* self, pending_call& c, std::size_t target, std::int64_t reopen_ms) {
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  auto reopen = now + millis{std::max<std::int64_t>(1, reopen_ms)};
+  auto cls = std::min<int>(c.req.priority, 3);
+  auto tolerable = self->state.opts.tolerable_wait[static_cast<std::size_t>(cls)];
+  bool waited = std::find(c.probe_waits.begin(), c.probe_waits.end(), target) != c.probe_waits.end();
+  bool tolerated = tolerable == millis::max() || reopen - c.started <= tolerable; // max: P0's "no bound"
+  bool fits = !waited && reopen < c.started + millis{c.req.timeout_ms} && tolerated;
+  std::string detail = t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
+  if (!fits)
+    detail += waited ? ", and this call already waited for one probe of it"
+                     : ", past what a P" + std::to_string(cls) + " call waits (" +
+                         (reopen >= c.started + millis{c.req.timeout_ms}
+                            ? "its deadline of " + std::to_string(c.req.timeout_ms) + "ms)"
+                            : std::to_string(tolerable.count()) + "ms, runtime.tolerable_wait)");
+  c.attempts.push_back({t.provider, t.model, "breaker_open", std::move(detail), 0});
+  if (fits)
+    c.probe_waits.push_back(target);
+  c.walker.rest(target, fits ? reopen : steady_time::max());
+  c.last_failed = target;
 }
 
 // Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
@@ -424,8 +476,16 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
         if (!best || a.wait_ms < g->answers[*best].wait_ms)
           best = k;
       }
-      if (!pref) { // every ready target is open or can never admit: try the first; it will say why
-        claim(c->second.req.chain[g->targets.front()].provider);
+      if (!pref) { // every ready target is open or can never admit
+        bool rested = false;
+        for (std::size_t k = 0; k < g->targets.size(); ++k)
+          if (g->answers[k].breaker == open) {
+            rest_open(self, c->second, g->targets[k], g->answers[k].wait_ms);
+            rested = true;
+          }
+        if (rested) // wait once for the earliest probe that fits, or end now
+          return step(self, id);
+        claim(c->second.req.chain[g->targets.front()].provider); // can never admit: try the first; it says why
         return attempt(self, id, g->targets.front());
       }
       std::size_t open_count = 0;

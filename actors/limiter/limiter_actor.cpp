@@ -115,7 +115,8 @@ void pump(limiter_actor* self) {
         refuse_expired(it);
         continue;
       }
-      schedule(self, v.retry_at);
+      // Concurrency frees on a release (which pumps); the tick then only reclaims a permit past its expiry.
+      schedule(self, v.blocked_by == limit_rule::concurrency ? now + st.limiter->settings().permit_ttl : v.retry_at);
       break;
     }
     limit_grant g;
@@ -139,7 +140,7 @@ void pump(limiter_actor* self) {
 
 caf::behavior limiter(limiter_actor* self, provider_config cfg) {
   self->state.provider = cfg.name;
-  self->state.limiter.emplace(limiter_settings_from(cfg.limits), self->clock().now());
+  self->state.limiter.emplace(limiter_settings_from(cfg), self->clock().now());
   return {
     [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t queue_wait_ms)
       -> caf::result<limit_grant> {
@@ -177,7 +178,7 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
       g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
       // Concurrency bounds throughput too: `concurrency` calls per mean hold time.
       auto conc = std::max<std::int64_t>(1, st.limiter->settings().concurrency);
-      auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->mean_hold()).count();
+      auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->expected_hold()).count();
       if (hold_ms > 0) {
         g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
         auto waiting = std::max<std::int64_t>(ahead, static_cast<std::int64_t>(st.queue.size()));
@@ -186,8 +187,12 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
           g.wait_ms = std::max(g.wait_ms,
                                static_cast<std::int64_t>(std::ceil(static_cast<double>(over) / static_cast<double>(conc)) * hold_ms));
       }
-      if (g.wait_ms >= 0 && st.breaker == static_cast<std::uint8_t>(breaker_phase::open))
-        g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
+      if (st.breaker == static_cast<std::uint8_t>(breaker_phase::open)) {
+        if (now >= st.breaker_open_until) // the cooldown is over: the breaker lets a probe through when asked
+          g.breaker = static_cast<std::uint8_t>(breaker_phase::half_open);
+        else if (g.wait_ms >= 0)
+          g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
+      }
       return g;
     },
     [self](atoms::release, std::uint64_t permit, std::int64_t tokens, const limit_signals& signals,

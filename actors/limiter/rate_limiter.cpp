@@ -25,6 +25,17 @@ limiter_settings limiter_settings_from(const limits_config& l) {
   return s;
 }
 
+limiter_settings limiter_settings_from(const provider_config& p) {
+  auto s = limiter_settings_from(p.limits);
+  if (p.limits.expected_latency.count() > 0)
+    s.hold_prior = p.limits.expected_latency;
+  else if (p.kind == "sim")
+    s.hold_prior = p.sim.latency + p.sim.jitter / 2 + p.sim.per_token * (p.sim.max_tokens / 2);
+  else
+    s.hold_prior = millis{1000};
+  return s;
+}
+
 const char* to_string(limit_rule r) {
   switch (r) {
     case limit_rule::none: return "none";
@@ -139,12 +150,16 @@ rate_limiter::verdict rate_limiter::check(steady_time now, std::int64_t tokens) 
     }
   }
   if (static_cast<std::int64_t>(permits_.size()) >= s_.concurrency) {
-    steady_time first_expiry = never;
-    for (auto& [id, p] : permits_)
-      first_expiry = std::min(first_expiry, p.started + nanos(s_.permit_ttl));
+    steady_time first_back = never; // the first permit expected back: after the hold time, at worst at its expiry
+    auto hold = expected_hold();
+    for (auto& [id, p] : permits_) {
+      auto expiry = p.started + nanos(s_.permit_ttl);
+      auto back = hold > nanos::zero() ? std::min(expiry, later(p.started + hold, now + millis{1})) : expiry;
+      first_back = std::min(first_back, back);
+    }
     if (at == now) { // concurrency is the only rule in the way
       by = limit_rule::concurrency;
-      at = first_expiry;
+      at = first_back;
     }
     v.blocked_by = by == limit_rule::none ? limit_rule::concurrency : by;
     v.retry_at = later(at, now);
@@ -176,9 +191,9 @@ rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t to
 
 rate_limiter rate_limiter::simulation() const {
   rate_limiter sim = *this;
-  if (hold_ewma_ns_ > 0) { // permits come back after the mean hold time: model that
-    sim.s_.permit_ttl = std::chrono::duration_cast<millis>(nanos{static_cast<std::int64_t>(hold_ewma_ns_)}) + millis{1};
-  } else { // nothing known about hold times yet: concurrency is left out
+  if (auto hold = expected_hold(); hold > nanos::zero()) { // permits come back after the expected hold time
+    sim.s_.permit_ttl = std::chrono::duration_cast<millis>(hold) + millis{1};
+  } else { // nothing known about hold times: concurrency is left out
     sim.permits_.clear();
     sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
   }

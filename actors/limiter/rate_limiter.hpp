@@ -37,6 +37,7 @@ struct limiter_settings {
   std::int64_t tokens = 0;            ///< 0: not limited
   millis window_margin{0};            ///< added to `per` by the window rule
   millis permit_ttl{600000};          ///< a permit held longer is reclaimed (a lost reply cannot leak a slot)
+  millis hold_prior{0};               ///< how long a call holds its permit until releases have measured it; 0: unknown
   std::int64_t throttle_after = 3;    ///< 429s within throttle_period that cut the rate
   millis throttle_period{60000};
   double throttle_step = 0.2;
@@ -46,6 +47,9 @@ struct limiter_settings {
 
 /// The settings a provider's `limits` imply: window margin 1% of `per` (at least 5ms, at most 1s).
 limiter_settings limiter_settings_from(const limits_config& l);
+/// A provider's settings: its limits, and the hold time to plan with before replies measure one
+/// (`limits.expected_latency`; unset: a sim provider's mean simulated latency, other kinds 1s).
+limiter_settings limiter_settings_from(const provider_config& p);
 
 /// Which rule holds a call back.
 enum class limit_rule : std::uint8_t { none, pause, quota, bucket, window, interval, concurrency, tokens, too_big };
@@ -65,15 +69,17 @@ public:
   };
 
   /// Admits a call reserving `tokens` at `now`, or says what holds it back and until when. With concurrency
-  /// full, retry_at is the earliest permit expiry (a release usually comes sooner).
+  /// full, retry_at is when the first permit is expected back (its start plus expected_hold(); never before now
+  /// + 1ms; the permit's expiry when no hold time is known). A release frees a permit sooner or later than that:
+  /// callers waiting on concurrency wait for a release, not for retry_at.
   verdict try_acquire(steady_time now, std::int64_t tokens);
 
   /// The same question without admitting.
   verdict probe(steady_time now, std::int64_t tokens);
 
   /// When a call reserving `tokens` could be admitted if `ahead` calls were admitted before it, as early as the
-  /// rules allow. Permits are modelled as coming back after the mean hold time (concurrency is left out until a
-  /// first release has measured it). `never` when it cannot be.
+  /// rules allow. Permits are modelled as coming back after expected_hold() (concurrency is left out when no hold
+  /// time is known at all). `never` when it cannot be.
   steady_time estimate(steady_time now, std::int64_t ahead, std::int64_t tokens) const;
 
   /// How many calls every rule would admit at `now`, one after another, without time passing; 0 also when a rule
@@ -102,6 +108,10 @@ public:
   double factor() const { return factor_; }
   /// The mean time a permit is held (an EWMA over releases; 0 before the first).
   std::chrono::nanoseconds mean_hold() const { return std::chrono::nanoseconds{static_cast<std::int64_t>(hold_ewma_ns_)}; }
+  /// The hold time routing plans with: the measured mean once a release measured one, else `hold_prior`.
+  std::chrono::nanoseconds expected_hold() const {
+    return hold_ewma_ns_ > 0 ? mean_hold() : std::chrono::nanoseconds{s_.hold_prior};
+  }
   /// The provider's announced request limit when lower than the configured one (it then replaces it).
   std::optional<std::int64_t> announced_limit() const { return announced_; }
   double effective_rate_per_s() const;

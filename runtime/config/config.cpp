@@ -375,13 +375,14 @@ using detail::yaml_reader;
 void read_limits(yaml_reader& r, const YAML::Node& node, const std::string& path, limits_config& out) {
   if (!r.is_map(node, path))
     return;
-  r.check_keys(node, path, {"requests", "per", "burst", "concurrency", "min_interval", "tokens"});
+  r.check_keys(node, path, {"requests", "per", "burst", "concurrency", "min_interval", "tokens", "expected_latency"});
   r.get(node, path, "requests", out.requests);
   r.get(node, path, "per", out.per);
   r.get(node, path, "burst", out.burst);
   r.get(node, path, "concurrency", out.concurrency);
   r.get(node, path, "min_interval", out.min_interval);
   r.get(node, path, "tokens", out.tokens);
+  r.get(node, path, "expected_latency", out.expected_latency);
 }
 
 void read_sim(yaml_reader& r, const YAML::Node& node, const std::string& path, sim_config& out) {

@@ -34,6 +34,8 @@ struct limits_config {
   std::int64_t concurrency = 4; ///< calls in flight at once (>= 1)
   millis min_interval{0};       ///< minimum gap between two sends, default 0ms
   std::int64_t tokens = 0;      ///< LLM tokens per `per` window; 0 = not limited
+  millis expected_latency{0};   ///< how long a call takes until replies have measured it (plans concurrency from
+                                ///< the first call); 0: a sim provider's own latency, else 1s
 };
 
 struct model_config {

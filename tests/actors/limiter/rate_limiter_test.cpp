@@ -449,8 +449,8 @@ TEST_CASE("rate_limiter: min_interval spaces two sends", "[limiter][rate_limiter
 // concurrency
 
 TEST_CASE("rate_limiter: concurrency full blocks until a release", "[limiter][rate_limiter][concurrency]") {
-  // Two permits out: the third call is held by concurrency with retry_at at the earliest permit expiry;
-  // releasing one lets it through; a second release of the same permit, or of one never issued, is false.
+  // Two permits out: the third call is held by concurrency with retry_at at the earliest permit expiry (no hold
+  // time known yet); releasing one lets it through; a second release of the same permit, or of one never issued, is false.
   auto s = open_settings();
   s.concurrency = 2;
   s.permit_ttl = 10000ms;
@@ -472,7 +472,8 @@ TEST_CASE("rate_limiter: concurrency full blocks until a release", "[limiter][ra
   auto c = rl.try_acquire(at(20), 0);
   CHECK(c.admitted);
   CHECK(rl.try_acquire(at(20), 0).blocked_by == limit_rule::concurrency);
-  CHECK(ns(rl.try_acquire(at(20), 0).retry_at) == ns(at(5 + 10000))); // b is now the oldest
+  // b is now the oldest; a release measured a 20ms hold, so b is expected back 20ms after it started
+  CHECK(ns(rl.try_acquire(at(20), 0).retry_at) == ns(at(5 + 20)));
 
   CHECK_FALSE(rl.release(a.permit, at(30), -1));
   CHECK_FALSE(rl.release(987654, at(30), -1));
@@ -1289,4 +1290,78 @@ TEST_CASE("rate_limiter: a permit given back unsent frees its slot but leaves th
   CHECK(rl.release(b.permit, at(501), -1, false));
   CHECK(rl.mean_hold() == 400ms);                     // unchanged
   CHECK(rl.try_acquire(at(501), 0).admitted);         // and the slot is free again
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// hold prior: concurrency planned from the first call
+
+TEST_CASE("rate_limiter: with a hold prior, a full concurrency is expected back after the prior, not at expiry",
+          "[limiter][rate_limiter][concurrency][prior]") {
+  // A cold limiter (no release measured yet) with hold_prior 300ms: four permits out at t0, the fifth call is
+  // told retry_at t0 + 300ms (it used to be the 10-minute permit expiry, which callers took as "next slot").
+  // A permit held past the prior is expected back 1ms from now, never in the past.
+  auto s = open_settings();
+  s.concurrency = 4;
+  s.permit_ttl = 600000ms;
+  s.hold_prior = 300ms;
+  rate_limiter rl{s, t0};
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(rl.try_acquire(t0, 0).admitted);
+  auto v = rl.try_acquire(at(1), 0);
+  CHECK(v.blocked_by == limit_rule::concurrency);
+  CHECK(ns(v.retry_at) == ns(at(300)));
+  CHECK(ns(rl.probe(at(400), 0).retry_at) == ns(at(401)));
+  CHECK(rl.expected_hold() == 300ms);
+}
+
+TEST_CASE("rate_limiter: estimate plans concurrency with the prior before the first release, then with the mean",
+          "[limiter][rate_limiter][concurrency][prior][estimate]") {
+  // 100 calls at once, concurrency 4, prior 300ms: the k-th waits floor(k / 4) rounds of ~300ms, so the last is
+  // planned at about 24 rounds (7.2 s), not "now". Once releases measured 200ms, the plan follows them.
+  auto s = open_settings();
+  s.concurrency = 4;
+  s.hold_prior = 300ms;
+  rate_limiter rl{s, t0};
+  CHECK(ns(rl.estimate(t0, 3, 0)) == 0);
+  auto k4 = ns(rl.estimate(t0, 4, 0));
+  CHECK(k4 >= ns(at(300)));
+  CHECK(k4 <= ns(at(302)));
+  auto k99 = ns(rl.estimate(t0, 99, 0));
+  CHECK(k99 >= ns(at(24 * 300)));
+  CHECK(k99 <= ns(at(24 * 302)));
+
+  std::vector<std::uint64_t> permits;
+  for (int i = 0; i < 4; ++i)
+    permits.push_back(rl.try_acquire(t0, 0).permit);
+  for (auto p : permits)
+    REQUIRE(rl.release(p, at(200), -1));
+  CHECK(rl.expected_hold() == 200ms);
+  auto k8 = ns(rl.estimate(at(200), 8, 0));
+  CHECK(k8 >= ns(at(200 + 2 * 200)));
+  CHECK(k8 <= ns(at(200 + 2 * 202)));
+}
+
+TEST_CASE("rate_limiter: without a prior and before a release, concurrency is left out of estimates as before",
+          "[limiter][rate_limiter][concurrency][prior]") {
+  // hold_prior 0 keeps the old behaviour: nothing known, so estimate() does not plan concurrency.
+  auto s = open_settings();
+  s.concurrency = 4;
+  rate_limiter rl{s, t0};
+  CHECK(ns(rl.estimate(t0, 50, 0)) == 0);
+}
+
+TEST_CASE("rate_limiter: a provider's settings take its expected latency, a sim provider's latency, or 1s",
+          "[limiter][rate_limiter][prior]") {
+  squad::provider_config p;
+  p.kind = "openai";
+  CHECK(squad::limiter_settings_from(p).hold_prior == 1000ms);
+  p.limits.expected_latency = 250ms;
+  CHECK(squad::limiter_settings_from(p).hold_prior == 250ms);
+  p.limits.expected_latency = 0ms;
+  p.kind = "sim";
+  p.sim.latency = 100ms;
+  p.sim.jitter = 40ms;
+  p.sim.per_token = 1ms;
+  p.sim.max_tokens = 200;
+  CHECK(squad::limiter_settings_from(p).hold_prior == 100ms + 20ms + 100ms);
 }
