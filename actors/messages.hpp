@@ -61,6 +61,12 @@ public:
   virtual bool committed() const = 0;
   virtual void done(call_result r) = 0;
   virtual void failed(squad_errc code, std::string detail) = 0;
+  /// The same, with when trying again could succeed (ms from now; a shed call's earliest slot). The default
+  /// drops the hint.
+  virtual void failed(squad_errc code, std::string detail, std::int64_t retry_after_ms) {
+    (void)retry_after_ms;
+    failed(code, std::move(detail));
+  }
   /// Whether nobody waits for the answer any more (the API client closed its connection): a call not yet sent
   /// upstream is then dropped. Thread-safe.
   virtual bool abandoned() const { return false; }

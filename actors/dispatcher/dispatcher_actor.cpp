@@ -1,5 +1,7 @@
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/dispatcher/route_choice.hpp"
 #include "actors/budget/pressure.hpp"
+#include "actors/budget/shared_budgets.hpp"
 #include "actors/limiter/limiter.hpp"
 #include "runtime/metrics/registry.hpp"
 
@@ -56,9 +58,12 @@ void deliver(pending_call& c, call_result res) {
   c.rp.deliver(std::move(res));
 }
 
-void deliver(pending_call& c, squad_errc code, std::string why) {
+void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t retry_after_ms = -1) {
   if (c.req.sink) {
-    c.req.sink->failed(code, why);
+    if (retry_after_ms >= 0)
+      c.req.sink->failed(code, why, retry_after_ms);
+    else
+      c.req.sink->failed(code, why);
     c.req.sink.reset();
   }
   c.rp.deliver(make_squad_error(code, std::move(why)));
@@ -70,6 +75,7 @@ struct dispatcher_state {
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, pending_call> calls;
   std::map<std::string, std::int64_t> queued; // by provider: routed there and not yet answered by its limiter
+  std::map<std::string, std::array<std::int64_t, 4>> queued_by_class; // the same, by class P0..P3
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
   // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
   pressure_gauge gauge;
@@ -80,13 +86,7 @@ struct dispatcher_state {
   std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
   std::optional<response_cache> cache;
   std::map<std::string, caf::actor> handles; // "providers/<p>:limiter" etc. -> the actor, once looked up (null: asking)
-  struct shared_budget {
-    std::int64_t sent = 0;     // LLM calls made under this id
-    std::int64_t reserved = 0; // calls admitted under it that have not sent yet
-    steady_time last_used;
-  };
-  steady_time shared_pruned{};
-  std::map<std::string, shared_budget> shared; // by call_request::budget_id (X-Squad-Run)
+  std::optional<shared_budgets> shared; // by call_request::budget_id (X-Squad-Run)
   bool sweeping = false; // a deadline sweep is scheduled
   static inline const char* name = "squad.dispatcher";
 };
@@ -168,6 +168,25 @@ std::string attempts_text(const std::vector<attempt_info>& attempts) {
 
 void step(dispatcher_actor* self, std::uint64_t id);
 
+std::size_t class_of(const call_request& req) { return req.priority > 3 ? 1 : req.priority; } // 255: P1
+
+// A call routed to `provider` waits for its limiter's answer: counted in the queue (and taken off with -1).
+void count_queued(dispatcher_actor* self, const std::string& provider, std::size_t cls, std::int64_t delta) {
+  self->state.queued[provider] += delta;
+  self->state.queued_by_class[provider][cls] += delta;
+}
+
+// Calls queued for `provider` that its limiter serves before one of class `cls` (the same class or higher).
+std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls) {
+  auto it = self->state.queued_by_class.find(provider);
+  if (it == self->state.queued_by_class.end())
+    return 0;
+  std::int64_t n = 0;
+  for (std::size_t k = 0; k <= cls; ++k)
+    n += std::max<std::int64_t>(0, it->second[k]);
+  return n;
+}
+
 // Updates the pressure level from the latest signals; a change is an event on `events` (the call that saw it).
 pressure_level observe(dispatcher_actor* self, const caf::actor& events = {}) {
   auto& st = self->state;
@@ -179,7 +198,9 @@ pressure_level observe(dispatcher_actor* self, const caf::actor& events = {}) {
   for (auto& [provider, n] : st.queued)
     sig.queue_depth += std::max<std::int64_t>(0, n);
   sig.rate_429_per_min = static_cast<double>(st.recent_429.size());
-  sig.open_breaker_share = st.open_share;
+  // Open breakers are judged per chain (a call whose targets are all open ends or waits for a probe; one with a
+  // healthy target is routed there), not as a global signal that would shed calls a healthy chain can serve.
+  sig.open_breaker_share = 0;
   if (!st.latencies.empty()) {
     std::vector<std::int64_t> v(st.latencies.begin(), st.latencies.end());
     auto k = std::min(v.size() - 1, v.size() * 95 / 100);
@@ -259,30 +280,21 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
 }
 
 // Whether a call's shared budget (X-Squad-Run) is spent. P0 runs beyond it, as in a run.
-// `reserving`: at admission, calls admitted and not yet sent count too, so concurrent calls cannot overshoot.
-bool shared_spent(dispatcher_actor* self, const call_request& req, bool reserving = false) {
-  if (req.budget_id.empty() || req.priority == 0)
-    return false;
-  auto it = self->state.shared.find(req.budget_id);
-  if (it == self->state.shared.end())
-    return false;
-  auto used = it->second.sent + (reserving ? it->second.reserved : 0);
-  return used >= self->state.opts.shared_calls;
+bool shared_spent(dispatcher_actor* self, const call_request& req) {
+  return !req.budget_id.empty() && req.priority != 0 && self->state.shared->spent(req.budget_id);
 }
 
 // Ends a call's bookkeeping: its unused budget reservation comes back.
 void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i) {
   auto& c = i->second;
   if (c.shared_reserved)
-    if (auto b = self->state.shared.find(c.req.budget_id); b != self->state.shared.end())
-      --b->second.reserved;
+    self->state.shared->unreserve(c.req.budget_id);
   self->state.calls.erase(i);
 }
 
 // One deadline per call, checked by a sweep every second while calls are in flight (not a timer per request:
 // CAF keeps each request timeout in its clock until it fires, which at 15k calls/s and 60 s deadlines held
 // ~100 MB). Provider calls need it only as a safety net: HTTP exchanges carry the deadline themselves.
-constexpr std::size_t max_shared_ids = 100000; // X-Squad-Run ids remembered at once
 
 void sweep(dispatcher_actor* self) {
   auto& st = self->state;
@@ -305,16 +317,25 @@ void sweep(dispatcher_actor* self) {
       ++it;
     }
   }
-  if (now - st.shared_pruned >= std::chrono::minutes{1}) { // X-Squad-Run ids unused past their ttl
-    st.shared_pruned = now;
-    std::erase_if(st.shared, [&](auto& kv) {
-      return kv.second.reserved == 0 && kv.second.last_used + st.opts.shared_ttl <= now;
-    });
-  }
+  st.shared->prune(now); // X-Squad-Run ids unused past their ttl
   if (!st.calls.empty()) {
     st.sweeping = true;
     self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
   }
+}
+
+// Refuses a call outside a run that its chain cannot serve within its class's tolerable wait: a 429 whose
+// Retry-After is the earliest slot (`earliest_ms` from now), an event and a metric.
+void shed_waiting(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i, std::string why,
+                  std::int64_t earliest_ms) {
+  auto& c = i->second;
+  auto cls = to_string(static_cast<priority_class>(class_of(c.req)));
+  metrics::registry::global().inc("squad_budget_decisions_total", {{"class", cls}, {"action", "shed"}, {"reason", "wait"}});
+  note_event(self, c.req.events, "call.shed", c.req.step_id, c.req.persona, why,
+             nlohmann::json{{"priority", cls}, {"earliest_ms", earliest_ms},
+                            {"waited_ms", ms_between(c.started, self->clock().now())}, {"reason", "wait"}}.dump());
+  deliver(c, squad_errc::shed, std::move(why), earliest_ms);
+  forget_call(self, i);
 }
 
 void step(dispatcher_actor* self, std::uint64_t id) {
@@ -370,6 +391,15 @@ void step(dispatcher_actor* self, std::uint64_t id) {
     }
     case chain_walker::action::wait: {
       auto wait_ms = ms_between(now, d.until);
+      auto cls = class_of(c.req);
+      auto tolerable = opts.tolerable_wait[cls];
+      if (c.req.run_id.empty() && cls > 0 && c.sent == 0 && tolerable != millis::max() &&
+          d.until - c.started > tolerable) { // outside a run, a call waits no longer than its class tolerates
+        auto why = "P" + std::to_string(cls) + ": no target of its chain is ready for another " +
+                   std::to_string(wait_ms) + "ms, past the " + std::to_string(tolerable.count()) + "ms a P" +
+                   std::to_string(cls) + " call waits (" + attempts_text(c.attempts) + ")";
+        return shed_waiting(self, i, std::move(why), wait_ms);
+      }
       // Why: an open breaker's probe, a backoff after a failed attempt, or targets busy (limiters refused in time).
       std::string reason = "busy", why = "every target is busy";
       if (!c.attempts.empty()) {
@@ -444,15 +474,16 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
   };
   auto g = std::make_shared<gather>(
     gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size()});
-  auto claim = [self](const std::string& provider) {
-    ++self->state.queued[provider];
+  auto cls = class_of(i->second.req);
+  auto claim = [self, cls](const std::string& provider) {
+    count_queued(self, provider, cls, 1);
     ++self->state.routed[provider];
   };
   auto tokens = token_estimate(i->second.req);
   for (std::size_t k = 0; k < ready.size(); ++k) {
     auto& t = i->second.req.chain[ready[k]];
     g->routed[k] = self->state.routed[t.provider];
-    auto decide = [self, id, g, claim] {
+    auto decide = [self, id, g, claim, cls] {
       if (--g->pending > 0)
         return;
       auto c = self->state.calls.find(id);
@@ -466,17 +497,11 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
           a.wait_ms += since * a.slot_ms;
       }
       auto open = static_cast<std::uint8_t>(breaker_phase::open);
-      std::optional<std::size_t> pref, best;
-      for (std::size_t k = 0; k < g->targets.size(); ++k) {
-        auto& a = g->answers[k];
-        if (a.breaker == open || a.wait_ms < 0)
-          continue;
-        if (!pref)
-          pref = k;
-        if (!best || a.wait_ms < g->answers[*best].wait_ms)
-          best = k;
-      }
-      if (!pref) { // every ready target is open or can never admit
+      std::vector<route_option> options;
+      for (auto& a : g->answers)
+        options.push_back({a.wait_ms, a.breaker == open});
+      auto pick = choose_route(options, self->state.opts.route_slack.count());
+      if (!pick.chosen) { // every ready target is open or can never admit
         bool rested = false;
         for (std::size_t k = 0; k < g->targets.size(); ++k)
           if (g->answers[k].breaker == open) {
@@ -492,31 +517,46 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
       for (auto& a : g->answers)
         open_count += a.breaker == open;
       self->state.open_share = static_cast<double>(open_count) / static_cast<double>(g->answers.size());
-      auto slack = self->state.opts.route_slack.count();
-      auto chosen = g->answers[*best].wait_ms + slack < g->answers[*pref].wait_ms ? *best : *pref;
+      // Outside a run, a call is refused (shed) only when its own chain cannot serve it within its class's
+      // tolerable wait, counted from its arrival; the refusal says when the earliest slot is (Retry-After).
+      // Judged at each routing until the call first goes upstream: at arrival (answered in milliseconds), and
+      // again when a queued call was pushed back (later arrivals of a higher class go first) past its wait.
+      auto& req = c->second.req;
+      auto tolerable = self->state.opts.tolerable_wait[cls];
+      auto best = *pick.best, pref = *pick.preferred, chosen = *pick.chosen;
+      auto best_wait = g->answers[best].wait_ms;
+      auto waited = ms_between(c->second.started, self->clock().now());
+      if (req.run_id.empty() && cls > 0 && c->second.sent == 0 && past_tolerable_wait(waited, best_wait, tolerable)) {
+        auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
+                   "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
+                   (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
+                   std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
+        return shed_waiting(self, c, std::move(why), best_wait);
+      }
+
       claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
       self->state.last_wait_ms = g->answers[chosen].wait_ms;
       observe(self, c->second.req.events);
-      if (chosen != *pref) {
+      if (chosen != pref) {
         {
-          auto& from = c->second.req.chain[g->targets[*pref]];
+          auto& from = c->second.req.chain[g->targets[pref]];
           auto& to = c->second.req.chain[g->targets[chosen]];
-          auto note = target_name(from) + " busy for ~" + std::to_string(g->answers[*pref].wait_ms) + "ms (" +
-                 g->answers[*pref].rule + "); " + target_name(to) + " can serve in ~" +
+          auto note = target_name(from) + " busy for ~" + std::to_string(g->answers[pref].wait_ms) + "ms (" +
+                 g->answers[pref].rule + "); " + target_name(to) + " can serve in ~" +
                  std::to_string(g->answers[chosen].wait_ms) + "ms";
           note_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
                      "routed to " + target_name(to) + ": " + note,
                      nlohmann::json{{"preferred", target_name(from)}, {"chosen", target_name(to)},
-                                    {"preferred_wait_ms", g->answers[*pref].wait_ms},
+                                    {"preferred_wait_ms", g->answers[pref].wait_ms},
                                     {"chosen_wait_ms", g->answers[chosen].wait_ms},
-                                    {"rule", g->answers[*pref].rule}}
+                                    {"rule", g->answers[pref].rule}}
                        .dump());
         }
       }
       attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
     };
     ask(self, caf::infinite, "providers/" + t.provider + ":limiter", atoms::query_v, tokens,
-        self->state.queued[t.provider])
+        queued_ahead(self, t.provider, cls), static_cast<std::uint8_t>(cls))
       .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); },
             [g, k, decide](caf::error&) { g->answers[k].wait_ms = -1; decide(); });
   }
@@ -576,23 +616,27 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
   auto remaining = std::chrono::duration_cast<millis>(c.started + millis{c.req.timeout_ms} - now);
   auto provider = t.provider;
   auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
+  auto tolerable = self->state.opts.tolerable_wait[class_of(c.req)];
+  if (c.req.run_id.empty() && c.sent == 0 && tolerable != millis::max()) // queued no longer than its class waits
+    queue_wait = std::max<std::int64_t>(
+      0, std::min(queue_wait, std::chrono::duration_cast<millis>(c.started + tolerable - now).count()));
   if (expected_wait_ms >= 0) // routed on an estimate: if it proves twice too hopeful (at least +1s), route again
     queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms / 2, 1000));
-  auto priority = static_cast<std::uint8_t>(std::min<int>(c.req.priority, 3));
+  auto priority = static_cast<std::uint8_t>(class_of(c.req));
   auto tokens = token_estimate(c.req);
   // 1. the breaker
   ask(self, caf::infinite, "providers/" + provider + ":breaker", atoms::allow_v, atoms::report_v)
     .then(
       [=](std::uint64_t ticket) {
         if (ticket == 0) {
-          --self->state.queued[provider];
+          count_queued(self, provider, priority, -1);
           return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
         }
         // 2. the limiter: admitted now, or queued by priority until queue_wait
         ask(self, caf::infinite, "providers/" + provider + ":limiter", atoms::acquire_v, priority, tokens, queue_wait)
           .then(
             [=](limit_grant& g) {
-              --self->state.queued[provider];
+              count_queued(self, provider, priority, -1);
               if (!g.granted) {
                 tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
                 auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
@@ -620,12 +664,12 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
               send_call(self, id, target, g.permit, ticket);
             },
             [=](caf::error& err) {
-              --self->state.queued[provider];
+              count_queued(self, provider, priority, -1);
               not_sent(self, id, target, "unavailable", "limiter: " + error_detail(self->system(), err), millis{1000});
             });
       },
       [=](caf::error& err) {
-        --self->state.queued[provider];
+        count_queued(self, provider, priority, -1);
         not_sent(self, id, target, "unavailable", "breaker: " + error_detail(self->system(), err), millis{1000});
       });
 }
@@ -641,16 +685,15 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
   auto& t = c.req.chain[target];
   auto remaining = c.started + millis{c.req.timeout_ms} - now;
   ++c.sent;
-  if (!c.req.budget_id.empty()) {
-    auto& b = self->state.shared[c.req.budget_id];
-    ++b.sent;
-    b.last_used = now;
-    if (std::exchange(c.shared_reserved, false))
-      --b.reserved;
-  }
+  if (!c.req.budget_id.empty())
+    self->state.shared->sent(c.req.budget_id, now, std::exchange(c.shared_reserved, false));
   c.permit = permit;
   c.ticket = ticket;
   c.permit_provider = t.provider;
+  // The limiter's window counts this call from now, when it goes upstream, not from its grant (which may have
+  // waited in this mailbox): the provider counts arrivals.
+  tell(self, "providers/" + t.provider + ":limiter", atoms::start_v, permit,
+       static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
   provider_call call{t, c.req};
   call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
@@ -718,6 +761,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
   self->state.root = std::move(root);
   self->state.opts = opts;
   self->state.cache.emplace(opts.cache);
+  self->state.shared.emplace(opts.shared_calls, opts.shared_ttl);
   self->set_down_handler([self](caf::down_msg& msg) { // a provider, limiter or breaker stopped: look it up again
     auto& h = self->state.handles;
     for (auto it = h.begin(); it != h.end();)
@@ -756,50 +800,32 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       if (req.cache_mode == cache_only)
         return refuse(squad_errc::shed, st.cache->settings().enabled ? "no cached answer"
                                                                       : "no cached answer (the cache is off)");
-      if (!req.budget_id.empty()) { // a shared budget: forget idle ones, refuse when it is spent
-        auto now = self->clock().now();
-        if (st.shared.size() >= max_shared_ids && !st.shared.count(req.budget_id)) {
+      bool reserve = !req.budget_id.empty() && req.priority != 0;
+      if (!req.budget_id.empty()) { // a shared budget: refuse when it is spent, or when too many ids are in use
+        auto v = st.shared->admit(req.budget_id, self->clock().now(), reserve, req.priority == 0);
+        auto cls = to_string(static_cast<priority_class>(class_of(req)));
+        if (v == shared_budgets::verdict::too_many_ids) {
           metrics::registry::global().inc("squad_budget_decisions_total",
-                                          {{"class", to_string(static_cast<priority_class>(req.priority > 3 ? 1 : req.priority))},
-                                           {"action", "shed"}, {"reason", "too_many_budget_ids"}});
-          return refuse(squad_errc::budget_spent, std::to_string(max_shared_ids) +
-                                            " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
+                                          {{"class", cls}, {"action", "shed"}, {"reason", "too_many_budget_ids"}});
+          return refuse(squad_errc::budget_spent, std::to_string(st.shared->max_ids()) +
+                                                    " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
         }
-        auto& b = st.shared[req.budget_id];
-        if (b.sent == 0 && b.reserved == 0)
-          b.last_used = now;
-        if (shared_spent(self, req, true)) {
+        if (v == shared_budgets::verdict::spent) {
           auto why = "the budget of " + std::to_string(st.opts.shared_calls) + " LLM calls of X-Squad-Run " +
                      req.budget_id + " is spent";
           metrics::registry::global().inc("squad_budget_decisions_total",
-                                          {{"class", to_string(static_cast<priority_class>(req.priority > 3 ? 1 : req.priority))},
-                                           {"action", "shed"}, {"reason", "budget_spent"}});
+                                          {{"class", cls}, {"action", "shed"}, {"reason", "budget_spent"}});
           note_event(self, req.events, "call.budget_spent", req.step_id, req.persona, why,
                      nlohmann::json{{"calls", st.opts.shared_calls}, {"budget_id", req.budget_id}}.dump());
           return refuse(squad_errc::budget_spent, why);
         }
       }
-      if (req.run_id.empty()) { // outside a run no allocator decided: shed here, by class and pressure
-        auto level = observe(self, req.events);
-        auto cls = static_cast<priority_class>(req.priority > 3 ? 1 : req.priority);
-        auto d = decide(cls, level, true, false);
-        metrics::registry::global().inc("squad_budget_decisions_total",
-                                        {{"class", to_string(cls)}, {"action", d.action == shed_action::skip ? "shed" : "call"},
-                                         {"reason", d.action == shed_action::skip ? "pressure" : "granted"}});
-        if (d.action == shed_action::skip) {
-          note_event(self, req.events, "call.shed", req.step_id, req.persona, d.reason,
-                     nlohmann::json{{"priority", to_string(cls)}, {"pressure", to_string(level)},
-                                    {"reason", d.reason}}.dump());
-          return refuse(squad_errc::shed, d.reason);
-        }
-      }
+      if (req.run_id.empty()) // outside a run: shed only by what the call's chain can deliver, at its routing
+        observe(self, req.events); // the pressure level is still followed (metrics, pressure.changed)
       auto now = self->clock().now();
       auto id = self->state.next_id++;
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
-      bool reserve = !req.budget_id.empty() && req.priority != 0;
-      if (reserve)
-        ++st.shared[req.budget_id].reserved;
       auto [slot, fresh] = self->state.calls.emplace(
         id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}});
       slot->second.shared_reserved = reserve;

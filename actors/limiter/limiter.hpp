@@ -6,11 +6,14 @@
 // Limiter protocol (untyped):
 //   (acquire, priority u8, tokens i64, queue_wait_ms i64) -> limit_grant   granted, or refused with retry-in once
 //        queued longer than queue_wait_ms. Waiters queue by priority (0 = P0 first), FIFO within a class.
-//   (query, tokens i64, ahead i64) -> limit_grant  the estimated wait if `ahead` calls (at least those queued
-//                                                  here) go first; no admission; wait_ms -1: never
+//   (query, tokens i64, ahead i64, priority u8) -> limit_grant  the estimated wait of a call of class `priority`
+//        if `ahead` calls (at least those queued here of its class or higher) go first; no admission; wait_ms -1:
+//        never. An open breaker whose cooldown is over is answered as half_open (its probe is due).
 //   (release, permit u64, tokens i64, limit_signals, outcome) -> std::string
 //        the call ended: frees the permit, reconciles tokens, applies Retry-After / remaining headers and the
 //        throttle; answers a human note when the throttle changed ("" otherwise)
+//   (start, permit u64, sent_at_ns i64)  the granted call went upstream at that time (the actor clock's, in ns
+//        since its epoch): its window entry counts from then; until then (or its release) it stays in the window
 //   (phase, u8 breaker_phase, i64 open_ms)  the breaker tells its phase (for query answers)
 //   (stats)                       -> std::string   JSON: effective rate, queue depth, in flight, paused, throttle
 //
@@ -29,7 +32,9 @@
 
 namespace squad {
 
-caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg);
+/// `confirm_sends`: the caller tells (start, permit, at) for each granted call (the dispatcher does); false for
+/// tests of the queue alone, where a window entry counts from its grant.
+caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends = true);
 
 /// `limiter_path` is how `root` reaches this provider's limiter ("providers/<name>:limiter").
 caf::actor spawn_breaker(caf::local_actor* parent, const provider_config& cfg, caf::actor root);

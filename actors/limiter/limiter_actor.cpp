@@ -138,9 +138,11 @@ void pump(limiter_actor* self) {
     schedule(self, now + st.limiter->settings().throttle_quiet);
 }
 
-caf::behavior limiter(limiter_actor* self, provider_config cfg) {
+caf::behavior limiter(limiter_actor* self, provider_config cfg, bool confirm_sends) {
   self->state.provider = cfg.name;
-  self->state.limiter.emplace(limiter_settings_from(cfg), self->clock().now());
+  auto settings = limiter_settings_from(cfg);
+  settings.confirm_sends = confirm_sends; // the dispatcher tells (start, permit, at) when a granted call goes upstream
+  self->state.limiter.emplace(settings, self->clock().now());
   return {
     [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t queue_wait_ms)
       -> caf::result<limit_grant> {
@@ -162,12 +164,14 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
       pump(self);
       return rp;
     },
-    [self](atoms::query, std::int64_t tokens, std::int64_t ahead) {
+    [self](atoms::query, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
       auto& st = self->state;
       auto now = self->clock().now();
       auto v = st.limiter->probe(now, tokens);
-      auto at = st.limiter->estimate(now, std::max<std::int64_t>(ahead, static_cast<std::int64_t>(st.queue.size())),
-                                     tokens);
+      std::int64_t before = 0; // waiters served before a call of `priority` (the same class or higher)
+      for (auto& [key, w] : st.queue)
+        before += key.first <= priority;
+      auto at = st.limiter->estimate(now, std::max(ahead, before), tokens);
       limit_grant g;
       g.granted = v.admitted && st.queue.empty() && ahead == 0;
       g.rule = to_string(v.blocked_by);
@@ -181,7 +185,7 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
       auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->expected_hold()).count();
       if (hold_ms > 0) {
         g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
-        auto waiting = std::max<std::int64_t>(ahead, static_cast<std::int64_t>(st.queue.size()));
+        auto waiting = std::max(ahead, before);
         auto over = waiting + st.limiter->in_flight() + 1 - conc; // calls that must wait for a permit first
         if (g.wait_ms >= 0 && over > 0)
           g.wait_ms = std::max(g.wait_ms,
@@ -203,7 +207,11 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
       bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
       // The dispatcher gives a permit back unused as (tokens -1, unavailable): the call never went upstream.
       st.limiter->release(permit, now, tokens, !(tokens < 0 && result == outcome::unavailable));
-      if (changed || signals.remaining_requests >= 0 || result == outcome::rate_limited)
+      // Waiters are reassessed (a simulation over the whole queue) when the limiter's view got worse: a throttle
+      // step, a 429, or the provider's own count now binding. Not on every reply that carries headers: with
+      // hundreds queued that cost more than the calls it routes.
+      if (changed || result == outcome::rate_limited ||
+          (signals.remaining_requests >= 0 && st.limiter->probe(now, 0).blocked_by == limit_rule::quota))
         reassess(self);
       pump(self);
       if (!changed)
@@ -219,6 +227,9 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
         std::snprintf(buf, sizeof buf, "%s throttled to %.0f%% of its rate (%.2f requests/s) after repeated 429s",
                       st.provider.c_str(), st.limiter->factor() * 100, st.limiter->effective_rate_per_s());
       return buf;
+    },
+    [self](atoms::start, std::uint64_t permit, std::int64_t sent_at_ns) {
+      self->state.limiter->sent(permit, steady_time{std::chrono::nanoseconds{sent_at_ns}});
     },
     [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms) {
       self->state.breaker = phase;
@@ -253,8 +264,8 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg) {
 
 } // namespace
 
-caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg) {
-  return parent->spawn(limiter, cfg);
+caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends) {
+  return parent->spawn(limiter, cfg, confirm_sends);
 }
 
 } // namespace squad

@@ -76,12 +76,17 @@ std::int64_t rate_limiter::window_occupancy(steady_time now) {
 
 void rate_limiter::expire(steady_time now) {
   auto span = nanos(s_.per) + nanos(s_.window_margin);
-  while (!window_log_.empty() && window_log_.front() + span <= now)
+  while (!window_log_.empty() && !window_log_.front().pending && window_log_.front().at + span <= now)
     window_log_.pop_front();
   while (!token_log_.empty() && token_log_.front().at + nanos(s_.per) + nanos(s_.window_margin) <= now)
     token_log_.pop_front();
   for (auto it = permits_.begin(); it != permits_.end();) {
     if (it->second.started + nanos(s_.permit_ttl) <= now) {
+      for (auto w = window_log_.begin(); w != window_log_.end(); ++w) // a lost call: count it as sent now
+        if (w->permit == it->first && w->pending) {
+          confirm(w, now);
+          break;
+        }
       it = permits_.erase(it);
       ++reclaimed_;
     } else {
@@ -136,8 +141,10 @@ rate_limiter::verdict rate_limiter::check(steady_time now, std::int64_t tokens) 
   if (auto wait = bucket_wait(); wait > nanos::zero())
     consider(now + wait, limit_rule::bucket);
   auto cap = static_cast<std::size_t>(effective_window_cap());
-  if (window_log_.size() >= cap)
-    consider(window_log_[window_log_.size() - cap] + nanos(s_.per) + nanos(s_.window_margin), limit_rule::window);
+  if (window_log_.size() >= cap) { // a pending entry is about to be sent: it counts from now
+    auto& e = window_log_[window_log_.size() - cap];
+    consider((e.pending ? later(e.at, now) : e.at) + nanos(s_.per) + nanos(s_.window_margin), limit_rule::window);
+  }
   if (last_send_ && s_.min_interval.count() > 0)
     consider(*last_send_ + nanos(s_.min_interval), limit_rule::interval);
   if (s_.tokens > 0) {
@@ -180,17 +187,22 @@ rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t to
   if (!v.admitted)
     return v;
   bucket_ -= 1.0;
-  window_log_.push_back(now);
-  last_send_ = now;
   v.permit = next_permit_++;
+  window_log_.push_back({now, v.permit, s_.confirm_sends});
+  last_send_ = now;
   permits_.emplace(v.permit, permit_info{now, ++admitted_seq_, tokens});
   if (s_.tokens > 0)
     token_log_.push_back({now, v.permit, tokens});
   return v;
 }
 
-rate_limiter rate_limiter::simulation() const {
+rate_limiter rate_limiter::simulation(steady_time now) const {
   rate_limiter sim = *this;
+  // What-ifs start now: a pending entry is taken as sent now (it is, give or take the messages in between).
+  for (auto& e : sim.window_log_)
+    if (e.pending)
+      e = {later(e.at, now), e.permit, false};
+  std::stable_sort(sim.window_log_.begin(), sim.window_log_.end(), [](auto& a, auto& b) { return a.at < b.at; });
   if (auto hold = expected_hold(); hold > nanos::zero()) { // permits come back after the expected hold time
     sim.s_.permit_ttl = std::chrono::duration_cast<millis>(hold) + millis{1};
   } else { // nothing known about hold times: concurrency is left out
@@ -204,9 +216,10 @@ std::int64_t rate_limiter::headroom(steady_time now) const {
   if (s_.tokens > 0 || s_.min_interval.count() > 0 || pause_until_ > now)
     return 0; // rules the quick count does not model: the caller simulates
   auto span = nanos(s_.per) + nanos(s_.window_margin);
-  // window_log_ is in time order; entries at or before now - span have left the window
-  auto live = std::upper_bound(window_log_.begin(), window_log_.end(), now - span);
-  auto n = effective_window_cap() - static_cast<std::int64_t>(window_log_.end() - live);
+  std::int64_t live = 0; // entries after now - span, and pending ones (not sent yet: they stay)
+  for (auto& e : window_log_)
+    live += e.pending || e.at > now - span;
+  auto n = effective_window_cap() - live;
   if (quota_left_ && quota_reset_ > now)
     n = std::min(n, *quota_left_ - static_cast<std::int64_t>(admitted_seq_ - quota_seq_));
   double cap = static_cast<double>(std::max<std::int64_t>(1, std::min(s_.burst, requests_now(s_, announced_))));
@@ -225,14 +238,18 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
   // The common case, without copying the limiter: every rule lets `ahead` + 1 calls through right now.
   if (headroom(now) > std::max<std::int64_t>(0, ahead))
     return now;
-  rate_limiter sim = simulation();
+  rate_limiter sim = simulation(now);
   auto t = now;
-  auto n = std::min<std::int64_t>(ahead, 10000); // beyond that, the estimate is long enough to route elsewhere
+  // The simulation walks admission by admission: its cost grows with `ahead`, and it runs on the routing path of
+  // every call. Past `walk` admissions the limiter is in its steady state (one slot per 1/rate, or per
+  // hold/concurrency when concurrency binds): the rest is extrapolated at that pace.
+  constexpr std::int64_t walk = 128;
+  auto n = std::min<std::int64_t>(ahead, walk);
   for (std::int64_t i = 0;; ) {
     auto v = sim.check(t, tokens);
     if (v.admitted) {
       if (i == n)
-        return t;
+        break;
       sim.try_acquire(t, tokens);
       ++i;
     } else if (v.retry_at == never || v.retry_at <= t || v.blocked_by == limit_rule::too_big) {
@@ -241,6 +258,15 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
       t = v.retry_at;
     }
   }
+  if (ahead <= n)
+    return t;
+  double slot_s = 1.0 / std::max(1e-9, effective_rate_per_s());
+  if (auto hold = expected_hold(); hold > nanos::zero() && s_.concurrency < std::numeric_limits<std::int64_t>::max())
+    slot_s = std::max(slot_s, std::chrono::duration<double>(hold).count() / static_cast<double>(std::max<std::int64_t>(1, s_.concurrency)));
+  auto rest = std::chrono::duration<double>(slot_s * static_cast<double>(ahead - n));
+  if (rest > std::chrono::hours{24})
+    return never;
+  return t + std::chrono::duration_cast<nanos>(rest);
 }
 
 bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens, bool sent) {
@@ -249,6 +275,11 @@ bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t a
     for (auto& e : token_log_)
       if (e.permit == permit)
         e.tokens = actual_tokens;
+  for (auto w = window_log_.begin(); w != window_log_.end(); ++w) // ended: it went by now, or never will
+    if (w->permit == permit && w->pending) {
+      confirm(w, now);
+      break;
+    }
   auto it = permits_.find(permit);
   if (it == permits_.end())
     return false;
@@ -257,6 +288,22 @@ bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t a
     hold_ewma_ns_ = hold_ewma_ns_ == 0 ? held : 0.8 * hold_ewma_ns_ + 0.2 * held;
   permits_.erase(it);
   return true;
+}
+
+void rate_limiter::confirm(std::deque<window_entry>::iterator it, steady_time at) {
+  it->at = later(it->at, at);
+  it->pending = false;
+  for (auto next = std::next(it); next != window_log_.end() && next->at < it->at; ++it, ++next)
+    std::iter_swap(it, next); // keep time order: the entry moves back past earlier ones
+}
+
+void rate_limiter::sent(std::uint64_t permit, steady_time at) {
+  for (auto w = window_log_.begin(); w != window_log_.end(); ++w)
+    if (w->permit == permit) {
+      if (w->pending)
+        confirm(w, at);
+      return;
+    }
 }
 
 void rate_limiter::pause_until(steady_time until) {
@@ -281,7 +328,8 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
     // The reset names when the provider's window is empty again; its oldest entry (ours, as far as we know)
     // leaves sooner, and from then on the window rule knows as much as the quota does.
     if (!window_log_.empty())
-      quota_reset_ = std::min(quota_reset_, window_log_.front() + nanos(s_.per) + nanos(s_.window_margin));
+      quota_reset_ = std::min(quota_reset_, later(window_log_.front().at, window_log_.front().pending ? now : steady_time{}) +
+                                              nanos(s_.per) + nanos(s_.window_margin));
   }
   if (s.remaining_tokens == 0 && s.reset_tokens_ms >= 0)
     pause_until(now + millis{s.reset_tokens_ms});
@@ -304,7 +352,7 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
 
 std::vector<bool> rate_limiter::feasible(steady_time now,
                                          const std::vector<std::pair<std::int64_t, steady_time>>& waiters) const {
-  rate_limiter sim = simulation();
+  rate_limiter sim = simulation(now);
   std::vector<bool> out;
   auto t = now;
   for (auto& [tokens, deadline] : waiters) {

@@ -38,6 +38,11 @@ struct limiter_settings {
   millis window_margin{0};            ///< added to `per` by the window rule
   millis permit_ttl{600000};          ///< a permit held longer is reclaimed (a lost reply cannot leak a slot)
   millis hold_prior{0};               ///< how long a call holds its permit until releases have measured it; 0: unknown
+  /// The caller tells when each admitted call actually went upstream (sent()): until then its window entry cannot
+  /// leave the window, and then it counts from the send, not the admission. A call admitted at t but sent at
+  /// t + d (a busy dispatcher, a loaded machine) otherwise leaves our window d early, and the provider, which
+  /// counts arrivals, sees one call too many.
+  bool confirm_sends = false;
   std::int64_t throttle_after = 3;    ///< 429s within throttle_period that cut the rate
   millis throttle_period{60000};
   double throttle_step = 0.2;
@@ -95,6 +100,10 @@ public:
   /// says nothing about the provider and is left out of mean_hold(). Returns false for an unknown permit.
   bool release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens, bool sent = true);
 
+  /// The call holding `permit` went upstream at `at` (with confirm_sends): its window entry now counts from then.
+  /// Unknown or already confirmed permits are ignored.
+  void sent(std::uint64_t permit, steady_time at);
+
   /// What the reply to `permit`'s call said about limits, at `now`. `rate_limited`: it was a 429.
   /// Returns true when the effective rate changed (a throttle step, or an announced lower request limit).
   bool on_signals(std::uint64_t permit, steady_time now, const limit_signals& s, bool rate_limited);
@@ -128,6 +137,11 @@ private:
     std::uint64_t seq; // admission order
     std::int64_t reserved;
   };
+  struct window_entry {
+    steady_time at;        // the admission, or the send once confirmed
+    std::uint64_t permit;
+    bool pending;          // admitted, send not confirmed yet: it stays in the window
+  };
   struct token_entry {
     steady_time at;
     std::uint64_t permit;
@@ -135,7 +149,7 @@ private:
   };
 
   void expire(steady_time now);
-  rate_limiter simulation() const; // a copy for what-if questions
+  rate_limiter simulation(steady_time now) const; // a copy for what-if questions from `now`
   void refill(steady_time now);
   verdict check(steady_time now, std::int64_t tokens);
   std::int64_t tokens_in_window() const;
@@ -145,7 +159,8 @@ private:
   double factor_ = 1.0;
   double bucket_;
   steady_time refilled_at_;
-  std::deque<steady_time> window_log_; // admissions inside per + margin
+  void confirm(std::deque<window_entry>::iterator it, steady_time at); // a pending entry counts from `at`
+  std::deque<window_entry> window_log_; // admissions inside per + margin, in time order
   std::optional<steady_time> last_send_;
   steady_time pause_until_{};
   std::map<std::uint64_t, permit_info> permits_;

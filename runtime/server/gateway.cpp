@@ -199,9 +199,11 @@ public:
     out_->end();
   }
 
-  void failed(squad_errc code, std::string detail) override {
+  void failed(squad_errc code, std::string detail) override { failed(code, std::move(detail), -1); }
+  void failed(squad_errc code, std::string detail, std::int64_t retry_after_ms) override {
     if (answered_.exchange(true))
       return;
+    retry_after_ms_ = retry_after_ms;
     fail(code, std::move(detail), {});
   }
 
@@ -218,7 +220,8 @@ private:
         return send_error(*out_, 429, detail + " (use a new X-Squad-Run id, or wait until this one is unused for an hour)",
                           "insufficient_quota", {}, "budget_spent", 3600);
       case squad_errc::shed:
-        return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed", 5);
+        return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed",
+                          retry_after_ms_ >= 0 ? std::max<std::int64_t>(1, (retry_after_ms_ + 999) / 1000) : 5);
       case squad_errc::deadline_exceeded:
         return send_error(*out_, 504, detail, "timeout", {}, "deadline_exceeded");
       case squad_errc::cancelled: // the client hung up: nginx's 499, so metrics do not count it as a server error
@@ -262,6 +265,7 @@ private:
   steady::time_point t0_;
   std::int64_t created_;
   std::atomic<bool> started_{false}, answered_{false};
+  std::int64_t retry_after_ms_ = -1; // a shed call's earliest slot (set before fail(), under answered_)
 };
 
 // Parses with a nesting limit; on failure `why` says what is wrong.

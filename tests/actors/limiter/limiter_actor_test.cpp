@@ -69,7 +69,7 @@ struct limiter_fixture : test::actor_fixture {
 
   caf::actor spawn_limiter_for(const provider_config& p) {
     caf::scoped_actor self{*sys};
-    auto a = spawn_limiter(self.ptr(), p);
+    auto a = spawn_limiter(self.ptr(), p, false); // no dispatcher confirms sends here: entries count from the grant
     spawned.push_back(a);
     sched->run();
     start = now();
@@ -100,7 +100,7 @@ struct limiter_fixture : test::actor_fixture {
   }
 
   limit_grant query(const caf::actor& lim, std::int64_t tokens, std::int64_t ahead) {
-    auto a = ask<limit_grant>(lim, atoms::query_v, tokens, ahead);
+    auto a = ask<limit_grant>(lim, atoms::query_v, tokens, ahead, std::uint8_t{3}); // P3: behind every waiter
     sched->run();
     REQUIRE(a->value);
     return *a->value;

@@ -1365,3 +1365,59 @@ TEST_CASE("rate_limiter: a provider's settings take its expected latency, a sim 
   p.sim.max_tokens = 200;
   CHECK(squad::limiter_settings_from(p).hold_prior == 100ms + 20ms + 100ms);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// confirmed sends: the window counts a call from when it went upstream
+
+TEST_CASE("rate_limiter: with confirm_sends, a window entry counts from its confirmed send, not its admission",
+          "[limiter][rate_limiter][window][sent]") {
+  // 2 per 1s. Admitted at 0 and 10ms, but the first went upstream only at 300ms (its grant waited in a busy
+  // mailbox). The window frees at 300ms + 1s, not at 1s: the provider saw that call arrive at 300ms.
+  auto s = open_settings();
+  s.requests = 2;
+  s.per = 1000ms;
+  s.confirm_sends = true;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  auto b = rl.try_acquire(at(10), 0);
+  REQUIRE(a.admitted);
+  REQUIRE(b.admitted);
+  rl.sent(b.permit, at(10));
+  rl.sent(a.permit, at(300));
+  auto v = rl.probe(at(1005), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == limit_rule::window);
+  CHECK(ns(v.retry_at) == ns(at(1010))); // b's entry leaves first now: it went before a
+  CHECK(rl.try_acquire(at(1010), 0).admitted);
+  CHECK_FALSE(rl.probe(at(1299), 0).admitted);
+  CHECK(rl.probe(at(1300), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: an unconfirmed entry stays in the window until its send or its release",
+          "[limiter][rate_limiter][window][sent]") {
+  // 1 per 1s: a call admitted at 0 and never confirmed holds the window past 1s (it may still be about to go);
+  // its release at 2s counts as its send, so the window frees at 3s. A second sent() is ignored.
+  auto s = open_settings();
+  s.requests = 1;
+  s.per = 1000ms;
+  s.confirm_sends = true;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  REQUIRE(a.admitted);
+  CHECK_FALSE(rl.probe(at(1500), 0).admitted);
+  CHECK(rl.headroom(at(1500)) == 0);
+  CHECK(rl.release(a.permit, at(2000), -1));
+  rl.sent(a.permit, at(2500)); // too late, already counted from the release
+  CHECK_FALSE(rl.probe(at(2999), 0).admitted);
+  CHECK(rl.probe(at(3000), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: without confirm_sends, sent() changes nothing", "[limiter][rate_limiter][window][sent]") {
+  auto s = open_settings();
+  s.requests = 1;
+  s.per = 1000ms;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  rl.sent(a.permit, at(500));
+  CHECK(rl.probe(at(1000), 0).admitted);
+}
