@@ -161,6 +161,10 @@ using config_ptr = std::shared_ptr<const config>;
 struct config_load_result {
   config_ptr cfg;
   std::vector<config_problem> problems;
+  /// The config as read even when there were problems (each bad field at its default), so the checks that
+  /// need it (personas, workflows) still run and a file's problems are all reported in one pass. Null only
+  /// when the text was not a YAML map at all.
+  config_ptr as_read;
 };
 
 /// Loads and validates YAML text. `${VAR}` in scalar values expands from the environment
@@ -170,7 +174,11 @@ config_load_result load_config_text(const std::string& yaml_text);
 /// Reads the file then calls load_config_text; an unreadable file is one problem with path = file.
 config_load_result load_config_file(const std::string& file);
 
-/// Semantic checks on a parsed config (limits > 0, kinds known, base_url present, ...).
+/// Every check of a config on its own, each problem with its path: the bounds of each field (from the
+/// section tables), then the rules across fields and sections (kinds and their base_url, api_key and
+/// readable ca_file; auth and listen; persona override chains; aliases naming a configured model).
+/// The checks against the persona files are the overload in persona_def.hpp.
 std::vector<config_problem> validate(const config& cfg);
+
 
 } // namespace squad
