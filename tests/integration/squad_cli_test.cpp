@@ -141,6 +141,25 @@ TEST_CASE("squad config check reports all three mistakes with their paths and ex
   CHECK_THAT(r.out, Catch::Contains("providers.sim-deep.kind:"));
 }
 
+TEST_CASE("squad config check reports mistakes in three sections in one pass and exits 2") {
+  // Intent: an unknown key and a bad value no longer hide a bad chain reference until they are fixed.
+  auto r = run_squad("config check tests/data/three_sections.yaml");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("3 problems"));
+  CHECK_THAT(r.out, Catch::Contains("providers.sim-steady.limits.rpm: unknown key"));
+  CHECK_THAT(r.out, Catch::Contains("runtime.scheduler_threads: must be between 1 and 64"));
+  CHECK_THAT(r.out, Catch::Contains("personas.analyst.chain[0]: unknown provider \"nope\""));
+}
+
+TEST_CASE("squad serve refuses a --listen override off loopback with auth: none") {
+  // Intent: the override obeys the same rule as server.listen (validate() checks both), before anything starts.
+  auto r = run_squad("serve --config config/squad.yaml --listen 0.0.0.0:0");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("--listen 0.0.0.0:0: auth: none only listens on loopback"));
+}
+
 TEST_CASE("squad config check accepts the shipped config, personas and workflows") {
   // Intent: what we ship is valid.
   auto r = run_squad("config check config/squad.yaml");
