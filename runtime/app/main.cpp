@@ -52,6 +52,19 @@ int config_check(const std::string& file) {
   return 0;
 }
 
+// The section tables as a reference: "path: default (bounds) doc", one key a line.
+int config_keys() {
+  for (const auto& k : config_reference()) {
+    std::cout << k.path << ":";
+    if (!k.default_value.empty())
+      std::cout << " " << k.default_value;
+    if (!k.bounds.empty())
+      std::cout << " (" << k.bounds << ")";
+    std::cout << "  # " << k.doc << "\n";
+  }
+  return 0;
+}
+
 struct run_options {
   std::string task, workflow, out, config_file;
   bool quiet = false;
@@ -285,6 +298,7 @@ int main(int argc, char** argv) {
   auto* check_cmd = config_cmd->add_subcommand("check", "validate a config, its personas and workflows (exit 2 on problems)");
   std::string check_file = "config/squad.yaml";
   check_cmd->add_option("file", check_file, "config file")->capture_default_str();
+  auto* keys_cmd = config_cmd->add_subcommand("keys", "list every config key with its default, bounds and meaning");
 
   auto* serve_cmd = app.add_subcommand("serve", "run Squad as a service: the OpenAI-compatible API and /metrics");
   serve_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
@@ -305,6 +319,8 @@ int main(int argc, char** argv) {
     }
     if (check_cmd->parsed())
       return config_check(check_file);
+    if (keys_cmd->parsed())
+      return config_keys();
     if (serve_cmd->parsed())
       return serve(config_file, listen);
     if (hash_cmd->parsed())

@@ -22,14 +22,14 @@ std::optional<priority_class> parse_priority(std::string_view text) {
 
 const char* to_string(priority_class p) {
   switch (p) {
-    case priority_class::p0:
-      return "P0";
-    case priority_class::p1:
-      return "P1";
-    case priority_class::p2:
-      return "P2";
-    case priority_class::p3:
-      return "P3";
+  case priority_class::p0:
+    return "P0";
+  case priority_class::p1:
+    return "P1";
+  case priority_class::p2:
+    return "P2";
+  case priority_class::p3:
+    return "P3";
   }
   return "P?";
 }
@@ -58,8 +58,7 @@ using detail::yaml_reader;
 
 // A map section with one table and no sub-sections.
 template <class S>
-void read_section(yaml_reader& r, const YAML::Node& node, const std::string& path, const detail::table<S>& t,
-                  S& out) {
+void read_section(yaml_reader& r, const YAML::Node& node, const std::string& path, const detail::table<S>& t, S& out) {
   if (!r.is_map(node, path))
     return;
   r.check_keys(node, path, keys_of({}, t));
@@ -67,8 +66,7 @@ void read_section(yaml_reader& r, const YAML::Node& node, const std::string& pat
 }
 
 // Calls `read(node, path)` for `key` of `map` if present.
-template <class F>
-void with_sub(const YAML::Node& map, const std::string& path, std::string_view key, F read) {
+template <class F> void with_sub(const YAML::Node& map, const std::string& path, std::string_view key, F read) {
   if (auto n = yaml_reader::find(map, key)) {
     std::string sub = join(path, key);
     read(*n, sub);
@@ -81,12 +79,15 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
   p.name = name;
   if (!r.is_map(node, path))
     return p;
-  r.check_keys(node, path, keys_of(detail::provider_sections(), detail::provider_fields(), detail::provider_http_fields()));
+  r.check_keys(node, path,
+               keys_of(detail::provider_sections(), detail::provider_fields(), detail::provider_http_fields()));
   read_fields(r, node, path, detail::provider_fields(), p);
   read_fields(r, node, path, detail::provider_http_fields(), p.http);
   with_sub(node, path, "limits", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::limits_fields(), p.limits); });
-  with_sub(node, path, "timeouts", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::timeouts_fields(), p.http); });
-  with_sub(node, path, "breaker", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::breaker_fields(), p.breaker); });
+  with_sub(node, path, "timeouts",
+           [&](auto& n, auto& sp) { read_section(r, n, sp, detail::timeouts_fields(), p.http); });
+  with_sub(node, path, "breaker",
+           [&](auto& n, auto& sp) { read_section(r, n, sp, detail::breaker_fields(), p.breaker); });
   with_sub(node, path, "sim", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::sim_fields(), p.sim); });
   with_sub(node, path, "models", [&](auto& n, auto& sp) {
     if (!r.is_map(n, sp))
@@ -149,7 +150,8 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   });
   with_sub(root, "", "supervision",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::supervision_fields(), cfg.supervision); });
-  with_sub(root, "", "runtime", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::runtime_fields(), cfg.runtime); });
+  with_sub(root, "", "runtime",
+           [&](auto& n, auto& sp) { read_section(r, n, sp, detail::runtime_fields(), cfg.runtime); });
   return true;
 }
 
@@ -161,8 +163,8 @@ bool covered(const std::vector<config_problem>& earlier, const std::string& path
   for (const auto& e : earlier) {
     if (path == e.path)
       return true;
-    if (path.size() > e.path.size() && path.compare(0, e.path.size(), e.path) == 0
-        && (path[e.path.size()] == '.' || path[e.path.size()] == '['))
+    if (path.size() > e.path.size() && path.compare(0, e.path.size(), e.path) == 0 &&
+        (path[e.path.size()] == '.' || path[e.path.size()] == '['))
       return true;
   }
   return false;

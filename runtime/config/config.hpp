@@ -174,6 +174,17 @@ config_load_result load_config_text(const std::string& yaml_text);
 /// Reads the file then calls load_config_text; an unreadable file is one problem with path = file.
 config_load_result load_config_file(const std::string& file);
 
+/// One key of squad.yaml as the section tables declare it (`squad config keys` prints them).
+struct config_key_doc {
+  std::string path;          ///< e.g. "providers.<name>.limits.requests"
+  std::string default_value; ///< as YAML would write it ("60", "60s", "\"io\""); "" for a map
+  std::string bounds;        ///< e.g. "> 0", "between 1 and 64"; "" when any value goes
+  std::string doc;           ///< one line
+};
+
+/// Every key, section by section, in table order.
+std::vector<config_key_doc> config_reference();
+
 /// Every check of a config on its own, each problem with its path: the bounds of each field (from the
 /// section tables), then the rules across fields and sections (kinds and their base_url, api_key and
 /// readable ca_file; auth and listen; persona override chains; aliases naming a configured model).

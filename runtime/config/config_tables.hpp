@@ -27,14 +27,14 @@ struct bounds {
   std::string message;
 };
 
-bounds any();                                                         ///< no bound
-bounds positive();                                                    ///< "must be > 0"
-bounds at_least(std::int64_t lo, std::string_view note = "");         ///< "must be >= <lo><note>"
+bounds any();                                                                 ///< no bound
+bounds positive();                                                            ///< "must be > 0"
+bounds at_least(std::int64_t lo, std::string_view note = "");                 ///< "must be >= <lo><note>"
 bounds between(std::int64_t lo, std::int64_t hi, std::string_view unit = ""); ///< "must be between <lo> and <hi>"
-bounds non_empty();                                                   ///< "must not be empty"
-bounds required();                                                    ///< "required" (a string that must be given)
+bounds non_empty();                                                           ///< "must not be empty"
+bounds required(); ///< "required" (a string that must be given)
 bounds one_of(std::vector<std::string_view> choices, std::string message, bool quote_value);
-bounds fraction();                                                    ///< "must be in (0, 1]"
+bounds fraction(); ///< "must be in (0, 1]"
 
 /// Where a field of section struct S lands; the member's type picks how it is read and checked.
 template <class S>
@@ -43,8 +43,7 @@ using member = std::variant<std::string S::*, std::int64_t S::*, millis S::*, bo
                             std::optional<priority_class> S::*, std::optional<std::vector<std::string>> S::*>;
 
 /// One key of a section.
-template <class S>
-struct field {
+template <class S> struct field {
   std::string_view key; ///< the YAML name; users' scripts rely on it
   member<S> at;
   bounds check;
@@ -53,8 +52,7 @@ struct field {
   void (*read)(yaml_reader&, const YAML::Node& value, const std::string& path, S& out) = nullptr;
 };
 
-template <class S>
-using table = std::vector<field<S>>;
+template <class S> using table = std::vector<field<S>>;
 
 /// A key that holds a map handled by its own code (limits, providers, ...), so the key check knows it.
 struct sub_section {
@@ -63,22 +61,22 @@ struct sub_section {
 };
 
 // The tables, one per section (config_tables.cpp). Paths below are where validate() reports.
-const table<config>& root_fields();               ///< top level
-const std::vector<sub_section>& root_sections();  ///< server, providers, personas, aliases, supervision, runtime
-const table<server_config>& server_fields();      ///< server
-const std::vector<sub_section>& server_sections(); ///< keys
-const table<api_key_config>& api_key_fields();    ///< server.keys.<name>
-const table<provider_config>& provider_fields();  ///< providers.<name>
+const table<config>& root_fields();                      ///< top level
+const std::vector<sub_section>& root_sections();         ///< server, providers, personas, aliases, supervision, runtime
+const table<server_config>& server_fields();             ///< server
+const std::vector<sub_section>& server_sections();       ///< keys
+const table<api_key_config>& api_key_fields();           ///< server.keys.<name>
+const table<provider_config>& provider_fields();         ///< providers.<name>
 const table<http_client_config>& provider_http_fields(); ///< providers.<name> (max_connections, stream)
-const std::vector<sub_section>& provider_sections(); ///< limits, timeouts, breaker, models, sim
-const table<limits_config>& limits_fields();      ///< providers.<name>.limits
-const table<http_client_config>& timeouts_fields(); ///< providers.<name>.timeouts
-const table<breaker_config>& breaker_fields();    ///< providers.<name>.breaker
-const table<sim_config>& sim_fields();            ///< providers.<name>.sim
-const table<model_config>& model_fields();        ///< providers.<name>.models.<name>
-const table<persona_override>& persona_fields();  ///< personas.<id>
-const table<supervision_config>& supervision_fields(); ///< supervision
-const table<runtime_config>& runtime_fields();    ///< runtime
+const std::vector<sub_section>& provider_sections();     ///< limits, timeouts, breaker, models, sim
+const table<limits_config>& limits_fields();             ///< providers.<name>.limits
+const table<http_client_config>& timeouts_fields();      ///< providers.<name>.timeouts
+const table<breaker_config>& breaker_fields();           ///< providers.<name>.breaker
+const table<sim_config>& sim_fields();                   ///< providers.<name>.sim
+const table<model_config>& model_fields();               ///< providers.<name>.models.<name>
+const table<persona_override>& persona_fields();         ///< personas.<id>
+const table<supervision_config>& supervision_fields();   ///< supervision
+const table<runtime_config>& runtime_fields();           ///< runtime
 
 /// The keys a map may hold: those of the tables given and the sub-sections.
 template <class... S>
@@ -124,8 +122,7 @@ void check_value(const bounds& b, std::int64_t v, const std::string& path, std::
 void check_value(const bounds& b, millis v, const std::string& path, std::vector<config_problem>& out);
 void check_value(const bounds& b, const std::string& v, const std::string& path, std::vector<config_problem>& out);
 void check_value(const bounds& b, double v, const std::string& path, std::vector<config_problem>& out);
-template <class T>
-void check_value(const bounds&, const T&, const std::string&, std::vector<config_problem>&) {}
+template <class T> void check_value(const bounds&, const T&, const std::string&, std::vector<config_problem>&) {}
 
 /// Checks every row of `t` on `value`, reporting at `path`.<key>.
 template <class S>

@@ -70,7 +70,8 @@ void check_server(const server_config& s, problems& p) {
   if (s.auth == "none" && valid_listen(s.listen)) {
     auto host = s.listen.substr(0, s.listen.rfind(':'));
     if (host != "127.0.0.1" && host != "localhost" && host != "[::1]")
-      p.add("server.listen", "auth: none only listens on loopback (127.0.0.1, [::1]); set auth: keys to listen on " + host);
+      p.add("server.listen",
+            "auth: none only listens on loopback (127.0.0.1, [::1]); set auth: keys to listen on " + host);
   }
   if (s.ws_max_queued <= s.ws_lag_at)
     p.add("server.ws_max_queued", "must be greater than server.ws_lag_at (" + std::to_string(s.ws_lag_at) + ")");
@@ -176,8 +177,8 @@ std::vector<config_problem> validate(const config& cfg) {
   return std::move(p.out);
 }
 
-std::vector<config_problem> validate(const config& cfg, const std::string& dir, const std::vector<persona_def>& personas,
-                                     const std::set<std::string>& files) {
+std::vector<config_problem> validate(const config& cfg, const std::string& dir,
+                                     const std::vector<persona_def>& personas, const std::set<std::string>& files) {
   namespace fs = std::filesystem;
   problems p;
   for (const auto& [name, o] : cfg.personas)

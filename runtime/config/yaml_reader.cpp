@@ -34,8 +34,8 @@ bool only_chars(std::string_view text, std::string_view punct, bool upper) {
   if (text.empty())
     return false;
   for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (upper && c >= 'A' && c <= 'Z')
-              || punct.find(c) != std::string_view::npos;
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (upper && c >= 'A' && c <= 'Z') ||
+              punct.find(c) != std::string_view::npos;
     if (!ok)
       return false;
   }
@@ -82,7 +82,7 @@ std::optional<YAML::Node> parse_yaml(const std::string& text, const std::string&
 }
 
 yaml_reader::yaml_reader(std::vector<config_problem>& problems, bool expand_env)
-  : problems_(problems), expand_env_(expand_env) {}
+    : problems_(problems), expand_env_(expand_env) {}
 
 void yaml_reader::problem(std::string path, std::string message) {
   problems_.push_back({std::move(path), std::move(message)});
@@ -130,8 +130,7 @@ std::optional<YAML::Node> yaml_reader::find(const YAML::Node& map, std::string_v
   return std::nullopt;
 }
 
-std::vector<std::pair<std::string, YAML::Node>> yaml_reader::entries(const YAML::Node& map,
-                                                                    const std::string& path) {
+std::vector<std::pair<std::string, YAML::Node>> yaml_reader::entries(const YAML::Node& map, const std::string& path) {
   std::vector<std::pair<std::string, YAML::Node>> out;
   if (!map.IsMap())
     return out;
@@ -144,8 +143,7 @@ std::vector<std::pair<std::string, YAML::Node>> yaml_reader::entries(const YAML:
   return out;
 }
 
-bool yaml_reader::expand(const std::string& raw, const std::string& path, std::string& out,
-                         bool env_required) {
+bool yaml_reader::expand(const std::string& raw, const std::string& path, std::string& out, bool env_required) {
   out.clear();
   if (!expand_env_) {
     out = raw;
@@ -201,8 +199,7 @@ bool yaml_reader::get(const YAML::Node& map, const std::string& path, std::strin
   return node && text(*node, join(path, key), out);
 }
 
-bool yaml_reader::get(const YAML::Node& map, const std::string& path, std::string_view key,
-                      std::int64_t& out) {
+bool yaml_reader::get(const YAML::Node& map, const std::string& path, std::string_view key, std::int64_t& out) {
   auto node = find(map, key);
   if (!node)
     return false;
@@ -247,8 +244,7 @@ bool yaml_reader::get(const YAML::Node& map, const std::string& path, std::strin
   return true;
 }
 
-bool yaml_reader::get(const YAML::Node& map, const std::string& path, std::string_view key,
-                      priority_class& out) {
+bool yaml_reader::get(const YAML::Node& map, const std::string& path, std::string_view key, priority_class& out) {
   auto node = find(map, key);
   if (!node)
     return false;

@@ -66,7 +66,8 @@ std::optional<url_parts> parse_url(std::string_view url, std::string& why) {
     return std::nullopt;
   }
   if (!port.empty()) {
-    bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    bool digits =
+        port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits || std::stoi(std::string(port)) < 1 || std::stoi(std::string(port)) > 65535) {
       why = "has an invalid port \"" + std::string(port) + "\"";
       return std::nullopt;

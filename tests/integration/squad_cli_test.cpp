@@ -152,6 +152,15 @@ TEST_CASE("squad config check reports mistakes in three sections in one pass and
   CHECK_THAT(r.out, Catch::Contains("personas.analyst.chain[0]: unknown provider \"nope\""));
 }
 
+TEST_CASE("squad config keys lists every key with its default and bounds") {
+  // Intent: the section tables double as the reference users read.
+  auto r = run_squad("config keys");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("providers.<name>.limits.requests: 60 (> 0)  # "));
+  CHECK_THAT(r.out, Catch::Contains("runtime.io_spin: 1ms (between 0ms and 100ms)  # "));
+}
+
 TEST_CASE("squad serve refuses a --listen override off loopback with auth: none") {
   // Intent: the override obeys the same rule as server.listen (validate() checks both), before anything starts.
   auto r = run_squad("serve --config config/squad.yaml --listen 0.0.0.0:0");

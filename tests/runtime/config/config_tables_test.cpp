@@ -25,19 +25,36 @@ std::vector<std::string> strings(const std::vector<config_problem>& problems) {
 }
 
 // A YAML value that the reader takes for a member of this type (the bounds are not the point here).
-std::string yaml_value(const std::string& v) { return "\"" + v + "\""; }
-std::string yaml_value(std::int64_t v) { return std::to_string(v); }
-std::string yaml_value(millis v) { return format_duration(v); }
-std::string yaml_value(bool v) { return v ? "true" : "false"; }
-std::string yaml_value(double v) { return std::to_string(v); }
-std::string yaml_value(const std::vector<std::string>&) { return "[]"; }
-std::string yaml_value(const std::optional<std::string>&) { return "\"x\""; }
-std::string yaml_value(const std::optional<priority_class>&) { return "P1"; }
-std::string yaml_value(const std::optional<std::vector<std::string>>&) { return "[\"@worker\"]"; }
+std::string yaml_value(const std::string& v) {
+  return "\"" + v + "\"";
+}
+std::string yaml_value(std::int64_t v) {
+  return std::to_string(v);
+}
+std::string yaml_value(millis v) {
+  return format_duration(v);
+}
+std::string yaml_value(bool v) {
+  return v ? "true" : "false";
+}
+std::string yaml_value(double v) {
+  return std::to_string(v);
+}
+std::string yaml_value(const std::vector<std::string>&) {
+  return "[]";
+}
+std::string yaml_value(const std::optional<std::string>&) {
+  return "\"x\"";
+}
+std::string yaml_value(const std::optional<priority_class>&) {
+  return "P1";
+}
+std::string yaml_value(const std::optional<std::vector<std::string>>&) {
+  return "[\"@worker\"]";
+}
 
 // Every key of a section with a value of its type (read from the default-constructed struct).
-template <class S>
-std::vector<std::pair<std::string, std::string>> keys_with_values(const table<S>& t) {
+template <class S> std::vector<std::pair<std::string, std::string>> keys_with_values(const table<S>& t) {
   S defaults{};
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& f : t)
@@ -61,8 +78,8 @@ std::string nested(const std::vector<std::string>& at, const std::string& key, c
 }
 
 struct section_case {
-  std::string path;             // where problems are reported
-  std::vector<std::string> at;  // the YAML nesting that leads there
+  std::string path;            // where problems are reported
+  std::vector<std::string> at; // the YAML nesting that leads there
   std::vector<std::pair<std::string, std::string>> keys;
 };
 
@@ -119,25 +136,24 @@ std::vector<std::string> at_path(const std::string& path, const std::function<vo
 }
 
 // For each row of `t`: the value just past each bound is refused with the row's message, the bound itself passes.
-template <class S>
-void check_bounds(const table<S>& t, const std::string& path, S& (*section)(config&)) {
+template <class S> void check_bounds(const table<S>& t, const std::string& path, S& (*section)(config&)) {
   for (const auto& f : t) {
     const bounds& b = f.check;
     std::string fpath = join(path, f.key);
     INFO(fpath);
     auto expect = [&](auto value, bool ok, std::string message) {
       std::visit(
-        [&](auto m) {
-          using member_type = std::decay_t<decltype(std::declval<S&>().*m)>;
-          if constexpr (std::is_constructible_v<member_type, decltype(value)>) {
-            auto got = at_path(fpath, [&](config& c) { section(c).*m = member_type(value); });
-            INFO(yaml_value(member_type(value)));
-            CHECK(got == (ok ? std::vector<std::string>{} : std::vector<std::string>{message}));
-          } else {
-            FAIL("bounds of a kind this member type cannot hold");
-          }
-        },
-        f.at);
+          [&](auto m) {
+            using member_type = std::decay_t<decltype(std::declval<S&>().*m)>;
+            if constexpr (std::is_constructible_v<member_type, decltype(value)>) {
+              auto got = at_path(fpath, [&](config& c) { section(c).*m = member_type(value); });
+              INFO(yaml_value(member_type(value)));
+              CHECK(got == (ok ? std::vector<std::string>{} : std::vector<std::string>{message}));
+            } else {
+              FAIL("bounds of a kind this member type cannot hold");
+            }
+          },
+          f.at);
     };
     bool is_ms = std::holds_alternative<millis S::*>(f.at);
     auto number = [&](std::int64_t v) {
@@ -153,32 +169,32 @@ void check_bounds(const table<S>& t, const std::string& path, S& (*section)(conf
         expect(v, false, b.message);
     };
     switch (b.what) {
-      case bounds::kind::any:
-        break;
-      case bounds::kind::range:
-        number(b.lo == std::numeric_limits<std::int64_t>::min() ? 0 : b.lo);
-        if (b.lo != std::numeric_limits<std::int64_t>::min())
-          refused(b.lo - 1);
-        if (b.hi != std::numeric_limits<std::int64_t>::max()) {
-          number(b.hi);
-          refused(b.hi + 1);
-        }
-        break;
-      case bounds::kind::non_empty:
-        expect(std::string("x"), true, "");
-        expect(std::string(), false, b.message);
-        break;
-      case bounds::kind::one_of:
-        for (auto c : b.choices)
-          expect(std::string(c), true, "");
-        expect(std::string("nope"), false, b.message + (b.quote_value ? " (got \"nope\")" : ""));
-        break;
-      case bounds::kind::fraction:
-        expect(1.0, true, "");
-        expect(0.001, true, "");
-        expect(0.0, false, b.message);
-        expect(1.5, false, b.message);
-        break;
+    case bounds::kind::any:
+      break;
+    case bounds::kind::range:
+      number(b.lo == std::numeric_limits<std::int64_t>::min() ? 0 : b.lo);
+      if (b.lo != std::numeric_limits<std::int64_t>::min())
+        refused(b.lo - 1);
+      if (b.hi != std::numeric_limits<std::int64_t>::max()) {
+        number(b.hi);
+        refused(b.hi + 1);
+      }
+      break;
+    case bounds::kind::non_empty:
+      expect(std::string("x"), true, "");
+      expect(std::string(), false, b.message);
+      break;
+    case bounds::kind::one_of:
+      for (auto c : b.choices)
+        expect(std::string(c), true, "");
+      expect(std::string("nope"), false, b.message + (b.quote_value ? " (got \"nope\")" : ""));
+      break;
+    case bounds::kind::fraction:
+      expect(1.0, true, "");
+      expect(0.001, true, "");
+      expect(0.0, false, b.message);
+      expect(1.5, false, b.message);
+      break;
     }
   }
 }
@@ -248,7 +264,8 @@ TEST_CASE("each field's bounds hold exactly at its limits", "[config][tables]") 
                                    [](config& c) -> http_client_config& { return c.providers[0].http; });
   check_bounds<breaker_config>(breaker_fields(), "providers.p.breaker",
                                [](config& c) -> breaker_config& { return c.providers[0].breaker; });
-  check_bounds<sim_config>(sim_fields(), "providers.p.sim", [](config& c) -> sim_config& { return c.providers[0].sim; });
+  check_bounds<sim_config>(sim_fields(), "providers.p.sim",
+                           [](config& c) -> sim_config& { return c.providers[0].sim; });
   check_bounds<model_config>(model_fields(), "providers.p.models.m",
                              [](config& c) -> model_config& { return c.providers[0].models[0]; });
   check_bounds<supervision_config>(supervision_fields(), "supervision",
@@ -258,13 +275,13 @@ TEST_CASE("each field's bounds hold exactly at its limits", "[config][tables]") 
 
 TEST_CASE("a bounds problem in a file reads as before", "[config][tables]") {
   // The messages users' scripts match on come out of the rows unchanged.
-  CHECK(strings(load_config_text(two_sims + "    limits: {requests: 0}\n").problems)
-        == std::vector<std::string>{"providers.b.limits.requests: must be > 0"});
-  CHECK(strings(load_config_text("runtime: {cache_entries: 0, io_threads: 17}\n" + two_sims).problems)
-        == std::vector<std::string>{"runtime.io_threads: must be between 1 and 16",
-                                    "runtime.cache_entries: must be >= 1 (turn the cache off with runtime.cache: false)"});
-  CHECK(strings(load_config_text(two_sims + "    breaker: {ratio: nope}\n").problems)
-        == std::vector<std::string>{"providers.b.breaker.ratio: must be a number between 0 and 1"});
+  CHECK(strings(load_config_text(two_sims + "    limits: {requests: 0}\n").problems) ==
+        std::vector<std::string>{"providers.b.limits.requests: must be > 0"});
+  CHECK(strings(load_config_text("runtime: {cache_entries: 0, io_threads: 17}\n" + two_sims).problems) ==
+        std::vector<std::string>{"runtime.io_threads: must be between 1 and 16",
+                                 "runtime.cache_entries: must be >= 1 (turn the cache off with runtime.cache: false)"});
+  CHECK(strings(load_config_text(two_sims + "    breaker: {ratio: nope}\n").problems) ==
+        std::vector<std::string>{"providers.b.breaker.ratio: must be a number between 0 and 1"});
 }
 
 TEST_CASE("three mistakes in three sections are all reported in one pass", "[config][tables]") {
@@ -272,40 +289,68 @@ TEST_CASE("three mistakes in three sections are all reported in one pass", "[con
   // on past the first two, so the persona check still runs on the config as read and finds the third.
   test::temp_dir dir;
   dir.write("pm.yaml", persona_yaml("pm"));
-  auto loaded = load_config_text("personas_dir: " + dir.str() + "\nruntime: {scheduler_threads: 0}\n"
-                                 + "personas:\n  pm: {chain: [nope/big]}\n" + two_sims + "    limits: {rpm: 5}\n");
+  auto loaded = load_config_text("personas_dir: " + dir.str() + "\nruntime: {scheduler_threads: 0}\n" +
+                                 "personas:\n  pm: {chain: [nope/big]}\n" + two_sims + "    limits: {rpm: 5}\n");
   CHECK_FALSE(loaded.cfg);
   REQUIRE(loaded.as_read);
   auto problems = loaded.problems;
   auto personas = load_personas(loaded.as_read->personas_dir, *loaded.as_read);
   problems.insert(problems.end(), personas.problems.begin(), personas.problems.end());
   CHECK(strings(problems) == std::vector<std::string>{
-                               "providers.b.limits.rpm: unknown key",
-                               "runtime.scheduler_threads: must be between 1 and 64",
-                               "personas.pm.chain[0]: unknown provider \"nope\"",
+                                 "providers.b.limits.rpm: unknown key",
+                                 "runtime.scheduler_threads: must be between 1 and 64",
+                                 "personas.pm.chain[0]: unknown provider \"nope\"",
                              });
 }
 
 TEST_CASE("the checks moved into validate keep their messages and paths", "[config][tables]") {
   // Once in squad_tree.cpp (base_url, ca_file) and the gateway (aliases): now validate(), same words.
   const std::string head = "providers:\n  p:\n    kind: openai\n    models: {m: {id: x}}\n";
-  CHECK(strings(load_config_text(head + "    base_url: https://user@example.com\n").problems)
-        == std::vector<std::string>{"providers.p.base_url: must not contain user information (put keys in api_key)"});
-  CHECK(strings(load_config_text(head + "    base_url: https://example.com\n    ca_file: /nonexistent/ca.pem\n").problems)
-        == std::vector<std::string>{"providers.p.ca_file: cannot read /nonexistent/ca.pem"});
+  CHECK(strings(load_config_text(head + "    base_url: https://user@example.com\n").problems) ==
+        std::vector<std::string>{"providers.p.base_url: must not contain user information (put keys in api_key)"});
+  CHECK(strings(load_config_text(head + "    base_url: https://example.com\n    ca_file: /nonexistent/ca.pem\n")
+                    .problems) == std::vector<std::string>{"providers.p.ca_file: cannot read /nonexistent/ca.pem"});
 
   test::temp_dir dir;
   dir.write("pm.yaml", persona_yaml("pm"));
   dir.write("broken.yaml", "id: broken\n");
-  auto loaded = load_config_text(two_sims + "aliases:\n  good: persona/pm\n  ghost: persona/nobody\n"
-                                 + "  half: persona/broken\n  model: a/small\n");
+  auto loaded = load_config_text(two_sims + "aliases:\n  good: persona/pm\n  ghost: persona/nobody\n" +
+                                 "  half: persona/broken\n  model: a/small\n");
   REQUIRE(loaded.cfg);
   auto personas = load_personas(dir.str(), *loaded.cfg);
   auto got = strings(personas.problems);
   // broken.yaml's own problems are its file's; its alias is not reported a second time.
-  CHECK(std::count(got.begin(), got.end(), "aliases.ghost: names no persona or provider model (got \"persona/nobody\")")
-        == 1);
+  CHECK(std::count(got.begin(), got.end(),
+                   "aliases.ghost: names no persona or provider model (got \"persona/nobody\")") == 1);
   for (const auto& g : got)
     CHECK(g.rfind("aliases.half", 0) != 0);
   CHECK(personas.files == std::set<std::string>{"broken", "pm"});
+}
+
+TEST_CASE("the reference lists every key once with the default from config.hpp", "[config][tables]") {
+  // config_reference() (squad config keys) is made from the same rows, its defaults read from the structs.
+  auto ref = config_reference();
+  std::size_t keys = 0;
+  for (const auto& s : every_section())
+    keys += s.keys.size();
+  CHECK(ref.size() == keys);
+  std::set<std::string> paths;
+  for (const auto& k : ref) {
+    INFO(k.path);
+    CHECK(paths.insert(k.path).second);
+    CHECK_FALSE(k.doc.empty());
+  }
+  auto find = [&](const std::string& path) {
+    auto it = std::find_if(ref.begin(), ref.end(), [&](const config_key_doc& k) { return k.path == path; });
+    REQUIRE(it != ref.end());
+    return *it;
+  };
+  CHECK(find("providers.<name>.limits.requests").default_value == "60");
+  CHECK(find("providers.<name>.limits.requests").bounds == "> 0");
+  CHECK(find("providers.<name>.limits.per").default_value == "1m");
+  CHECK(find("providers.<name>.breaker.ratio").default_value == "0.5");
+  CHECK(find("runtime.scheduler").default_value == "\"io\"");
+  CHECK(find("runtime.scheduler").bounds == "io or caf");
+  CHECK(find("runtime.scheduler_threads").bounds == "between 1 and 64");
+  CHECK(find("providers.<name>.timeouts.connect").default_value == "10s");
 }
