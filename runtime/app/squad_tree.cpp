@@ -39,7 +39,8 @@ loaded_squad finish_loading(config_load_result loaded, std::vector<config_proble
     personas = load_personas(cfg.personas_dir, cfg);
     problems.insert(problems.end(), personas.problems.begin(), personas.problems.end());
   }
-  if (workflows && !bad("workflows_dir")) {
+  // With no persona file to check them against, every step would name an unknown persona: noise.
+  if (workflows && !bad("workflows_dir") && !personas.files.empty()) {
     std::error_code ec;
     for (auto& entry : std::filesystem::directory_iterator(cfg.workflows_dir, ec)) {
       if (entry.path().extension() != ".yaml")

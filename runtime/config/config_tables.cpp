@@ -108,7 +108,8 @@ const table<server_config>& server_fields() {
       {"drain_timeout", &s::drain_timeout, positive(), "on SIGTERM, how long in-flight work may take"},
       {"stream_max_queued", &s::stream_max_queued, at_least(65536, " bytes"), "answer bytes queued for a slow reader"},
       {"ws_lag_at", &s::ws_lag_at, at_least(1), "WebSocket messages queued before step.delta events are dropped"},
-      {"ws_max_queued", &s::ws_max_queued, any(), "WebSocket messages queued before the session is closed; above ws_lag_at"},
+      {"ws_max_queued", &s::ws_max_queued, any(),
+       "WebSocket messages queued before the session is closed; above ws_lag_at"},
   };
   return t;
 }

@@ -152,6 +152,22 @@ TEST_CASE("squad config check reports mistakes in three sections in one pass and
   CHECK_THAT(r.out, Catch::Contains("personas.analyst.chain[0]: unknown provider \"nope\""));
 }
 
+TEST_CASE("squad config check reports a workflow's mistake beside the config's") {
+  // Intent: a bad value in the config no longer stops the workflows from being checked in the same pass.
+  temp_dir dir;
+  fs::create_directories(dir.path / "wf");
+  std::ofstream(dir.path / "wf" / "solo.yaml") << "id: solo\nsteps:\n  - {id: only, persona: nobody, prompt: x}\n";
+  std::ofstream(dir.path / "squad.yaml") << "personas_dir: personas\nworkflows_dir: " << (dir.path / "wf").string()
+                                         << "\nsupervision: {period: 0s}\n"
+                                         << "providers:\n  p:\n    kind: sim\n    models: {m: {id: m}}\n";
+  auto r = run_squad("config check '" + (dir.path / "squad.yaml").string() + "'");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("2 problems"));
+  CHECK_THAT(r.out, Catch::Contains("supervision.period: must be > 0"));
+  CHECK_THAT(r.out, Catch::Contains("nobody"));
+}
+
 TEST_CASE("squad config keys lists every key with its default and bounds") {
   // Intent: the section tables double as the reference users read.
   auto r = run_squad("config keys");
