@@ -36,7 +36,7 @@ loaded_squad finish_loading(config_load_result loaded, std::vector<config_proble
   };
   personas_load_result personas;
   if (!bad("personas_dir")) {
-    personas = load_personas(cfg.personas_dir, cfg);
+    personas = load_personas(cfg.personas_dir, cfg, !chains_in_doubt(cfg, problems));
     problems.insert(problems.end(), personas.problems.begin(), personas.problems.end());
   }
   // With no persona file to check them against, every step would name an unknown persona: noise.

@@ -119,7 +119,7 @@ std::vector<chain_target> resolve_chain(const std::vector<std::string>& chain, c
   return out;
 }
 
-personas_load_result load_personas(const std::string& dir, const config& cfg) {
+personas_load_result load_personas(const std::string& dir, const config& cfg, bool check_chains) {
   personas_load_result result;
   auto& problems = result.problems;
   try {
@@ -167,7 +167,7 @@ personas_load_result load_personas(const std::string& dir, const config& cfg) {
         p->chain = *o.chain;
     }
     result.files = std::move(stems);
-    for (auto& pr : validate(cfg, dir, result.personas, result.files))
+    for (auto& pr : validate(cfg, dir, result.personas, result.files, check_chains))
       problems.push_back(std::move(pr));
   } catch (const std::exception& e) {
     problems.push_back({dir, std::string("unexpected error: ") + e.what()});

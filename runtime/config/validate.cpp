@@ -178,22 +178,25 @@ std::vector<config_problem> validate(const config& cfg) {
 }
 
 std::vector<config_problem> validate(const config& cfg, const std::string& dir,
-                                     const std::vector<persona_def>& personas, const std::set<std::string>& files) {
+                                     const std::vector<persona_def>& personas, const std::set<std::string>& files,
+                                     bool check_chains) {
   namespace fs = std::filesystem;
   problems p;
   for (const auto& [name, o] : cfg.personas)
     if (!files.count(name))
       p.add("personas." + name, "no persona file " + (fs::path(dir) / (name + ".yaml")).string());
-  for (const auto& persona : personas) {
-    // Point at whoever wrote the chain: the config's override or the persona file.
-    auto o = cfg.personas.find(persona.id);
-    bool overridden = o != cfg.personas.end() && o->second.chain;
-    std::string path = overridden ? "personas." + persona.id + ".chain"
-                                  : (fs::path(dir) / (persona.id + ".yaml")).string() + ": chain";
-    auto before = p.out.size();
-    auto targets = resolve_chain(persona.chain, cfg, path, p.out);
-    if (targets.empty() && p.out.size() == before)
-      p.add(path, "resolves to no model (no provider offers a model for it)");
+  if (check_chains) {
+    for (const auto& persona : personas) {
+      // Point at whoever wrote the chain: the config's override or the persona file.
+      auto o = cfg.personas.find(persona.id);
+      bool overridden = o != cfg.personas.end() && o->second.chain;
+      std::string path = overridden ? "personas." + persona.id + ".chain"
+                                    : (fs::path(dir) / (persona.id + ".yaml")).string() + ": chain";
+      auto before = p.out.size();
+      auto targets = resolve_chain(persona.chain, cfg, path, p.out);
+      if (targets.empty() && p.out.size() == before)
+        p.add(path, "resolves to no model (no provider offers a model for it)");
+    }
   }
   for (const auto& [name, target] : cfg.aliases) {
     if (target.rfind("persona/", 0) != 0)
@@ -204,6 +207,18 @@ std::vector<config_problem> validate(const config& cfg, const std::string& dir,
       p.add("aliases." + name, "names no persona or provider model (got \"" + target + "\")");
   }
   return std::move(p.out);
+}
+
+bool chains_in_doubt(const config& cfg, const std::vector<config_problem>& problems) {
+  std::set<std::string> paths{"", "providers"}; // "": the document's keys were unreadable
+  for (const auto& p : cfg.providers) {
+    std::string path = join("providers", p.name);
+    paths.insert({path, path + ".models"});
+    for (const auto& m : p.models)
+      paths.insert({path + ".models." + m.name, path + ".models." + m.name + ".tier"});
+  }
+  return std::any_of(problems.begin(), problems.end(),
+                     [&](const config_problem& p) { return paths.count(p.path) > 0; });
 }
 
 } // namespace squad

@@ -354,3 +354,20 @@ TEST_CASE("the reference lists every key once with the default from config.hpp",
   CHECK(find("runtime.scheduler_threads").bounds == "between 1 and 64");
   CHECK(find("providers.<name>.timeouts.connect").default_value == "10s");
 }
+
+TEST_CASE("chains are left for the next pass only when the providers they resolve against are in doubt",
+          "[config][tables]") {
+  // A broken provider or model would make every persona "resolve to no model": an echo, not a mistake.
+  auto doubt = [](const std::string& yaml) {
+    auto loaded = load_config_text(yaml);
+    REQUIRE(loaded.as_read);
+    return chains_in_doubt(*loaded.as_read, loaded.problems);
+  };
+  CHECK(doubt("providers: [a, b]\n"));
+  CHECK(doubt("providers:\n  p: 7\n"));
+  CHECK(doubt(two_sims + "    models: [x]\n"));
+  CHECK(doubt("providers:\n  p:\n    kind: sim\n    models: {m: {id: x, tier: chief}}\n"));
+  CHECK_FALSE(doubt(two_sims + "    limits: {rpm: 5}\n"));
+  CHECK_FALSE(doubt("runtime: {scheduler_threads: 0}\n" + two_sims));
+  CHECK_FALSE(doubt(two_sims));
+}
