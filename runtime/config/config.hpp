@@ -1,6 +1,8 @@
 #pragma once
 // Squad's configuration: typed structs with their defaults in one place, loaded from YAML.
 // Every field's default is written beside it. Relative paths resolve against the working directory.
+// Each member that squad.yaml sets has one row in runtime/config/config_tables.cpp (its YAML key, bounds and doc
+// line); that row is what reads it, accepts its key and checks its bounds. A new field: the member, then the row.
 #include "runtime/config/duration.hpp"
 
 #include <cstdint>
@@ -190,6 +192,5 @@ std::vector<config_key_doc> config_reference();
 /// readable ca_file; auth and listen; persona override chains; aliases naming a configured model).
 /// The checks against the persona files are the overload in persona_def.hpp.
 std::vector<config_problem> validate(const config& cfg);
-
 
 } // namespace squad
