@@ -41,19 +41,7 @@ std::string new_run_id() {
 
 int config_check(const std::string& file) {
   std::vector<config_problem> problems;
-  auto squad = load_squad(file, problems);
-  if (squad.cfg) { // the config is sound: check every workflow against its personas too
-    auto ids = squad.persona_ids();
-    std::error_code ec;
-    for (auto& entry : fs::directory_iterator(squad.cfg->workflows_dir, ec)) {
-      if (entry.path().extension() != ".yaml")
-        continue;
-      auto wf = load_workflow(squad.cfg->workflows_dir, entry.path().stem().string(), ids);
-      problems.insert(problems.end(), wf.problems.begin(), wf.problems.end());
-    }
-    if (ec)
-      problems.push_back({"workflows_dir", "cannot read " + squad.cfg->workflows_dir + ": " + ec.message()});
-  }
+  auto squad = check_squad(file, problems); // the config, its personas and every workflow, in one pass
   if (!problems.empty()) {
     std::cerr << file << ": " << problems.size() << " problem" << (problems.size() == 1 ? "" : "s") << "\n";
     print_problems(problems);
@@ -61,6 +49,19 @@ int config_check(const std::string& file) {
   }
   std::cout << file << ": OK (" << squad.cfg->providers.size() << " providers, " << squad.personas.size()
             << " personas)\n";
+  return 0;
+}
+
+// The section tables as a reference: "path: default (bounds) doc", one key a line.
+int config_keys() {
+  for (const auto& k : config_reference()) {
+    std::cout << k.path << ":";
+    if (!k.default_value.empty())
+      std::cout << " " << k.default_value;
+    if (!k.bounds.empty())
+      std::cout << " (" << k.bounds << ")";
+    std::cout << "  # " << k.doc << "\n";
+  }
   return 0;
 }
 
@@ -182,11 +183,19 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   }
   auto& cfg = *squad.cfg;
   auto listen = listen_override.empty() ? cfg.server.listen : listen_override;
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) {
-    std::cerr << "squad serve: --listen must be host:port (got " << listen << ")\n";
-    return 2;
+  if (!listen_override.empty()) { // the override obeys the config's rules (host:port; auth: none on loopback)
+    auto with_override = cfg;
+    with_override.server.listen = listen_override;
+    bool refused = false;
+    for (auto& p : validate(with_override))
+      if (p.path == "server.listen") {
+        std::cerr << "squad serve: --listen " << listen_override << ": " << p.message << "\n";
+        refused = true;
+      }
+    if (refused)
+      return 2;
   }
+  auto colon = listen.rfind(':');
   server::server_options sopts;
   sopts.host = listen.substr(0, colon);
   if (sopts.host.size() > 2 && sopts.host.front() == '[')
@@ -194,10 +203,6 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   if (sopts.host == "localhost")
     sopts.host = "127.0.0.1";
   sopts.port = listen.substr(colon + 1);
-  if (cfg.server.auth == "none" && sopts.host != "127.0.0.1" && sopts.host != "::1") {
-    std::cerr << "squad serve: auth: none only listens on loopback (got " << listen << "); set server.auth: keys\n";
-    return 2;
-  }
   sopts.body_limit = static_cast<std::size_t>(cfg.server.body_limit);
   sopts.header_limit = static_cast<std::size_t>(cfg.server.header_limit);
   sopts.read_timeout = cfg.server.read_timeout;
@@ -293,6 +298,7 @@ int main(int argc, char** argv) {
   auto* check_cmd = config_cmd->add_subcommand("check", "validate a config, its personas and workflows (exit 2 on problems)");
   std::string check_file = "config/squad.yaml";
   check_cmd->add_option("file", check_file, "config file")->capture_default_str();
+  auto* keys_cmd = config_cmd->add_subcommand("keys", "list every config key with its default, bounds and meaning");
 
   auto* serve_cmd = app.add_subcommand("serve", "run Squad as a service: the OpenAI-compatible API and /metrics");
   serve_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
@@ -313,6 +319,8 @@ int main(int argc, char** argv) {
     }
     if (check_cmd->parsed())
       return config_check(check_file);
+    if (keys_cmd->parsed())
+      return config_keys();
     if (serve_cmd->parsed())
       return serve(config_file, listen);
     if (hash_cmd->parsed())

@@ -8,7 +8,7 @@
 #include "runtime/net/io_scheduler.hpp"
 
 #include <algorithm>
-#include <fstream>
+#include <filesystem>
 
 namespace squad {
 
@@ -21,36 +21,42 @@ std::set<std::string> loaded_squad::persona_ids() const {
 
 namespace {
 
-loaded_squad finish_loading(config_load_result loaded, std::vector<config_problem>& problems) {
+// Reads on past every problem: the personas are checked against the config as read even when the config has
+// problems (a bad field at its default), and with `workflows` set every workflow is checked against the persona
+// files, so one pass reports all of a squad's problems. Every check itself is a validate() of squad_config.
+loaded_squad finish_loading(config_load_result loaded, std::vector<config_problem>& problems, bool workflows) {
   loaded_squad out;
-  if (!loaded.cfg) {
-    problems = std::move(loaded.problems);
+  problems = std::move(loaded.problems);
+  if (!loaded.as_read)
     return out;
+  const config& cfg = *loaded.as_read;
+  // A bad directory setting is reported at its own path, and looking inside it would only add noise.
+  auto bad = [&problems](std::string_view path) {
+    return std::any_of(problems.begin(), problems.end(), [path](const config_problem& p) { return p.path == path; });
+  };
+  personas_load_result personas;
+  if (!bad("personas_dir")) {
+    personas = load_personas(cfg.personas_dir, cfg, !chains_in_doubt(cfg, problems));
+    problems.insert(problems.end(), personas.problems.begin(), personas.problems.end());
   }
-  auto& cfg = *loaded.cfg;
-  for (auto& p : cfg.providers) {
-    if (p.kind == "sim")
-      continue;
-    std::string why;
-    if (!net::parse_url(p.base_url, why))
-      problems.push_back({"providers." + p.name + ".base_url", why});
-    if (p.ca_file && !std::ifstream(*p.ca_file))
-      problems.push_back({"providers." + p.name + ".ca_file", "cannot read " + *p.ca_file});
+  // With no persona file to check them against, every step would name an unknown persona: noise.
+  if (workflows && !bad("workflows_dir") && !personas.files.empty()) {
+    std::error_code ec;
+    for (auto& entry : std::filesystem::directory_iterator(cfg.workflows_dir, ec)) {
+      if (entry.path().extension() != ".yaml")
+        continue;
+      auto wf = load_workflow(cfg.workflows_dir, entry.path().stem().string(), personas.files);
+      problems.insert(problems.end(), wf.problems.begin(), wf.problems.end());
+    }
+    if (ec)
+      problems.push_back({"workflows_dir", "cannot read " + cfg.workflows_dir + ": " + ec.message()});
   }
-  auto personas = load_personas(cfg.personas_dir, cfg);
-  for (auto& pr : personas.problems)
-    problems.push_back(pr);
-  if (!problems.empty())
+  if (!problems.empty() || !loaded.cfg)
     return out;
   for (auto& p : personas.personas) {
-    std::vector<config_problem> chain_problems;
-    auto chain = resolve_chain(p.chain, cfg, cfg.personas_dir + "/" + p.id + ".yaml: chain", chain_problems);
-    for (auto& pr : chain_problems)
-      problems.push_back(pr);
-    out.chains[p.id] = std::move(chain);
+    std::vector<config_problem> unused; // validate() above resolved every chain already
+    out.chains[p.id] = resolve_chain(p.chain, cfg, cfg.personas_dir + "/" + p.id + ".yaml: chain", unused);
   }
-  if (!problems.empty())
-    return out;
   out.cfg = loaded.cfg;
   out.personas = std::move(personas.personas);
   return out;
@@ -59,11 +65,15 @@ loaded_squad finish_loading(config_load_result loaded, std::vector<config_proble
 } // namespace
 
 loaded_squad load_squad(const std::string& config_file, std::vector<config_problem>& problems) {
-  return finish_loading(load_config_file(config_file), problems);
+  return finish_loading(load_config_file(config_file), problems, false);
 }
 
 loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_problem>& problems) {
-  return finish_loading(load_config_text(yaml_text), problems);
+  return finish_loading(load_config_text(yaml_text), problems, false);
+}
+
+loaded_squad check_squad(const std::string& config_file, std::vector<config_problem>& problems) {
+  return finish_loading(load_config_file(config_file), problems, true);
 }
 
 void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads, std::int64_t spin_polls) {

@@ -29,6 +29,10 @@ loaded_squad load_squad(const std::string& config_file, std::vector<config_probl
 /// The same from YAML text (relative paths in it resolve against the working directory).
 loaded_squad load_squad_text(const std::string& yaml_text, std::vector<config_problem>& problems);
 
+/// load_squad plus every workflow in the config's workflows_dir, checked against the persona files: all the
+/// problems of a squad in one pass (`squad config check`).
+loaded_squad check_squad(const std::string& config_file, std::vector<config_problem>& problems);
+
 /// Applies Squad's scheduler settings (threads, no sleep-and-poll phase) and registers message types.
 /// `spin_polls`: runtime.spin_polls (CAF's aggressive-poll-attempts).
 void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads, std::int64_t spin_polls = 100);

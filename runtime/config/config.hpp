@@ -1,6 +1,8 @@
 #pragma once
 // Squad's configuration: typed structs with their defaults in one place, loaded from YAML.
 // Every field's default is written beside it. Relative paths resolve against the working directory.
+// Each member that squad.yaml sets has one row in runtime/config/config_tables.cpp (its YAML key, bounds and doc
+// line); that row is what reads it, accepts its key and checks its bounds. A new field: the member, then the row.
 #include "runtime/config/duration.hpp"
 
 #include <cstdint>
@@ -163,6 +165,10 @@ using config_ptr = std::shared_ptr<const config>;
 struct config_load_result {
   config_ptr cfg;
   std::vector<config_problem> problems;
+  /// The config as read even when there were problems (each bad field at its default), so the checks that
+  /// need it (personas, workflows) still run and a file's problems are all reported in one pass. Null only
+  /// when the text was not a YAML map at all.
+  config_ptr as_read;
 };
 
 /// Loads and validates YAML text. `${VAR}` in scalar values expands from the environment
@@ -172,7 +178,21 @@ config_load_result load_config_text(const std::string& yaml_text);
 /// Reads the file then calls load_config_text; an unreadable file is one problem with path = file.
 config_load_result load_config_file(const std::string& file);
 
-/// Semantic checks on a parsed config (limits > 0, kinds known, base_url present, ...).
+/// One key of squad.yaml as the section tables declare it (`squad config keys` prints them).
+struct config_key_doc {
+  std::string path;          ///< e.g. "providers.<name>.limits.requests"
+  std::string default_value; ///< as YAML would write it ("60", "60s", "\"io\""); "" for a map
+  std::string bounds;        ///< e.g. "> 0", "between 1 and 64"; "" when any value goes
+  std::string doc;           ///< one line
+};
+
+/// Every key, section by section, in table order.
+std::vector<config_key_doc> config_reference();
+
+/// Every check of a config on its own, each problem with its path: the bounds of each field (from the
+/// section tables), then the rules across fields and sections (kinds and their base_url, api_key and
+/// readable ca_file; auth and listen; persona override chains; aliases naming a configured model).
+/// The checks against the persona files are the overload in persona_def.hpp.
 std::vector<config_problem> validate(const config& cfg);
 
 } // namespace squad

@@ -119,7 +119,7 @@ std::vector<chain_target> resolve_chain(const std::vector<std::string>& chain, c
   return out;
 }
 
-personas_load_result load_personas(const std::string& dir, const config& cfg) {
+personas_load_result load_personas(const std::string& dir, const config& cfg, bool check_chains) {
   personas_load_result result;
   auto& problems = result.problems;
   try {
@@ -138,8 +138,7 @@ personas_load_result load_personas(const std::string& dir, const config& cfg) {
     if (files.empty() && !ec)
       problems.push_back({dir, "no persona files (*.yaml)"});
 
-    std::set<std::string> stems;             // every file present, parsed cleanly or not
-    std::map<std::string, std::string> origins; // persona id -> its file, for problem paths
+    std::set<std::string> stems; // every file present, parsed cleanly or not
     for (const auto& file : files) {
       std::string origin = file.string();
       std::string stem = file.stem().string();
@@ -151,40 +150,25 @@ personas_load_result load_personas(const std::string& dir, const config& cfg) {
       }
       auto one = parse_persona_file(text, origin, &stem);
       problems.insert(problems.end(), one.problems.begin(), one.problems.end());
-      for (auto& p : one.personas) {
-        origins[p.id] = origin;
+      for (auto& p : one.personas)
         result.personas.push_back(std::move(p));
-      }
     }
     std::sort(result.personas.begin(), result.personas.end(),
               [](const persona_def& a, const persona_def& b) { return a.id < b.id; });
 
-    std::set<std::string> overridden_chain;
     for (const auto& [name, o] : cfg.personas) {
-      if (!stems.count(name)) {
-        problems.push_back({"personas." + name, "no persona file " + (fs::path(dir) / (name + ".yaml")).string()});
-        continue;
-      }
       auto p = std::find_if(result.personas.begin(), result.personas.end(),
                             [&name](const persona_def& d) { return d.id == name; });
       if (p == result.personas.end())
-        continue; // the file itself had problems, already reported
+        continue; // no such file, or the file had problems: validate() below reports it
       if (o.priority)
         p->priority = *o.priority;
-      if (o.chain) {
+      if (o.chain)
         p->chain = *o.chain;
-        overridden_chain.insert(name);
-      }
     }
-
-    for (const auto& p : result.personas) {
-      // Point at whoever wrote the chain: the config's override or the persona file.
-      std::string path = overridden_chain.count(p.id) ? "personas." + p.id + ".chain" : origins[p.id] + ": chain";
-      auto before = problems.size();
-      auto targets = resolve_chain(p.chain, cfg, path, problems);
-      if (targets.empty() && problems.size() == before)
-        problems.push_back({path, "resolves to no model (no provider offers a model for it)"});
-    }
+    result.files = std::move(stems);
+    for (auto& pr : validate(cfg, dir, result.personas, result.files, check_chains))
+      problems.push_back(std::move(pr));
   } catch (const std::exception& e) {
     problems.push_back({dir, std::string("unexpected error: ") + e.what()});
   }

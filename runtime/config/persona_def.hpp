@@ -2,6 +2,8 @@
 // Persona files (personas/*.yaml): who a persona is, its default priority and chain, its system prompt.
 #include "runtime/config/config.hpp"
 
+#include <set>
+
 namespace squad {
 
 /// One concrete call target after chain resolution.
@@ -26,11 +28,25 @@ struct persona_def {
 struct personas_load_result {
   std::vector<persona_def> personas; ///< sorted by id
   std::vector<config_problem> problems;
+  std::set<std::string> files; ///< the id of every persona file present, parsed cleanly or not
 };
 
-/// Loads every *.yaml in `dir`, applies `cfg.personas` overrides, and validates each persona:
-/// required fields, unknown keys, chain entries resolvable against `cfg`, overrides naming known personas.
-personas_load_result load_personas(const std::string& dir, const config& cfg);
+/// Loads every *.yaml in `dir`, applies `cfg.personas` overrides, and validates each persona: required
+/// fields and unknown keys here, then validate(cfg, dir, personas, files) for what crosses into the config.
+/// `check_chains` false leaves chains unresolved (see chains_in_doubt).
+personas_load_result load_personas(const std::string& dir, const config& cfg, bool check_chains = true);
+
+/// The checks across a config and its persona files (validate.cpp): every override names a persona file in
+/// `dir`, every persona's chain resolves to a model (reported at the config's override or at the file's
+/// chain), every `persona/<id>` alias names a loaded persona. `files` are the ids of all persona files present,
+/// so a broken file, already reported, does not also make its overrides and aliases unknown.
+std::vector<config_problem> validate(const config& cfg, const std::string& dir, const std::vector<persona_def>& personas,
+                                     const std::set<std::string>& files, bool check_chains = true);
+
+/// True if `problems` (of reading and validating `cfg`) touch what chains resolve against: the providers
+/// section, a provider, its models or a model's tier. Checking chains then would only echo those problems
+/// ("resolves to no model" for every persona), so load_squad leaves the chains for the next pass.
+bool chains_in_doubt(const config& cfg, const std::vector<config_problem>& problems);
 
 /// Parses one persona file's YAML text (no overrides, no chain resolution); `origin` prefixes problem paths.
 personas_load_result parse_persona(const std::string& yaml_text, const std::string& origin);

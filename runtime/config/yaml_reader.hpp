@@ -35,6 +35,10 @@ bool is_chain_entry(std::string_view text);
 /// The message for a malformed chain entry (quotes the entry).
 std::string bad_chain_entry(std::string_view text);
 
+/// True if a problem in `earlier` sits at `path` or above it, and so already explains whatever is wrong there
+/// (a field that failed to read keeps its default; validate() must not report it again).
+bool covered(const std::vector<config_problem>& earlier, const std::string& path);
+
 /// Reads a whole regular file; false if it is missing, a directory or unreadable.
 bool read_file(const std::string& path, std::string& out);
 
@@ -56,6 +60,7 @@ public:
   /// Reports unknown, duplicate and non-string keys of a map.
   void check_keys(const YAML::Node& map, const std::string& path,
                   std::initializer_list<std::string_view> allowed);
+  void check_keys(const YAML::Node& map, const std::string& path, const std::vector<std::string_view>& allowed);
 
   /// The value under `key`, if the map has it.
   static std::optional<YAML::Node> find(const YAML::Node& map, std::string_view key);
@@ -69,6 +74,7 @@ public:
   bool get(const YAML::Node& map, const std::string& path, std::string_view key, millis& out);
   bool get(const YAML::Node& map, const std::string& path, std::string_view key, priority_class& out);
   bool get(const YAML::Node& map, const std::string& path, std::string_view key, bool& out);
+  bool get(const YAML::Node& map, const std::string& path, std::string_view key, double& out);
   bool get(const YAML::Node& map, const std::string& path, std::string_view key,
            std::vector<std::string>& out);
 

@@ -14,6 +14,7 @@
 // are values (http_failure), never exceptions. A pooled connection the server closed while idle is detected on
 // use and the request is retried once on a new connection, only when no byte of a response had arrived.
 #include "runtime/config/duration.hpp"
+#include "runtime/net/url.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -34,18 +35,6 @@ namespace squad {
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 namespace net {
-
-/// An http:// or https:// base URL taken apart.
-struct url_parts {
-  bool tls = false;
-  std::string host; ///< without brackets for IPv6 literals
-  std::string port; ///< "443" / "80" when the URL named none
-  std::string path; ///< "" or "/v1", never ending in '/'
-};
-
-/// Parses "http[s]://host[:port][/path]"; nullopt with `why` set on anything else (userinfo, query and
-/// fragment are refused: a base URL has none).
-std::optional<url_parts> parse_url(std::string_view url, std::string& why);
 
 /// A header value without the optional whitespace (spaces and tabs) around it (RFC 9110, section 5.6.3).
 std::string_view trim_ows(std::string_view s);

@@ -301,7 +301,7 @@ std::string error_body(const std::string& message, const std::string& type, cons
 }
 
 gateway::gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& squad,
-                 std::vector<config_problem>& problems)
+                 std::vector<config_problem>& /*problems: none left here since validate() checks aliases*/)
   : sys_(sys), root_(std::move(root)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, root_, squad)) {
   describe_metrics();
   for (auto& p : squad.personas) {
@@ -325,10 +325,8 @@ gateway::gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& sq
   }
   for (auto& [alias, target] : cfg_->aliases) {
     auto it = models_.find(target);
-    if (it == models_.end() || it->second.kind == "alias") {
-      problems.push_back({"aliases." + alias, "names no persona or provider model (got \"" + target + "\")"});
-      continue;
-    }
+    if (it == models_.end() || it->second.kind == "alias")
+      continue; // load_squad's validate() reported it ("aliases.<name>: names no persona or provider model")
     auto m = it->second;
     m.name = alias;
     m.kind = "alias";

@@ -31,7 +31,8 @@ struct api_model {
 
 class gateway {
 public:
-  /// Resolves the API's models (personas, provider models, aliases); problems are added for bad aliases.
+  /// Resolves the API's models (personas, provider models, aliases) of a squad load_squad validated; `problems`
+  /// stays for callers' sake and gets nothing (validate() checks aliases).
   gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& squad, std::vector<config_problem>& problems);
 
   void handle(request req, std::shared_ptr<responder> out);

@@ -141,6 +141,50 @@ TEST_CASE("squad config check reports all three mistakes with their paths and ex
   CHECK_THAT(r.out, Catch::Contains("providers.sim-deep.kind:"));
 }
 
+TEST_CASE("squad config check reports mistakes in three sections in one pass and exits 2") {
+  // Intent: an unknown key and a bad value no longer hide a bad chain reference until they are fixed.
+  auto r = run_squad("config check tests/data/three_sections.yaml");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("3 problems"));
+  CHECK_THAT(r.out, Catch::Contains("providers.sim-steady.limits.rpm: unknown key"));
+  CHECK_THAT(r.out, Catch::Contains("runtime.scheduler_threads: must be between 1 and 64"));
+  CHECK_THAT(r.out, Catch::Contains("personas.analyst.chain[0]: unknown provider \"nope\""));
+}
+
+TEST_CASE("squad config check reports a workflow's mistake beside the config's") {
+  // Intent: a bad value in the config no longer stops the workflows from being checked in the same pass.
+  temp_dir dir;
+  fs::create_directories(dir.path / "wf");
+  std::ofstream(dir.path / "wf" / "solo.yaml") << "id: solo\nsteps:\n  - {id: only, persona: nobody, prompt: x}\n";
+  std::ofstream(dir.path / "squad.yaml") << "personas_dir: personas\nworkflows_dir: " << (dir.path / "wf").string()
+                                         << "\nsupervision: {period: 0s}\n"
+                                         << "providers:\n  p:\n    kind: sim\n    models: {m: {id: m}}\n";
+  auto r = run_squad("config check '" + (dir.path / "squad.yaml").string() + "'");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("2 problems"));
+  CHECK_THAT(r.out, Catch::Contains("supervision.period: must be > 0"));
+  CHECK_THAT(r.out, Catch::Contains("nobody"));
+}
+
+TEST_CASE("squad config keys lists every key with its default and bounds") {
+  // Intent: the section tables double as the reference users read.
+  auto r = run_squad("config keys");
+  INFO(r.out);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("providers.<name>.limits.requests: 60 (> 0)  # "));
+  CHECK_THAT(r.out, Catch::Contains("runtime.io_spin: 1ms (between 0ms and 100ms)  # "));
+}
+
+TEST_CASE("squad serve refuses a --listen override off loopback with auth: none") {
+  // Intent: the override obeys the same rule as server.listen (validate() checks both), before anything starts.
+  auto r = run_squad("serve --config config/squad.yaml --listen 0.0.0.0:0");
+  INFO(r.out);
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("--listen 0.0.0.0:0: auth: none only listens on loopback"));
+}
+
 TEST_CASE("squad config check accepts the shipped config, personas and workflows") {
   // Intent: what we ship is valid.
   auto r = run_squad("config check config/squad.yaml");
