@@ -1,0 +1,109 @@
+#pragma once
+// The dispatcher's state and the functions of its call walk, shared by dispatcher_actor.cpp (the behavior:
+// admission, the deadline sweep, pressure, stats) and dispatcher_walk.cpp (one call's walk: step, route,
+// attempt, send, reply). Internal to actors/dispatcher: nothing else includes it.
+#include "actors/budget/pressure.hpp"
+#include "actors/budget/shared_budgets.hpp"
+#include "actors/dispatcher/dispatcher.hpp"
+
+#include <array>
+#include <deque>
+#include <map>
+#include <optional>
+
+namespace squad::dispatch {
+
+struct pending_call {
+  caf::response_promise rp;
+  call_request req;
+  chain_walker walker;
+  std::vector<attempt_info> attempts;
+  steady_time started;
+  std::optional<std::size_t> last_failed; // target of the last failed attempt
+  std::string partial;                     // the longest text a failed stream delivered, if any
+  std::size_t partial_target = 0;
+  usage_info partial_usage;
+  std::string cache_key; // empty: not to be stored
+  std::int64_t sent = 0; // LLM calls sent for it
+  std::int64_t upstream_us = 0; // time in upstream exchanges
+  bool shared_reserved = false; // holds a reservation on its X-Squad-Run budget until its first send
+  std::uint64_t permit = 0, ticket = 0; // of the attempt awaiting its provider's answer (0: none)
+  std::string permit_provider;
+  std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
+};
+
+struct dispatcher_state {
+  caf::actor root;
+  dispatch_options opts;
+  std::uint64_t next_id = 0;
+  std::map<std::uint64_t, pending_call> calls;
+  std::map<std::string, std::int64_t> queued; // by provider: routed there and not yet answered by its limiter
+  std::map<std::string, std::array<std::int64_t, 4>> queued_by_class; // the same, by class P0..P3
+  std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
+  // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
+  pressure_gauge gauge;
+  std::int64_t last_wait_ms = 0;
+  double open_share = 0;
+  std::deque<steady_time> recent_429;
+  std::deque<std::int64_t> latencies; // the last 200 answered calls, ms
+  std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
+  std::optional<response_cache> cache;
+  std::map<std::string, caf::actor> handles; // "providers/<p>:limiter" etc. -> the actor, once looked up (null: asking)
+  std::optional<shared_budgets> shared; // by call_request::budget_id (X-Squad-Run)
+  bool sweeping = false; // a deadline sweep is scheduled
+  static inline const char* name = "squad.dispatcher";
+};
+
+using dispatcher_actor = caf::stateful_actor<dispatcher_state>;
+
+// -- helpers (dispatcher_actor.cpp) ---------------------------------------------------------------------------
+
+/// The answer goes to the requester, and to the call's sink when the caller is not an actor.
+void deliver(pending_call& c, call_result res);
+/// A failure; `retry_after_ms` >= 0 tells the sink when trying again could succeed.
+void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t retry_after_ms = -1);
+/// The actor at `path` under root, once looked up (null while a lookup runs).
+caf::actor handle_of(dispatcher_actor* self, const std::string& path);
+/// Emits a run event and counts it by type (the dispatcher's metrics).
+void note_event(dispatcher_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
+                const std::string& persona, std::string message, std::string data_json = "{}");
+std::int64_t ms_between(steady_time a, steady_time b);
+std::string target_name(const chain_target& t);
+/// Each target once, with its last outcome and how many tries.
+std::string attempts_text(const std::vector<attempt_info>& attempts);
+/// The call's class P0..P3 (255, the persona's default not filled in: P1).
+std::size_t class_of(const call_request& req);
+void count_queued(dispatcher_actor* self, const std::string& provider, std::size_t cls, std::int64_t delta);
+std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls);
+pressure_level observe(dispatcher_actor* self, const caf::actor& events = {});
+bool shared_spent(dispatcher_actor* self, const call_request& req);
+void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i);
+
+// -- one call's walk (dispatcher_walk.cpp) ----------------------------------------------------------------------
+
+void step(dispatcher_actor* self, std::uint64_t id);
+void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms = -1);
+void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
+               std::uint64_t ticket);
+void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r);
+std::int64_t token_estimate(const call_request& req);
+
+/// A request to the actor at `path` under root (directly when its handle is known).
+template <class... Ts>
+auto ask(dispatcher_actor* self, caf::duration timeout, const std::string& path, Ts&&... xs) {
+  if (auto to = handle_of(self, path))
+    return self->request(to, timeout, std::forward<Ts>(xs)...);
+  return self->request(self->state.root, timeout, atoms::forward_v, path, caf::make_message(std::forward<Ts>(xs)...));
+}
+
+/// A one-way message to the actor at `path` under root.
+template <class... Ts>
+void tell(dispatcher_actor* self, const std::string& path, Ts&&... xs) {
+  if (auto to = handle_of(self, path))
+    self->send(to, std::forward<Ts>(xs)...);
+  else
+    self->send(self->state.root, atoms::forward_v, path, caf::make_message(std::forward<Ts>(xs)...));
+}
+
+} // namespace squad::dispatch

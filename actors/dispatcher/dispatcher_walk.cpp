@@ -1,0 +1,504 @@
+// One call's walk through its chain: step (what the walker says next), route (which ready target, by the
+// limiters' estimates), attempt (breaker, then the limiter's queue), send_call (the provider) and on_reply.
+#include "actors/dispatcher/dispatcher_state.hpp"
+#include "actors/dispatcher/route_choice.hpp"
+#include "actors/limiter/limiter.hpp"
+#include "runtime/metrics/registry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+namespace squad::dispatch {
+
+void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  // The output check: an empty or truncated answer from a worker-tier target escalates to the boss tier.
+  bool boss_left = false;
+  for (std::size_t k = 0; k < c.req.chain.size(); ++k)
+    boss_left = boss_left || (k != target && c.req.chain[k].tier == "boss" && c.walker.usable(k));
+  if (r.result == outcome::ok && t.tier != "boss" && boss_left &&
+      (r.text.find_first_not_of(" \t\r\n") == std::string::npos || r.finish_reason == "length")) {
+    auto why = r.finish_reason == "length" ? "truncated answer (finish_reason length)" : "empty answer";
+    c.attempts.push_back({t.provider, t.model, "bad_output", why, r.latency_ms});
+    c.walker.record(target, outcome::bad_response, now, millis{0});
+    for (std::size_t k = 0; k < c.req.chain.size(); ++k) // the worker tier has had its chance for this call
+      if (c.req.chain[k].tier != "boss")
+        c.walker.rest(k, steady_time::max());
+    c.last_failed = target;
+    return step(self, id);
+  }
+  c.upstream_us += r.latency_us;
+  c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms});
+  c.walker.record(target, r.result, now, millis{std::max<std::int64_t>(0, r.signals.retry_after_ms)});
+  if (r.result != outcome::ok && r.partial_text.size() > c.partial.size()) {
+    c.partial = std::move(r.partial_text);
+    c.partial_target = target;
+    c.partial_usage = r.usage;
+  }
+  if (r.result == outcome::ok) {
+    call_result res;
+    res.text = std::move(r.text);
+    res.finish_reason = std::move(r.finish_reason);
+    res.served_by = t;
+    res.usage = r.usage;
+    res.simulated = r.simulated;
+    res.latency_ms = ms_between(c.started, now);
+    res.attempts = std::move(c.attempts);
+    if (!c.cache_key.empty() && response_cache::storable(res))
+      self->state.cache->put(c.cache_key, cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated},
+                             now);
+    deliver(c, std::move(res));
+    forget_call(self, i);
+    return;
+  }
+  if (c.req.sink && c.req.sink->committed()) { // the client already has part of this answer: no fallback
+    deliver(c, squad_errc::chain_exhausted,
+            target_name(t) + " failed after the answer began streaming (" + to_string(r.result) +
+              (r.detail.empty() ? "" : ": " + r.detail) + ")");
+    forget_call(self, i);
+    return;
+  }
+  c.last_failed = target;
+  step(self, id);
+}
+
+// Refuses a call outside a run that its chain cannot serve within its class's tolerable wait: a 429 whose
+// Retry-After is the earliest slot (`earliest_ms` from now), an event and a metric.
+void shed_waiting(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i, std::string why,
+                  std::int64_t earliest_ms) {
+  auto& c = i->second;
+  auto cls = to_string(static_cast<priority_class>(class_of(c.req)));
+  metrics::registry::global().inc("squad_budget_decisions_total", {{"class", cls}, {"action", "shed"}, {"reason", "wait"}});
+  note_event(self, c.req.events, "call.shed", c.req.step_id, c.req.persona, why,
+             nlohmann::json{{"priority", cls}, {"earliest_ms", earliest_ms},
+                            {"waited_ms", ms_between(c.started, self->clock().now())}, {"reason", "wait"}}.dump());
+  deliver(c, squad_errc::shed, std::move(why), earliest_ms);
+  forget_call(self, i);
+}
+
+void step(dispatcher_actor* self, std::uint64_t id) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto d = c.walker.next(now);
+  auto& opts = self->state.opts;
+  std::string spent_why;
+  if (c.req.run_id.empty() && c.sent >= opts.request_calls)
+    spent_why = "the request's budget of " + std::to_string(opts.request_calls) + " LLM calls is spent";
+  else if (shared_spent(self, c.req))
+    spent_why = "the budget of " + std::to_string(opts.shared_calls) + " LLM calls of X-Squad-Run " + c.req.budget_id +
+                " is spent";
+  bool spent = !spent_why.empty();
+  if (spent && d.what != chain_walker::action::exhausted) {
+    note_event(self, c.req.events, "call.budget_spent", c.req.step_id, c.req.persona, spent_why,
+               nlohmann::json{{"calls", c.req.budget_id.empty() ? opts.request_calls : opts.shared_calls},
+                              {"budget_id", c.req.budget_id}}.dump());
+    d.what = chain_walker::action::exhausted;
+  }
+  switch (d.what) {
+    case chain_walker::action::exhausted: {
+      auto why = std::string{"chain exhausted ("} +
+                 (spent ? spent_why : c.walker.exhausted_reason(now)) +
+                 " after " + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
+      if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
+        note_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
+                   "every target failed; passing on " + std::to_string(c.partial.size()) + " bytes of partial output from " +
+                     target_name(c.req.chain[c.partial_target]),
+                   nlohmann::json{{"bytes", c.partial.size()}, {"from", target_name(c.req.chain[c.partial_target])},
+                                  {"why", why}}.dump());
+        call_result res;
+        res.text = std::move(c.partial);
+        res.finish_reason = "partial";
+        res.partial = true;
+        res.served_by = c.req.chain[c.partial_target];
+        res.usage = c.partial_usage;
+        res.latency_ms = ms_between(c.started, now);
+        res.attempts = std::move(c.attempts);
+        deliver(c, std::move(res));
+        forget_call(self, i);
+        return;
+      }
+      if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
+        deliver(c, squad_errc::budget_spent, spent_why);
+      else
+        deliver(c, squad_errc::chain_exhausted, std::move(why));
+      forget_call(self, i);
+      return;
+    }
+    case chain_walker::action::wait: {
+      auto wait_ms = ms_between(now, d.until);
+      auto cls = class_of(c.req);
+      auto tolerable = opts.tolerable_wait[cls];
+      if (c.req.run_id.empty() && cls > 0 && c.sent == 0 && tolerable != millis::max() &&
+          d.until - c.started > tolerable) { // outside a run, a call waits no longer than its class tolerates
+        auto why = "P" + std::to_string(cls) + ": no target of its chain is ready for another " +
+                   std::to_string(wait_ms) + "ms, past the " + std::to_string(tolerable.count()) + "ms a P" +
+                   std::to_string(cls) + " call waits (" + attempts_text(c.attempts) + ")";
+        return shed_waiting(self, i, std::move(why), wait_ms);
+      }
+      // Why: an open breaker's probe, a backoff after a failed attempt, or targets busy (limiters refused in time).
+      std::string reason = "busy", why = "every target is busy";
+      if (!c.attempts.empty()) {
+        auto& last = c.attempts.back();
+        if (last.outcome == "breaker_open")
+          reason = "breaker_open", why = last.detail;
+        else if (last.outcome != "limited")
+          reason = "backoff", why = "backing off after " + last.provider + "/" + last.model + ": " + last.outcome;
+      }
+      note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
+                 "waiting " + std::to_string(wait_ms) + "ms: " + why,
+                 nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}, {"reason", reason},
+                                {"detail", why}}.dump());
+      self->delayed_send(self, d.until - now, atoms::retry_v, id);
+      return;
+    }
+    case chain_walker::action::try_target:
+      break;
+  }
+  route(self, id, c.walker.ready(now));
+}
+
+std::int64_t token_estimate(const call_request& req) {
+  std::size_t chars = 0;
+  for (auto& m : req.messages)
+    chars += m.content.size();
+  return static_cast<std::int64_t>((chars + 3) / 4) + std::max<std::int64_t>(0, req.max_tokens);
+}
+
+// A target whose breaker is open: the call waits for its half-open probe (`reopen_ms` from now) only if that
+// comes within the call's deadline and its class's tolerable wait (counted from the call's start), and only once
+// per target; otherwise the target leaves the walk, so a call whose chain is all open ends at once. No polling:
+// the walker waits for the earliest target (one step.waiting event) or ends.
+void rest_open(dispatcher_actor* self, pending_call& c, std::size_t target, std::int64_t reopen_ms) {
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  auto reopen = now + millis{std::max<std::int64_t>(1, reopen_ms)};
+  auto cls = std::min<int>(c.req.priority, 3);
+  auto tolerable = self->state.opts.tolerable_wait[static_cast<std::size_t>(cls)];
+  bool waited = std::find(c.probe_waits.begin(), c.probe_waits.end(), target) != c.probe_waits.end();
+  bool tolerated = tolerable == millis::max() || reopen - c.started <= tolerable; // max: P0's "no bound"
+  bool fits = !waited && reopen < c.started + millis{c.req.timeout_ms} && tolerated;
+  std::string detail = t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
+  if (!fits)
+    detail += waited ? ", and this call already waited for one probe of it"
+                     : ", past what a P" + std::to_string(cls) + " call waits (" +
+                         (reopen >= c.started + millis{c.req.timeout_ms}
+                            ? "its deadline of " + std::to_string(c.req.timeout_ms) + "ms)"
+                            : std::to_string(tolerable.count()) + "ms, runtime.tolerable_wait)");
+  c.attempts.push_back({t.provider, t.model, "breaker_open", std::move(detail), 0});
+  if (fits)
+    c.probe_waits.push_back(target);
+  c.walker.rest(target, fits ? reopen : steady_time::max());
+  c.last_failed = target;
+}
+
+// Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
+// (first ready, breaker not open) target unless another can serve sooner by more than the slack. Asked even
+// for a single target: the answer is also the pressure gauge's wait signal.
+void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end() || ready.empty())
+    return step(self, id);
+  if (i->second.req.prefer_worker) // degraded under pressure: the worker tier first, the chain's order within tiers
+    std::stable_partition(ready.begin(), ready.end(),
+                          [&](std::size_t k) { return i->second.req.chain[k].tier != "boss"; });
+  struct gather {
+    std::vector<std::size_t> targets;
+    std::vector<limit_grant> answers;
+    std::vector<std::int64_t> routed; // calls routed to each target so far, when asked
+    std::size_t pending;
+  };
+  auto g = std::make_shared<gather>(
+    gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size()});
+  auto cls = class_of(i->second.req);
+  auto claim = [self, cls](const std::string& provider) {
+    count_queued(self, provider, cls, 1);
+    ++self->state.routed[provider];
+  };
+  auto tokens = token_estimate(i->second.req);
+  for (std::size_t k = 0; k < ready.size(); ++k) {
+    auto& t = i->second.req.chain[ready[k]];
+    g->routed[k] = self->state.routed[t.provider];
+    auto decide = [self, id, g, claim, cls] {
+      if (--g->pending > 0)
+        return;
+      auto c = self->state.calls.find(id);
+      if (c == self->state.calls.end())
+        return;
+      // Calls routed there since the question was asked go first: each adds one slot to the wait.
+      for (std::size_t k = 0; k < g->targets.size(); ++k) {
+        auto& a = g->answers[k];
+        auto since = self->state.routed[c->second.req.chain[g->targets[k]].provider] - g->routed[k];
+        if (a.wait_ms >= 0 && since > 0)
+          a.wait_ms += since * a.slot_ms;
+      }
+      auto open = static_cast<std::uint8_t>(breaker_phase::open);
+      std::vector<route_option> options;
+      for (auto& a : g->answers)
+        options.push_back({a.wait_ms, a.breaker == open});
+      auto pick = choose_route(options, self->state.opts.route_slack.count());
+      if (!pick.chosen) { // every ready target is open or can never admit
+        bool rested = false;
+        for (std::size_t k = 0; k < g->targets.size(); ++k)
+          if (g->answers[k].breaker == open) {
+            rest_open(self, c->second, g->targets[k], g->answers[k].wait_ms);
+            rested = true;
+          }
+        if (rested) // wait once for the earliest probe that fits, or end now
+          return step(self, id);
+        claim(c->second.req.chain[g->targets.front()].provider); // can never admit: try the first; it says why
+        return attempt(self, id, g->targets.front());
+      }
+      std::size_t open_count = 0;
+      for (auto& a : g->answers)
+        open_count += a.breaker == open;
+      self->state.open_share = static_cast<double>(open_count) / static_cast<double>(g->answers.size());
+      // Outside a run, a call is refused (shed) only when its own chain cannot serve it within its class's
+      // tolerable wait, counted from its arrival; the refusal says when the earliest slot is (Retry-After).
+      // Judged at each routing until the call first goes upstream: at arrival (answered in milliseconds), and
+      // again when a queued call was pushed back (later arrivals of a higher class go first) past its wait.
+      auto& req = c->second.req;
+      auto tolerable = self->state.opts.tolerable_wait[cls];
+      auto best = *pick.best, pref = *pick.preferred, chosen = *pick.chosen;
+      auto best_wait = g->answers[best].wait_ms;
+      auto waited = ms_between(c->second.started, self->clock().now());
+      if (req.run_id.empty() && cls > 0 && c->second.sent == 0 && past_tolerable_wait(waited, best_wait, tolerable)) {
+        auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
+                   "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
+                   (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
+                   std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
+        return shed_waiting(self, c, std::move(why), best_wait);
+      }
+
+      claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
+      self->state.last_wait_ms = g->answers[chosen].wait_ms;
+      observe(self, c->second.req.events);
+      if (chosen != pref) {
+        {
+          auto& from = c->second.req.chain[g->targets[pref]];
+          auto& to = c->second.req.chain[g->targets[chosen]];
+          auto note = target_name(from) + " busy for ~" + std::to_string(g->answers[pref].wait_ms) + "ms (" +
+                 g->answers[pref].rule + "); " + target_name(to) + " can serve in ~" +
+                 std::to_string(g->answers[chosen].wait_ms) + "ms";
+          note_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
+                     "routed to " + target_name(to) + ": " + note,
+                     nlohmann::json{{"preferred", target_name(from)}, {"chosen", target_name(to)},
+                                    {"preferred_wait_ms", g->answers[pref].wait_ms},
+                                    {"chosen_wait_ms", g->answers[chosen].wait_ms},
+                                    {"rule", g->answers[pref].rule}}
+                       .dump());
+        }
+      }
+      attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
+    };
+    ask(self, caf::infinite, "providers/" + t.provider + ":limiter", atoms::query_v, tokens,
+        queued_ahead(self, t.provider, cls), static_cast<std::uint8_t>(cls))
+      .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); },
+            [g, k, decide](caf::error&) { g->answers[k].wait_ms = -1; decide(); });
+  }
+}
+
+// Records a try that never reached the upstream (breaker open, limiter queue timed out) and walks on.
+void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, const char* why, std::string detail,
+              millis rest) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto& t = c.req.chain[target];
+  c.attempts.push_back({t.provider, t.model, why, std::move(detail), 0});
+  c.walker.rest(target, self->clock().now() + rest);
+  c.last_failed = target;
+  step(self, id);
+}
+
+// A call whose API client closed its connection while it waited (call_sink::abandoned) is not sent upstream: it
+// ends as cancelled, counted in squad_calls_abandoned_total. The limiter's window still counts the slot it was
+// granted (Squad errs on the side of sending less, never more).
+bool abandoned_by_client(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i,
+                         const std::string& provider, std::int64_t waited_ms) {
+  auto& c = i->second;
+  if (!c.req.sink || !c.req.sink->abandoned())
+    return false;
+  metrics::registry::global().inc("squad_calls_abandoned_total", {{"provider", provider}});
+  deliver(c, squad_errc::cancelled,
+          "the client closed its connection after " + std::to_string(waited_ms) + "ms waiting for a slot at " +
+            provider + "; the call was not sent");
+  forget_call(self, i);
+  return true;
+}
+
+void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  if (c.last_failed) {
+    auto& prev = c.req.chain[*c.last_failed];
+    auto& last = c.attempts.back();
+    bool same = *c.last_failed == target;
+    bool escalated = prev.tier != "boss" && t.tier == "boss";
+    const char* type = same ? "step.retry" : escalated ? "step.escalated" : "step.fallback";
+    note_event(self, c.req.events, type, c.req.step_id, c.req.persona,
+               (same ? "retrying " + target_name(t) : target_name(prev) + " -> " + target_name(t)) + " after "
+                 + last.outcome,
+               nlohmann::json{{"from", target_name(prev)}, {"to", target_name(t)}, {"reason", last.outcome},
+                              {"detail", last.detail}}
+                 .dump());
+    c.last_failed.reset();
+  }
+  auto remaining = std::chrono::duration_cast<millis>(c.started + millis{c.req.timeout_ms} - now);
+  auto provider = t.provider;
+  auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
+  auto tolerable = self->state.opts.tolerable_wait[class_of(c.req)];
+  if (c.req.run_id.empty() && c.sent == 0 && tolerable != millis::max()) // queued no longer than its class waits
+    queue_wait = std::max<std::int64_t>(
+      0, std::min(queue_wait, std::chrono::duration_cast<millis>(c.started + tolerable - now).count()));
+  if (expected_wait_ms >= 0) // routed on an estimate: if it proves twice too hopeful (at least +1s), route again
+    queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms / 2, 1000));
+  auto priority = static_cast<std::uint8_t>(class_of(c.req));
+  auto tokens = token_estimate(c.req);
+  // 1. the breaker
+  ask(self, caf::infinite, "providers/" + provider + ":breaker", atoms::allow_v, atoms::report_v)
+    .then(
+      [=](std::uint64_t ticket) {
+        if (ticket == 0) {
+          count_queued(self, provider, priority, -1);
+          return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
+        }
+        // 2. the limiter: admitted now, or queued by priority until queue_wait
+        ask(self, caf::infinite, "providers/" + provider + ":limiter", atoms::acquire_v, priority, tokens, queue_wait)
+          .then(
+            [=](limit_grant& g) {
+              count_queued(self, provider, priority, -1);
+              if (!g.granted) {
+                tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
+                auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
+                                            : "no slot within " + std::to_string(queue_wait) + "ms (" + g.rule +
+                                                "; next in ~" + std::to_string(g.wait_ms) + "ms)";
+                return not_sent(self, id, target, "limited", detail,
+                                millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
+              }
+              metrics::registry::global().observe("squad_limiter_wait_seconds", {{"provider", provider}},
+                                                  static_cast<double>(g.waited_ms) / 1000);
+              auto c = self->state.calls.find(id);
+              bool gone = c == self->state.calls.end();
+              // Only a call that waited can have been given up on (and asking costs a system call).
+              if (gone || (g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms))) {
+                // the call is gone: give the slot back unused
+                tell(self, "providers/" + provider + ":limiter", atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
+                     outcome::unavailable);
+                tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
+                return;
+              }
+              if (g.waited_ms > 0)
+                note_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
+                           "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
+                           nlohmann::json{{"provider", provider}, {"waited_ms", g.waited_ms}}.dump());
+              send_call(self, id, target, g.permit, ticket);
+            },
+            [=](caf::error& err) {
+              count_queued(self, provider, priority, -1);
+              not_sent(self, id, target, "unavailable", "limiter: " + error_detail(self->system(), err), millis{1000});
+            });
+      },
+      [=](caf::error& err) {
+        count_queued(self, provider, priority, -1);
+        not_sent(self, id, target, "unavailable", "breaker: " + error_detail(self->system(), err), millis{1000});
+      });
+}
+
+// 3. the provider; then, off the answer's path, the limiter and breaker learn how it went.
+void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
+               std::uint64_t ticket) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  auto remaining = c.started + millis{c.req.timeout_ms} - now;
+  ++c.sent;
+  if (!c.req.budget_id.empty())
+    self->state.shared->sent(c.req.budget_id, now, std::exchange(c.shared_reserved, false));
+  c.permit = permit;
+  c.ticket = ticket;
+  c.permit_provider = t.provider;
+  // The limiter's window counts this call from now, when it goes upstream, not from its grant (which may have
+  // waited in this mailbox): the provider counts arrivals.
+  tell(self, "providers/" + t.provider + ":limiter", atoms::start_v, permit,
+       static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+  provider_call call{t, c.req};
+  call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
+  call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
+  auto provider = t.provider;
+  auto learn = [self, id, provider, permit, ticket](const upstream_reply& r) {
+    auto c = self->state.calls.find(id);
+    caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
+    std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
+    std::string persona = c != self->state.calls.end() ? c->second.req.persona : "";
+    std::int64_t used = r.result == outcome::ok ? r.usage.prompt_tokens + r.usage.completion_tokens : -1;
+    // A stream cut because its client hung up says nothing about the provider: the breaker is not told.
+    bool client_left = r.result != outcome::ok && c != self->state.calls.end() && c->second.req.sink &&
+                       c->second.req.sink->abandoned();
+    auto& m = metrics::registry::global();
+    m.inc("squad_upstream_calls_total",
+          {{"provider", provider}, {"outcome", client_left ? "client_left" : to_string(r.result)}});
+    if (r.latency_us > 0)
+      m.observe("squad_upstream_latency_seconds", {{"provider", provider}}, static_cast<double>(r.latency_us) / 1e6);
+    if (r.result == outcome::rate_limited)
+      self->state.recent_429.push_back(self->clock().now());
+    if (r.result == outcome::ok) {
+      self->state.latencies.push_back(r.latency_ms);
+      if (self->state.latencies.size() > 200)
+        self->state.latencies.pop_front();
+    }
+    ask(self, caf::infinite, "providers/" + provider + ":limiter", atoms::release_v, permit, used, r.signals, r.result)
+      .then([self, events, step_id, persona, provider](std::string& note) {
+        if (!note.empty())
+          note_event(self, events, "provider.throttled", step_id, persona, note,
+                     nlohmann::json{{"provider", provider}}.dump());
+      }, [](caf::error&) {});
+    if (client_left)
+      return tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
+    ask(self, caf::infinite, "providers/" + provider + ":breaker", atoms::report_v, r.result, ticket)
+      .then([self, events, step_id, persona, provider](std::string& change) {
+        if (!change.empty())
+          note_event(self, events, "provider.breaker", step_id, persona,
+                     provider + " circuit breaker " + change,
+                     nlohmann::json{{"provider", provider}, {"change", change}}.dump());
+      }, [](caf::error&) {});
+  };
+  if (!self->state.sweeping) {
+    self->state.sweeping = true;
+    self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
+  }
+  ask(self, caf::infinite, "providers/" + t.provider, std::move(call))
+    .then([self, id, target, learn](upstream_reply& r) {
+            if (auto c = self->state.calls.find(id); c != self->state.calls.end())
+              c->second.permit = 0; // answered: learn() releases it
+            learn(r);
+            on_reply(self, id, target, std::move(r));
+          },
+          [self, id, target, learn](caf::error& err) {
+            if (auto c = self->state.calls.find(id); c != self->state.calls.end())
+              c->second.permit = 0;
+            upstream_reply r;
+            r.result = err == caf::sec::request_timeout ? outcome::timeout : outcome::unavailable;
+            r.detail = error_detail(self->system(), err);
+            learn(r);
+            on_reply(self, id, target, std::move(r));
+          });
+}
+
+} // namespace squad::dispatch
