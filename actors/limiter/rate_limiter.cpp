@@ -22,6 +22,11 @@ limiter_settings limiter_settings_from(const limits_config& l) {
   s.min_interval = l.min_interval;
   s.tokens = l.tokens;
   s.window_margin = std::clamp(millis{l.per.count() / 100}, millis{5}, millis{1000});
+  s.throttle_after = l.throttle.after;
+  s.throttle_period = l.throttle.period;
+  s.throttle_step = l.throttle.step;
+  s.throttle_floor = l.throttle.floor;
+  s.throttle_quiet = l.throttle.quiet;
   return s;
 }
 

@@ -83,7 +83,14 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
                keys_of(detail::provider_sections(), detail::provider_fields(), detail::provider_http_fields()));
   read_fields(r, node, path, detail::provider_fields(), p);
   read_fields(r, node, path, detail::provider_http_fields(), p.http);
-  with_sub(node, path, "limits", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::limits_fields(), p.limits); });
+  with_sub(node, path, "limits", [&](auto& n, auto& sp) {
+    if (!r.is_map(n, sp))
+      return;
+    r.check_keys(n, sp, keys_of(detail::limits_sections(), detail::limits_fields()));
+    read_fields(r, n, sp, detail::limits_fields(), p.limits);
+    with_sub(n, sp, "throttle",
+             [&](auto& tn, auto& tp) { read_section(r, tn, tp, detail::throttle_fields(), p.limits.throttle); });
+  });
   with_sub(node, path, "timeouts",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::timeouts_fields(), p.http); });
   with_sub(node, path, "breaker",

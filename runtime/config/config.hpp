@@ -29,6 +29,16 @@ struct config_problem {
 /// Renders "path: message".
 std::string to_string(const config_problem& p);
 
+/// The adaptive throttle: `after` 429s within `period` cut the rate by `step` (down to `floor` of it); each
+/// `quiet` without a 429 restores a step.
+struct throttle_config {
+  std::int64_t after = 3;       ///< 429s within `period` that cut the rate (>= 1)
+  millis period{60000};         ///< default 60s
+  double step = 0.2;            ///< the share of the rate one cut takes, in (0, 1]
+  double floor = 0.5;           ///< the lowest share of the configured rate, in (0, 1]
+  millis quiet{600000};         ///< without a 429 this long, one step comes back; default 10m
+};
+
 struct limits_config {
   std::int64_t requests = 60;   ///< requests admitted per `per` window (> 0)
   millis per{60000};            ///< window length (> 0), default 60s
@@ -38,6 +48,7 @@ struct limits_config {
   std::int64_t tokens = 0;      ///< LLM tokens per `per` window; 0 = not limited
   millis expected_latency{0};   ///< how long a call takes until replies have measured it (plans concurrency from
                                 ///< the first call); 0: a sim provider's own latency, else 1s
+  throttle_config throttle;     ///< limits.throttle
 };
 
 struct model_config {

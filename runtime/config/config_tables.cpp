@@ -176,6 +176,23 @@ const table<limits_config>& limits_fields() {
   return t;
 }
 
+const std::vector<sub_section>& limits_sections() {
+  static const std::vector<sub_section> s{{"throttle", "the adaptive throttle after repeated 429s"}};
+  return s;
+}
+
+const table<throttle_config>& throttle_fields() {
+  using t = throttle_config;
+  static const table<t> f{
+      {"after", &t::after, at_least(1), "429s within `period` that cut the rate"},
+      {"period", &t::period, positive(), "the window those 429s are counted in"},
+      {"step", &t::step, fraction(), "the share of the rate one cut takes"},
+      {"floor", &t::floor, fraction(), "the lowest share of the configured rate"},
+      {"quiet", &t::quiet, positive(), "without a 429 this long, one step comes back"},
+  };
+  return f;
+}
+
 const table<http_client_config>& timeouts_fields() {
   using h = http_client_config;
   static const table<h> t{
@@ -326,7 +343,8 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "server.keys.<name>", api_key_fields());
   describe(out, "providers.<name>", provider_fields());
   describe(out, "providers.<name>", provider_http_fields(), provider_sections());
-  describe(out, "providers.<name>.limits", limits_fields());
+  describe(out, "providers.<name>.limits", limits_fields(), limits_sections());
+  describe(out, "providers.<name>.limits.throttle", throttle_fields());
   describe(out, "providers.<name>.timeouts", timeouts_fields());
   describe(out, "providers.<name>.breaker", breaker_fields());
   describe(out, "providers.<name>.sim", sim_fields());

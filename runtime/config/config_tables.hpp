@@ -70,6 +70,8 @@ const table<provider_config>& provider_fields();         ///< providers.<name>
 const table<http_client_config>& provider_http_fields(); ///< providers.<name> (max_connections, stream)
 const std::vector<sub_section>& provider_sections();     ///< limits, timeouts, breaker, models, sim
 const table<limits_config>& limits_fields();             ///< providers.<name>.limits
+const std::vector<sub_section>& limits_sections();       ///< throttle
+const table<throttle_config>& throttle_fields();         ///< providers.<name>.limits.throttle
 const table<http_client_config>& timeouts_fields();      ///< providers.<name>.timeouts
 const table<breaker_config>& breaker_fields();           ///< providers.<name>.breaker
 const table<sim_config>& sim_fields();                   ///< providers.<name>.sim

@@ -114,6 +114,7 @@ void check_provider(const provider_config& pr, std::set<std::string>& names, pro
   check_fields(detail::provider_fields(), pr, path, p.out);
   check_fields(detail::provider_http_fields(), pr.http, path, p.out);
   check_fields(detail::limits_fields(), pr.limits, path + ".limits", p.out);
+  check_fields(detail::throttle_fields(), pr.limits.throttle, path + ".limits.throttle", p.out);
   check_fields(detail::sim_fields(), pr.sim, path + ".sim", p.out);
   check_fields(detail::timeouts_fields(), pr.http, path + ".timeouts", p.out);
   check_fields(detail::breaker_fields(), pr.breaker, path + ".breaker", p.out);

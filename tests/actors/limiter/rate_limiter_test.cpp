@@ -1421,3 +1421,26 @@ TEST_CASE("rate_limiter: without confirm_sends, sent() changes nothing", "[limit
   rl.sent(a.permit, at(500));
   CHECK(rl.probe(at(1000), 0).admitted);
 }
+
+TEST_CASE("rate_limiter: limiter_settings_from takes the throttle from limits.throttle",
+          "[limiter][rate_limiter][throttle]") {
+  squad::limits_config l;
+  l.throttle.after = 2;
+  l.throttle.period = 30000ms;
+  l.throttle.step = 0.25;
+  l.throttle.floor = 0.4;
+  l.throttle.quiet = 300000ms;
+  auto s = squad::limiter_settings_from(l);
+  CHECK(s.throttle_after == 2);
+  CHECK(s.throttle_period == 30000ms);
+  CHECK(s.throttle_step == Approx(0.25));
+  CHECK(s.throttle_floor == Approx(0.4));
+  CHECK(s.throttle_quiet == 300000ms);
+  // Two 429s now cut the rate by a quarter.
+  s.requests = 100;
+  s.per = 1000ms;
+  rate_limiter rl{s, t0};
+  CHECK_FALSE(rl.on_signals(0, t0, retry_after(0), true));
+  CHECK(rl.on_signals(0, t0, retry_after(0), true));
+  CHECK(rl.factor() == Approx(0.75));
+}

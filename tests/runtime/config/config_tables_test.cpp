@@ -97,7 +97,11 @@ std::vector<section_case> every_section() {
     provider.push_back(kv);
   add(provider, provider_sections());
   out.push_back({"providers.p", {"providers", "p"}, provider});
-  out.push_back({"providers.p.limits", {"providers", "p", "limits"}, keys_with_values(limits_fields())});
+  auto limits = keys_with_values(limits_fields());
+  add(limits, limits_sections());
+  out.push_back({"providers.p.limits", {"providers", "p", "limits"}, limits});
+  out.push_back({"providers.p.limits.throttle", {"providers", "p", "limits", "throttle"},
+                 keys_with_values(throttle_fields())});
   out.push_back({"providers.p.timeouts", {"providers", "p", "timeouts"}, keys_with_values(timeouts_fields())});
   out.push_back({"providers.p.breaker", {"providers", "p", "breaker"}, keys_with_values(breaker_fields())});
   out.push_back({"providers.p.sim", {"providers", "p", "sim"}, keys_with_values(sim_fields())});
@@ -260,6 +264,8 @@ TEST_CASE("each field's bounds hold exactly at its limits", "[config][tables]") 
                                    [](config& c) -> http_client_config& { return c.providers[0].http; });
   check_bounds<limits_config>(limits_fields(), "providers.p.limits",
                               [](config& c) -> limits_config& { return c.providers[0].limits; });
+  check_bounds<throttle_config>(throttle_fields(), "providers.p.limits.throttle",
+                                [](config& c) -> throttle_config& { return c.providers[0].limits.throttle; });
   check_bounds<http_client_config>(timeouts_fields(), "providers.p.timeouts",
                                    [](config& c) -> http_client_config& { return c.providers[0].http; });
   check_bounds<breaker_config>(breaker_fields(), "providers.p.breaker",

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 
 using namespace squad;
@@ -338,4 +339,46 @@ TEST_CASE("priorities parse and print", "[config]") {
   CHECK_FALSE(parse_priority("p1"));
   CHECK_FALSE(parse_priority("P4"));
   CHECK_FALSE(parse_priority(""));
+}
+
+TEST_CASE("limits.throttle and limits.expected_latency are read and checked", "[config][throttle]") {
+  // The adaptive throttle's constants are config: read under limits.throttle with their defaults when absent;
+  // a bad value or an unknown throttle key is a problem at its path.
+  auto ok = load_config_text(R"(
+providers:
+  p:
+    kind: sim
+    limits: {requests: 10, per: 1s, expected_latency: 250ms,
+             throttle: {after: 2, period: 30s, step: 0.25, floor: 0.4, quiet: 5m}}
+    models:
+      m1: {id: sim-1}
+)");
+  REQUIRE(ok.problems.empty());
+  auto& l = ok.cfg->providers.at(0).limits;
+  CHECK(l.expected_latency == 250ms);
+  CHECK(l.throttle.after == 2);
+  CHECK(l.throttle.period == 30s);
+  CHECK(l.throttle.step == Approx(0.25));
+  CHECK(l.throttle.floor == Approx(0.4));
+  CHECK(l.throttle.quiet == 5min);
+  auto plain = load_config_text(sim_provider);
+  REQUIRE(plain.cfg);
+  CHECK(plain.cfg->providers.at(0).limits.throttle.after == 3);
+  CHECK(plain.cfg->providers.at(0).limits.throttle.quiet == 10min);
+
+  auto bad = problems_of(R"(
+providers:
+  p:
+    kind: sim
+    limits: {throttle: {after: 0, step: 1.5, nope: 1}}
+    models:
+      m1: {id: sim-1}
+)");
+  auto has = [&](const std::string& text) {
+    return std::any_of(bad.begin(), bad.end(), [&](auto& p) { return p.find(text) != std::string::npos; });
+  };
+  INFO(bad.size());
+  CHECK(has("providers.p.limits.throttle.nope: unknown key"));
+  CHECK(has("providers.p.limits.throttle.after: must be >= 1"));
+  CHECK(has("providers.p.limits.throttle.step:"));
 }
