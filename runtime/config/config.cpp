@@ -157,8 +157,15 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   });
   with_sub(root, "", "supervision",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::supervision_fields(), cfg.supervision); });
-  with_sub(root, "", "runtime",
-           [&](auto& n, auto& sp) { read_section(r, n, sp, detail::runtime_fields(), cfg.runtime); });
+  with_sub(root, "", "runtime", [&](auto& n, auto& sp) {
+    if (!r.is_map(n, sp))
+      return;
+    r.check_keys(n, sp, keys_of(detail::runtime_sections(), detail::runtime_fields()));
+    read_fields(r, n, sp, detail::runtime_fields(), cfg.runtime);
+    with_sub(n, sp, "tolerable_wait", [&](auto& wn, auto& wp) {
+      read_section(r, wn, wp, detail::tolerable_wait_fields(), cfg.runtime.tolerable_wait);
+    });
+  });
   return true;
 }
 

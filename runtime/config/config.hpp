@@ -133,6 +133,14 @@ struct supervision_config {
   millis period{10000};          ///< default 10s
 };
 
+/// How long an API call of each class may wait for a slot its chain does not have yet, counted from its arrival
+/// (P0 waits as long as its deadline allows). Past it the call is refused (429 shed, Retry-After the earliest slot).
+struct tolerable_wait_config {
+  millis p1{60000}; ///< default 60s
+  millis p2{30000}; ///< default 30s
+  millis p3{10000}; ///< default 10s
+};
+
 struct runtime_config {
   /// Which threads run the actors: "io" (default) the io threads themselves, so a call never changes threads;
   /// "caf" CAF's own work-stealing workers (scheduler_threads, spin_polls), for actors that may block.
@@ -154,6 +162,7 @@ struct runtime_config {
   millis cache_ttl{600000};           ///< how long an answer is served, default 10 minutes
   std::int64_t request_calls = 3;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
   std::int64_t shared_calls = 16;     ///< LLM calls the API calls sharing one X-Squad-Run id may make together
+  tolerable_wait_config tolerable_wait; ///< runtime.tolerable_wait: {P1, P2, P3}
 };
 
 struct config {

@@ -256,6 +256,21 @@ const table<supervision_config>& supervision_fields() {
   return t;
 }
 
+const std::vector<sub_section>& runtime_sections() {
+  static const std::vector<sub_section> s{{"tolerable_wait", "how long an API call of each class waits for a slot"}};
+  return s;
+}
+
+const table<tolerable_wait_config>& tolerable_wait_fields() {
+  using w = tolerable_wait_config;
+  static const table<w> t{
+      {"P1", &w::p1, positive(), "a P1 call's longest wait for a slot, from its arrival"},
+      {"P2", &w::p2, positive(), "a P2 call's longest wait for a slot"},
+      {"P3", &w::p3, positive(), "a P3 call's longest wait for a slot"},
+  };
+  return t;
+}
+
 const table<runtime_config>& runtime_fields() {
   using r = runtime_config;
   static const table<r> t{
@@ -351,7 +366,8 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "providers.<name>.models.<name>", model_fields());
   describe(out, "personas.<id>", persona_fields());
   describe(out, "supervision", supervision_fields());
-  describe(out, "runtime", runtime_fields());
+  describe(out, "runtime", runtime_fields(), runtime_sections());
+  describe(out, "runtime.tolerable_wait", tolerable_wait_fields());
   return out;
 }
 

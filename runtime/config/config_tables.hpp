@@ -79,6 +79,8 @@ const table<model_config>& model_fields();               ///< providers.<name>.m
 const table<persona_override>& persona_fields();         ///< personas.<id>
 const table<supervision_config>& supervision_fields();   ///< supervision
 const table<runtime_config>& runtime_fields();           ///< runtime
+const std::vector<sub_section>& runtime_sections();      ///< tolerable_wait
+const table<tolerable_wait_config>& tolerable_wait_fields(); ///< runtime.tolerable_wait
 
 /// The keys a map may hold: those of the tables given and the sub-sections.
 template <class... S>

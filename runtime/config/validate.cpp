@@ -175,6 +175,7 @@ std::vector<config_problem> validate(const config& cfg) {
     check_alias(cfg, name, target, p);
   check_fields(detail::supervision_fields(), cfg.supervision, "supervision", p.out);
   check_fields(detail::runtime_fields(), cfg.runtime, "runtime", p.out);
+  check_fields(detail::tolerable_wait_fields(), cfg.runtime.tolerable_wait, "runtime.tolerable_wait", p.out);
   return std::move(p.out);
 }
 

@@ -108,7 +108,10 @@ std::vector<section_case> every_section() {
   out.push_back({"providers.p.models.m", {"providers", "p", "models", "m"}, keys_with_values(model_fields())});
   out.push_back({"personas.pm", {"personas", "pm"}, keys_with_values(persona_fields())});
   out.push_back({"supervision", {"supervision"}, keys_with_values(supervision_fields())});
-  out.push_back({"runtime", {"runtime"}, keys_with_values(runtime_fields())});
+  auto runtime = keys_with_values(runtime_fields());
+  add(runtime, runtime_sections());
+  out.push_back({"runtime", {"runtime"}, runtime});
+  out.push_back({"runtime.tolerable_wait", {"runtime", "tolerable_wait"}, keys_with_values(tolerable_wait_fields())});
   return out;
 }
 
@@ -277,6 +280,8 @@ TEST_CASE("each field's bounds hold exactly at its limits", "[config][tables]") 
   check_bounds<supervision_config>(supervision_fields(), "supervision",
                                    [](config& c) -> supervision_config& { return c.supervision; });
   check_bounds<runtime_config>(runtime_fields(), "runtime", [](config& c) -> runtime_config& { return c.runtime; });
+  check_bounds<tolerable_wait_config>(tolerable_wait_fields(), "runtime.tolerable_wait",
+                                      [](config& c) -> tolerable_wait_config& { return c.runtime.tolerable_wait; });
 }
 
 TEST_CASE("a bounds problem in a file reads as before", "[config][tables]") {

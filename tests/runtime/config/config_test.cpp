@@ -382,3 +382,14 @@ providers:
   CHECK(has("providers.p.limits.throttle.after: must be >= 1"));
   CHECK(has("providers.p.limits.throttle.step:"));
 }
+
+TEST_CASE("runtime.tolerable_wait is read per class with its defaults", "[config][tolerable]") {
+  auto ok = load_config_text(sim_provider + "runtime: {tolerable_wait: {P2: 45s, P3: 5s}}\n");
+  REQUIRE(ok.problems.empty());
+  CHECK(ok.cfg->runtime.tolerable_wait.p1 == 60s);
+  CHECK(ok.cfg->runtime.tolerable_wait.p2 == 45s);
+  CHECK(ok.cfg->runtime.tolerable_wait.p3 == 5s);
+  auto bad = problems_of(sim_provider + "runtime: {tolerable_wait: {P0: 1s, P3: 0ms}}\n");
+  CHECK(std::find(bad.begin(), bad.end(), "runtime.tolerable_wait.P0: unknown key") != bad.end());
+  CHECK(std::find(bad.begin(), bad.end(), "runtime.tolerable_wait.P3: must be > 0") != bad.end());
+}
