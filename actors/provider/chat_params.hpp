@@ -40,8 +40,8 @@ std::string openai_request_body(const call_request& req, const std::string& mode
 
 /// A /v1/messages body: system messages joined into "system"; tool messages become tool_result blocks of a user
 /// turn; assistant tool_calls become tool_use blocks; consecutive turns of one role merged; tools, tool_choice,
-/// stop, top_p and user translated; max_tokens always present. Assumes refuse_params found nothing; a tool call
-/// whose arguments are not JSON is sent with its arguments as {"_raw": text}.
+/// stop, top_p and user translated; max_tokens always present (anthropic_default_max_tokens when not set).
+/// Assumes refuse_params found nothing (which checks that tool call arguments are JSON objects).
 std::string anthropic_request_body(const call_request& req, const std::string& model_id, bool stream);
 
 } // namespace squad
