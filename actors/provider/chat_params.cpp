@@ -74,6 +74,10 @@ std::optional<param_refusal> refuse_anthropic(const call_request& req, const ord
   }
   for (std::size_t i = 0; i < req.messages.size(); ++i) {
     auto& m = req.messages[i];
+    if (!m.name.empty()) {
+      auto p = "messages[" + std::to_string(i) + "].name";
+      return param_refusal{p, "anthropic providers cannot honour " + p + " (the Messages API has no participant names)"};
+    }
     if (m.tool_calls_json.empty())
       continue;
     auto calls = json::parse(m.tool_calls_json, nullptr, false);

@@ -267,6 +267,28 @@ describe('tool calls and chat parameters through squad serve', () => {
     assert.equal(ask.logprobs, true);
   });
 
+  it('a fallback to another provider keeps the tools', async () => {
+    // The anthropic upstream fails (500): persona/analyst falls back to oa/m, which gets the same tools and answers
+    // with the calls.
+    const fault = (mode) => fetch(`http://127.0.0.1:${mock.port('an')}/admin/fault`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode }),
+    });
+    assert.equal((await fault('error500')).status, 200);
+    try {
+      const r = await client.chat.completions.create({
+        model: 'persona/analyst', messages: [{ role: 'user', content: 'weather?' }], tools, tool_choice: 'required',
+      });
+      assert.equal(r.squad.served_by, 'oa/m');
+      assert.equal(r.squad.attempts[0].target, 'an/m');
+      assert.deepEqual(r.choices[0].message.tool_calls.map((c) => c.function.name), ['get_weather', 'get_time']);
+      const [ask] = (await received('oa')).slice(-1);
+      assert.deepEqual(ask.tools, tools);
+      assert.equal(ask.tool_choice, 'required');
+    } finally {
+      await fault('none');
+    }
+  });
+
   it('bad tool messages are refused with the field named', async () => {
     await assert.rejects(
       client.chat.completions.create({ model: 'oa/m', messages: [{ role: 'tool', content: 'r' }] }),

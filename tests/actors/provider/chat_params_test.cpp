@@ -160,6 +160,10 @@ TEST_CASE("refuse_params: anthropic needs tool call arguments that are a JSON ob
   auto no = refuse_params(provider_family::anthropic, req);
   REQUIRE(no);
   CHECK(no->param == "messages[0].tool_calls[0].function.arguments");
+  call_request named;
+  named.messages = {{"user", "hi", "", "", "alice"}}; // a participant name has no place in the Messages API
+  REQUIRE(refuse_params(provider_family::anthropic, named));
+  CHECK(refuse_params(provider_family::anthropic, named)->param == "messages[0].name");
 }
 
 TEST_CASE("refuse_params: sim accepts sampling knobs and refuses tools, formats and stop") {
