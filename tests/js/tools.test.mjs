@@ -29,6 +29,8 @@ function squadYaml(mock) {
     'providers:\n' +
     `  oa:\n    kind: openai\n    base_url: http://127.0.0.1:${mock.port('oa')}/v1\n${limits}` +
     '    models:\n      m: {id: mock-oa, tier: worker}\n' +
+    `  os:\n    kind: openai\n    base_url: http://127.0.0.1:${mock.port('oa')}/v1\n    stream: true\n${limits}` +
+    '    models:\n      m: {id: mock-oa-streamed, tier: worker}\n' +
     `  an:\n    kind: anthropic\n    base_url: http://127.0.0.1:${mock.port('an')}\n    api_key: test-key-123456\n${limits}` +
     '    models:\n      m: {id: claude-mock, tier: worker}\n' +
     '  sm:\n    kind: sim\n    limits: {requests: 1000, per: 1s, burst: 100, concurrency: 16}\n' +
@@ -210,6 +212,14 @@ describe('tool calls and chat parameters through squad serve', () => {
         first.calls.map((c) => ['tool_result', c.id]), 'both results in one user turn, ids intact');
     });
   }
+
+  it('an upstream that always streams (providers.<name>.stream) answers a non-streaming client with whole calls', async () => {
+    // Squad reassembles the streamed deltas into one chat.completion.
+    await loop('os/m', false, {});
+    const [ask] = (await received('oa')).slice(-2);
+    assert.equal(ask.model, 'mock-oa-streamed');
+    assert.equal(ask.stream, true, 'the upstream was asked to stream');
+  });
 
   it('tool_choice required and a named function are translated for anthropic', async () => {
     await client.chat.completions.create({
