@@ -220,9 +220,10 @@ degradation degrade(const step_params& p, pressure_level level, const degrade_se
                         at);
 
   if (crit) {
-    if (p.temperature > s.critical_temperature) {
+    if (!(p.temperature <= s.critical_temperature)) { // NaN: not set, the provider's default (about 1) applies
       d.params.temperature = s.critical_temperature;
-      d.changes.push_back("temperature " + number(p.temperature) + " -> " + number(d.params.temperature) + at);
+      d.changes.push_back("temperature " + (std::isnan(p.temperature) ? std::string{"unset"} : number(p.temperature)) +
+                          " -> " + number(d.params.temperature) + at);
     }
     if (!p.prefer_worker) {
       d.params.prefer_worker = true;
