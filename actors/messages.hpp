@@ -6,7 +6,6 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +25,9 @@ struct chat_message {
 class call_sink;
 struct call_result;
 
+/// call_request::temperature when the caller set none.
+inline constexpr double temperature_unset = -1;
+
 /// A call as a persona (or an API client) asks for it.
 struct call_request {
   std::string trace_id;
@@ -36,7 +38,9 @@ struct call_request {
   std::vector<chat_message> messages;
   std::uint8_t priority = 255; ///< priority_class as a number (0 = P0); 255: the persona's default
   std::int64_t max_tokens = 0; ///< completion token cap; 0: not set by the caller (nothing is sent upstream)
-  double temperature = std::numeric_limits<double>::quiet_NaN(); ///< NaN: not set (nothing is sent upstream)
+  /// Below 0: not set (nothing is sent upstream). Not NaN: CAF 0.17's binary serializer does not carry NaN
+  /// across (measured: the round trip test in tests/actors/messages_test.cpp).
+  double temperature = temperature_unset;
   /// Every other chat parameter the caller set (tools, tool_choice, stop, seed, ...), as a JSON object in OpenAI
   /// form, already checked by the gateway; "" when none. Adapters pass, translate or refuse each (chat_params).
   std::string params_json;

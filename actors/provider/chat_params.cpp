@@ -57,7 +57,7 @@ bool is_one_of(const std::string& key, std::initializer_list<const char*> names)
 
 std::optional<param_refusal> refuse_anthropic(const call_request& req, const ordered_json& params) {
   constexpr auto f = provider_family::anthropic;
-  if (std::isfinite(req.temperature) && req.temperature > 1)
+  if (req.temperature > 1)
     return cannot(f, "temperature", " above 1 (Anthropic takes 0 to 1)");
   for (auto& [key, v] : params.items()) {
     if (neutral(key, v) || is_one_of(key, {"tools", "tool_choice", "parallel_tool_calls", "stop", "top_p", "user",
@@ -217,7 +217,7 @@ std::string openai_request_body(const call_request& req, const std::string& mode
   }
   if (req.max_tokens > 0)
     body[completion_name ? "max_completion_tokens" : "max_tokens"] = req.max_tokens;
-  if (std::isfinite(req.temperature))
+  if (req.temperature >= 0) // below 0: not set
     body["temperature"] = req.temperature;
   body["stream"] = stream;
   if (stream)
@@ -270,7 +270,7 @@ std::string anthropic_request_body(const call_request& req, const std::string& m
   body["messages"] = ordered_json::array();
   for (const auto& t : turns)
     body["messages"].push_back({{"role", t.role}, {"content", turn_content(t)}});
-  if (std::isfinite(req.temperature))
+  if (req.temperature >= 0) // below 0: not set
     body["temperature"] = req.temperature;
   if (params.contains("top_p") && !params["top_p"].is_null())
     body["top_p"] = params["top_p"];

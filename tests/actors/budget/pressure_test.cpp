@@ -648,9 +648,9 @@ TEST_CASE("degrade: nothing changes silently, and nothing goes up", "[degrade]")
 
 TEST_CASE("degrade: an unset temperature stays unset, except at critical where it is capped", "[degrade]") {
   // Squad sends no temperature a caller did not set; critical pressure still asks for the cheap, steady setting.
-  auto elevated = squad::degrade(step(1000, std::numeric_limits<double>::quiet_NaN()), squad::pressure_level::elevated);
-  CHECK(std::isnan(elevated.params.temperature));
-  auto crit = squad::degrade(step(1000, std::numeric_limits<double>::quiet_NaN()), squad::pressure_level::critical);
+  auto elevated = squad::degrade(step(1000, -1.0 /* unset */), squad::pressure_level::elevated);
+  CHECK(elevated.params.temperature < 0);
+  auto crit = squad::degrade(step(1000, -1.0 /* unset */), squad::pressure_level::critical);
   CHECK(crit.params.temperature == 0.3);
   CHECK(std::find(crit.changes.begin(), crit.changes.end(), "temperature unset -> 0.3 (pressure critical)") !=
         crit.changes.end());

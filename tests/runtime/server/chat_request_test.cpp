@@ -32,7 +32,7 @@ TEST_CASE("chat body: nothing set, nothing injected") {
   chat_flags flags;
   REQUIRE_FALSE(read_chat_body(json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"), call, flags));
   CHECK(call.max_tokens == 0);
-  CHECK(std::isnan(call.temperature));
+  CHECK(call.temperature == squad::temperature_unset);
   CHECK(call.params_json.empty());
   CHECK_FALSE(flags.stream);
 }
