@@ -216,6 +216,9 @@ std::optional<chat_refusal> read_chat_body(const json& b, call_request& call, ch
       return no;
     params[k] = v; // unknown fields too: the rule of chat_params.hpp decides per provider
   }
+  bool has_tools = params.contains("tools") && params["tools"].is_array() && !params["tools"].empty();
+  if (params.contains("tool_choice") && !params["tool_choice"].is_null() && params["tool_choice"] != "none" && !has_tools)
+    return bad("tool_choice", "tool_choice needs tools: no tool is offered to choose from");
   if (flags.stream && params.contains("logprobs") && params["logprobs"] == true)
     return bad("logprobs", "logprobs is not available with stream: true in Squad (ask without streaming)");
   if (!params.empty())

@@ -78,6 +78,8 @@ TEST_CASE("chat body: bad fields are refused by name") {
         "messages[0].tool_calls[0].id");
   CHECK(refused("{" + msgs + R"(,"tools":[{"type":"function","function":{}}]})") == "tools[0].function.name");
   CHECK(refused("{" + msgs + R"(,"tool_choice":"sometimes"})") == "tool_choice");
+  CHECK(refused("{" + msgs + R"(,"tool_choice":"required"})") == "tool_choice"); // nothing to choose from
+  CHECK(refused("{" + msgs + R"(,"tool_choice":"none"})").empty());
   CHECK(refused("{" + msgs + R"(,"stop":["a","b","c","d","e"]})") == "stop");
   CHECK(refused("{" + msgs + R"(,"n":2})") == "n");
   CHECK(refused("{" + msgs + R"(,"top_p":1.5})") == "top_p");
