@@ -15,12 +15,18 @@ namespace squad {
 
 /// One chat message in OpenAI form.
 struct chat_message {
-  std::string role; ///< system | user | assistant
+  std::string role; ///< system | user | assistant | tool
   std::string content;
+  std::string tool_calls_json; ///< assistant: its `tool_calls` as a JSON array in OpenAI form; "" when none
+  std::string tool_call_id;    ///< tool: the call this message answers
+  std::string name;            ///< the optional participant name; "" when not given
 };
 
 class call_sink;
 struct call_result;
+
+/// call_request::temperature when the caller set none.
+inline constexpr double temperature_unset = -1;
 
 /// A call as a persona (or an API client) asks for it.
 struct call_request {
@@ -31,8 +37,13 @@ struct call_request {
   std::string budget_id; ///< outside a run: calls with the same id share one budget of LLM calls (X-Squad-Run)
   std::vector<chat_message> messages;
   std::uint8_t priority = 255; ///< priority_class as a number (0 = P0); 255: the persona's default
-  std::int64_t max_tokens = 1024;
-  double temperature = 0.7;
+  std::int64_t max_tokens = 0; ///< completion token cap; 0: not set by the caller (nothing is sent upstream)
+  /// Below 0: not set (nothing is sent upstream). Not NaN: CAF 0.17's binary serializer does not carry NaN
+  /// across (measured: the round trip test in tests/actors/messages_test.cpp).
+  double temperature = temperature_unset;
+  /// Every other chat parameter the caller set (tools, tool_choice, stop, seed, ...), as a JSON object in OpenAI
+  /// form, already checked by the gateway; "" when none. Adapters pass, translate or refuse each (chat_params).
+  std::string params_json;
   std::vector<chain_target> chain; ///< filled by the persona actor when empty
   std::int64_t timeout_ms = 60000; ///< the whole call's deadline, relative to its arrival
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
@@ -57,6 +68,9 @@ public:
   virtual ~call_sink() = default;
   /// A piece of streamed completion text (on an io thread), when the call asked to stream.
   virtual void delta(std::string_view text) = 0;
+  /// Streamed tool-call fragments (on an io thread): a JSON array of OpenAI `delta.tool_calls` entries
+  /// ({index, id?, type?, function: {name?, arguments?}}). Sinks that never ask for tools may ignore them.
+  virtual void tool_delta(std::string_view tool_calls_json) { (void)tool_calls_json; }
   /// Whether any of the answer already reached the client: a failure after that cannot fall back.
   virtual bool committed() const = 0;
   virtual void done(call_result r) = 0;
@@ -112,6 +126,9 @@ struct upstream_reply {
   std::int64_t latency_us = 0; ///< the same, in microseconds (overhead metrics)
   limit_signals signals;
   std::string partial_text; ///< what a failed stream delivered before it failed (text stays empty)
+  std::string tool_calls_json;    ///< the answer's tool calls, a JSON array in OpenAI form; "" when none
+  std::string system_fingerprint; ///< as the upstream said it; "" when not
+  std::string logprobs_json;      ///< choices[0].logprobs as the upstream sent it; "" when none
 };
 
 /// Ask one provider actor to run `request` on `target`.
@@ -165,6 +182,9 @@ struct call_result {
   bool partial = false; ///< every target failed; `text` is what one failed stream delivered before it was cut
   bool cached = false;  ///< answered from the response cache: no LLM call was made
   std::int64_t upstream_us = 0; ///< time spent in upstream exchanges, all attempts (the rest is Squad's overhead)
+  std::string tool_calls_json;    ///< the answer's tool calls, a JSON array in OpenAI form; "" when none
+  std::string system_fingerprint; ///< the upstream's, when it sent one
+  std::string logprobs_json;      ///< the upstream's choices[0].logprobs; "" when none
 };
 
 /// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.
@@ -219,13 +239,13 @@ typename I::result_type inspect(I& f, chain_target& x) {
 }
 template <class I>
 typename I::result_type inspect(I& f, chat_message& x) {
-  return f(caf::meta::type_name("chat_message"), x.role, x.content);
+  return f(caf::meta::type_name("chat_message"), x.role, x.content, x.tool_calls_json, x.tool_call_id, x.name);
 }
 template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id,
-           x.messages, x.priority, x.max_tokens, x.temperature, x.chain, x.timeout_ms, x.stream, x.prefer_worker,
-           x.cache_mode, x.events);
+           x.messages, x.priority, x.max_tokens, x.temperature, x.params_json, x.chain, x.timeout_ms, x.stream,
+           x.prefer_worker, x.cache_mode, x.events);
 }
 template <class I>
 typename I::result_type inspect(I& f, usage_info& x) {
@@ -239,7 +259,8 @@ typename I::result_type inspect(I& f, limit_signals& x) {
 template <class I>
 typename I::result_type inspect(I& f, upstream_reply& x) {
   return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage,
-           x.simulated, x.latency_ms, x.latency_us, x.signals, x.partial_text);
+           x.simulated, x.latency_ms, x.latency_us, x.signals, x.partial_text, x.tool_calls_json,
+           x.system_fingerprint, x.logprobs_json);
 }
 template <class I>
 typename I::result_type inspect(I& f, provider_call& x) {
@@ -262,7 +283,8 @@ typename I::result_type inspect(I& f, attempt_info& x) {
 template <class I>
 typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us);
+           x.simulated, x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us, x.tool_calls_json,
+           x.system_fingerprint, x.logprobs_json);
 }
 template <class I>
 typename I::result_type inspect(I& f, run_event& x) {

@@ -156,8 +156,9 @@ void issue(worker_actor* self, std::size_t idx) {
   if (!st.args.budget || st.slots[idx].tries > 0)
     return call_persona(self, idx, st.slots[idx].granted ? &*st.slots[idx].granted : nullptr);
   auto tokens = static_cast<std::int64_t>(user_text(self, idx).size() / 4) + st.args.step.max_tokens;
+  // A step sets no temperature, so none is sent (critical pressure may still cap it).
   self->request(st.args.budget, st.args.timeout, atoms::acquire_v, st.args.priority, tokens, st.args.step.max_tokens,
-                0.7, st.args.step.optional)
+                temperature_unset, st.args.step.optional)
     .then(
       [self, idx](budget_grant& g) {
         auto& st = self->state;

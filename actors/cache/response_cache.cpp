@@ -21,12 +21,16 @@ std::string response_cache::key_of(const call_request& req) {
   for (auto& m : req.messages) {
     add(m.role);
     add(m.content);
+    add(m.tool_calls_json);
+    add(m.tool_call_id);
+    add(m.name);
   }
+  add(req.params_json); // tools, response_format, stop, seed, ...: each can change the answer
   return k;
 }
 
 bool response_cache::storable(const call_result& r) {
-  return !r.partial && r.finish_reason != "length" && r.finish_reason != "partial" &&
+  return !r.partial && r.finish_reason != "length" && r.finish_reason != "partial" && r.tool_calls_json.empty() &&
          r.text.find_first_not_of(" \t\r\n") != std::string::npos;
 }
 
@@ -48,7 +52,7 @@ const cached_answer* response_cache::get(const std::string& key, std::int64_t ma
     ++misses_;
     return nullptr;
   }
-  if (it->answer.usage.completion_tokens > max_tokens) { // made with more room than this call allows
+  if (max_tokens > 0 && it->answer.usage.completion_tokens > max_tokens) { // 0: the call sets no cap // made with more room than this call allows
     ++misses_;
     return nullptr;
   }

@@ -1,11 +1,12 @@
 #pragma once
 // The response cache: exact-match answers to earlier calls, as pure logic (time comes in as `now`).
 //
-// The key is what the answer depends on: the persona (or, for a direct call, the chain's provider/model list)
-// and every message, role and content, length-prefixed so no two different calls share a key. Sampling
-// parameters are not in the key; instead only complete answers are stored (finish_reason not "length", not
-// partial), and an answer is served only to a call whose max_tokens covers the answer's completion tokens. So a
-// call degraded to fewer tokens can still use an answer made at full size, if it fits.
+// The key is what the answer depends on: the persona (or, for a direct call, the chain's provider/model list),
+// every message (role, content, tool calls, tool_call_id, name) and the other chat parameters (params_json:
+// tools, stop, seed, ...), length-prefixed so no two different calls share a key. max_tokens and temperature
+// are not in the key; instead only complete answers are stored (finish_reason not "length", not partial, no
+// tool calls), and an answer is served only to a call whose max_tokens (when set) covers the answer's completion
+// tokens. So a call degraded to fewer tokens can still use an answer made at full size, if it fits.
 //
 // Entries expire `ttl` after they were stored; the least recently used entry goes first when the entry count or
 // the byte total (keys plus texts) is over its bound.
@@ -39,7 +40,8 @@ public:
   /// The key of a call (see the file comment).
   static std::string key_of(const call_request& req);
 
-  /// Whether an answer may be stored at all: ok, complete (finish_reason not "length"), not partial, not empty.
+  /// Whether an answer may be stored at all: ok, complete (finish_reason not "length"), not partial, not empty,
+  /// no tool calls (a cached_answer holds text only).
   static bool storable(const call_result& r);
 
   /// The answer for `key` if one is stored, unexpired, and fits in `max_tokens`; counts a hit or a miss.

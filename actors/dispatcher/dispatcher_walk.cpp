@@ -23,7 +23,8 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
   for (std::size_t k = 0; k < c.req.chain.size(); ++k)
     boss_left = boss_left || (k != target && c.req.chain[k].tier == "boss" && c.walker.usable(k));
   if (r.result == outcome::ok && t.tier != "boss" && boss_left &&
-      (r.text.find_first_not_of(" \t\r\n") == std::string::npos || r.finish_reason == "length")) {
+      ((r.text.find_first_not_of(" \t\r\n") == std::string::npos && r.tool_calls_json.empty()) ||
+       r.finish_reason == "length")) {
     auto why = r.finish_reason == "length" ? "truncated answer (finish_reason length)" : "empty answer";
     c.attempts.push_back({t.provider, t.model, "bad_output", why, r.latency_ms});
     c.walker.record(target, outcome::bad_response, now, millis{0});
@@ -48,6 +49,9 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
     res.served_by = t;
     res.usage = r.usage;
     res.simulated = r.simulated;
+    res.tool_calls_json = std::move(r.tool_calls_json);
+    res.system_fingerprint = std::move(r.system_fingerprint);
+    res.logprobs_json = std::move(r.logprobs_json);
     res.latency_ms = ms_between(c.started, now);
     res.attempts = std::move(c.attempts);
     if (!c.cache_key.empty() && response_cache::storable(res))

@@ -1,4 +1,5 @@
 #include "actors/provider/adapters.hpp"
+#include "actors/provider/chat_params.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -236,8 +237,10 @@ upstream_reply finish_stream(upstream_reply r, bool ended, const char* end_marke
     r.detail = std::string("stream ended without ") + end_marker + " after " + std::to_string(r.text.size()) +
                " bytes of text";
   }
-  if (r.result != outcome::ok)
+  if (r.result != outcome::ok) {
     r.text.clear();
+    r.tool_calls_json.clear();
+  }
   return r;
 }
 
@@ -296,17 +299,7 @@ header_list request_headers(const std::string& api_key) {
 }
 
 std::string build_request_body(const call_request& req, const std::string& model_id, bool stream) {
-  ordered_json body = {{"model", model_id}, {"messages", ordered_json::array()}};
-  for (const auto& m : req.messages)
-    body["messages"].push_back({{"role", m.role}, {"content", m.content}});
-  if (req.max_tokens > 0)
-    body["max_tokens"] = req.max_tokens;
-  if (std::isfinite(req.temperature))
-    body["temperature"] = req.temperature;
-  body["stream"] = stream;
-  if (stream)
-    body["stream_options"] = {{"include_usage", true}};
-  return dump(body);
+  return openai_request_body(req, model_id, stream);
 }
 
 upstream_reply parse_response(std::string_view body) {
@@ -329,6 +322,16 @@ upstream_reply parse_response(std::string_view body) {
       return bad_response("choices[0].finish_reason is not a string");
     if (!read_openai_usage(find(j, "usage"), r.usage))
       return bad_response("usage is not an object of token counts");
+    if (const json* calls = find(*message, "tool_calls"); calls && !calls->is_null()) {
+      if (!calls->is_array())
+        return bad_response("choices[0].message.tool_calls is not an array");
+      if (!calls->empty())
+        r.tool_calls_json = calls->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    if (const json* lp = find((*choices)[0], "logprobs"); lp && !lp->is_null())
+      r.logprobs_json = lp->dump(-1, ' ', false, json::error_handler_t::replace);
+    if (auto fp = string_field(j, "system_fingerprint"))
+      r.system_fingerprint = std::move(*fp);
     r.text = std::move(*content);
     r.finish_reason = std::move(*finish);
     return r;
@@ -356,6 +359,8 @@ std::string stream_accumulator::on_event(const sse_event& ev) {
       return fail(embedded_error(j, "error in stream"));
     if (!read_openai_usage(find(j, "usage"), reply_.usage))
       return fail(bad_response("chunk usage is not an object of token counts"));
+    if (auto fp = string_field(j, "system_fingerprint"); fp && !fp->empty())
+      reply_.system_fingerprint = std::move(*fp);
     if (const json* groq = find(j, "x_groq")) // Groq puts the usage of its last chunk here
       if (!read_openai_usage(find(*groq, "usage"), reply_.usage))
         return fail(bad_response("chunk x_groq.usage is not an object of token counts"));
@@ -378,6 +383,20 @@ std::string stream_accumulator::on_event(const sse_event& ev) {
     auto content = string_field(*delta, "content");
     if (!delta->is_object() || !content)
       return fail(bad_response("chunk delta.content is not a string"));
+    if (const json* calls = find(*delta, "tool_calls"); calls && !calls->is_null()) {
+      if (!calls->is_array())
+        return fail(bad_response("chunk delta.tool_calls is not an array"));
+      for (const auto& c : *calls) {
+        const json* index = find(c, "index");
+        const json* fn = find(c, "function");
+        auto id = string_field(c, "id");
+        auto name = fn ? string_field(*fn, "name") : std::string{};
+        auto args = fn ? string_field(*fn, "arguments") : std::string{};
+        if (!index || !index->is_number_unsigned() || !id || !name || !args ||
+            !tools_.add(index->get<std::size_t>(), *id, *name, *args))
+          return fail(bad_response("chunk delta.tool_calls holds an entry without a valid index, id, name or arguments"));
+      }
+    }
     reply_.text += *content;
     return std::move(*content);
   } catch (const std::exception& e) {
@@ -386,7 +405,9 @@ std::string stream_accumulator::on_event(const sse_event& ev) {
 }
 
 upstream_reply stream_accumulator::finish() const {
-  return finish_stream(reply_, ended_, "[DONE]");
+  auto r = reply_;
+  r.tool_calls_json = tools_.calls_json();
+  return finish_stream(std::move(r), ended_, "[DONE]");
 }
 
 } // namespace openai
@@ -400,29 +421,7 @@ header_list request_headers(const std::string& api_key) {
 }
 
 std::string build_request_body(const call_request& req, const std::string& model_id, bool stream) {
-  std::string system;
-  std::vector<chat_message> turns;
-  for (const auto& m : req.messages) {
-    if (m.role == "system") {
-      system += (system.empty() ? "" : "\n\n") + m.content;
-      continue;
-    }
-    std::string role = m.role == "assistant" ? "assistant" : "user";
-    if (!turns.empty() && turns.back().role == role)
-      turns.back().content += "\n\n" + m.content;
-    else
-      turns.push_back({role, m.content});
-  }
-  ordered_json body = {{"model", model_id}, {"max_tokens", req.max_tokens > 0 ? req.max_tokens : 1024}};
-  if (!system.empty())
-    body["system"] = system;
-  body["messages"] = ordered_json::array();
-  for (const auto& t : turns)
-    body["messages"].push_back({{"role", t.role}, {"content", t.content}});
-  if (std::isfinite(req.temperature))
-    body["temperature"] = std::clamp(req.temperature, 0.0, 1.0);
-  body["stream"] = stream;
-  return dump(body);
+  return anthropic_request_body(req, model_id, stream);
 }
 
 upstream_reply parse_response(std::string_view body) {
@@ -434,12 +433,24 @@ upstream_reply parse_response(std::string_view body) {
     if (!content || !content->is_array())
       return bad_response("reply content is missing or not an array");
     upstream_reply r;
+    json calls = json::array();
     for (const auto& block : *content) {
       const json* type = find(block, "type");
       if (!type || !type->is_string())
         return bad_response("reply content holds a block that is not an object with a type");
+      if (*type == "tool_use") {
+        auto id = string_field(block, "id");
+        auto name = string_field(block, "name");
+        const json* input = find(block, "input");
+        if (!id || !name || id->empty() || name->empty())
+          return bad_response("tool_use block has no id or name");
+        calls.push_back({{"id", *id},
+                         {"type", "function"},
+                         {"function", {{"name", *name}, {"arguments", input ? input->dump() : "{}"}}}});
+        continue;
+      }
       if (*type != "text")
-        continue; // tool_use, thinking, ...
+        continue; // thinking, ...
       auto text = string_field(block, "text");
       if (!text)
         return bad_response("text block's text is not a string");
@@ -449,6 +460,8 @@ upstream_reply parse_response(std::string_view body) {
     if (!stop)
       return bad_response("stop_reason is not a string");
     r.finish_reason = map_stop_reason(*stop);
+    if (!calls.empty())
+      r.tool_calls_json = calls.dump(-1, ' ', false, json::error_handler_t::replace);
     const json* usage = find(j, "usage");
     if (usage && !read_anthropic_usage(*usage, r.usage))
       return bad_response("usage is not an object of token counts");
@@ -486,8 +499,18 @@ std::string stream_accumulator::on_event(const sse_event& ev) {
       auto delta_type = delta ? string_field(*delta, "type") : std::nullopt;
       if (!delta || !delta_type)
         return fail(bad_response("content_block_delta has no delta with a type"));
+      if (*delta_type == "input_json_delta") {
+        const json* index = find(j, "index");
+        auto it = index && index->is_number_integer() ? tool_of_block_.find(index->get<std::int64_t>())
+                                                      : tool_of_block_.end();
+        auto part = string_field(*delta, "partial_json");
+        if (it == tool_of_block_.end() || !part)
+          return fail(bad_response("input_json_delta outside a tool_use block, or without partial_json"));
+        tools_.add(it->second, {}, {}, *part);
+        return {};
+      }
       if (*delta_type != "text_delta")
-        return {}; // input_json_delta, thinking_delta, signature_delta
+        return {}; // thinking_delta, signature_delta
       auto text = string_field(*delta, "text");
       if (!text)
         return fail(bad_response("text_delta's text is not a string"));
@@ -503,17 +526,32 @@ std::string stream_accumulator::on_event(const sse_event& ev) {
       const json* usage = find(j, "usage");
       if (usage && !read_anthropic_usage(*usage, reply_.usage))
         return fail(bad_response("message_delta usage is not an object of token counts"));
+    } else if (*type == "content_block_start") {
+      const json* block = find(j, "content_block");
+      const json* index = find(j, "index");
+      if (block && string_field(*block, "type").value_or("") == "tool_use") {
+        auto id = string_field(*block, "id");
+        auto name = string_field(*block, "name");
+        if (!index || !index->is_number_integer() || !id || !name || id->empty() || name->empty())
+          return fail(bad_response("tool_use content_block_start has no index, id or name"));
+        std::size_t tool = tool_of_block_.size();
+        if (!tools_.add(tool, *id, *name, {}))
+          return fail(bad_response("too many tool_use blocks"));
+        tool_of_block_[index->get<std::int64_t>()] = tool;
+      }
     } else if (*type == "message_stop") {
       ended_ = true;
     }
-    return {}; // ping, content_block_start, content_block_stop, and event types added later
+    return {}; // ping, other content_block_start, content_block_stop, and event types added later
   } catch (const std::exception& e) {
     return fail(malformed(e, "stream event"));
   }
 }
 
 upstream_reply stream_accumulator::finish() const {
-  return finish_stream(reply_, ended_, "message_stop");
+  auto r = reply_;
+  r.tool_calls_json = tools_.calls_json();
+  return finish_stream(std::move(r), ended_, "message_stop");
 }
 
 } // namespace anthropic

@@ -12,7 +12,9 @@
 #include "actors/messages.hpp"
 #include "actors/provider/limit_headers.hpp"
 #include "actors/provider/sse_parser.hpp"
+#include "actors/provider/tool_calls.hpp"
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -36,11 +38,11 @@ namespace openai {
 /// authorization (only with a key: Ollama and vLLM need none) and content-type.
 header_list request_headers(const std::string& api_key);
 
-/// A /chat/completions body: model, messages (as given), max_tokens (left out when <= 0), temperature,
-/// stream, and stream_options.include_usage when streaming.
+/// A /chat/completions body: openai_request_body (chat_params.hpp).
 std::string build_request_body(const call_request& req, const std::string& model_id, bool stream);
 
-/// A whole /chat/completions reply: choices[0].message.content, its finish_reason, and usage.
+/// A whole /chat/completions reply: choices[0].message.content, its tool_calls (verbatim), logprobs and
+/// finish_reason, system_fingerprint, and usage.
 upstream_reply parse_response(std::string_view body);
 
 /// Reassembles a streamed reply from its SSE events ("data: {chunk}" ... "data: [DONE]").
@@ -58,8 +60,12 @@ public:
   /// The text received so far, whatever happens next.
   const std::string& text_so_far() const { return reply_.text; }
 
+  /// Tool-call fragments since the last take, to pass on (tool_call_assembler::take_fragments).
+  std::string take_tool_deltas() { return tools_.take_fragments(); }
+
 private:
   upstream_reply reply_;
+  tool_call_assembler tools_;
   bool ended_ = false;
 };
 
@@ -73,17 +79,16 @@ inline constexpr const char* api_version = "2023-06-01";
 /// x-api-key, anthropic-version and content-type.
 header_list request_headers(const std::string& api_key);
 
-/// A /v1/messages body: system messages joined into the top-level "system"; other roles become user unless
-/// assistant; consecutive messages of one role merged; max_tokens always present (1024 when <= 0);
-/// temperature clamped into Anthropic's [0, 1].
+/// A /v1/messages body: anthropic_request_body (chat_params.hpp).
 std::string build_request_body(const call_request& req, const std::string& model_id, bool stream);
 
-/// A whole /v1/messages reply: its text blocks joined, stop_reason as an OpenAI finish_reason (end_turn and
+/// A whole /v1/messages reply: its text blocks joined, its tool_use blocks as OpenAI tool_calls, stop_reason as an OpenAI finish_reason (end_turn and
 /// stop_sequence: stop; max_tokens: length; tool_use: tool_calls), and usage (prompt tokens include cached ones).
 upstream_reply parse_response(std::string_view body);
 
-/// Reassembles a streamed reply from its SSE events (message_start, content_block_delta, message_delta,
-/// message_stop; ping and unknown events are skipped; an error event ends the stream).
+/// Reassembles a streamed reply from its SSE events (message_start, content_block_start of tool_use blocks,
+/// content_block_delta text and input_json_delta, message_delta, message_stop; ping and unknown events are
+/// skipped; an error event ends the stream).
 class stream_accumulator {
 public:
   /// Takes one event; returns the text it adds (empty when none), to pass on to a streaming client.
@@ -98,8 +103,13 @@ public:
   /// The text received so far, whatever happens next.
   const std::string& text_so_far() const { return reply_.text; }
 
+  /// Tool-call fragments since the last take, in OpenAI's delta shape (tool_use blocks numbered from 0).
+  std::string take_tool_deltas() { return tools_.take_fragments(); }
+
 private:
   upstream_reply reply_;
+  tool_call_assembler tools_;
+  std::map<std::int64_t, std::size_t> tool_of_block_; // content block index -> tool call index
   bool ended_ = false;
 };
 

@@ -1,6 +1,7 @@
 // The provider actor for kind openai and kind anthropic: builds the upstream request, hands it to the
 // provider's HTTP pool (io threads), and answers when the io side reports back. One message crosses each way:
 // provider_call in; (done, id, upstream_reply) back from the io thread, which the actor delivers.
+#include "actors/provider/chat_params.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/provider/reply_assembler.hpp"
 
@@ -38,6 +39,8 @@ public:
     auto delta = assembler_.on_data(piece);
     if (stream_ && sink_ && !delta.empty()) // streamed straight on to the client, from this io thread
       sink_->delta(delta);
+    if (auto tools = assembler_.take_tool_deltas(); stream_ && sink_ && !tools.empty())
+      sink_->tool_delta(tools);
   }
 
   // A streamed answer whose client hung up: stop the upstream generating it (tokens cost money). Asking is a
@@ -60,9 +63,12 @@ public:
     // A good answer goes to the client from here; the dispatcher's later delivery to the sink is then a no-op.
     // Anything else (a failure, an empty or truncated answer) is the dispatcher's to judge: fallback, escalation.
     if (direct_ && sink_ && reply.result == outcome::ok && reply.finish_reason != "length" &&
-        reply.text.find_first_not_of(" \t\r\n") != std::string::npos) {
+        (reply.text.find_first_not_of(" \t\r\n") != std::string::npos || !reply.tool_calls_json.empty())) {
       call_result r;
       r.text = reply.text;
+      r.tool_calls_json = reply.tool_calls_json;
+      r.system_fingerprint = reply.system_fingerprint;
+      r.logprobs_json = reply.logprobs_json;
       r.finish_reason = reply.finish_reason;
       r.served_by = target_;
       r.usage = reply.usage;
@@ -94,6 +100,12 @@ caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std:
   return {
     [self](provider_call& call) -> caf::result<upstream_reply> {
       auto& st = self->state;
+      if (auto no = refuse_params(family_of(st.cfg.kind), call.request)) { // a fallback chain goes on to the next
+        upstream_reply r;
+        r.result = outcome::bad_request;
+        r.detail = no->message + " (param " + no->param + ")";
+        return r;
+      }
       bool stream = call.request.stream || st.cfg.http.stream;
       net::http_request req;
       req.target = st.target;

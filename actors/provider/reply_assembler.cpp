@@ -79,6 +79,12 @@ std::string reply_assembler::on_data(std::string_view piece) {
   return delta;
 }
 
+std::string reply_assembler::take_tool_deltas() {
+  if (!sse_)
+    return {};
+  return kind_ == api_kind::openai ? openai_.take_tool_deltas() : anthropic_.take_tool_deltas();
+}
+
 upstream_reply reply_assembler::finish(net::http_failure failure, const std::string& detail) const {
   auto r = finish_unredacted(failure, detail);
   r.detail = redact_secrets(std::move(r.detail), secret_);
@@ -154,8 +160,10 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
     r.signals = signals_;
   if (r.result != outcome::ok && sse_) // a stream that failed after delivering text: kept, apart, for the caller
     r.partial_text = kind_ == api_kind::openai ? openai_.text_so_far() : anthropic_.text_so_far();
-  if (r.result != outcome::ok)
+  if (r.result != outcome::ok) {
     r.text.clear();
+    r.tool_calls_json.clear();
+  }
   return r;
 }
 

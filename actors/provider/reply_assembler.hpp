@@ -38,6 +38,9 @@ public:
   /// The reply, once the exchange ended (`failure` none: the whole response arrived).
   upstream_reply finish(net::http_failure failure, const std::string& detail) const;
 
+  /// Tool-call fragments that the data so far added, when streaming (OpenAI delta shape; "" when none).
+  std::string take_tool_deltas();
+
   int status() const { return status_; }
   bool streaming() const { return sse_; }
 

@@ -93,7 +93,7 @@ sim_answer make_sim_answer(const std::string& provider, const std::string& model
   sim_answer a;
   auto body = out.str();
   a.finish_reason = "stop";
-  auto limit = std::min(max_tokens, sim.max_tokens);
+  auto limit = max_tokens > 0 ? std::min(max_tokens, sim.max_tokens) : sim.max_tokens; // 0: the caller set none
   if (limit > 0 && estimate_tokens(body) > limit) {
     body.resize(utf8_cut(body, static_cast<std::size_t>(limit) * 4));
     a.finish_reason = "length";

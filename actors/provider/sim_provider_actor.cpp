@@ -1,4 +1,5 @@
 #include "actors/limiter/sliding_window.hpp"
+#include "actors/provider/chat_params.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/provider/sim_model.hpp"
 
@@ -46,6 +47,13 @@ caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
   return {
     [self](provider_call& call) -> caf::result<upstream_reply> {
       auto& st = self->state;
+      if (auto no = refuse_params(provider_family::sim, call.request)) { // tools and the like: say so, never drop them
+        upstream_reply r;
+        r.result = outcome::bad_request;
+        r.simulated = true;
+        r.detail = no->message + " (param " + no->param + ")";
+        return r;
+      }
       auto now = self->clock().now();
       while (!st.due.empty() && *st.due.begin() <= now) // calls whose answer is due have finished
         st.due.erase(st.due.begin());

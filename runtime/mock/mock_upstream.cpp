@@ -1,4 +1,5 @@
 #include "runtime/mock/mock_upstream.hpp"
+#include "runtime/mock/mock_tools.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -500,6 +501,7 @@ void mock_upstream::release() {
 
 void mock_upstream::reset() {
   stats_ = mock_stats{};
+  recent_.clear();
   stats_.max_in_flight = in_flight_;
   fault_ = fault_state{};
   error_share_ = 0;
@@ -577,6 +579,17 @@ mock_reply mock_upstream::admin(const mock_request& req, const std::string& path
                  .dump();
     return r;
   }
+  if (path == "/admin/requests") { // what reached this upstream, oldest first: tests check what was sent
+    if (req.method != "GET")
+      return fail(405, "use GET /admin/requests");
+    json list = json::array();
+    for (auto& [p, body] : recent_) {
+      auto parsed = json::parse(body, nullptr, false);
+      list.push_back({{"path", p}, {"body", parsed.is_discarded() ? json(body) : parsed}});
+    }
+    r.body = json{{"requests", std::move(list)}}.dump();
+    return r;
+  }
   if (path != "/admin/fault" && path != "/admin/reset")
     return fail(404, "Unknown request URL: " + req.method + " " + path);
   if (req.method != "POST")
@@ -639,6 +652,9 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
   };
   if (ep == endpoint::none)
     return fail(404, "Unknown request URL: " + req.method + " " + path);
+  recent_.emplace_back(path, req.body);
+  if (recent_.size() > max_recorded)
+    recent_.pop_front();
   if (req.method != "POST") {
     r.headers.emplace_back("Allow", "POST");
     return fail(405, "use POST " + path);
@@ -719,6 +735,17 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
   c.pieces = deterministic_words(p.prompt, answer_tokens);
   c.prompt_tokens = prompt_tokens;
   c.truncated = truncated;
+  if (auto calls = plan_tool_calls(req.body, anthropic, seq_); !calls.empty()) {
+    if (p.stream) {
+      r.stream = true;
+      r.content_type = "text/event-stream";
+      r.frames = anthropic ? anthropic_tool_sse(c, calls) : openai_tool_sse(c, calls, p.include_usage);
+      r.per_token = cfg_.latency.per_token;
+    } else {
+      r.body = anthropic ? anthropic_tool_json(c, calls) : openai_tool_json(c, calls);
+    }
+    return r;
+  }
   if (p.stream) {
     r.stream = true;
     r.content_type = "text/event-stream";

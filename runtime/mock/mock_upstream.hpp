@@ -21,7 +21,8 @@ namespace squad::mock {
 enum class reject_reason : std::uint8_t { none, requests, concurrency, tokens };
 const char* to_string(reject_reason r);
 
-/// Faults switchable at run time through POST /admin/fault.
+/// Faults switchable at run time through POST /admin/fault. GET /admin/requests lists the last 32 request
+/// bodies (path and body) this upstream received; POST /admin/reset clears them with the counters.
 enum class fault_mode : std::uint8_t { none, down, error500, slow, garbage, cut, unauthorized, overloaded };
 std::optional<fault_mode> parse_fault_mode(std::string_view text);
 const char* to_string(fault_mode m);
@@ -169,6 +170,8 @@ private:
   std::minstd_rand jitter_rng_;
   std::int64_t seq_ = 0; // ids of answers
   mock_stats stats_;
+  static constexpr std::size_t max_recorded = 32;
+  std::deque<std::pair<std::string, std::string>> recent_; // (path, body) of the last requests, for GET /admin/requests
 };
 
 } // namespace squad::mock

@@ -1,11 +1,13 @@
 #include "runtime/server/gateway.hpp"
+#include "actors/provider/chat_params.hpp"
 #include "runtime/metrics/registry.hpp"
 #include "runtime/net/http_client.hpp"
+#include "runtime/server/api_ids.hpp"
+#include "runtime/server/chat_request.hpp"
+#include "runtime/server/chat_sink.hpp"
 #include "runtime/server/ws_flow.hpp"
 
 #include <nlohmann/json.hpp>
-
-#include <ctime>
 
 namespace squad::server {
 
@@ -71,16 +73,21 @@ void describe_metrics() {
 class counted_responder final : public responder {
 public:
   counted_responder(std::shared_ptr<responder> inner, std::string route, steady::time_point t0,
-                    std::function<void()> on_end = {})
-    : inner_(std::move(inner)), route_(std::move(route)), t0_(t0), on_end_(std::move(on_end)) {}
+                    std::function<void()> on_end = {}, std::string request_id = {})
+    : inner_(std::move(inner)), route_(std::move(route)), t0_(t0), on_end_(std::move(on_end)),
+      request_id_(std::move(request_id)) {}
   ~counted_responder() override { finish(); }
   void reply(int status, header_list headers, std::string body) override {
     status_ = status;
+    if (!request_id_.empty())
+      headers.emplace_back("x-request-id", request_id_);
     inner_->reply(status, std::move(headers), std::move(body));
     finish();
   }
   void start_stream(int status, header_list headers) override {
     status_ = status;
+    if (!request_id_.empty())
+      headers.emplace_back("x-request-id", request_id_);
     inner_->start_stream(status, std::move(headers));
   }
   void write(std::string piece) override { inner_->write(std::move(piece)); }
@@ -111,161 +118,9 @@ private:
   std::string route_;
   steady::time_point t0_;
   std::function<void()> on_end_;
+  std::string request_id_; // echoed on every answer (the client's own, when it sent one)
   int status_ = 0;
   std::atomic<bool> done_{false};
-};
-
-void send_error(responder& out, int status, const std::string& message, const std::string& type,
-                const std::string& param = {}, const std::string& code = {}, std::int64_t retry_after_s = 0) {
-  auto headers = json_headers;
-  if (retry_after_s > 0)
-    headers.emplace_back("Retry-After", std::to_string(retry_after_s));
-  out.reply(status, std::move(headers), error_body(message, type, param, code));
-}
-
-// The chat call's answer: written as one JSON body, or as SSE chunks ending in [DONE]. A failure after the first
-// chunk ends the stream with an error event, never with a clean end.
-class chat_sink final : public call_sink {
-public:
-  chat_sink(std::shared_ptr<responder> out, std::string id, std::string model, bool stream, bool include_usage,
-            steady::time_point t0)
-    : out_(std::move(out)), id_(std::move(id)), model_(std::move(model)), stream_(stream),
-      include_usage_(include_usage), t0_(t0), created_(static_cast<std::int64_t>(std::time(nullptr))) {}
-
-  ~chat_sink() override {
-    if (!answered_.exchange(true)) // the call was lost between the actors: say so, never leave the client hanging
-      fail(squad_errc::child_unavailable, "the call was lost inside Squad (an actor restarted); retry it", {});
-  }
-
-  void delta(std::string_view text) override {
-    if (answered_.load())
-      return;
-    open_stream();
-    out_->write(chunk(json{{"content", text}}, nullptr));
-  }
-
-  bool committed() const override { return started_.load(); }
-  bool abandoned() const override { return out_->hung_up(); }
-
-  void done(call_result r) override {
-    if (answered_.exchange(true))
-      return;
-    if (!r.cached && r.upstream_us > 0) {
-      auto total = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0_).count();
-      reg().observe("squad_gateway_overhead_seconds", {},
-                    static_cast<double>(std::max<std::int64_t>(0, total - r.upstream_us)) / 1e6);
-    }
-    auto finish = r.finish_reason.empty() ? std::string{"stop"} : r.finish_reason;
-    json usage{{"prompt_tokens", r.usage.prompt_tokens},
-               {"completion_tokens", r.usage.completion_tokens},
-               {"total_tokens", r.usage.prompt_tokens + r.usage.completion_tokens}};
-    json attempts = json::array();
-    for (auto& a : r.attempts)
-      attempts.push_back({{"target", a.provider + "/" + a.model}, {"outcome", a.outcome}, {"latency_ms", a.latency_ms}});
-    json squad{{"served_by", r.served_by.provider + "/" + r.served_by.model},
-               {"cached", r.cached},
-               {"partial", r.partial},
-               {"attempts", std::move(attempts)}};
-    if (!stream_) {
-      json body{{"id", id_},
-                {"object", "chat.completion"},
-                {"created", created_},
-                {"model", model_},
-                {"choices", json::array({{{"index", 0},
-                                          {"message", {{"role", "assistant"}, {"content", r.text}}},
-                                          {"logprobs", nullptr},
-                                          {"finish_reason", finish}}})},
-                {"usage", std::move(usage)},
-                {"squad", std::move(squad)}};
-      auto headers = json_headers;
-      headers.emplace_back("X-Squad-Served-By", r.served_by.provider + "/" + r.served_by.model);
-      headers.emplace_back("X-Squad-Cache", r.cached ? "hit" : "miss");
-      if (r.partial)
-        headers.emplace_back("X-Squad-Partial", "true");
-      out_->reply(200, std::move(headers), body.dump(-1, ' ', false, json::error_handler_t::replace));
-      return;
-    }
-    bool had_deltas = started_.load();
-    open_stream();
-    if (!had_deltas && !r.text.empty()) // not streamed from the upstream (a cache hit, or a whole reply)
-      out_->write(chunk(json{{"content", r.text}}, nullptr));
-    out_->write(chunk(json::object(), finish));
-    if (include_usage_) {
-      json u{{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_}, {"model", model_},
-             {"choices", json::array()}, {"usage", std::move(usage)}, {"squad", std::move(squad)}};
-      out_->write("data: " + u.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
-    }
-    out_->write("data: [DONE]\n\n");
-    out_->end();
-  }
-
-  void failed(squad_errc code, std::string detail) override { failed(code, std::move(detail), -1); }
-  void failed(squad_errc code, std::string detail, std::int64_t retry_after_ms) override {
-    if (answered_.exchange(true))
-      return;
-    retry_after_ms_ = retry_after_ms;
-    fail(code, std::move(detail), {});
-  }
-
-private:
-  void fail(squad_errc code, std::string detail, const std::vector<attempt_info>&) {
-    if (started_.load()) { // bytes already went out: an explicit error event, and no [DONE]
-      json e{{"error", {{"message", detail}, {"type", "upstream_error"}, {"code", "stream_interrupted"}}}};
-      out_->write("data: " + e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n");
-      out_->end();
-      return;
-    }
-    switch (code) {
-      case squad_errc::budget_spent: // a shared budget does not come back by waiting a little
-        return send_error(*out_, 429, detail + " (use a new X-Squad-Run id, or wait until this one is unused for an hour)",
-                          "insufficient_quota", {}, "budget_spent", 3600);
-      case squad_errc::shed:
-        return send_error(*out_, 429, "shed by Squad: " + detail, "rate_limit_exceeded", {}, "shed",
-                          retry_after_ms_ >= 0 ? std::max<std::int64_t>(1, (retry_after_ms_ + 999) / 1000) : 5);
-      case squad_errc::deadline_exceeded:
-        return send_error(*out_, 504, detail, "timeout", {}, "deadline_exceeded");
-      case squad_errc::cancelled: // the client hung up: nginx's 499, so metrics do not count it as a server error
-        return send_error(*out_, 499, detail, "client_closed_request", {}, "client_closed_request");
-      case squad_errc::chain_exhausted: {
-        bool client_error = detail.find("bad_request") != std::string::npos ||
-                            detail.find("context_too_long") != std::string::npos;
-        bool other = detail.find("rate_limited") != std::string::npos || detail.find("server_error") != std::string::npos ||
-                     detail.find("timeout") != std::string::npos || detail.find("connect_failed") != std::string::npos ||
-                     detail.find("limited") != std::string::npos || detail.find("breaker_open") != std::string::npos;
-        if (client_error && !other)
-          return send_error(*out_, 400, "the upstream refused the request: " + detail, "invalid_request_error", {},
-                            "upstream_bad_request");
-        return send_error(*out_, 503, "no provider could serve the call: " + detail, "service_unavailable", {},
-                          "no_provider", 1);
-      }
-      default:
-        return send_error(*out_, 503, detail, "service_unavailable", {}, to_string(code), 1);
-    }
-  }
-
-  void open_stream() {
-    if (started_.exchange(true))
-      return;
-    out_->start_stream(200, {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}});
-    out_->write(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr));
-  }
-
-  std::string chunk(json delta, json finish) {
-    json c{{"id", id_},
-           {"object", "chat.completion.chunk"},
-           {"created", created_},
-           {"model", model_},
-           {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish)}}})}};
-    return "data: " + c.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
-  }
-
-  std::shared_ptr<responder> out_;
-  std::string id_, model_;
-  bool stream_, include_usage_;
-  steady::time_point t0_;
-  std::int64_t created_;
-  std::atomic<bool> started_{false}, answered_{false};
-  std::int64_t retry_after_ms_ = -1; // a shed call's earliest slot (set before fail(), under answered_)
 };
 
 // Parses with a nesting limit; on failure `why` says what is wrong.
@@ -282,8 +137,9 @@ std::optional<json> parse_body(const std::string& body, std::string& why) {
       return std::nullopt;
     }
     return j;
-  } catch (const json::parse_error& e) {
-    why = std::string{"the body is not valid JSON: "} + e.what();
+  } catch (const json::parse_error& e) { // e.what() is the library's wording: say where, in our words
+    why = e.byte <= 1 && body.empty() ? std::string{"the body is empty: send a JSON object"}
+                                      : "the body is not valid JSON (error near byte " + std::to_string(e.byte) + ")";
     return std::nullopt;
   }
 }
@@ -405,6 +261,7 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   auto path = std::string{req.path()};
   auto route = path == "/v1/chat/completions" ? "chat"
                : path == "/v1/models"         ? "models"
+               : path.rfind("/v1/models/", 0) == 0 ? "model"
                : path == "/metrics"           ? "metrics"
                : path == "/healthz"           ? "healthz"
                : path == "/readyz"            ? "readyz"
@@ -412,7 +269,8 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
                : path == "/v1/runs" || path.rfind("/v1/runs/", 0) == 0
                  ? (path.ends_with("/events") ? "run_events" : "runs")
                  : "other";
-  out = std::make_shared<counted_responder>(std::move(out), route, t0);
+  out = std::make_shared<counted_responder>(std::move(out), route, t0, std::function<void()>{},
+                                            request_id_for(net::trim_ows(req.header("x-request-id"))));
   std::string r = route;
   auto method_is = [&](const char* m) {
     if (req.method == m)
@@ -439,7 +297,7 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   }
   if (r == "other")
     return send_error(*out, 404, "no route " + req.method + " " + path +
-                                   " (routes: POST /v1/chat/completions, GET /v1/models, POST|GET /v1/runs, "
+                                   " (routes: POST /v1/chat/completions, GET /v1/models, GET /v1/models/{id}, POST|GET /v1/runs, "
                                    "GET|DELETE /v1/runs/{id}, GET /v1/runs/{id}/events, "
                                    "POST /v1/runs/{id}/steps/{step}/feedback, GET /v1/ws (WebSocket), GET /metrics, "
                                    "GET /healthz, GET /readyz)",
@@ -450,6 +308,11 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   if (r == "models") {
     if (method_is("GET"))
       list_models(out);
+    return;
+  }
+  if (r == "model") {
+    if (method_is("GET"))
+      get_model(out, path.substr(std::string_view{"/v1/models/"}.size()));
     return;
   }
   if (r == "metrics") {
@@ -470,15 +333,44 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
     chat(req, out, t0, key);
 }
 
+namespace {
+json model_entry(const api_model& m) {
+  json e{{"id", m.name}, {"object", "model"}, {"created", 0}, {"owned_by", "squad"}, {"squad_kind", m.kind}};
+  if (m.kind == "alias")
+    e["squad_target"] = m.target;
+  return e;
+}
+
+// %XX escapes decoded (an SDK may send persona%2Fanalyst); a bad escape is kept as written.
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+} // namespace
+
 void gateway::list_models(std::shared_ptr<responder> out) {
   json data = json::array();
-  for (auto& [name, m] : models_) {
-    json e{{"id", name}, {"object", "model"}, {"created", 0}, {"owned_by", "squad"}, {"squad_kind", m.kind}};
-    if (m.kind == "alias")
-      e["squad_target"] = m.target;
-    data.push_back(std::move(e));
-  }
+  for (auto& [name, m] : models_)
+    data.push_back(model_entry(m));
   out->reply(200, json_headers, json{{"object", "list"}, {"data", std::move(data)}}.dump());
+}
+
+void gateway::get_model(std::shared_ptr<responder> out, const std::string& raw_id) {
+  auto id = percent_decoded(raw_id);
+  auto it = models_.find(id);
+  if (it == models_.end())
+    return send_error(*out, 404, "no model \"" + id + "\" (GET /v1/models lists them)", "invalid_request_error",
+                      "model", "model_not_found");
+  out->reply(200, json_headers, model_entry(it->second).dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key) {
@@ -525,62 +417,28 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
     }
   }
   call_request call;
-  if (!b.contains("messages") || !b["messages"].is_array() || b["messages"].empty())
-    return bad("messages", "messages is required: a non-empty array of {role, content}");
-  auto& msgs = b["messages"];
-  for (std::size_t i = 0; i < msgs.size(); ++i) {
-    auto p = "messages[" + std::to_string(i) + "]";
-    auto& m = msgs[i];
-    if (!m.is_object())
-      return bad(p, p + " must be an object with role and content");
-    if (!m.contains("role") || !m["role"].is_string())
-      return bad(p + ".role", p + ".role is required: system, user, assistant, developer or tool");
-    auto role = m["role"].get<std::string>();
-    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
-      return bad(p + ".role", p + ".role must be system, user, assistant, developer or tool (got \"" + role + "\")");
-    std::string content;
-    if (m.contains("content") && m["content"].is_string()) {
-      content = m["content"].get<std::string>();
-    } else if (m.contains("content") && m["content"].is_array()) { // text parts
-      for (auto& part : m["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
-          return bad(p + ".content", p + ".content parts must be {type: text, text: string} (other parts are not supported)");
-        content += part["text"].get<std::string>();
-      }
-    } else if (!(role == "assistant" && m.contains("content") && m["content"].is_null())) {
-      return bad(p + ".content", p + ".content is required: a string or an array of text parts");
+  chat_flags flags;
+  if (auto no = read_chat_body(b, call, flags))
+    return bad(no->param, no->message);
+  // A parameter no target of the chain can honour is the client's to fix (400); when only some cannot, the
+  // call goes ahead and those targets refuse it (the chain falls back past them, with a step.fallback event).
+  std::optional<std::string> refused_param, refused_why;
+  bool any_can = false;
+  for (auto& t : model.chain) {
+    auto p = std::find_if(cfg_->providers.begin(), cfg_->providers.end(), [&](auto& pc) { return pc.name == t.provider; });
+    auto no = refuse_params(family_of(p == cfg_->providers.end() ? std::string{"openai"} : p->kind), call);
+    if (!no) {
+      any_can = true;
+      break;
     }
-    call.messages.push_back({role == "developer" ? "system" : role, std::move(content)});
-  }
-  auto int_field = [&](const char* name, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
-    if (!b.contains(name) || b[name].is_null())
-      return true;
-    if (!b[name].is_number_integer() || b[name].get<std::int64_t>() < lo || b[name].get<std::int64_t>() > hi) {
-      bad(name, std::string{name} + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
-      return false;
+    if (!refused_param) {
+      refused_param = no->param;
+      refused_why = "provider " + t.provider + ": " + no->message;
     }
-    out = b[name].get<std::int64_t>();
-    return true;
-  };
-  if (!int_field("max_tokens", 1, 1000000, call.max_tokens) ||
-      !int_field("max_completion_tokens", 1, 1000000, call.max_tokens))
-    return;
-  std::int64_t n = 1;
-  if (!int_field("n", 1, 1, n))
-    return;
-  if (b.contains("temperature") && !b["temperature"].is_null()) {
-    if (!b["temperature"].is_number() || b["temperature"].get<double>() < 0 || b["temperature"].get<double>() > 2)
-      return bad("temperature", "temperature must be a number from 0 to 2");
-    call.temperature = b["temperature"].get<double>();
   }
-  bool stream = false, include_usage = false;
-  if (b.contains("stream") && !b["stream"].is_null()) {
-    if (!b["stream"].is_boolean())
-      return bad("stream", "stream must be true or false");
-    stream = b["stream"].get<bool>();
-  }
-  if (b.contains("stream_options") && b["stream_options"].is_object())
-    include_usage = b["stream_options"].value("include_usage", false);
+  if (!any_can && refused_param)
+    return send_error(*out, 400, *refused_why + " (model " + model_name + ")", "invalid_request_error", *refused_param,
+                      "unsupported_parameter");
   // Squad's own headers.
   call.priority = static_cast<std::uint8_t>(model.priority);
   if (auto h = net::trim_ows(req.header("x-squad-priority")); !h.empty()) {
@@ -612,11 +470,11 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   }
   if (key != no_key && !admit_key(key, out)) // limits count only calls that would be sent
     return;
-  auto id = "chatcmpl-squad-" + std::to_string(next_id_.fetch_add(1));
+  auto id = "chatcmpl-" + random_id(24);
   call.trace_id = id;
-  call.stream = stream;
+  call.stream = flags.stream;
   call.timeout_ms = 60000;
-  call.sink = std::make_shared<chat_sink>(out, id, model_name, stream, include_usage, t0);
+  call.sink = make_chat_sink(out, {id, model_name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
   if (!model.persona.empty()) {
     call.chain = model.chain;
     caf::anon_send(root_, atoms::forward_v, "personas/" + model.persona, caf::make_message(std::move(call)));

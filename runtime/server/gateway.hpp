@@ -49,6 +49,7 @@ private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
   void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key);
   void list_models(std::shared_ptr<responder> out);
+  void get_model(std::shared_ptr<responder> out, const std::string& raw_id); ///< GET /v1/models/{id}
   void runs_api(request& req, std::shared_ptr<responder> out, const std::string& path, std::size_t key);
   /// A run starts with every persona of its workflow: a key limited to some models may not start one (403).
   std::optional<std::string> run_forbidden(std::size_t key) const;
@@ -75,7 +76,6 @@ private:
   std::shared_ptr<http_server> server_;
   std::shared_ptr<run_hub> runs_;
   std::atomic<bool> draining_{false};
-  std::atomic<std::uint64_t> next_id_{1};
 };
 
 /// Parses POST /v1/runs and WebSocket run.start bodies: {task, workflow?, budget?: {calls?, tokens?},

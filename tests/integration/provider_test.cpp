@@ -220,7 +220,7 @@ TEST_CASE_METHOD(fixture, "upstream errors are classified", "[provider][http]") 
       greedy.request.max_tokens = 300; // over the upstream's max_output
       auto bad = expect(greedy, outcome::bad_request, "HTTP 400: max_tokens");
       CHECK(!is_retryable(bad.result));
-      if (kind == "openai") { // Anthropic's adapter clamps temperature into [0, 1] itself
+      { // openai: the upstream's 400; anthropic: refused by the adapter (above 1), never clamped in silence
         auto hot = c;
         hot.request.temperature = 5;
         expect(hot, outcome::bad_request, "temperature");

@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <iterator>
@@ -642,4 +644,14 @@ TEST_CASE("degrade: nothing changes silently, and nothing goes up", "[degrade]")
             if (level != pressure_level::normal && tokens > 64)
               CHECK(d.params.max_tokens >= 64);
           }
+}
+
+TEST_CASE("degrade: an unset temperature stays unset, except at critical where it is capped", "[degrade]") {
+  // Squad sends no temperature a caller did not set; critical pressure still asks for the cheap, steady setting.
+  auto elevated = squad::degrade(step(1000, -1.0 /* unset */), squad::pressure_level::elevated);
+  CHECK(elevated.params.temperature < 0);
+  auto crit = squad::degrade(step(1000, -1.0 /* unset */), squad::pressure_level::critical);
+  CHECK(crit.params.temperature == 0.3);
+  CHECK(std::find(crit.changes.begin(), crit.changes.end(), "temperature unset -> 0.3 (pressure critical)") !=
+        crit.changes.end());
 }

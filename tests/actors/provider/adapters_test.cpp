@@ -1,4 +1,5 @@
 #include "actors/provider/adapters.hpp"
+#include "actors/provider/chat_params.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -624,17 +625,17 @@ TEST_CASE("anthropic: system prompts are pulled out and same-role turns merged")
                   {"system", "Answer in English."},
                   {"assistant", "Draft."},
                   {"assistant", "More."},
-                  {"tool", "result"},
+                  {"user", "result"},
                   {"user", "Go on."}};
   req.max_tokens = 0;
-  req.temperature = 1.7;
+  req.temperature = 0.7;
   auto body = json::parse(squad::anthropic::build_request_body(req, "claude-sonnet-4-20250514", false));
   CHECK(body["system"] == "Be brief.\n\nAnswer in English.");
   CHECK(body["messages"] == json::parse(R"([{"role":"user","content":"Task: plan.\n\n### Input from pm\nnotes"},
                                             {"role":"assistant","content":"Draft.\n\nMore."},
                                             {"role":"user","content":"result\n\nGo on."}])"));
-  CHECK(body["max_tokens"] == 1024);
-  CHECK(body["temperature"] == 1.0);
+  CHECK(body["max_tokens"] == squad::anthropic_default_max_tokens); // required by Anthropic: the documented default
+  CHECK(body["temperature"] == 0.7);
   CHECK(body["stream"] == false);
 }
 
@@ -644,7 +645,7 @@ TEST_CASE("anthropic: no system message, no system field") {
   req.messages = {{"user", "Hi"}};
   auto body = json::parse(squad::anthropic::build_request_body(req, "m", false));
   CHECK_FALSE(body.contains("system"));
-  CHECK(body["max_tokens"] == 1024);
+  CHECK(body["max_tokens"] == squad::anthropic_default_max_tokens);
 }
 
 TEST_CASE("anthropic: request headers") {
@@ -803,9 +804,12 @@ TEST_CASE("anthropic: error events end the stream by their type") {
 }
 
 TEST_CASE("anthropic: unknown events and non-text deltas are skipped") {
-  // New event types and tool/thinking deltas must not break the stream.
+  // New event types and thinking deltas must not break the stream; tool input is not text.
   squad::anthropic::stream_accumulator acc;
   CHECK(acc.on_event(data_event(R"({"type":"brand_new_event","stuff":[1,2]})", "brand_new_event")).empty());
+  CHECK(acc.on_event(data_event(R"({"type":"content_block_start","index":1,)"
+                                R"("content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}})"))
+            .empty());
   CHECK(
       acc
           .on_event(data_event(
