@@ -269,6 +269,39 @@ describe('deploy/compose.yaml', () => {
   });
 });
 
+describe('deploy/grafana', () => {
+  const dash = JSON.parse(read('deploy/grafana/dashboards/squad.json'));
+  const source = readYaml('deploy/grafana/provisioning/datasources/prometheus.yaml').datasources[0];
+
+  it('lays the dashboard out on the 24-column grid with unique ids and no overlapping panels', () => {
+    const ids = dash.panels.map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'unique panel ids');
+    const cells = new Map();
+    for (const p of dash.panels) {
+      const { x, y, w, h } = p.gridPos;
+      assert.ok(x >= 0 && w > 0 && x + w <= 24, `${p.title}: x ${x} w ${w}`);
+      for (let i = x; i < x + w; i++)
+        for (let j = y; j < y + h; j++) {
+          const k = `${i},${j}`;
+          assert.ok(!cells.has(k), `${p.title} overlaps ${cells.get(k)}`);
+          cells.set(k, p.title);
+        }
+      const refs = (p.targets ?? []).map((t) => t.refId);
+      assert.equal(new Set(refs).size, refs.length, `${p.title}: unique refIds`);
+    }
+  });
+
+  it('reads every panel from the provisioned Prometheus data source', () => {
+    const variable = dash.templating.list.find((v) => v.type === 'datasource');
+    assert.equal(variable.query, source.type);
+    assert.equal(variable.current.value, source.uid, 'the default data source is the provisioned one');
+    for (const p of dash.panels.filter((p) => p.type !== 'row')) {
+      assert.equal(p.datasource.uid, `\${${variable.name}}`, p.title);
+      assert.ok(p.targets.length > 0 && p.targets.every((t) => t.expr), `${p.title}: queries`);
+    }
+  });
+});
+
 describe('deploy/squad.yaml', () => {
   // The container's config, with the image's data paths pointed at this checkout: squad serve must start on it,
   // ask for the key on /metrics, answer the probes, survive a SIGHUP and drain on SIGTERM.
