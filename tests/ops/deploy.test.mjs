@@ -92,6 +92,31 @@ describe('deploy/Dockerfile', () => {
     assert.deepEqual(missing, [], 'libraries whose package the final stage does not install');
   });
 
+  // The build stage's sources, copied as its COPY lines do, configure with its cmake line and have its target:
+  // a source directory the build needs but the stage does not copy fails here (compiling is left to the image).
+  it('configures the build stage from exactly what it copies', (t) => {
+    if (!have('cmake')) return t.skip('cmake is not installed');
+    const dir = mkdtempSync(join(tmpdir(), 'squad-ops-image-src-'));
+    try {
+      const build = stages[0].ins;
+      for (const i of build.filter((i) => i.keyword === 'COPY')) {
+        const [src, dst] = i.args.split(/\s+/);
+        const r = run('cp', ['-r', join(sourceDir, src), join(dir, dst === './' ? src : dst)]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const cmd = build.filter((i) => i.keyword === 'RUN').map((i) => i.args).find((a) => a.startsWith('cmake -S'));
+      assert.ok(cmd, 'a RUN cmake -S line');
+      const configure = cmd.split('&&')[0].trim().split(/\s+/);
+      const r = run(configure[0], configure.slice(1), { cwd: dir });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const target = /--target (\S+)/.exec(cmd)[1];
+      const help = run('cmake', ['--build', 'build', '--target', 'help'], { cwd: dir });
+      assert.match(help.stdout, new RegExp(`^\\.\\.\\. ${target}$`, 'm'), `the build has a ${target} target`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('copies only paths that exist', () => {
     for (const i of ins.filter((i) => i.keyword === 'COPY' && !i.args.includes('--from'))) {
       const srcs = i.args.split(/\s+/).slice(0, -1);
