@@ -5,7 +5,9 @@
 #   deploy/setup.sh deps  only installs what is missing (the test tools included)
 # Idempotent: packages already installed are not touched; builds are incremental (ccache when present).
 # The end-to-end tests with real clients (tests/js, run by ctest) also need Node.js with npm, promtool (Debian's
-# prometheus package) and the npm packages of tests/js/package.json, installed into tests/js/node_modules.
+# prometheus package) and the npm packages of tests/js/package.json, installed into tests/js/node_modules; the
+# checks of deploy/ (tests/ops) need amtool (prometheus-alertmanager), systemd-analyze (systemd) and
+# tests/ops/package.json's packages.
 set -euo pipefail
 
 mode=${1:-}
@@ -32,6 +34,8 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     command -v node >/dev/null 2>&1 || installed nodejs || missing+=(nodejs)
     command -v npm >/dev/null 2>&1 || installed npm || missing+=(npm)
     command -v promtool >/dev/null 2>&1 || installed prometheus || missing+=(prometheus)
+    command -v amtool >/dev/null 2>&1 || installed prometheus-alertmanager || missing+=(prometheus-alertmanager)
+    command -v systemd-analyze >/dev/null 2>&1 || installed systemd || missing+=(systemd)
   fi
   if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
@@ -39,14 +43,19 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     if [[ " ${missing[*]} " == *" prometheus "* ]]; then
       disable_service prometheus # only promtool is wanted, not the package's server on port 9090
     fi
+    if [[ " ${missing[*]} " == *" prometheus-alertmanager "* ]]; then
+      disable_service prometheus-alertmanager # only amtool is wanted, not the server on port 9093
+    fi
   fi
   if [[ ${1:-} == tests ]]; then
-    # The npm packages of the JS tests, when missing or older than package.json.
-    if [[ ! -d tests/js/node_modules || tests/js/package.json -nt tests/js/node_modules ]]; then
-      echo "setup: npm install --prefix tests/js"
-      npm install --prefix tests/js --no-audit --no-fund --loglevel=error >/dev/null
-      touch tests/js/node_modules
-    fi
+    # The npm packages of the JS tests and of the deploy/ checks, when missing or older than package.json.
+    for dir in tests/js tests/ops; do
+      if [[ ! -d $dir/node_modules || $dir/package.json -nt $dir/node_modules ]]; then
+        echo "setup: npm install --prefix $dir"
+        npm install --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+        touch "$dir/node_modules"
+      fi
+    done
   fi
 }
 

@@ -393,8 +393,10 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
                 return not_sent(self, id, target, "limited", detail,
                                 millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
               }
-              metrics::registry::global().observe("squad_limiter_wait_seconds", {{"provider", provider}},
-                                                  static_cast<double>(g.waited_ms) / 1000);
+              metrics::registry::global().observe(
+                "squad_limiter_wait_seconds",
+                {{"provider", provider}, {"class", to_string(static_cast<priority_class>(priority))}},
+                static_cast<double>(g.waited_ms) / 1000);
               auto c = self->state.calls.find(id);
               bool gone = c == self->state.calls.end();
               // Only a call that waited can have been given up on (and asking costs a system call).

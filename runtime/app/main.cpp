@@ -172,6 +172,7 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr); // before any thread starts: only sigwait below sees them
   auto open_files = raise_open_file_limit();
   std::vector<config_problem> problems;
@@ -243,7 +244,20 @@ int serve(const std::string& config_file, const std::string& listen_override) {
             << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers, "
             << open_files << " open files)" << std::endl;
   int sig = 0;
-  sigwait(&signals, &sig);
+  // SIGHUP (a service manager's reload) re-reads and checks the config file but applies nothing yet: there is no
+  // live reload, so the answer says whether a restart would start. Without this SIGHUP would kill the process.
+  for (sigwait(&signals, &sig); sig == SIGHUP; sigwait(&signals, &sig)) {
+    std::vector<config_problem> reread;
+    auto next = load_squad(config_file, reread);
+    if (next.cfg && reread.empty()) {
+      std::cout << "squad serve: SIGHUP: " << config_file << " is valid; changes apply on restart (no live reload)"
+                << std::endl;
+    } else {
+      std::cerr << "squad serve: SIGHUP: " << config_file << ": " << reread.size()
+                << " problem(s); still serving the config it started with\n";
+      print_problems(reread);
+    }
+  }
   std::cout << "squad serve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": draining" << std::endl;
   gw.drain();
   srv->stop();

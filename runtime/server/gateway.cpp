@@ -52,6 +52,8 @@ void describe_metrics() {
                "a provider's admitted rate after throttling");
     r.describe("squad_limiter_throttle_factor", metrics::kind::gauge, "adaptive throttle (1: none, 0.5: halved)");
     r.describe("squad_limiter_window_occupancy", metrics::kind::gauge, "calls in a provider's current limit window");
+    r.describe("squad_limiter_window_cap", metrics::kind::gauge,
+               "calls a provider's limit window admits now (its requests limit after throttling)");
     r.describe("squad_limiter_paused_seconds", metrics::kind::gauge, "time left in a Retry-After pause");
     r.describe("squad_limiter_wait_seconds", metrics::kind::histogram, "time calls waited in a limiter queue");
     r.describe("squad_breaker_state", metrics::kind::gauge, "circuit breaker: 0 closed, 1 open, 2 half-open");
@@ -515,6 +517,7 @@ void gateway::metrics(std::shared_ptr<responder> out) {
               reg().set("squad_limiter_effective_rate_per_second", l, j.value("effective_rate_per_s", 0.0));
               reg().set("squad_limiter_throttle_factor", l, j.value("throttle_factor", 1.0));
               reg().set("squad_limiter_window_occupancy", l, j.value("window_occupancy", 0.0));
+              reg().set("squad_limiter_window_cap", l, j.value("window_cap", 0.0));
               reg().set("squad_limiter_paused_seconds", l, j.value("paused_ms", 0.0) / 1000);
             } else if (j.is_object() && path.ends_with(":breaker")) {
               metrics::labels l{{"provider", j.value("provider", "")}};
