@@ -15,6 +15,12 @@ namespace squad {
 
 /// One chat message in OpenAI form.
 struct chat_message {
+  chat_message() = default;
+  /// A message with text only, or with the tool fields too ({"user", "hi"} reads as before).
+  chat_message(std::string role_, std::string content_, std::string tool_calls_json_ = {},
+               std::string tool_call_id_ = {}, std::string name_ = {})
+    : role(std::move(role_)), content(std::move(content_)), tool_calls_json(std::move(tool_calls_json_)),
+      tool_call_id(std::move(tool_call_id_)), name(std::move(name_)) {}
   std::string role; ///< system | user | assistant | tool
   std::string content;
   std::string tool_calls_json; ///< assistant: its `tool_calls` as a JSON array in OpenAI form; "" when none

@@ -270,7 +270,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
       auto [slot, fresh] = self->state.calls.emplace(
-        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}});
+        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}, {}});
       slot->second.shared_reserved = reserve;
       if (!st.sweeping) { // every call is under the deadline sweep from its arrival
         st.sweeping = true;

@@ -19,11 +19,6 @@ using nlohmann::ordered_json;
 
 constexpr std::size_t max_message_bytes = 300;
 
-// Dumps a body we build; invalid UTF-8 in a prompt becomes U+FFFD instead of an exception.
-std::string dump(const ordered_json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 const json* find(const json& j, const char* key) {
   if (!j.is_object())
     return nullptr;

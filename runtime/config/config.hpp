@@ -123,6 +123,7 @@ struct server_config {
   std::int64_t header_limit = 16384;     ///< request header limit in bytes, default 16 KiB
   millis read_timeout{30000};            ///< a request must arrive within this, default 30s
   millis drain_timeout{30000};           ///< on SIGTERM, in-flight work gets this long, default 30s
+  millis call_timeout{60000};            ///< an API chat call's deadline (X-Squad-Timeout may ask less), default 60s
   std::int64_t stream_max_queued = 8 << 20; ///< answer bytes queued for a slow HTTP reader before it is cut off
   std::int64_t ws_lag_at = 256;      ///< WebSocket messages queued before step.delta events are dropped (`lagged`)
   std::int64_t ws_max_queued = 1024; ///< WebSocket messages queued before a session that does not read is closed

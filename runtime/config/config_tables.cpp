@@ -106,6 +106,8 @@ const table<server_config>& server_fields() {
       {"header_limit", &s::header_limit, at_least(1024, " bytes"), "request header limit in bytes"},
       {"read_timeout", &s::read_timeout, positive(), "a request must arrive within this"},
       {"drain_timeout", &s::drain_timeout, positive(), "on SIGTERM, how long in-flight work may take"},
+      {"call_timeout", &s::call_timeout, positive(),
+       "an API chat call's deadline; a client's X-Squad-Timeout header may ask for less"},
       {"stream_max_queued", &s::stream_max_queued, at_least(65536, " bytes"), "answer bytes queued for a slow reader"},
       {"ws_lag_at", &s::ws_lag_at, at_least(1), "WebSocket messages queued before step.delta events are dropped"},
       {"ws_max_queued", &s::ws_max_queued, any(),

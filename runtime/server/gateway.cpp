@@ -1,4 +1,5 @@
 #include "runtime/server/gateway.hpp"
+#include "runtime/config/duration.hpp"
 #include "actors/provider/chat_params.hpp"
 #include "runtime/metrics/registry.hpp"
 #include "runtime/net/http_client.hpp"
@@ -470,12 +471,25 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
                         "invalid_request_error", "X-Squad-Run");
     call.budget_id = std::string{h};
   }
+  call.timeout_ms = cfg_->server.call_timeout.count();
+  if (auto h = net::trim_ows(req.header("x-squad-timeout")); !h.empty()) { // the client's own deadline
+    std::optional<millis> t;
+    if (h.find_first_not_of("0123456789") == std::string_view::npos && h.size() < 10)
+      t = millis{std::stoll(std::string{h})};
+    else
+      t = parse_duration(h);
+    if (!t || t->count() <= 0 || *t > cfg_->server.call_timeout)
+      return send_error(*out, 400,
+                        "X-Squad-Timeout must be milliseconds or a duration (500ms, 30s) from 1ms to server.call_timeout (" +
+                          std::to_string(cfg_->server.call_timeout.count()) + "ms) (got \"" + std::string{h} + "\")",
+                        "invalid_request_error", "X-Squad-Timeout");
+    call.timeout_ms = t->count();
+  }
   if (key != no_key && !admit_key(key, out)) // limits count only calls that would be sent
     return;
   auto id = "chatcmpl-" + random_id(24);
   call.trace_id = id;
   call.stream = flags.stream;
-  call.timeout_ms = 60000;
   call.sink = make_chat_sink(out, {id, model_name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
   if (!model.persona.empty()) {
     call.chain = model.chain;

@@ -78,6 +78,37 @@ describe('squad serve API details', () => {
     assert.doesNotMatch(body.error.message, /parse_error|syntax error|\[json\.exception/);
   });
 
+  it('X-Squad-Timeout sets the call\'s deadline: a slow chain is answered by then, not after 60 s; bad values are 400', async () => {
+    // Both upstreams stall 5 s; a client asking for 700 ms gets its answer (an error) within about that, not after
+    // server.call_timeout (60 s by default).
+    const fault = (name, body) =>
+      fetch(`http://127.0.0.1:${mock.port(name)}/admin/fault`, { method: 'POST', body: JSON.stringify(body) });
+    for (const name of ['main', 'spare']) assert.equal((await fault(name, { mode: 'slow', slow_ms: 5000 })).status, 200);
+    try {
+      const t0 = Date.now();
+      const r = await fetch(squad.url('/v1/chat/completions'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-squad-timeout': '700ms' },
+        body: JSON.stringify({ model: 'persona/analyst', ...ask }),
+        signal: AbortSignal.timeout(10000),
+      });
+      const took = Date.now() - t0;
+      assert.ok(r.status >= 500, `a call past its deadline fails (${r.status}: ${await r.clone().text()})`);
+      assert.ok(took < 3000, `answered in ${took} ms, within about its 700 ms deadline`);
+    } finally {
+      for (const name of ['main', 'spare']) await fault(name, { mode: 'none' });
+    }
+    for (const bad of ['0', 'soon', '-5', '120s']) {
+      const r = await fetch(squad.url('/v1/chat/completions'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-squad-timeout': bad },
+        body: JSON.stringify({ model: 'persona/analyst', ...ask }),
+      });
+      assert.equal(r.status, 400, `X-Squad-Timeout: ${bad}`);
+      assert.equal((await r.json()).error.param, 'X-Squad-Timeout');
+    }
+  });
+
   it('X-Squad-Cache: only on a miss is a 404 cache_miss, not a 429 rate limit', async () => {
     const r = await fetch(squad.url('/v1/chat/completions'), {
       method: 'POST', headers: { 'content-type': 'application/json', 'x-squad-cache': 'only' },
