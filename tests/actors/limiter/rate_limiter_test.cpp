@@ -1444,3 +1444,17 @@ TEST_CASE("rate_limiter: limiter_settings_from takes the throttle from limits.th
   CHECK(rl.on_signals(0, t0, retry_after(0), true));
   CHECK(rl.factor() == Approx(0.75));
 }
+
+TEST_CASE("rate_limiter: an entry never confirmed leaves the window 30s after it would have",
+          "[limiter][rate_limiter][window][sent]") {
+  // A dispatcher that died holding a grant never confirms it nor releases it: its window slot is not held for the
+  // permit's 10 minutes, only for per + 30s.
+  auto s = open_settings();
+  s.requests = 1;
+  s.per = 1000ms;
+  s.confirm_sends = true;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.try_acquire(t0, 0).admitted);
+  CHECK_FALSE(rl.probe(at(30999), 0).admitted);
+  CHECK(rl.probe(at(31000), 0).admitted);
+}
