@@ -64,6 +64,7 @@ std::string squad_yaml(const std::vector<upstream>& ups, const test::mock_proces
     y += "  " + u.name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(m.port(u.name)) +
          "/v1\n    limits: {requests: " + std::to_string(u.advertised) + ", per: 2s, burst: " +
          std::to_string(u.advertised) + ", concurrency: " + std::to_string(u.concurrency) +
+         (std::getenv("QUOTA_EXPECTED_LATENCY") ? std::string(", expected_latency: ") + std::getenv("QUOTA_EXPECTED_LATENCY") : std::string{}) +
          "}\n    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n"
          "    breaker: {failures: 5, cooldown: 3s}\n    models:\n      m: {id: mock-" + u.name + ", tier: worker}\n";
   y += "personas:\n";
@@ -249,8 +250,8 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
   char ratio[16] = "-", sched[16] = "-", sratio[16] = "-"; // with arrivals spread over time the bounds say little
   if (spread.count() == 0 && bound_s > 0) {
     std::snprintf(ratio, sizeof ratio, "%.3f", makespan / bound_s);
-    // The mock's latency is fixed + jitter in [0, jitter]: its mean is fixed + jitter / 2.
-    double sb = schedule_bound(ups, calls, std::chrono::duration<double>(window).count(), 1.5 * latency_ms / 1000.0);
+    // The mock's latency is fixed (latency_ms) + jitter in [0, latency_ms / 2]: its mean is 1.25 x latency_ms.
+    double sb = schedule_bound(ups, calls, std::chrono::duration<double>(window).count(), 1.25 * latency_ms / 1000.0);
     std::snprintf(sched, sizeof sched, "%.2fs", sb);
     std::snprintf(sratio, sizeof sratio, "%.3f", makespan / sb);
   }
