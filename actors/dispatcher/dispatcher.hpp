@@ -31,6 +31,10 @@ struct dispatch_options {
   /// How long a call of each class (P0..P3) may wait, from its start, for a slot that is not there yet (an open
   /// breaker's next probe); P0 waits as long as its deadline allows.
   std::array<millis, 4> tolerable_wait{millis::max(), millis{60000}, millis{30000}, millis{10000}};
+  /// Late binding: a call whose earliest slot on its chain is further away than this waits in the dispatcher,
+  /// not in one limiter's queue, and is routed again when a provider of its chain frees a slot (so it takes
+  /// whichever frees first, with what replies have taught the limiters since). 0: every call binds at once.
+  millis bind_horizon{1000};
 };
 
 /// `root` is the root supervisor: provider actors are reached as root/providers/<name>, their limiter and breaker

@@ -110,13 +110,18 @@ void count_queued(dispatcher_actor* self, const std::string& provider, std::size
 }
 
 // Calls queued for `provider` that its limiter serves before one of class `cls` (the same class or higher).
-std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls) {
+std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls, bool parked_too) {
   auto it = self->state.queued_by_class.find(provider);
   if (it == self->state.queued_by_class.end())
     return 0;
   std::int64_t n = 0;
   for (std::size_t k = 0; k <= cls; ++k)
     n += std::max<std::int64_t>(0, it->second[k]);
+  if (!parked_too)
+    return n;
+  if (auto p = self->state.parked_by_class.find(provider); p != self->state.parked_by_class.end())
+    for (std::size_t k = 0; k <= cls; ++k) // parked calls of its class or higher come first too
+      n += std::max<std::int64_t>(0, p->second[k]);
   return n;
 }
 
@@ -130,6 +135,9 @@ pressure_level observe(dispatcher_actor* self, const caf::actor& events) {
   sig.wait_ms = st.last_wait_ms;
   for (auto& [provider, n] : st.queued)
     sig.queue_depth += std::max<std::int64_t>(0, n);
+  for (auto& [provider, by_class] : st.parked_by_class) // parked calls wait as much as queued ones
+    for (auto n : by_class)
+      sig.queue_depth += std::max<std::int64_t>(0, n);
   sig.rate_429_per_min = static_cast<double>(st.recent_429.size());
   // Open breakers are judged per chain (a call whose targets are all open ends or waits for a probe; one with a
   // healthy target is routed there), not as a global signal that would shed calls a healthy chain can serve.
@@ -159,6 +167,7 @@ void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::
   auto& c = i->second;
   if (c.shared_reserved)
     self->state.shared->unreserve(c.req.budget_id);
+  unpark(self, c);
   self->state.calls.erase(i);
 }
 
@@ -270,7 +279,7 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
       auto rp = self->make_response_promise();
       auto [slot, fresh] = self->state.calls.emplace(
-        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}, {}});
+        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}, {}, {}, 0});
       slot->second.shared_reserved = reserve;
       if (!st.sweeping) { // every call is under the deadline sweep from its arrival
         st.sweeping = true;
@@ -280,6 +289,11 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
       return caf::delegated<call_result>{};
     },
     [self](atoms::retry, std::uint64_t id) { step(self, id); },
+    [self](atoms::retry, std::uint64_t id, std::uint64_t seq) { // a parked call's timer: route it again
+      auto i = self->state.calls.find(id);
+      if (i != self->state.calls.end() && i->second.park_seq == seq && unpark(self, i->second))
+        step(self, id);
+    },
     [self](atoms::tick) { sweep(self); },
     [self](atoms::stats) {
       auto& st = self->state;

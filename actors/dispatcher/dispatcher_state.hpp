@@ -30,6 +30,8 @@ struct pending_call {
   std::uint64_t permit = 0, ticket = 0; // of the attempt awaiting its provider's answer (0: none)
   std::string permit_provider;
   std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
+  std::string parked_on;     // parked (bound late): the provider its estimate was counted against; "": not parked
+  std::uint64_t park_seq = 0; // its park timer's number (a timer of an earlier park is ignored)
 };
 
 struct dispatcher_state {
@@ -39,6 +41,12 @@ struct dispatcher_state {
   std::map<std::uint64_t, pending_call> calls;
   std::map<std::string, std::int64_t> queued; // by provider: routed there and not yet answered by its limiter
   std::map<std::string, std::array<std::int64_t, 4>> queued_by_class; // the same, by class P0..P3
+  // Calls bound late: their earliest slot was past the bind horizon, so they wait here, not in a limiter's queue,
+  // and are routed again when a provider of their chain frees a slot (or at their park timer). In arrival order;
+  // ids of calls no longer parked are skipped. Counted per class against the provider they would have taken.
+  std::deque<std::uint64_t> parked;
+  std::map<std::string, std::array<std::int64_t, 4>> parked_by_class;
+  std::uint64_t park_seq = 0;
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
   // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
   pressure_gauge gauge;
@@ -74,7 +82,9 @@ std::string attempts_text(const std::vector<attempt_info>& attempts);
 /// The call's class P0..P3 (255, the persona's default not filled in: P1).
 std::size_t class_of(const call_request& req);
 void count_queued(dispatcher_actor* self, const std::string& provider, std::size_t cls, std::int64_t delta);
-std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls);
+/// Calls ahead of one of class `cls` at `provider`: queued there, and (`parked_too`, for a call never parked)
+/// parked ones counted against it. A call woken from the park comes from its front: none parked is ahead of it.
+std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls, bool parked_too);
 pressure_level observe(dispatcher_actor* self, const caf::actor& events = {});
 bool shared_spent(dispatcher_actor* self, const call_request& req);
 void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i);
@@ -88,6 +98,12 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
                std::uint64_t ticket);
 void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r);
 std::int64_t token_estimate(const call_request& req);
+/// Parks a call whose earliest slot (at `provider`, `wait_ms` away) is past the bind horizon.
+void park(dispatcher_actor* self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms);
+/// Takes a parked call out of the parked counts (false: it was not parked).
+bool unpark(dispatcher_actor* self, pending_call& c);
+/// `provider` freed a slot: routes again the first parked calls whose chain holds it.
+void wake_parked(dispatcher_actor* self, const std::string& provider);
 
 /// A request to the actor at `path` under root (directly when its handle is known).
 template <class... Ts>

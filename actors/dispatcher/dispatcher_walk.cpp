@@ -281,6 +281,13 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
                    std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
         return shed_waiting(self, c, std::move(why), best_wait);
       }
+      auto horizon = self->state.opts.bind_horizon.count();
+      auto deadline = c->second.started + millis{req.timeout_ms};
+      if (horizon > 0 && best_wait > horizon && self->clock().now() + millis{best_wait} < deadline) {
+        self->state.last_wait_ms = best_wait; // the pressure gauge's wait signal, as for a call queued at once
+        observe(self, req.events);
+        return park(self, id, req.chain[g->targets[best]].provider, best_wait); // bind when something frees
+      }
 
       claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
       self->state.last_wait_ms = g->answers[chosen].wait_ms;
@@ -304,7 +311,7 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
       attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
     };
     ask(self, caf::infinite, "providers/" + t.provider + ":limiter", atoms::query_v, tokens,
-        queued_ahead(self, t.provider, cls), static_cast<std::uint8_t>(cls))
+        queued_ahead(self, t.provider, cls, i->second.park_seq == 0), static_cast<std::uint8_t>(cls))
       .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); },
             [g, k, decide](caf::error&) { g->answers[k].wait_ms = -1; decide(); });
   }
@@ -471,6 +478,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
     }
     ask(self, caf::infinite, "providers/" + provider + ":limiter", atoms::release_v, permit, used, r.signals, r.result)
       .then([self, events, step_id, persona, provider](std::string& note) {
+        wake_parked(self, provider); // the slot is free at the limiter now
         if (!note.empty())
           note_event(self, events, "provider.throttled", step_id, persona, note,
                      nlohmann::json{{"provider", provider}}.dump());
@@ -505,6 +513,55 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
             learn(r);
             on_reply(self, id, target, std::move(r));
           });
+}
+
+void park(dispatcher_actor* self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms) {
+  auto& st = self->state;
+  auto i = st.calls.find(id);
+  if (i == st.calls.end())
+    return;
+  auto& c = i->second;
+  c.parked_on = provider;
+  c.park_seq = ++st.park_seq;
+  ++st.parked_by_class[provider][class_of(c.req)];
+  st.parked.push_back(id);
+  // If no slot frees at a provider of its chain before then, it routes again when its slot was expected.
+  auto at = std::max<std::int64_t>(1, wait_ms - st.opts.bind_horizon.count());
+  self->delayed_send(self, millis{at}, atoms::retry_v, id, c.park_seq);
+}
+
+bool unpark(dispatcher_actor* self, pending_call& c) {
+  if (c.parked_on.empty())
+    return false;
+  auto& n = self->state.parked_by_class[c.parked_on][class_of(c.req)];
+  n = std::max<std::int64_t>(0, n - 1);
+  c.parked_on.clear();
+  return true;
+}
+
+void wake_parked(dispatcher_actor* self, const std::string& provider) {
+  auto& st = self->state;
+  int woken = 0;
+  std::vector<std::uint64_t> woke;
+  // Two per freed slot: one for the slot, one to keep the limiter's queue primed for the next.
+  for (auto it = st.parked.begin(); it != st.parked.end() && woken < 2;) {
+    auto c = st.calls.find(*it);
+    if (c == st.calls.end() || c->second.parked_on.empty()) { // answered or routed meanwhile
+      it = st.parked.erase(it);
+      continue;
+    }
+    auto& chain = c->second.req.chain;
+    if (std::none_of(chain.begin(), chain.end(), [&](const chain_target& t) { return t.provider == provider; })) {
+      ++it;
+      continue;
+    }
+    woke.push_back(*it);
+    it = st.parked.erase(it);
+    unpark(self, c->second);
+    ++woken;
+  }
+  for (auto id : woke) // after the walk over the deque: a step may park again (push_back)
+    step(self, id);
 }
 
 } // namespace squad::dispatch
