@@ -149,6 +149,7 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
   dopts.shared_calls = cfg.runtime.shared_calls;
   auto& tw = cfg.runtime.tolerable_wait;
   dopts.tolerable_wait = {millis::max(), tw.p1, tw.p2, tw.p3};
+  dopts.bind_horizon = cfg.runtime.bind_horizon;
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)
     personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), root](caf::local_actor* parent) {

@@ -164,6 +164,7 @@ struct runtime_config {
   std::int64_t request_calls = 3;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
   std::int64_t shared_calls = 16;     ///< LLM calls the API calls sharing one X-Squad-Run id may make together
   tolerable_wait_config tolerable_wait; ///< runtime.tolerable_wait: {P1, P2, P3}
+  millis bind_horizon{1000};          ///< a call whose earliest slot is further away waits unbound (late binding); 0: off
 };
 
 struct config {

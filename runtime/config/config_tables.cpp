@@ -291,6 +291,8 @@ const table<runtime_config>& runtime_fields() {
       {"cache_ttl", &r::cache_ttl, positive(), "how long a cached answer is served"},
       {"request_calls", &r::request_calls, at_least(1), "LLM calls a call outside a run may make"},
       {"shared_calls", &r::shared_calls, at_least(1), "LLM calls the API calls of one X-Squad-Run id may make"},
+      {"bind_horizon", &r::bind_horizon, between(0, 600000, "ms"),
+       "a call whose earliest slot is further away waits in the dispatcher and binds when a target frees; 0: off"},
   };
   return t;
 }

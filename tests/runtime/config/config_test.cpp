@@ -389,6 +389,10 @@ TEST_CASE("runtime.tolerable_wait is read per class with its defaults", "[config
   CHECK(ok.cfg->runtime.tolerable_wait.p1 == 60s);
   CHECK(ok.cfg->runtime.tolerable_wait.p2 == 45s);
   CHECK(ok.cfg->runtime.tolerable_wait.p3 == 5s);
+  CHECK(ok.cfg->runtime.bind_horizon == 1s);
+  auto off = load_config_text(sim_provider + "runtime: {bind_horizon: 0ms}\n");
+  REQUIRE(off.problems.empty());
+  CHECK(off.cfg->runtime.bind_horizon == 0ms);
   auto bad = problems_of(sim_provider + "runtime: {tolerable_wait: {P0: 1s, P3: 0ms}}\n");
   CHECK(std::find(bad.begin(), bad.end(), "runtime.tolerable_wait.P0: unknown key") != bad.end());
   CHECK(std::find(bad.begin(), bad.end(), "runtime.tolerable_wait.P3: must be > 0") != bad.end());
