@@ -141,8 +141,8 @@ void step(dispatcher_actor* self, std::uint64_t id) {
       auto wait_ms = ms_between(now, d.until);
       auto cls = class_of(c.req);
       auto tolerable = opts.tolerable_wait[cls];
-      if (c.req.run_id.empty() && cls > 0 && c.sent == 0 && tolerable != millis::max() &&
-          d.until - c.started > tolerable) { // outside a run, a call waits no longer than its class tolerates
+      if (c.req.run_id.empty() && cls > 0 && c.sent == 0 &&
+          past_tolerable_wait(ms_between(c.started, now), wait_ms, tolerable)) { // no longer than its class tolerates
         auto why = "P" + std::to_string(cls) + ": no target of its chain is ready for another " +
                    std::to_string(wait_ms) + "ms, past the " + std::to_string(tolerable.count()) + "ms a P" +
                    std::to_string(cls) + " call waits (" + attempts_text(c.attempts) + ")";
@@ -185,10 +185,10 @@ void rest_open(dispatcher_actor* self, pending_call& c, std::size_t target, std:
   auto now = self->clock().now();
   auto& t = c.req.chain[target];
   auto reopen = now + millis{std::max<std::int64_t>(1, reopen_ms)};
-  auto cls = std::min<int>(c.req.priority, 3);
-  auto tolerable = self->state.opts.tolerable_wait[static_cast<std::size_t>(cls)];
+  auto cls = class_of(c.req);
+  auto tolerable = self->state.opts.tolerable_wait[cls];
   bool waited = std::find(c.probe_waits.begin(), c.probe_waits.end(), target) != c.probe_waits.end();
-  bool tolerated = tolerable == millis::max() || reopen - c.started <= tolerable; // max: P0's "no bound"
+  bool tolerated = !past_tolerable_wait(ms_between(c.started, now), reopen_ms, tolerable);
   bool fits = !waited && reopen < c.started + millis{c.req.timeout_ms} && tolerated;
   std::string detail = t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
   if (!fits)
