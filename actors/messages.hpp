@@ -152,6 +152,7 @@ struct limit_grant {
   std::string rule;             ///< what held it back: pause, quota, window, bucket, concurrency, ..., breaker_open
   std::uint8_t breaker = 0;     ///< the provider's breaker phase as last told (0 closed, 1 open, 2 half_open)
   std::int64_t slot_ms = 0;     ///< query: what one more call ahead adds to the wait, at the effective rate
+  std::uint64_t ticket = 0;     ///< admit granted: the breaker ticket (its generation + 1) the call reports with
 };
 
 /// A budget allocator's answer for one call.
@@ -275,7 +276,7 @@ typename I::result_type inspect(I& f, provider_call& x) {
 template <class I>
 typename I::result_type inspect(I& f, limit_grant& x) {
   return f(caf::meta::type_name("limit_grant"), x.granted, x.permit, x.wait_ms, x.waited_ms, x.rule, x.breaker,
-           x.slot_ms);
+           x.slot_ms, x.ticket);
 }
 template <class I>
 typename I::result_type inspect(I& f, budget_grant& x) {
@@ -354,7 +355,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(squad, caf::first_custom_type_id)
 CAF_END_TYPE_ID_BLOCK(squad)
 
 // Atoms (text <= 10 characters).
-CAF_ADD_ATOM(squad, squad::atoms, forward, "forward")
+CAF_ADD_ATOM(squad, squad::atoms, admit, "admit")
 CAF_ADD_ATOM(squad, squad::atoms, whereis, "whereis")
 CAF_ADD_ATOM(squad, squad::atoms, start_child, "startchild")
 CAF_ADD_ATOM(squad, squad::atoms, subscribe, "subscribe")

@@ -8,7 +8,7 @@
 // the dispatcher sheds them by class and pressure. Printed per class: sent, served, shed, other failures, the
 // share shed, the wait of served calls (p50/p99, from arrival to answer) and the time to answer a shed call
 // (p99/max); then the upstreams' 429s and the largest window occupancy each saw.
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/app/squad_host.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 
@@ -95,14 +95,14 @@ int main(int argc, char** argv) {
         std::cerr << to_string(p) << "\n";
       return 2;
     }
-    // As `squad` runs: the io thread first, then the actor system on it (runtime.scheduler io).
-    net::io_runtime io{static_cast<int>(sq.cfg->runtime.io_threads), sq.cfg->runtime.io_spin};
-    caf::actor_system_config cfg;
-    configure_actor_system(cfg, sq.cfg->runtime, io);
-    caf::actor_system sys{cfg};
-    stop_io_before_system stop_io{io, sq.cfg->runtime};
-    auto pools = make_provider_pools(io, *sq.cfg, problems);
-    auto root = start_tree(sys, sq, pools);
+    squad_host host{sq, problems}; // as `squad` boots: io threads, the actor system on them, the tree
+    if (!host.ok()) {
+      for (auto& p : problems)
+        std::cerr << to_string(p) << "\n";
+      return 2;
+    }
+    auto& sys = host.system();
+    auto analyst = host.dir()->get()->persona("analyst");
     caf::scoped_actor self{sys};
 
     const double rate = factor * capacity; // calls per second
@@ -144,8 +144,7 @@ int main(int argc, char** argv) {
             req.timeout_ms = 60000;
             sent_at[n] = clk::now();
             ++by[cls[n]].sent;
-            me->request(root, std::chrono::seconds(90), atoms::forward_v, std::string{"personas/analyst"},
-                        caf::make_message(std::move(req)))
+            me->request(analyst, std::chrono::seconds(90), std::move(req))
               .then(
                 [&, me, n](call_result&) {
                   by[cls[n]].served++;
@@ -211,7 +210,6 @@ int main(int argc, char** argv) {
       if (!by[c].first_failure.empty())
         std::printf("P%d failed, e.g.: %s\n", c, by[c].first_failure.c_str());
     }
-    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "overload_bench: " << e.what() << "\n";

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     if (!pool)
       throw std::runtime_error(why);
     caf::scoped_actor self{sys};
-    auto prov = spawn_http_provider(self.ptr(), p, pool);
+    auto prov = caf::actor_cast<caf::actor>(spawn_http_provider(self.ptr(), p, pool));
     std::vector<double> actor;
     for (int i = 0; i < warmup + o.calls; ++i) {
       auto t0 = clk::now();

@@ -17,7 +17,7 @@
 // which the upstreams' windows could have admitted all calls: (ceil(calls / sum N) - 1) * W), and their ratio;
 // then the clairvoyant schedule's makespan (windows, concurrency and the mean latency honoured, every answer in)
 // and the ratio to it.
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/app/squad_host.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 
@@ -94,7 +94,7 @@ using timed_action = std::pair<std::chrono::milliseconds, std::function<void()>>
 
 // 300 calls at once through the persona actors; waits for every answer. Each action runs once, at its time.
 // With `spread` > 0, task t's ten calls arrive at t * spread instead of all at once.
-outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::vector<timed_action> actions,
+outcome_counts run_calls(caf::actor_system& sys, const directory_ptr& dir, std::vector<timed_action> actions,
                          std::chrono::milliseconds spread) {
   outcome_counts out;
   caf::scoped_actor self{sys};
@@ -112,7 +112,7 @@ outcome_counts run_calls(caf::actor_system& sys, const caf::actor& root, std::ve
       req.max_tokens = 64;
       req.timeout_ms = 120000;
       req.events = self;
-      self->send(root, atoms::forward_v, "personas/" + p, caf::make_message(std::move(req)));
+      self->send(dir->get()->persona(p), std::move(req));
       ++sent;
     }
   };
@@ -204,14 +204,13 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
       std::cerr << to_string(p) << "\n";
     return 2;
   }
-  // As `squad` runs: the io thread first, then the actor system on it (runtime.scheduler io).
-  net::io_runtime io{static_cast<int>(sq.cfg->runtime.io_threads), sq.cfg->runtime.io_spin};
-  caf::actor_system_config cfg;
-  configure_actor_system(cfg, sq.cfg->runtime, io);
-  caf::actor_system sys{cfg};
-  stop_io_before_system stop_io{io, sq.cfg->runtime};
-  auto pools = make_provider_pools(io, *sq.cfg, problems);
-  auto root = start_tree(sys, sq, pools);
+  squad_host host{sq, problems}; // as `squad` boots: io threads, the actor system on them, the tree
+  if (!host.ok()) {
+    for (auto& p : problems)
+      std::cerr << to_string(p) << "\n";
+    return 2;
+  }
+  auto& sys = host.system();
   std::vector<timed_action> actions;
   if (name == "down") { // calls arrive over 7.5 s; b, the roomiest upstream, is down from 1 s to 7 s
     auto fault = [&mock](const char* mode) {
@@ -221,7 +220,7 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
     actions.emplace_back(std::chrono::milliseconds(7000), [fault] { fault("none"); });
   }
   auto spread = std::chrono::milliseconds(name == "down" ? 250 : 0);
-  auto r = run_calls(sys, root, actions, spread);
+  auto r = run_calls(sys, host.dir(), actions, spread);
   int calls = tasks * static_cast<int>(personas.size());
   // The bound: windows start at 0, W, 2W, ...; an upstream counts in a window if it is up when that window starts
   // (b, in "down": only the window at 0 and those from 8 s on).
@@ -264,7 +263,6 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
     std::printf("            first error: %s\n", r.first_error.c_str());
   for (auto& e : r.breaker_events)
     std::printf("            breaker: %s\n", e.c_str());
-  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   return r.failed == 0 ? 0 : 1;
 }
 

@@ -13,6 +13,7 @@
 //                            appended to the step's output its dependents read. Past the step's feedback timeout
 //                            the run goes on without it (step.feedback_timeout).
 // Listeners receive every run_event in order; the last one is run.completed or run.failed.
+#include "actors/budget/budget.hpp"
 #include "actors/messages.hpp"
 #include "actors/supervisor/supervisor.hpp"
 #include "runtime/config/workflow.hpp"
@@ -42,11 +43,13 @@ struct run_spec {
   bool stream_deltas = false;             ///< publish step.delta events with the streamed text (API runs)
 };
 
-/// Spawns a boss; `root` is the root supervisor (root/personas/<id>), `listener` gets every event.
-caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, caf::actor root, caf::actor listener);
+class directory;
+
+/// Spawns a boss; personas and the dispatcher are found in `dir`, `listener` gets every event.
+caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, std::shared_ptr<directory> dir, caf::actor listener);
 
 /// A child spec for the runs supervisor (temporary: a finished or crashed run is not restarted).
-child_spec boss_child(run_spec spec, caf::actor root, caf::actor listener);
+child_spec boss_child(run_spec spec, std::shared_ptr<directory> dir, caf::actor listener);
 
 /// What a worker needs to run one step.
 struct worker_args {
@@ -57,8 +60,8 @@ struct worker_args {
   std::vector<std::string> persona_names; ///< display names, parallel to step.personas
   std::string inputs_text;                ///< the "### Input from ..." blocks of the step's inputs
   caf::actor boss;
-  caf::actor root;
-  caf::actor budget;                      ///< the run's budget allocator; null: no budget governance
+  std::shared_ptr<directory> dir;         ///< where the step's personas are found
+  budget_actor budget;                    ///< the run's budget allocator; null: no budget governance
   millis timeout{120000};
   test_hooks hooks;
   bool stream_deltas = false; ///< send the boss step.delta events as the answer streams

@@ -1,6 +1,7 @@
 #include "actors/boss/boss.hpp"
 #include "actors/budget/budget.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/registry/directory.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -18,11 +19,11 @@ struct step_state {
 
 struct boss_state {
   run_spec spec;
-  caf::actor root;
+  std::shared_ptr<directory> dir;
   std::vector<caf::actor> listeners;
-  caf::actor workers;  // the run's worker supervisor
-  caf::actor budget;   // the run's budget allocator
-  caf::actor personas; // the persona supervisor, once known (to unsubscribe)
+  supervisor_actor workers;  // the run's worker supervisor
+  budget_actor budget;       // the run's budget allocator
+  supervisor_actor personas; // the persona supervisor (to unsubscribe)
   std::map<std::string, step_state> steps;
   std::int64_t seq = 0;
   steady_time started;
@@ -122,7 +123,7 @@ void launch_ready(boss_actor* self) {
     }
     args.inputs_text = inputs_text(self, step);
     args.boss = self;
-    args.root = st.root;
+    args.dir = st.dir;
     args.budget = st.budget;
     args.timeout = st.spec.step_timeout;
     args.hooks = st.spec.hooks;
@@ -151,13 +152,10 @@ void launch_ready(boss_actor* self) {
     auto& hk = st.spec.hooks.kill_persona;
     if (!hk.empty() && !st.killed_persona && std::find(step.personas.begin(), step.personas.end(), hk) != step.personas.end()) {
       st.killed_persona = true;
-      self->request(st.root, caf::infinite, atoms::forward_v, std::string{"personas"},
-                    caf::make_message(atoms::whereis_v, hk))
-        .then([self, hk](const caf::actor& p) {
-                publish(self, "test.kill", "", hk, "test hook: crashing persona actor " + hk);
-                self->send(p, atoms::crash_v);
-              },
-              [](caf::error&) {});
+      if (auto p = st.dir->get()->persona(hk)) {
+        publish(self, "test.kill", "", hk, "test hook: crashing persona actor " + hk);
+        self->send(p, atoms::crash_v);
+      }
     }
   }
   if (!running)
@@ -216,10 +214,10 @@ void finish_run(boss_actor* self, const std::string& reason) {
   self->quit();
 }
 
-caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor listener) {
+caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> dir, caf::actor listener) {
   auto& st = self->state;
   st.spec = std::move(spec);
-  st.root = std::move(root);
+  st.dir = std::move(dir);
   if (listener)
     st.listeners.push_back(listener);
   st.started = self->clock().now();
@@ -231,8 +229,8 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
   }
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
-  st.workers = supervisor_child(wopts, {}, restart_kind::temporary).start(self);
-  st.budget = spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.root);
+  st.workers = spawn_child_supervisor(self, wopts, {});
+  st.budget = spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.dir);
   self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
   self->send(st.workers, atoms::subscribe_v, caf::actor{self});
@@ -242,12 +240,8 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
     if (msg.source == st.workers.address() && !st.finished)
       finish_run(self, "worker supervisor gave up: " + error_detail(self->system(), msg.reason));
   });
-  self->request(st.root, caf::infinite, atoms::whereis_v, std::string{"personas"})
-    .then([self](const caf::actor& p) {
-            self->state.personas = p;
-            self->send(p, atoms::subscribe_v, caf::actor{self});
-          },
-          [](caf::error&) {});
+  if ((st.personas = st.dir->get()->personas_supervisor)) // persona restarts become run events
+    self->send(st.personas, atoms::subscribe_v, caf::actor{self});
   self->send(self, atoms::start_v);
   return {
     [self](atoms::start) {
@@ -313,14 +307,14 @@ caf::behavior boss(boss_actor* self, run_spec spec, caf::actor root, caf::actor 
 
 } // namespace
 
-caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, caf::actor root, caf::actor listener) {
-  return parent->spawn(boss, std::move(spec), std::move(root), std::move(listener));
+caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, std::shared_ptr<directory> dir, caf::actor listener) {
+  return parent->spawn(boss, std::move(spec), std::move(dir), std::move(listener));
 }
 
-child_spec boss_child(run_spec spec, caf::actor root, caf::actor listener) {
+child_spec boss_child(run_spec spec, std::shared_ptr<directory> dir, caf::actor listener) {
   auto name = "run:" + spec.run_id;
-  return child_spec{name, restart_kind::temporary, [spec, root, listener](caf::local_actor* parent) {
-                      return spawn_boss(parent, spec, root, listener);
+  return child_spec{name, restart_kind::temporary, [spec, dir, listener](caf::local_actor* parent) {
+                      return spawn_boss(parent, spec, dir, listener);
                     }};
 }
 

@@ -1,5 +1,6 @@
 #include "actors/boss/boss.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/registry/directory.hpp"
 
 #include <algorithm>
 
@@ -145,7 +146,8 @@ std::string user_text(worker_actor* self, std::size_t idx) {
 }
 
 bool retryable_handoff(const caf::error& err) {
-  return err == caf::sec::request_receiver_down || err == squad_errc::child_unavailable;
+  return err == caf::sec::request_receiver_down || err == caf::sec::invalid_argument ||
+         err == squad_errc::child_unavailable; // invalid_argument: not in the directory (between crash and restart)
 }
 
 void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant);
@@ -172,7 +174,7 @@ void issue(worker_actor* self, std::size_t idx) {
           slot.skipped = true;
           slot.out.ok = false;
           slot.out.error = "skipped: " + g.reason;
-          emit_event(self, st.args.boss, "call.skipped", st.args.step.id, slot.persona,
+          emit_event(st.args.boss, "call.skipped", st.args.step.id, slot.persona,
                      slot.persona + " skipped: " + g.reason,
                      nlohmann::json{{"reason", g.reason}, {"pressure", g.pressure}}.dump());
           return on_done(self, idx);
@@ -180,13 +182,13 @@ void issue(worker_actor* self, std::size_t idx) {
         slot.grant = g.id;
         slot.granted = g;
         for (auto& line : g.degraded)
-          emit_event(self, st.args.boss, "step.degraded", st.args.step.id, slot.persona, "degraded: " + line,
+          emit_event(st.args.boss, "step.degraded", st.args.step.id, slot.persona, "degraded: " + line,
                      nlohmann::json{{"change", line}, {"pressure", g.pressure}}.dump());
         call_persona(self, idx, &g);
       },
       [self, idx](caf::error& err) { // no allocator answer: the call goes ahead ungoverned, and says so
         auto& st = self->state;
-        emit_event(self, st.args.boss, "budget.unavailable", st.args.step.id, st.slots[idx].persona,
+        emit_event(st.args.boss, "budget.unavailable", st.args.step.id, st.slots[idx].persona,
                    "budget allocator unavailable (" + error_detail(self->system(), err) + "); calling without a grant");
         call_persona(self, idx, nullptr);
       });
@@ -217,8 +219,9 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
   }
   if (slot.cache_only)
     req.cache_mode = cache_only;
-  self->request(st.args.root, st.args.timeout, atoms::forward_v, "personas/" + slot.persona,
-                caf::make_message(std::move(req)))
+  // A persona between a crash and its restart is not in the directory: the request fails at once (invalid_argument)
+  // and the handoff is retried like any other unavailable persona.
+  self->request(st.args.dir->get()->persona(slot.persona), st.args.timeout, std::move(req))
     .then(
       [self, idx](call_result& r) {
         if (auto g = self->state.slots[idx].grant; g && self->state.args.budget) {
@@ -248,13 +251,13 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
           slot.skipped = true;
           slot.out.ok = false;
           slot.out.error = "skipped: " + slot.shed_reason + " (no cached answer)";
-          emit_event(self, st.args.boss, "call.skipped", st.args.step.id, slot.persona,
+          emit_event(st.args.boss, "call.skipped", st.args.step.id, slot.persona,
                      slot.persona + " " + slot.out.error,
                      nlohmann::json{{"reason", slot.shed_reason + " (no cached answer)"}}.dump());
           return on_done(self, idx);
         }
         if (retryable_handoff(err) && slot.tries < max_persona_tries) {
-          emit_event(self, st.args.boss, "step.retry", st.args.step.id, slot.persona,
+          emit_event(st.args.boss, "step.retry", st.args.step.id, slot.persona,
                      "persona " + slot.persona + " unavailable (" + error_detail(self->system(), err) + "); retrying",
                      nlohmann::json{{"reason", error_detail(self->system(), err)}, {"try", slot.tries}}.dump());
           self->delayed_send(self, millis{20 * slot.tries}, atoms::retry_v, static_cast<std::uint64_t>(idx));

@@ -1,4 +1,4 @@
-#include "actors/limiter/limiter.hpp"
+#include "actors/registry/directory.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -8,34 +8,35 @@ namespace {
 
 struct breaker_actor_state {
   std::string provider;
-  caf::actor root;
+  std::shared_ptr<directory> dir;
   std::optional<breaker_state> breaker;
   breaker_phase told = breaker_phase::closed;
   std::int64_t opens = 0, refusals = 0;
   static inline const char* name = "squad.breaker";
 };
 
-using breaker_actor = caf::stateful_actor<breaker_actor_state>;
+using breaker_self = breaker_actor::stateful_pointer<breaker_actor_state>;
 
-// Tells the limiter (for routing estimates) whenever the phase it knows is out of date.
-void tell_limiter(breaker_actor* self) {
+// Tells the limiter (for admission and routing estimates) whenever the phase it knows is out of date, or always
+// (`always`: the limiter asked, or this breaker just started), straight to its handle.
+void tell_limiter(breaker_self self, bool always = false) {
   auto& st = self->state;
   auto now = self->clock().now();
   auto phase = st.breaker->phase(now);
-  if (phase == st.told)
+  if (phase == st.told && !always)
     return;
   st.told = phase;
   auto open_ms = phase == breaker_phase::open
                    ? std::chrono::ceil<millis>(st.breaker->open_until() - now).count()
                    : std::int64_t{0};
-  self->send(st.root, atoms::forward_v, "providers/" + st.provider + ":limiter",
-             caf::make_message(atoms::phase_v, static_cast<std::uint8_t>(phase), open_ms));
+  if (auto* h = st.dir ? st.dir->get()->provider(st.provider) : nullptr; h && h->limiter)
+    self->send(h->limiter, atoms::phase_v, static_cast<std::uint8_t>(phase), open_ms, st.breaker->generation());
   if (phase == breaker_phase::open) // tell again when it turns half-open
     self->delayed_send(self, st.breaker->open_until() - now, atoms::tick_v);
 }
 
 // Records an outcome (for the generation of its ticket, when given); the transition as "closed->open", or "".
-std::string on_report(breaker_actor* self, outcome result, std::optional<std::uint64_t> generation) {
+std::string on_report(breaker_self self, outcome result, std::optional<std::uint64_t> generation) {
   auto& st = self->state;
   auto now = self->clock().now();
   auto before = st.breaker->phase(now);
@@ -48,10 +49,11 @@ std::string on_report(breaker_actor* self, outcome result, std::optional<std::ui
   return std::string(to_string(before)) + "->" + to_string(*after);
 }
 
-caf::behavior breaker(breaker_actor* self, provider_config cfg, caf::actor root) {
+breaker_actor::behavior_type breaker(breaker_self self, provider_config cfg, std::shared_ptr<directory> dir) {
   self->state.provider = cfg.name;
-  self->state.root = std::move(root);
+  self->state.dir = std::move(dir);
   self->state.breaker.emplace(breaker_settings_from(cfg));
+  tell_limiter(self, true); // a (re)started breaker's phase replaces whatever the limiter knew
   return {
     [self](atoms::allow) {
       auto ok = self->state.breaker->allow(self->clock().now());
@@ -76,6 +78,7 @@ caf::behavior breaker(breaker_actor* self, provider_config cfg, caf::actor root)
       self->state.breaker->record(outcome::bad_request, self->clock().now()); // neutral: frees a probe slot
     },
     [self](atoms::tick) { tell_limiter(self); },
+    [self](atoms::phase) { tell_limiter(self, true); },
     [self](atoms::stats) {
       auto& st = self->state;
       auto now = self->clock().now();
@@ -104,8 +107,8 @@ breaker_settings breaker_settings_from(const provider_config& cfg) {
   return s;
 }
 
-caf::actor spawn_breaker(caf::local_actor* parent, const provider_config& cfg, caf::actor root) {
-  return parent->spawn(breaker, cfg, std::move(root));
+breaker_actor spawn_breaker(caf::local_actor* parent, const provider_config& cfg, std::shared_ptr<directory> dir) {
+  return parent->spawn(breaker, cfg, std::move(dir));
 }
 
 } // namespace squad

@@ -52,6 +52,8 @@ public:
   /// record() for a call admitted in `generation`; ignored when the phase changed since (e.g. the late reply of
   /// a call let through before a trip must not count as a half-open probe's result).
   std::optional<breaker_phase> record(outcome o, steady_time now, std::uint64_t generation);
+  /// Phase changes so far (what admit() hands out while the phase holds).
+  std::uint64_t generation() const { return generation_; }
 
   /// The phase at `now` (OPEN turns HALF_OPEN once the cooldown is over).
   breaker_phase phase(steady_time now);

@@ -3,7 +3,6 @@
 // handle. A thin adapter around budget_ledger (reserve-then-reconcile) and the shedding policy (pressure.hpp):
 // a step asks for a call token before calling; under pressure or with the budget spent, low classes give way.
 //
-// Protocol (untyped):
 //   (acquire, u8 priority, i64 tokens, i64 max_tokens, f64 temperature, bool optional) -> budget_grant
 //        decides call | cache | skip (with the reason) for one call, and the degraded parameters for it;
 //        cache: no LLM call, but an answer from the response cache may be used (on a miss the step is skipped)
@@ -11,7 +10,8 @@
 //   (cancel, u64 id)                       the granted call never reached an LLM: its reservation comes back
 //   (stats)                        -> std::string   JSON: calls granted/spent/left, skips by reason, over budget
 //
-// The pressure level comes from the dispatcher ((phase) -> u8 level, why), asked once per acquire.
+// The pressure level comes from the dispatcher ((phase) -> u8 level, why), asked once per acquire; the dispatcher is
+// found in the directory.
 #include "actors/messages.hpp"
 
 namespace squad {
@@ -22,6 +22,14 @@ struct budget_options {
   std::int64_t p0_reserve = 1;  ///< calls only P0 may use
 };
 
-caf::actor spawn_budget(caf::local_actor* parent, budget_options opts, caf::actor root);
+using budget_actor = caf::typed_actor<
+  caf::replies_to<atoms::acquire, std::uint8_t, std::int64_t, std::int64_t, double, bool>::with<budget_grant>,
+  caf::reacts_to<atoms::release, std::uint64_t, std::int64_t>,
+  caf::reacts_to<atoms::cancel, std::uint64_t>,
+  caf::replies_to<atoms::stats>::with<std::string>>;
+
+class directory;
+
+budget_actor spawn_budget(caf::local_actor* parent, budget_options opts, std::shared_ptr<directory> dir);
 
 } // namespace squad

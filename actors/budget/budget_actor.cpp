@@ -1,6 +1,7 @@
 #include "actors/budget/budget.hpp"
 #include "actors/budget/budget_ledger.hpp"
 #include "actors/budget/pressure.hpp"
+#include "actors/registry/directory.hpp"
 #include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -13,19 +14,19 @@ namespace {
 
 struct budget_state {
   std::optional<budget_ledger> ledger;
-  caf::actor root;
+  directory_view dir;
   std::int64_t granted = 0, degraded = 0, cache_only = 0;
   std::map<std::string, std::int64_t> skips; // by reason
   static inline const char* name = "squad.budget";
 };
 
-using budget_actor = caf::stateful_actor<budget_state>;
+using budget_self = budget_actor::stateful_pointer<budget_state>;
 
-budget_grant decide_grant_inner(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
+budget_grant decide_grant_inner(budget_self self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
                                 double temperature, bool optional, pressure_level level);
 
 // Every decision is counted by class, action and a short reason (metrics), then returned.
-budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
+budget_grant decide_grant(budget_self self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
                           double temperature, bool optional, pressure_level level) {
   auto g = decide_grant_inner(self, priority, tokens, max_tokens, temperature, optional, level);
   auto cls = static_cast<priority_class>(std::min<int>(priority, 3));
@@ -38,7 +39,7 @@ budget_grant decide_grant(budget_actor* self, std::uint8_t priority, std::int64_
   return g;
 }
 
-budget_grant decide_grant_inner(budget_actor* self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
+budget_grant decide_grant_inner(budget_self self, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens,
                                 double temperature, bool optional, pressure_level level) {
   auto& st = self->state;
   auto cls = static_cast<priority_class>(std::min<int>(priority, 3));
@@ -83,15 +84,14 @@ budget_grant decide_grant_inner(budget_actor* self, std::uint8_t priority, std::
   return g;
 }
 
-caf::behavior budget(budget_actor* self, budget_options opts, caf::actor root) {
+budget_actor::behavior_type budget(budget_self self, budget_options opts, std::shared_ptr<directory> dir) {
   self->state.ledger.emplace(budget_limits{opts.calls, opts.tokens, opts.p0_reserve});
-  self->state.root = std::move(root);
+  self->state.dir = directory_view{std::move(dir)};
   return {
     [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens, double temperature,
            bool optional) -> caf::result<budget_grant> {
       auto rp = self->make_response_promise<budget_grant>();
-      self->request(self->state.root, caf::infinite, atoms::forward_v, std::string{"dispatcher"},
-                    caf::make_message(atoms::phase_v))
+      self->request(self->state.dir->dispatcher, caf::infinite, atoms::phase_v)
         .then(
           [=](std::uint8_t level, const std::string&) mutable {
             rp.deliver(decide_grant(self, priority, tokens, max_tokens, temperature, optional,
@@ -124,8 +124,8 @@ caf::behavior budget(budget_actor* self, budget_options opts, caf::actor root) {
 
 } // namespace
 
-caf::actor spawn_budget(caf::local_actor* parent, budget_options opts, caf::actor root) {
-  return parent->spawn(budget, opts, std::move(root));
+budget_actor spawn_budget(caf::local_actor* parent, budget_options opts, std::shared_ptr<directory> dir) {
+  return parent->spawn(budget, opts, std::move(dir));
 }
 
 } // namespace squad

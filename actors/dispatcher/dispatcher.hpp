@@ -4,15 +4,18 @@
 // its limiter (by priority, with a queue-wait deadline), sends the call to the provider actor, and tells limiter
 // and breaker how it went. On failure it falls back, retries or waits, emitting an event for each.
 //
-// Protocol (untyped):
 //   call_request -> call_result | error(chain_exhausted, "every attempt and why it failed") | error(shed, why)
 //        Below P0 a call is first looked up in the response cache (cache_mode cache_use, the default): a hit answers
 //        at once (`cached`, event call.cached) and makes no LLM call; cache_only answers a miss with error(shed).
 //        Every complete answer is stored (cache_bypass: neither looked up nor stored).
 //        A call outside a run (no run_id) is its own budget: shed by class and pressure like a run's step, and
 //        allowed `request_calls` LLM calls, retries and fallbacks included.
-//   (retry, id)  -> internal tick after a wait
+//   (retry, id)       internal: a wait is over
+//   (retry, id, seq)  internal: a parked call's timer
+//   (tick)            internal: the deadline sweep
 //   (stats)      -> JSON string: pressure, calls in flight, events by type, cache hits/misses/size
+//   (phase)      -> (u8 pressure level, why)   asked by budget allocators
+// Limiters, breakers and provider actors are reached by handle through the directory, never by path.
 #include "actors/cache/response_cache.hpp"
 #include "actors/dispatcher/chain_walker.hpp"
 
@@ -37,12 +40,21 @@ struct dispatch_options {
   millis bind_horizon{1000};
 };
 
-/// `root` is the root supervisor: provider actors are reached as root/providers/<name>, their limiter and breaker
-/// as root/providers/<name>:limiter and root/providers/<name>:breaker.
-caf::actor spawn_dispatcher(caf::local_actor* parent, caf::actor root, dispatch_options opts = {});
+using dispatcher_actor = caf::typed_actor<
+  caf::replies_to<call_request>::with<call_result>,
+  caf::reacts_to<atoms::retry, std::uint64_t>,
+  caf::reacts_to<atoms::retry, std::uint64_t, std::uint64_t>,
+  caf::reacts_to<atoms::tick>,
+  caf::replies_to<atoms::stats>::with<std::string>,
+  caf::replies_to<atoms::phase>::with<std::uint8_t, std::string>>;
+
+class directory;
+
+/// Provider actors, their limiters and breakers are found in `dir` (by provider name).
+dispatcher_actor spawn_dispatcher(caf::local_actor* parent, std::shared_ptr<directory> dir, dispatch_options opts = {});
 
 /// Sends a partial run event (the boss stamps seq, time and run id) to `sink`, if any.
-void emit_event(caf::event_based_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
-                const std::string& persona, std::string message, std::string data_json = "{}");
+void emit_event(const caf::actor& sink, std::string type, const std::string& step_id, const std::string& persona,
+                std::string message, std::string data_json = "{}");
 
 } // namespace squad

@@ -8,8 +8,8 @@
 
 namespace squad {
 
-void emit_event(caf::event_based_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
-                const std::string& persona, std::string message, std::string data_json) {
+void emit_event(const caf::actor& sink, std::string type, const std::string& step_id, const std::string& persona,
+                std::string message, std::string data_json) {
   metrics::registry::global().inc("squad_events_total", {{"type", type}}); // fallbacks, sheds, degradations, ...
   if (!sink)
     return;
@@ -19,7 +19,7 @@ void emit_event(caf::event_based_actor* self, const caf::actor& sink, std::strin
   ev.persona = persona;
   ev.message = std::move(message);
   ev.data_json = std::move(data_json);
-  self->send(sink, std::move(ev));
+  caf::anon_send(sink, std::move(ev)); // run event sinks are dynamically typed (a boss, a listener, squad run)
 }
 
 namespace dispatch {
@@ -45,31 +45,17 @@ void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t ret
   c.rp.deliver(make_squad_error(code, std::move(why)));
 }
 
-// The actor at `path` under root ("providers/<p>", "providers/<p>:limiter", ...), once known: messages then go
-// straight to it rather than through root and the providers supervisor (two hops and two path lookups fewer per
-// message). Not known yet: null, and a lookup starts; a restarted child is looked up again after its down message.
-caf::actor handle_of(dispatcher_actor* self, const std::string& path) {
-  auto& st = self->state;
-  if (auto it = st.handles.find(path); it != st.handles.end())
-    return it->second;
-  st.handles.emplace(path, caf::actor{});
-  auto slash = path.find('/');
-  self->request(st.root, caf::infinite, atoms::forward_v, path.substr(0, slash),
-                caf::make_message(atoms::whereis_v, path.substr(slash + 1)))
-    .then(
-      [self, path](const caf::actor& a) {
-        self->state.handles[path] = a;
-        self->monitor(a);
-      },
-      [self, path](caf::error&) { self->state.handles.erase(path); });
+provider_handles handles_of(dispatcher_self self, const std::string& provider) {
+  if (auto* h = self->state.dir->provider(provider))
+    return *h;
   return {};
 }
 
 // Every event the dispatcher emits is also counted by type: the counts are its metrics ((stats)).
-void note_event(dispatcher_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
+void note_event(dispatcher_self self, const caf::actor& sink, std::string type, const std::string& step_id,
                 const std::string& persona, std::string message, std::string data_json) {
   ++self->state.counts[type];
-  emit_event(self, sink, std::move(type), step_id, persona, std::move(message), std::move(data_json));
+  emit_event(sink, std::move(type), step_id, persona, std::move(message), std::move(data_json));
 }
 
 std::int64_t ms_between(steady_time a, steady_time b) {
@@ -104,13 +90,13 @@ std::string attempts_text(const std::vector<attempt_info>& attempts) {
 std::size_t class_of(const call_request& req) { return req.priority > 3 ? 1 : req.priority; } // 255: P1
 
 // A call routed to `provider` waits for its limiter's answer: counted in the queue (and taken off with -1).
-void count_queued(dispatcher_actor* self, const std::string& provider, std::size_t cls, std::int64_t delta) {
+void count_queued(dispatcher_self self, const std::string& provider, std::size_t cls, std::int64_t delta) {
   self->state.queued[provider] += delta;
   self->state.queued_by_class[provider][cls] += delta;
 }
 
 // Calls queued for `provider` that its limiter serves before one of class `cls` (the same class or higher).
-std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls, bool parked_too) {
+std::int64_t queued_ahead(dispatcher_self self, const std::string& provider, std::size_t cls, bool parked_too) {
   auto it = self->state.queued_by_class.find(provider);
   if (it == self->state.queued_by_class.end())
     return 0;
@@ -126,7 +112,7 @@ std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, s
 }
 
 // Updates the pressure level from the latest signals; a change is an event on `events` (the call that saw it).
-pressure_level observe(dispatcher_actor* self, const caf::actor& events) {
+pressure_level observe(dispatcher_self self, const caf::actor& events) {
   auto& st = self->state;
   auto now = self->clock().now();
   while (!st.recent_429.empty() && st.recent_429.front() + std::chrono::minutes{1} <= now)
@@ -158,12 +144,12 @@ pressure_level observe(dispatcher_actor* self, const caf::actor& events) {
 }
 
 // Whether a call's shared budget (X-Squad-Run) is spent. P0 runs beyond it, as in a run.
-bool shared_spent(dispatcher_actor* self, const call_request& req) {
+bool shared_spent(dispatcher_self self, const call_request& req) {
   return !req.budget_id.empty() && req.priority != 0 && self->state.shared->spent(req.budget_id);
 }
 
 // Ends a call's bookkeeping: its unused budget reservation comes back.
-void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i) {
+void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i) {
   auto& c = i->second;
   if (c.shared_reserved)
     self->state.shared->unreserve(c.req.budget_id);
@@ -175,7 +161,7 @@ void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::
 // CAF keeps each request timeout in its clock until it fires, which at 15k calls/s and 60 s deadlines held
 // ~100 MB). Provider calls need it only as a safety net: HTTP exchanges carry the deadline themselves.
 
-void sweep(dispatcher_actor* self) {
+void sweep(dispatcher_self self) {
   auto& st = self->state;
   st.sweeping = false;
   auto now = self->clock().now();
@@ -186,9 +172,9 @@ void sweep(dispatcher_actor* self) {
               "no answer within the call's deadline of " + std::to_string(c.req.timeout_ms) + "ms (" +
                 attempts_text(c.attempts) + ")");
       if (c.permit) { // its provider never answered (it died holding the call): free the slot and the probe
-        tell(self, "providers/" + c.permit_provider + ":limiter", atoms::release_v, c.permit, std::int64_t{-1},
-             limit_signals{}, outcome::timeout);
-        tell(self, "providers/" + c.permit_provider + ":breaker", atoms::cancel_v, c.ticket);
+        auto h = handles_of(self, c.permit_provider);
+        caf::anon_send(h.limiter, atoms::release_v, c.permit, std::int64_t{-1}, limit_signals{}, outcome::timeout);
+        caf::anon_send(h.breaker, atoms::cancel_v, c.ticket);
       }
       auto dead = it++;
       forget_call(self, dead);
@@ -209,16 +195,11 @@ namespace {
 
 using namespace dispatch;
 
-caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_options opts) {
-  self->state.root = std::move(root);
+dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr<directory> dir, dispatch_options opts) {
+  self->state.dir = directory_view{std::move(dir)};
   self->state.opts = opts;
   self->state.cache.emplace(opts.cache);
   self->state.shared.emplace(opts.shared_calls, opts.shared_ttl);
-  self->set_down_handler([self](caf::down_msg& msg) { // a provider, limiter or breaker stopped: look it up again
-    auto& h = self->state.handles;
-    for (auto it = h.begin(); it != h.end();)
-      it = it->second && it->second.address() == msg.source ? h.erase(it) : std::next(it);
-  });
   return {
     [self](call_request& req) -> caf::result<call_result> {
       auto refuse = [&req](squad_errc code, std::string why) -> caf::result<call_result> {
@@ -308,17 +289,17 @@ caf::behavior dispatcher(dispatcher_actor* self, caf::actor root, dispatch_optio
                                        {"evictions", st.cache->evictions()}}}}
         .dump();
     },
-    [self](atoms::phase) {
+    [self](atoms::phase) -> caf::result<std::uint8_t, std::string> {
       auto level = observe(self);
-      return caf::make_message(static_cast<std::uint8_t>(level), self->state.gauge.why());
+      return {static_cast<std::uint8_t>(level), self->state.gauge.why()};
     },
   };
 }
 
 } // namespace
 
-caf::actor spawn_dispatcher(caf::local_actor* parent, caf::actor root, dispatch_options opts) {
-  return parent->spawn(dispatcher, std::move(root), std::move(opts));
+dispatcher_actor spawn_dispatcher(caf::local_actor* parent, std::shared_ptr<directory> dir, dispatch_options opts) {
+  return parent->spawn(dispatcher, std::move(dir), std::move(opts));
 }
 
 } // namespace squad

@@ -5,6 +5,7 @@
 #include "actors/budget/pressure.hpp"
 #include "actors/budget/shared_budgets.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/registry/directory.hpp"
 
 #include <array>
 #include <deque>
@@ -35,7 +36,7 @@ struct pending_call {
 };
 
 struct dispatcher_state {
-  caf::actor root;
+  directory_view dir; // provider actors, limiters and breakers by provider name
   dispatch_options opts;
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, pending_call> calls;
@@ -56,13 +57,12 @@ struct dispatcher_state {
   std::deque<std::int64_t> latencies; // the last 200 answered calls, ms
   std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
   std::optional<response_cache> cache;
-  std::map<std::string, caf::actor> handles; // "providers/<p>:limiter" etc. -> the actor, once looked up (null: asking)
   std::optional<shared_budgets> shared; // by call_request::budget_id (X-Squad-Run)
   bool sweeping = false; // a deadline sweep is scheduled
   static inline const char* name = "squad.dispatcher";
 };
 
-using dispatcher_actor = caf::stateful_actor<dispatcher_state>;
+using dispatcher_self = dispatcher_actor::stateful_pointer<dispatcher_state>;
 
 // -- helpers (dispatcher_actor.cpp) ---------------------------------------------------------------------------
 
@@ -70,10 +70,11 @@ using dispatcher_actor = caf::stateful_actor<dispatcher_state>;
 void deliver(pending_call& c, call_result res);
 /// A failure; `retry_after_ms` >= 0 tells the sink when trying again could succeed.
 void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t retry_after_ms = -1);
-/// The actor at `path` under root, once looked up (null while a lookup runs).
-caf::actor handle_of(dispatcher_actor* self, const std::string& path);
+/// Provider `name`'s actors as the directory knows them (null handles: not started yet, or restarting: a request
+/// to one fails at once with sec::invalid_argument, and the walk goes on as for any unavailable target).
+provider_handles handles_of(dispatcher_self self, const std::string& provider);
 /// Emits a run event and counts it by type (the dispatcher's metrics).
-void note_event(dispatcher_actor* self, const caf::actor& sink, std::string type, const std::string& step_id,
+void note_event(dispatcher_self self, const caf::actor& sink, std::string type, const std::string& step_id,
                 const std::string& persona, std::string message, std::string data_json = "{}");
 std::int64_t ms_between(steady_time a, steady_time b);
 std::string target_name(const chain_target& t);
@@ -81,45 +82,30 @@ std::string target_name(const chain_target& t);
 std::string attempts_text(const std::vector<attempt_info>& attempts);
 /// The call's class P0..P3 (255, the persona's default not filled in: P1).
 std::size_t class_of(const call_request& req);
-void count_queued(dispatcher_actor* self, const std::string& provider, std::size_t cls, std::int64_t delta);
+void count_queued(dispatcher_self self, const std::string& provider, std::size_t cls, std::int64_t delta);
 /// Calls ahead of one of class `cls` at `provider`: queued there, and (`parked_too`, for a call never parked)
 /// parked ones counted against it. A call woken from the park comes from its front: none parked is ahead of it.
-std::int64_t queued_ahead(dispatcher_actor* self, const std::string& provider, std::size_t cls, bool parked_too);
-pressure_level observe(dispatcher_actor* self, const caf::actor& events = {});
-bool shared_spent(dispatcher_actor* self, const call_request& req);
-void forget_call(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i);
+std::int64_t queued_ahead(dispatcher_self self, const std::string& provider, std::size_t cls, bool parked_too);
+pressure_level observe(dispatcher_self self, const caf::actor& events = {});
+bool shared_spent(dispatcher_self self, const call_request& req);
+void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i);
 
 // -- one call's walk (dispatcher_walk.cpp) ----------------------------------------------------------------------
 
-void step(dispatcher_actor* self, std::uint64_t id);
-void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready);
-void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms = -1);
-void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
+void step(dispatcher_self self, std::uint64_t id);
+void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> ready);
+void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms = -1);
+/// Routing and admission came in one exchange (the limiter's admit): the call goes now with `permit` and `ticket`.
+void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit, std::uint64_t ticket);
+void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit,
                std::uint64_t ticket);
-void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r);
+void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r);
 std::int64_t token_estimate(const call_request& req);
 /// Parks a call whose earliest slot (at `provider`, `wait_ms` away) is past the bind horizon.
-void park(dispatcher_actor* self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms);
+void park(dispatcher_self self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms);
 /// Takes a parked call out of the parked counts (false: it was not parked).
-bool unpark(dispatcher_actor* self, pending_call& c);
+bool unpark(dispatcher_self self, pending_call& c);
 /// `provider` freed a slot: routes again the first parked calls whose chain holds it.
-void wake_parked(dispatcher_actor* self, const std::string& provider);
-
-/// A request to the actor at `path` under root (directly when its handle is known).
-template <class... Ts>
-auto ask(dispatcher_actor* self, caf::duration timeout, const std::string& path, Ts&&... xs) {
-  if (auto to = handle_of(self, path))
-    return self->request(to, timeout, std::forward<Ts>(xs)...);
-  return self->request(self->state.root, timeout, atoms::forward_v, path, caf::make_message(std::forward<Ts>(xs)...));
-}
-
-/// A one-way message to the actor at `path` under root.
-template <class... Ts>
-void tell(dispatcher_actor* self, const std::string& path, Ts&&... xs) {
-  if (auto to = handle_of(self, path))
-    self->send(to, std::forward<Ts>(xs)...);
-  else
-    self->send(self->state.root, atoms::forward_v, path, caf::make_message(std::forward<Ts>(xs)...));
-}
+void wake_parked(dispatcher_self self, const std::string& provider);
 
 } // namespace squad::dispatch

@@ -11,7 +11,7 @@
 
 namespace squad::dispatch {
 
-void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upstream_reply r) {
+void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
     return;
@@ -74,7 +74,7 @@ void on_reply(dispatcher_actor* self, std::uint64_t id, std::size_t target, upst
 
 // Refuses a call outside a run that its chain cannot serve within its class's tolerable wait: a 429 whose
 // Retry-After is the earliest slot (`earliest_ms` from now), an event and a metric.
-void shed_waiting(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i, std::string why,
+void shed_waiting(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i, std::string why,
                   std::int64_t earliest_ms) {
   auto& c = i->second;
   auto cls = to_string(static_cast<priority_class>(class_of(c.req)));
@@ -86,7 +86,7 @@ void shed_waiting(dispatcher_actor* self, std::map<std::uint64_t, pending_call>:
   forget_call(self, i);
 }
 
-void step(dispatcher_actor* self, std::uint64_t id) {
+void step(dispatcher_self self, std::uint64_t id) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
     return;
@@ -181,7 +181,7 @@ std::int64_t token_estimate(const call_request& req) {
 // comes within the call's deadline and its class's tolerable wait (counted from the call's start), and only once
 // per target; otherwise the target leaves the walk, so a call whose chain is all open ends at once. No polling:
 // the walker waits for the earliest target (one step.waiting event) or ends.
-void rest_open(dispatcher_actor* self, pending_call& c, std::size_t target, std::int64_t reopen_ms) {
+void rest_open(dispatcher_self self, pending_call& c, std::size_t target, std::int64_t reopen_ms) {
   auto now = self->clock().now();
   auto& t = c.req.chain[target];
   auto reopen = now + millis{std::max<std::int64_t>(1, reopen_ms)};
@@ -207,7 +207,7 @@ void rest_open(dispatcher_actor* self, pending_call& c, std::size_t target, std:
 // Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
 // (first ready, breaker not open) target unless another can serve sooner by more than the slack. Asked even
 // for a single target: the answer is also the pressure gauge's wait signal.
-void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> ready) {
+void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> ready) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end() || ready.empty())
     return step(self, id);
@@ -219,9 +219,10 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
     std::vector<limit_grant> answers;
     std::vector<std::int64_t> routed; // calls routed to each target so far, when asked
     std::size_t pending;
+    bool admitted = false; // the preferred target admitted it at once: the other answers are not needed
   };
   auto g = std::make_shared<gather>(
-    gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size()});
+    gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size(), false});
   auto cls = class_of(i->second.req);
   auto claim = [self, cls](const std::string& provider) {
     count_queued(self, provider, cls, 1);
@@ -232,7 +233,7 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
     auto& t = i->second.req.chain[ready[k]];
     g->routed[k] = self->state.routed[t.provider];
     auto decide = [self, id, g, claim, cls] {
-      if (--g->pending > 0)
+      if (--g->pending > 0 || g->admitted)
         return;
       auto c = self->state.calls.find(id);
       if (c == self->state.calls.end())
@@ -310,15 +311,36 @@ void route(dispatcher_actor* self, std::uint64_t id, std::vector<std::size_t> re
       }
       attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
     };
-    ask(self, caf::infinite, "providers/" + t.provider + ":limiter", atoms::query_v, tokens,
-        queued_ahead(self, t.provider, cls, i->second.park_seq == 0), static_cast<std::uint8_t>(cls))
-      .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); },
-            [g, k, decide](caf::error&) { g->answers[k].wait_ms = -1; decide(); });
+    auto ahead = queued_ahead(self, t.provider, cls, i->second.park_seq == 0);
+    auto limiter = handles_of(self, t.provider).limiter;
+    auto failed = [g, k, decide](caf::error&) {
+      g->answers[k].wait_ms = -1;
+      decide();
+    };
+    if (k == 0) { // the preferred target: routing and admission in one exchange when it can take the call now
+      self->request(limiter, caf::infinite, atoms::admit_v, tokens, ahead, static_cast<std::uint8_t>(cls))
+        .then(
+          [self, id, g, decide, limiter](limit_grant& a) {
+            if (a.granted) {
+              g->admitted = true;
+              if (self->state.calls.count(id) == 0) // the call ended meanwhile (its deadline): the slot goes back
+                return caf::anon_send(limiter, atoms::release_v, a.permit, std::int64_t{-1}, limit_signals{},
+                                      outcome::unavailable);
+              return admitted(self, id, g->targets.front(), a.permit, a.ticket);
+            }
+            g->answers[0] = std::move(a);
+            decide();
+          },
+          failed);
+      continue;
+    }
+    self->request(limiter, caf::infinite, atoms::query_v, tokens, ahead, static_cast<std::uint8_t>(cls))
+      .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); }, failed);
   }
 }
 
 // Records a try that never reached the upstream (breaker open, limiter queue timed out) and walks on.
-void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, const char* why, std::string detail,
+void not_sent(dispatcher_self self, std::uint64_t id, std::size_t target, const char* why, std::string detail,
               millis rest) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
@@ -334,7 +356,7 @@ void not_sent(dispatcher_actor* self, std::uint64_t id, std::size_t target, cons
 // A call whose API client closed its connection while it waited (call_sink::abandoned) is not sent upstream: it
 // ends as cancelled, counted in squad_calls_abandoned_total. The limiter's window still counts the slot it was
 // granted (Squad errs on the side of sending less, never more).
-bool abandoned_by_client(dispatcher_actor* self, std::map<std::uint64_t, pending_call>::iterator i,
+bool abandoned_by_client(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i,
                          const std::string& provider, std::int64_t waited_ms) {
   auto& c = i->second;
   if (!c.req.sink || !c.req.sink->abandoned())
@@ -347,12 +369,8 @@ bool abandoned_by_client(dispatcher_actor* self, std::map<std::uint64_t, pending
   return true;
 }
 
-void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms) {
-  auto i = self->state.calls.find(id);
-  if (i == self->state.calls.end())
-    return;
-  auto& c = i->second;
-  auto now = self->clock().now();
+// A try of `target` after a failed one is a retry, a fallback or an escalation: an event says which.
+void note_attempt(dispatcher_self self, pending_call& c, std::size_t target) {
   auto& t = c.req.chain[target];
   if (c.last_failed) {
     auto& prev = c.req.chain[*c.last_failed];
@@ -368,6 +386,31 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
                  .dump());
     c.last_failed.reset();
   }
+}
+
+void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit, std::uint64_t ticket) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto& provider = c.req.chain[target].provider;
+  metrics::registry::global().observe(
+    "squad_limiter_wait_seconds",
+    {{"provider", provider}, {"class", to_string(static_cast<priority_class>(class_of(c.req)))}}, 0.0);
+  self->state.last_wait_ms = 0; // the pressure gauge's wait signal
+  observe(self, c.req.events);
+  note_attempt(self, c, target);
+  send_call(self, id, target, permit, ticket);
+}
+
+void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end())
+    return;
+  auto& c = i->second;
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  note_attempt(self, c, target);
   auto remaining = std::chrono::duration_cast<millis>(c.started + millis{c.req.timeout_ms} - now);
   auto provider = t.provider;
   auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
@@ -379,8 +422,9 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
     queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms / 2, 1000));
   auto priority = static_cast<std::uint8_t>(class_of(c.req));
   auto tokens = token_estimate(c.req);
+  auto h = handles_of(self, provider);
   // 1. the breaker
-  ask(self, caf::infinite, "providers/" + provider + ":breaker", atoms::allow_v, atoms::report_v)
+  self->request(h.breaker, caf::infinite, atoms::allow_v, atoms::report_v)
     .then(
       [=](std::uint64_t ticket) {
         if (ticket == 0) {
@@ -388,12 +432,12 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
           return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
         }
         // 2. the limiter: admitted now, or queued by priority until queue_wait
-        ask(self, caf::infinite, "providers/" + provider + ":limiter", atoms::acquire_v, priority, tokens, queue_wait)
+        self->request(h.limiter, caf::infinite, atoms::acquire_v, priority, tokens, queue_wait)
           .then(
             [=](limit_grant& g) {
               count_queued(self, provider, priority, -1);
               if (!g.granted) {
-                tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
+                self->send(h.breaker, atoms::cancel_v, ticket);
                 auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
                                             : "no slot within " + std::to_string(queue_wait) + "ms (" + g.rule +
                                                 "; next in ~" + std::to_string(g.wait_ms) + "ms)";
@@ -409,9 +453,9 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
               // Only a call that waited can have been given up on (and asking costs a system call).
               if (gone || (g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms))) {
                 // the call is gone: give the slot back unused
-                tell(self, "providers/" + provider + ":limiter", atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
-                     outcome::unavailable);
-                tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
+                caf::anon_send(h.limiter, atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
+                               outcome::unavailable);
+                self->send(h.breaker, atoms::cancel_v, ticket);
                 return;
               }
               if (g.waited_ms > 0)
@@ -432,7 +476,7 @@ void attempt(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::
 }
 
 // 3. the provider; then, off the answer's path, the limiter and breaker learn how it went.
-void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std::uint64_t permit,
+void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit,
                std::uint64_t ticket) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
@@ -449,13 +493,14 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
   c.permit_provider = t.provider;
   // The limiter's window counts this call from now, when it goes upstream, not from its grant (which may have
   // waited in this mailbox): the provider counts arrivals.
-  tell(self, "providers/" + t.provider + ":limiter", atoms::start_v, permit,
-       static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+  auto h = handles_of(self, t.provider);
+  self->send(h.limiter, atoms::start_v, permit,
+             static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
   provider_call call{t, c.req};
   call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
   auto provider = t.provider;
-  auto learn = [self, id, provider, permit, ticket](const upstream_reply& r) {
+  auto learn = [self, id, provider, permit, ticket, h](const upstream_reply& r) {
     auto c = self->state.calls.find(id);
     caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
@@ -476,7 +521,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
       if (self->state.latencies.size() > 200)
         self->state.latencies.pop_front();
     }
-    ask(self, caf::infinite, "providers/" + provider + ":limiter", atoms::release_v, permit, used, r.signals, r.result)
+    self->request(h.limiter, caf::infinite, atoms::release_v, permit, used, r.signals, r.result)
       .then([self, events, step_id, persona, provider](std::string& note) {
         wake_parked(self, provider); // the slot is free at the limiter now
         if (!note.empty())
@@ -484,8 +529,8 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
                      nlohmann::json{{"provider", provider}}.dump());
       }, [](caf::error&) {});
     if (client_left)
-      return tell(self, "providers/" + provider + ":breaker", atoms::cancel_v, ticket);
-    ask(self, caf::infinite, "providers/" + provider + ":breaker", atoms::report_v, r.result, ticket)
+      return self->send(h.breaker, atoms::cancel_v, ticket);
+    self->request(h.breaker, caf::infinite, atoms::report_v, r.result, ticket)
       .then([self, events, step_id, persona, provider](std::string& change) {
         if (!change.empty())
           note_event(self, events, "provider.breaker", step_id, persona,
@@ -497,7 +542,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
     self->state.sweeping = true;
     self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
   }
-  ask(self, caf::infinite, "providers/" + t.provider, std::move(call))
+  self->request(h.provider, caf::infinite, std::move(call))
     .then([self, id, target, learn](upstream_reply& r) {
             if (auto c = self->state.calls.find(id); c != self->state.calls.end())
               c->second.permit = 0; // answered: learn() releases it
@@ -515,7 +560,7 @@ void send_call(dispatcher_actor* self, std::uint64_t id, std::size_t target, std
           });
 }
 
-void park(dispatcher_actor* self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms) {
+void park(dispatcher_self self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms) {
   auto& st = self->state;
   auto i = st.calls.find(id);
   if (i == st.calls.end())
@@ -530,7 +575,7 @@ void park(dispatcher_actor* self, std::uint64_t id, const std::string& provider,
   self->delayed_send(self, millis{at}, atoms::retry_v, id, c.park_seq);
 }
 
-bool unpark(dispatcher_actor* self, pending_call& c) {
+bool unpark(dispatcher_self self, pending_call& c) {
   if (c.parked_on.empty())
     return false;
   auto& n = self->state.parked_by_class[c.parked_on][class_of(c.req)];
@@ -539,7 +584,7 @@ bool unpark(dispatcher_actor* self, pending_call& c) {
   return true;
 }
 
-void wake_parked(dispatcher_actor* self, const std::string& provider) {
+void wake_parked(dispatcher_self self, const std::string& provider) {
   auto& st = self->state;
   int woken = 0;
   std::vector<std::uint64_t> woke;

@@ -1,9 +1,11 @@
 #pragma once
-// Limiter and breaker actors: one of each per provider, beside the provider actor in the `providers`
-// supervisor, named "<provider>:limiter" and "<provider>:breaker". Thin adapters around rate_limiter and
-// breaker_state; time comes from the actor clock (the test coordinator's in tests).
+// The limiter actor: one per provider, beside its breaker and provider actor. A thin adapter around rate_limiter;
+// time comes from the actor clock (the test coordinator's in tests).
 //
-// Limiter protocol (untyped):
+//   (admit, tokens i64, ahead i64, priority u8) -> limit_grant   routing and admission in one exchange: when the
+//        call can go now (a free slot, nothing queued, `ahead` 0, the breaker closed as last told) it is granted
+//        (permit, and `ticket` for the breaker's report: its generation + 1, so the breaker is not asked);
+//        otherwise the answer is (query)'s estimate, with nothing taken.
 //   (acquire, priority u8, tokens i64, queue_wait_ms i64) -> limit_grant   granted, or refused with retry-in once
 //        queued longer than queue_wait_ms. Waiters queue by priority (0 = P0 first), FIFO within a class.
 //   (query, tokens i64, ahead i64, priority u8) -> limit_grant  the estimated wait of a call of class `priority`
@@ -14,32 +16,31 @@
 //        throttle; answers a human note when the throttle changed ("" otherwise)
 //   (start, permit u64, sent_at_ns i64)  the granted call went upstream at that time (the actor clock's, in ns
 //        since its epoch): its window entry counts from then; until then (or its release) it stays in the window
-//   (phase, u8 breaker_phase, i64 open_ms)  the breaker tells its phase (for query answers)
+//   (phase, u8 breaker_phase, i64 open_ms, u64 generation)  the breaker tells its phase (for admit and query)
+//   (tick)                        internal: a queued waiter's slot or deadline is due
 //   (stats)                       -> std::string   JSON: effective rate, queue depth, in flight, paused, throttle
-//
-// Breaker protocol (untyped):
-//   (allow)                       -> bool          may a call go now (takes a probe slot when half-open)
-//   (report, outcome)             -> std::string   records an allowed call's outcome; the transition as
-//                                                  "closed->open" etc., "" when none
-//   (cancel)                      -> void          an allowed call never went (frees a probe slot)
-//   (allow, report)               -> u64           the same as (allow) with a ticket: 0 refused, else the
-//                                                  phase generation + 1; pass it to
-//   (report, outcome, ticket)     -> std::string   ignored when the phase changed since the ticket (a late
-//   (cancel, ticket)              -> void          reply of a call let through before a trip is no probe result)
-//   (stats)                       -> std::string   JSON: phase, consecutive failures, opens
-#include "actors/breaker/breaker_state.hpp"
+//   (crash)                       a test hook: the actor throws
+// Every argument is serialisable: a limiter can be the cluster's authority for its provider, asked from other nodes.
+#include "actors/breaker/breaker.hpp"
 #include "actors/limiter/rate_limiter.hpp"
 
 namespace squad {
 
+using limiter_actor = caf::typed_actor<
+  caf::replies_to<atoms::admit, std::int64_t, std::int64_t, std::uint8_t>::with<limit_grant>,
+  caf::replies_to<atoms::acquire, std::uint8_t, std::int64_t, std::int64_t>::with<limit_grant>,
+  caf::replies_to<atoms::query, std::int64_t, std::int64_t, std::uint8_t>::with<limit_grant>,
+  caf::replies_to<atoms::release, std::uint64_t, std::int64_t, limit_signals, outcome>::with<std::string>,
+  caf::reacts_to<atoms::start, std::uint64_t, std::int64_t>,
+  caf::reacts_to<atoms::phase, std::uint8_t, std::int64_t, std::uint64_t>,
+  caf::reacts_to<atoms::tick>,
+  caf::replies_to<atoms::stats>::with<std::string>,
+  caf::reacts_to<atoms::crash>>;
+
 /// `confirm_sends`: the caller tells (start, permit, at) for each granted call (the dispatcher does); false for
-/// tests of the queue alone, where a window entry counts from its grant.
-caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends = true);
-
-/// `limiter_path` is how `root` reaches this provider's limiter ("providers/<name>:limiter").
-caf::actor spawn_breaker(caf::local_actor* parent, const provider_config& cfg, caf::actor root);
-
-/// The settings a provider config implies.
-breaker_settings breaker_settings_from(const provider_config& cfg);
+/// tests of the queue alone, where a window entry counts from its grant. With `dir`, a restarted limiter asks its
+/// provider's breaker for the phase (until told, it admits nothing on the fast path).
+limiter_actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends = true,
+                            std::shared_ptr<directory> dir = nullptr);
 
 } // namespace squad

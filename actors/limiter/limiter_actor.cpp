@@ -1,4 +1,5 @@
 #include "actors/limiter/limiter.hpp"
+#include "actors/registry/directory.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -24,11 +25,13 @@ struct limiter_state {
   std::optional<steady_time> tick_at; // the earliest wake-up already scheduled
   std::uint8_t breaker = 0;
   steady_time breaker_open_until{};
+  std::uint64_t breaker_generation = 0;
+  bool breaker_known = true; // false until a restarted limiter hears from its breaker: no admission on the fast path
   std::int64_t granted = 0, refused = 0, throttle_changes = 0;
   static inline const char* name = "squad.limiter";
 };
 
-using limiter_actor = caf::stateful_actor<limiter_state>;
+using limiter_self = limiter_actor::stateful_pointer<limiter_state>;
 
 std::int64_t ms_waited(steady_time from, steady_time to) {
   return std::chrono::duration_cast<millis>(to - from).count();
@@ -42,7 +45,7 @@ std::int64_t ms_until(steady_time from, steady_time to) {
   return std::chrono::ceil<millis>(to - from).count();
 }
 
-void schedule(limiter_actor* self, steady_time at) {
+void schedule(limiter_self self, steady_time at) {
   auto& st = self->state;
   auto now = self->clock().now();
   if (at == rate_limiter::never || (st.tick_at && *st.tick_at <= at && *st.tick_at > now))
@@ -53,7 +56,7 @@ void schedule(limiter_actor* self, steady_time at) {
 
 // Refuses queued waiters that can no longer be admitted by their queue deadline (the limiter's view changed,
 // or higher priorities arrived), so their callers can go elsewhere now rather than at the deadline.
-void reassess(limiter_actor* self) {
+void reassess(limiter_self self) {
   auto& st = self->state;
   if (st.queue.empty())
     return;
@@ -83,7 +86,7 @@ void reassess(limiter_actor* self) {
 // Admits waiters in priority order while the limiter allows; refuses those past their queue deadline. Admission
 // comes first: a slot due at a waiter's deadline is its (the acquire check and feasible() count it in time), and
 // queue_wait 0 on a free limiter is a grant; refusing expired waiters first turned both into "retry in 1ms".
-void pump(limiter_actor* self) {
+void pump(limiter_self self) {
   auto& st = self->state;
   auto now = self->clock().now();
   st.tick_at.reset();
@@ -138,8 +141,51 @@ void pump(limiter_actor* self) {
     schedule(self, now + st.limiter->settings().throttle_quiet);
 }
 
-caf::behavior limiter(limiter_actor* self, provider_config cfg, bool confirm_sends) {
+// The estimated wait of a call of class `priority` with `ahead` calls going first (the query answer).
+limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto v = st.limiter->probe(now, tokens);
+  std::int64_t before = 0; // waiters served before a call of `priority` (the same class or higher)
+  for (auto& [key, w] : st.queue)
+    before += key.first <= priority;
+  auto at = st.limiter->estimate(now, std::max(ahead, before), tokens);
+  limit_grant g;
+  g.granted = v.admitted && st.queue.empty() && ahead == 0;
+  g.rule = to_string(v.blocked_by);
+  g.wait_ms = ms_until(now, at);
+  if (v.blocked_by == limit_rule::concurrency && g.wait_ms == 0) // a release frees it: guess one mean gap
+    g.wait_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
+  g.breaker = st.breaker;
+  g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
+  // Concurrency bounds throughput too: `concurrency` calls per mean hold time.
+  auto conc = std::max<std::int64_t>(1, st.limiter->settings().concurrency);
+  auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->expected_hold()).count();
+  if (hold_ms > 0) {
+    g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
+    auto waiting = std::max(ahead, before);
+    auto over = waiting + st.limiter->in_flight() + 1 - conc; // calls that must wait for a permit first
+    if (g.wait_ms >= 0 && over > 0)
+      g.wait_ms = std::max(g.wait_ms,
+                           static_cast<std::int64_t>(std::ceil(static_cast<double>(over) / static_cast<double>(conc)) * hold_ms));
+  }
+  if (st.breaker == static_cast<std::uint8_t>(breaker_phase::open)) {
+    if (now >= st.breaker_open_until) // the cooldown is over: the breaker lets a probe through when asked
+      g.breaker = static_cast<std::uint8_t>(breaker_phase::half_open);
+    else if (g.wait_ms >= 0)
+      g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
+  }
+  return g;
+}
+
+limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, bool confirm_sends,
+                                     std::shared_ptr<directory> dir) {
   self->state.provider = cfg.name;
+  if (dir) { // a restarted limiter asks its breaker for the phase; a first start hears from the breaker's own start
+    self->state.breaker_known = false;
+    if (auto* h = dir->get()->provider(cfg.name); h && h->breaker)
+      self->send(h->breaker, atoms::phase_v);
+  }
   auto settings = limiter_settings_from(cfg);
   settings.confirm_sends = confirm_sends; // the dispatcher tells (start, permit, at) when a granted call goes upstream
   self->state.limiter.emplace(settings, self->clock().now());
@@ -164,40 +210,27 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg, bool confirm_sen
       pump(self);
       return rp;
     },
-    [self](atoms::query, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
+    [self](atoms::admit, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
       auto& st = self->state;
-      auto now = self->clock().now();
-      auto v = st.limiter->probe(now, tokens);
-      std::int64_t before = 0; // waiters served before a call of `priority` (the same class or higher)
-      for (auto& [key, w] : st.queue)
-        before += key.first <= priority;
-      auto at = st.limiter->estimate(now, std::max(ahead, before), tokens);
-      limit_grant g;
-      g.granted = v.admitted && st.queue.empty() && ahead == 0;
-      g.rule = to_string(v.blocked_by);
-      g.wait_ms = ms_until(now, at);
-      if (v.blocked_by == limit_rule::concurrency && g.wait_ms == 0) // a release frees it: guess one mean gap
-        g.wait_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
-      g.breaker = st.breaker;
-      g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
-      // Concurrency bounds throughput too: `concurrency` calls per mean hold time.
-      auto conc = std::max<std::int64_t>(1, st.limiter->settings().concurrency);
-      auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->expected_hold()).count();
-      if (hold_ms > 0) {
-        g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
-        auto waiting = std::max(ahead, before);
-        auto over = waiting + st.limiter->in_flight() + 1 - conc; // calls that must wait for a permit first
-        if (g.wait_ms >= 0 && over > 0)
-          g.wait_ms = std::max(g.wait_ms,
-                               static_cast<std::int64_t>(std::ceil(static_cast<double>(over) / static_cast<double>(conc)) * hold_ms));
+      auto closed = static_cast<std::uint8_t>(breaker_phase::closed);
+      if (st.queue.empty() && ahead == 0 && st.breaker_known && st.breaker == closed) {
+        auto v = st.limiter->try_acquire(self->clock().now(), tokens);
+        if (v.admitted) { // routing and admission in one exchange: the breaker is closed, so it need not be asked
+          limit_grant g;
+          g.granted = true;
+          g.permit = v.permit;
+          g.breaker = closed;
+          g.ticket = st.breaker_generation + 1;
+          ++st.granted;
+          return g;
+        }
       }
-      if (st.breaker == static_cast<std::uint8_t>(breaker_phase::open)) {
-        if (now >= st.breaker_open_until) // the cooldown is over: the breaker lets a probe through when asked
-          g.breaker = static_cast<std::uint8_t>(breaker_phase::half_open);
-        else if (g.wait_ms >= 0)
-          g.wait_ms = std::max(g.wait_ms, ms_until(now, st.breaker_open_until));
-      }
+      auto g = estimate(self, tokens, ahead, priority);
+      g.granted = false; // an estimate only: nothing was taken
       return g;
+    },
+    [self](atoms::query, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
+      return estimate(self, tokens, ahead, priority);
     },
     [self](atoms::release, std::uint64_t permit, std::int64_t tokens, const limit_signals& signals,
            outcome result) -> std::string {
@@ -231,8 +264,10 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg, bool confirm_sen
     [self](atoms::start, std::uint64_t permit, std::int64_t sent_at_ns) {
       self->state.limiter->sent(permit, steady_time{std::chrono::nanoseconds{sent_at_ns}});
     },
-    [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms) {
+    [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
       self->state.breaker = phase;
+      self->state.breaker_generation = generation;
+      self->state.breaker_known = true;
       self->state.breaker_open_until = self->clock().now() + millis{open_ms};
     },
     [self](atoms::tick) {
@@ -264,8 +299,9 @@ caf::behavior limiter(limiter_actor* self, provider_config cfg, bool confirm_sen
 
 } // namespace
 
-caf::actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends) {
-  return parent->spawn(limiter, cfg, confirm_sends);
+limiter_actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends,
+                            std::shared_ptr<directory> dir) {
+  return parent->spawn(limiter, cfg, confirm_sends, std::move(dir));
 }
 
 } // namespace squad

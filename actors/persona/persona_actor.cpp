@@ -1,4 +1,5 @@
 #include "actors/persona/persona.hpp"
+#include "actors/registry/directory.hpp"
 
 namespace squad {
 
@@ -7,16 +8,17 @@ namespace {
 struct persona_state {
   persona_def def;
   std::vector<chain_target> chain;
-  caf::actor root;
+  directory_view dir;
   static inline const char* name = "squad.persona";
 };
 
-using persona_actor = caf::stateful_actor<persona_state>;
+using persona_self = persona_actor::stateful_pointer<persona_state>;
 
-caf::behavior persona(persona_actor* self, persona_def def, std::vector<chain_target> chain, caf::actor root) {
+persona_actor::behavior_type persona(persona_self self, persona_def def, std::vector<chain_target> chain,
+                                     std::shared_ptr<directory> dir) {
   self->state.def = std::move(def);
   self->state.chain = std::move(chain);
-  self->state.root = std::move(root);
+  self->state.dir = directory_view{std::move(dir)};
   return {
     [self](call_request& req) -> caf::result<call_result> {
       auto& st = self->state;
@@ -30,8 +32,14 @@ caf::behavior persona(persona_actor* self, persona_def def, std::vector<chain_ta
                      req.messages.front().content == st.def.system_prompt;
       if (!has_own)
         req.messages.insert(req.messages.begin(), chat_message{"system", st.def.system_prompt});
-      self->delegate(st.root, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(std::move(req)));
-      return caf::delegated<call_result>{};
+      auto dispatcher = st.dir->dispatcher;
+      if (!dispatcher) { // between the dispatcher's crash and its restart
+        auto why = std::string{"the dispatcher is restarting"};
+        if (req.sink)
+          std::exchange(req.sink, nullptr)->failed(squad_errc::child_unavailable, why);
+        return make_squad_error(squad_errc::child_unavailable, std::move(why));
+      }
+      return self->delegate(dispatcher, std::move(req));
     },
     [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
@@ -39,8 +47,9 @@ caf::behavior persona(persona_actor* self, persona_def def, std::vector<chain_ta
 
 } // namespace
 
-caf::actor spawn_persona(caf::local_actor* parent, persona_def def, std::vector<chain_target> chain, caf::actor root) {
-  return parent->spawn(persona, std::move(def), std::move(chain), std::move(root));
+persona_actor spawn_persona(caf::local_actor* parent, persona_def def, std::vector<chain_target> chain,
+                            std::shared_ptr<directory> dir) {
+  return parent->spawn(persona, std::move(def), std::move(chain), std::move(dir));
 }
 
 } // namespace squad

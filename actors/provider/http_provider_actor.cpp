@@ -21,7 +21,7 @@ struct http_provider_state {
   static inline const char* name = "squad.http_provider";
 };
 
-using http_provider_actor = caf::stateful_actor<http_provider_state>;
+using http_provider_actor = provider_actor::stateful_pointer<http_provider_state>;
 
 // Lives on the io side for one exchange; reports to the actor exactly once.
 class call_handler final : public net::http_handler {
@@ -91,7 +91,7 @@ private:
   mutable std::chrono::steady_clock::time_point last_asked_{}; // when wanted() last asked the sink
 };
 
-caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
+provider_actor::behavior_type http_provider(http_provider_actor self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
   auto& st = self->state;
   st.kind = cfg.kind == "anthropic" ? api_kind::anthropic : api_kind::openai;
   st.target = provider_request_path(cfg.kind, pool->options().origin.path);
@@ -137,6 +137,7 @@ caf::behavior http_provider(http_provider_actor* self, provider_config cfg, std:
       it->second.deliver(std::move(reply));
       pending.erase(it);
     },
+    [](atoms::done, std::uint64_t) {}, // a simulated provider's: never sent here
     [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
@@ -174,7 +175,7 @@ std::shared_ptr<net::http_pool> make_provider_pool(net::io_runtime& io, const pr
   return pool;
 }
 
-caf::actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
+provider_actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
                                std::shared_ptr<net::http_pool> pool) {
   return parent->spawn(http_provider, cfg, std::move(pool));
 }

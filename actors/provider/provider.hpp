@@ -1,9 +1,11 @@
 #pragma once
 // Provider actors: one per configured provider, the only place that talks to an upstream.
 //
-// Protocol (untyped):
 //   provider_call -> upstream_reply   (errors are values: upstream_reply::result says how it ended)
+//   (done, id)                         internal (sim): a simulated call's latency is over
+//   (done, id, upstream_reply)         internal (http): an exchange ended on an io thread
 //   crash         -> (the actor throws: a test hook for supervision)
+// A provider_call's request may carry a sink (in-process only); without one it is serialisable.
 //
 // kind openai / anthropic: the actor builds the request with the adapter and hands it to the provider's
 // keep-alive pool on the io threads; the pool is made once per provider (make_provider_pool) and outlives
@@ -16,20 +18,26 @@
 
 namespace squad {
 
+using provider_actor = caf::typed_actor<
+  caf::replies_to<provider_call>::with<upstream_reply>,
+  caf::reacts_to<atoms::done, std::uint64_t>,
+  caf::reacts_to<atoms::done, std::uint64_t, upstream_reply>,
+  caf::reacts_to<atoms::crash>>;
+
 /// HTTP pools by provider name (openai and anthropic providers only).
 using provider_pools = std::map<std::string, std::shared_ptr<net::http_pool>>;
 
 /// Spawns the actor for `cfg.kind`; nullptr with `why` set when it cannot run (no pool for an HTTP provider).
-caf::actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
+provider_actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
                           std::string& why);
 
 /// The simulated provider (kind: sim): enforces its own limits at arrival the way a strict upstream does
 /// (a sliding window of `requests` per `per` and a concurrency cap, answering rate_limited with a
 /// retry-after), then answers deterministically after the configured latency.
-caf::actor spawn_sim_provider(caf::local_actor* parent, const provider_config& cfg);
+provider_actor spawn_sim_provider(caf::local_actor* parent, const provider_config& cfg);
 
 /// An OpenAI-compatible or Anthropic provider over `pool`.
-caf::actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
+provider_actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
                                std::shared_ptr<net::http_pool> pool);
 
 /// The pool for an openai/anthropic provider; nullptr with `why` naming the config path on a bad base_url or

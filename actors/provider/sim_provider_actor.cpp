@@ -21,7 +21,7 @@ struct sim_state {
   static inline const char* name = "squad.sim_provider";
 };
 
-using sim_actor = caf::stateful_actor<sim_state>;
+using sim_actor = provider_actor::stateful_pointer<sim_state>;
 
 upstream_reply limited(const sim_state& st, caf::timespan wait, const char* what) {
   upstream_reply r;
@@ -41,7 +41,7 @@ std::string last_of_role(const std::vector<chat_message>& msgs, const char* role
   return {};
 }
 
-caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
+provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) {
   self->state.window.emplace(cfg.limits.requests, cfg.limits.per);
   self->state.cfg = std::move(cfg);
   return {
@@ -105,24 +105,25 @@ caf::behavior sim_provider(sim_actor* self, provider_config cfg) {
       st.pending.erase(p);
       st.replies.erase(r);
     },
+    [](atoms::done, std::uint64_t, upstream_reply&) {}, // an HTTP provider's: never sent here
     [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
 
 } // namespace
 
-caf::actor spawn_sim_provider(caf::local_actor* parent, const provider_config& cfg) {
+provider_actor spawn_sim_provider(caf::local_actor* parent, const provider_config& cfg) {
   return parent->spawn(sim_provider, cfg);
 }
 
-caf::actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
+provider_actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
                           std::string& why) {
   if (cfg.kind == "sim")
     return spawn_sim_provider(parent, cfg);
   if (auto it = pools.find(cfg.name); it != pools.end() && it->second)
     return spawn_http_provider(parent, cfg, it->second);
   why = "providers." + cfg.name + ": no HTTP pool was made for this " + cfg.kind + " provider";
-  return nullptr;
+  return {};
 }
 
 } // namespace squad

@@ -20,22 +20,22 @@ struct supervisor_state {
   static inline const char* name = "squad.supervisor";
 };
 
-using supervisor_actor = caf::stateful_actor<supervisor_state>;
+using supervisor_self = supervisor_actor::stateful_pointer<supervisor_state>;
 
-void notify(supervisor_actor* self, const child_slot& c, const char* what, const caf::error& reason) {
+void notify(supervisor_self self, const child_slot& c, const char* what, const caf::error& reason) {
   child_event ev{self->state.opts.name, c.spec.name, what, self->system().render(reason), c.restarts};
   for (auto& s : self->state.subscribers)
-    self->send(s, ev);
+    caf::anon_send(s, ev); // subscribers are dynamically typed (bosses, listeners)
 }
 
-child_slot* find_by_name(supervisor_actor* self, const std::string& name) {
+child_slot* find_by_name(supervisor_self self, const std::string& name) {
   for (auto& c : self->state.children)
     if (c.spec.name == name)
       return &c;
   return nullptr;
 }
 
-child_slot* find_by_addr(supervisor_actor* self, const caf::actor_addr& addr) {
+child_slot* find_by_addr(supervisor_self self, const caf::actor_addr& addr) {
   for (auto& c : self->state.children)
     if (c.handle && c.handle.address() == addr)
       return &c;
@@ -43,7 +43,7 @@ child_slot* find_by_addr(supervisor_actor* self, const caf::actor_addr& addr) {
 }
 
 // Starts (or restarts) a child. A factory that throws counts as a crash of the child.
-bool start(supervisor_actor* self, child_slot& c) {
+bool start(supervisor_self self, child_slot& c) {
   try {
     c.handle = c.spec.start(self);
   } catch (...) {
@@ -58,7 +58,7 @@ bool start(supervisor_actor* self, child_slot& c) {
 }
 
 // Stops every child with `reason`, then exits with it.
-void shut_down(supervisor_actor* self, const caf::error& reason) {
+void shut_down(supervisor_self self, const caf::error& reason) {
   for (auto& c : self->state.children)
     if (c.handle) {
       self->demonitor(c.handle);
@@ -68,7 +68,7 @@ void shut_down(supervisor_actor* self, const caf::error& reason) {
   self->quit(reason);
 }
 
-void on_child_exit(supervisor_actor* self, child_slot& c, const caf::error& reason) {
+void on_child_exit(supervisor_self self, child_slot& c, const caf::error& reason) {
   c.handle = nullptr;
   bool abnormal = reason && reason != caf::exit_reason::user_shutdown;
   if (!should_restart(c.spec.restart, abnormal)) {
@@ -95,7 +95,7 @@ void on_child_exit(supervisor_actor* self, child_slot& c, const caf::error& reas
                                      + self->system().render(reason) + ")"));
 }
 
-caf::behavior supervisor_impl(supervisor_actor* self, supervisor_options opts, std::vector<child_spec> specs) {
+supervisor_actor::behavior_type supervisor_impl(supervisor_self self, supervisor_options opts, std::vector<child_spec> specs) {
   self->state.intensity.emplace(opts.max_restarts, opts.period);
   self->state.opts = std::move(opts);
   self->attach_functor([started = self->state.started] {
@@ -123,7 +123,7 @@ caf::behavior supervisor_impl(supervisor_actor* self, supervisor_options opts, s
     if (!start(self, c)) {
       shut_down(self, make_squad_error(squad_errc::intensity_exceeded,
                                        self->state.opts.name + ": child " + c.spec.name + " failed to start"));
-      return {};
+      return supervisor_actor::behavior_type::make_empty_behavior();
     }
   }
   return {
@@ -134,20 +134,6 @@ caf::behavior supervisor_impl(supervisor_actor* self, supervisor_options opts, s
       if (!c->handle)
         return make_squad_error(squad_errc::child_unavailable, self->state.opts.name + "/" + name + " is restarting");
       return c->handle;
-    },
-    [self](atoms::forward, const std::string& path, caf::message& payload) -> caf::result<caf::message> {
-      auto slash = path.find('/');
-      auto head = path.substr(0, slash);
-      auto* c = find_by_name(self, head);
-      if (!c)
-        return make_squad_error(squad_errc::no_such_child, self->state.opts.name + " has no child " + head);
-      if (!c->handle)
-        return make_squad_error(squad_errc::child_unavailable, self->state.opts.name + "/" + head + " is restarting");
-      if (slash == std::string::npos)
-        self->delegate(c->handle, std::move(payload));
-      else
-        self->delegate(c->handle, atoms::forward_v, path.substr(slash + 1), std::move(payload));
-      return caf::delegated<caf::message>{};
     },
     [self](atoms::start_child, child_spec& spec) -> caf::result<caf::actor> {
       // Dynamic children reuse finished slots of the same name.
@@ -183,15 +169,24 @@ caf::behavior supervisor_impl(supervisor_actor* self, supervisor_options opts, s
 
 } // namespace
 
-caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_options opts, std::vector<child_spec> children) {
+supervisor_actor spawn_supervisor(caf::actor_system& sys, supervisor_options opts, std::vector<child_spec> children) {
   return sys.spawn(supervisor_impl, std::move(opts), std::move(children));
 }
 
-child_spec supervisor_child(supervisor_options opts, std::vector<child_spec> children, restart_kind restart) {
+supervisor_actor spawn_child_supervisor(caf::local_actor* parent, supervisor_options opts,
+                                        std::vector<child_spec> children) {
+  return parent->spawn(supervisor_impl, std::move(opts), std::move(children));
+}
+
+child_spec supervisor_child(supervisor_options opts, std::vector<child_spec> children, restart_kind restart,
+                            std::function<void(const supervisor_actor&)> started) {
   auto name = opts.name;
   return child_spec{std::move(name), restart,
-                    [opts = std::move(opts), children = std::move(children)](caf::local_actor* parent) {
-                      return parent->spawn(supervisor_impl, opts, children);
+                    [opts = std::move(opts), children = std::move(children), started](caf::local_actor* parent) {
+                      auto h = parent->spawn(supervisor_impl, opts, children);
+                      if (started)
+                        started(h);
+                      return caf::actor_cast<caf::actor>(h);
                     }};
 }
 

@@ -1,7 +1,7 @@
 // squad: the command line. `squad run`, `squad serve`, `squad config check`, `squad key hash`, `squad version`.
 #include "actors/boss/boss.hpp"
 #include "runtime/app/run_recorder.hpp"
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/app/squad_host.hpp"
 #include "runtime/server/auth.hpp"
 #include "runtime/server/gateway.hpp"
 
@@ -99,33 +99,21 @@ int run(const run_options& o) {
   fs::path out_dir = o.out.empty() ? fs::path{"runs"} / spec.run_id : fs::path{o.out};
   run_recorder recorder(out_dir, o.task, wf_id, o.quiet ? nullptr : &std::cout);
 
-  // The io threads are made first: with runtime.scheduler io they run the actors, and the actor system stops
-  // them when it shuts down (before `io` itself is destroyed).
-  net::io_runtime io{static_cast<int>(cfg.runtime.io_threads), cfg.runtime.io_spin};
-  caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.runtime, io);
-  caf::actor_system sys{sys_cfg};
-  stop_io_before_system stop_io{io, cfg.runtime};
-  provider_pools pools;
-  if (needs_http(cfg)) {
-    pools = make_provider_pools(io, cfg, problems);
-    if (!problems.empty()) {
-      std::cerr << o.config_file << ": " << problems.size() << " problem(s)\n";
-      print_problems(problems);
-      return 2;
-    }
+  squad_host host{squad, problems};
+  if (!host.ok()) {
+    std::cerr << o.config_file << ": " << problems.size() << " problem(s)\n";
+    print_problems(problems);
+    return 2;
   }
-  auto root = start_tree(sys, squad, pools);
+  auto& sys = host.system();
   caf::scoped_actor self{sys};
   caf::actor boss;
   std::string start_error;
-  self->request(root, caf::infinite, atoms::forward_v, std::string{"runs"},
-                caf::make_message(atoms::start_child_v, boss_child(spec, root, self)))
+  self->request(host.dir()->get()->runs, caf::infinite, atoms::start_child_v, boss_child(spec, host.dir(), self))
     .receive([&](const caf::actor& b) { boss = b; },
              [&](const caf::error& err) { start_error = error_detail(sys, err); });
   if (!boss) {
     std::cerr << "squad run: could not start the run: " << start_error << "\n";
-    self->send_exit(root, caf::exit_reason::user_shutdown);
     return 1;
   }
   self->monitor(boss);
@@ -145,9 +133,7 @@ int run(const run_options& o) {
       recorder.fail("no event for " + std::to_string(deadline.count()) + "ms");
       ended = true;
     });
-  auto rc = recorder.finish();
-  self->send_exit(root, caf::exit_reason::user_shutdown);
-  return rc;
+  return recorder.finish();
 }
 
 // `squad serve`: the actor tree behind the HTTP API until SIGTERM or SIGINT; then stop accepting, let the calls in
@@ -210,23 +196,18 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sopts.stream_max_queued = static_cast<std::size_t>(cfg.server.stream_max_queued);
   sopts.ws_max_queued = static_cast<std::size_t>(cfg.server.ws_max_queued);
 
-  net::io_runtime io{static_cast<int>(cfg.runtime.io_threads), cfg.runtime.io_spin}; // first: see run()
-  caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.runtime, io);
-  caf::actor_system sys{sys_cfg};
-  stop_io_before_system stop_io{io, cfg.runtime};
-  auto pools = make_provider_pools(io, cfg, problems);
-  if (!problems.empty()) {
+  squad_host host{squad, problems};
+  if (!host.ok()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
     print_problems(problems);
     return 2;
   }
-  auto root = start_tree(sys, squad, pools);
-  server::gateway gw{sys, root, squad, problems};
+  auto& sys = host.system();
+  auto& io = host.io();
+  server::gateway gw{sys, host.dir(), squad, problems};
   if (!problems.empty()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
     print_problems(problems);
-    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     return 2;
   }
   std::string why;
@@ -235,7 +216,6 @@ int serve(const std::string& config_file, const std::string& listen_override) {
     [&gw](const server::request& r, server::ws_refusal& refusal) { return gw.accept_ws(r, refusal); }, why);
   if (!srv) {
     std::cerr << "squad serve: " << why << "\n";
-    caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
     return 2;
   }
   gw.attach(srv);
@@ -268,7 +248,6 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   if (left > 0)
     std::cerr << "squad serve: " << left << " request(s) still in flight after the drain timeout\n";
   std::cout << "squad serve: stopped" << std::endl;
-  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   return 0;
 }
 

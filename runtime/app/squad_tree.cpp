@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 namespace squad {
 
@@ -118,24 +119,35 @@ provider_pools make_provider_pools(net::io_runtime& io, const config& cfg, std::
   return pools;
 }
 
-caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools) {
+squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools) {
   auto& cfg = *squad.cfg;
   supervisor_options root_opts{"root", static_cast<std::size_t>(cfg.supervision.max_restarts), cfg.supervision.period};
   auto root = spawn_supervisor(sys, root_opts, {});
+  auto dir = std::make_shared<directory>();
   auto opts = [&](std::string name) {
     return supervisor_options{std::move(name), root_opts.max_restarts, root_opts.period};
   };
+  // Each factory announces the handle it spawned: at the first start and at every restart.
   std::vector<child_spec> providers;
   for (auto& p : cfg.providers)
-    providers.push_back({p.name, restart_kind::permanent, [p, pools](caf::local_actor* parent) {
+    providers.push_back({p.name, restart_kind::permanent, [p, pools, dir](caf::local_actor* parent) {
                            std::string why;
-                           return spawn_provider(parent, p, pools, why);
+                           auto h = spawn_provider(parent, p, pools, why);
+                           if (h)
+                             dir->announce(p.name, h);
+                           return caf::actor_cast<caf::actor>(h);
                          }});
-  for (auto& p : cfg.providers) { // governance beside each provider: "<name>:limiter", "<name>:breaker"
-    providers.push_back({p.name + ":limiter", restart_kind::permanent,
-                         [p](caf::local_actor* parent) { return spawn_limiter(parent, p); }});
-    providers.push_back({p.name + ":breaker", restart_kind::permanent,
-                         [p, root](caf::local_actor* parent) { return spawn_breaker(parent, p, root); }});
+  for (auto& p : cfg.providers) { // governance beside each provider
+    providers.push_back({p.name + ":limiter", restart_kind::permanent, [p, dir](caf::local_actor* parent) {
+                           auto h = spawn_limiter(parent, p, true, dir);
+                           dir->announce(p.name, h);
+                           return caf::actor_cast<caf::actor>(h);
+                         }});
+    providers.push_back({p.name + ":breaker", restart_kind::permanent, [p, dir](caf::local_actor* parent) {
+                           auto h = spawn_breaker(parent, p, dir);
+                           dir->announce(p.name, h);
+                           return caf::actor_cast<caf::actor>(h);
+                         }});
   }
   dispatch_options dopts;
   dopts.walker.jitter = true;
@@ -152,16 +164,51 @@ caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
   dopts.bind_horizon = cfg.runtime.bind_horizon;
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)
-    personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), root](caf::local_actor* parent) {
-                          return spawn_persona(parent, p, chain, root);
+    personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), dir](caf::local_actor* parent) {
+                          auto h = spawn_persona(parent, p, chain, dir);
+                          dir->announce(p.id, h);
+                          return caf::actor_cast<caf::actor>(h);
                         }});
+  auto announce_as = [dir](std::string role) {
+    return [dir, role](const supervisor_actor& h) { dir->announce(role, h); };
+  };
   caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("providers"), std::move(providers)));
-  caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("personas"), std::move(personas)));
   caf::anon_send(root, atoms::start_child_v,
-                 child_spec{"dispatcher", restart_kind::permanent,
-                            [root, dopts](caf::local_actor* parent) { return spawn_dispatcher(parent, root, dopts); }});
-  caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("runs"), {}));
-  return root;
+                 supervisor_child(opts("personas"), std::move(personas), restart_kind::permanent, announce_as("personas")));
+  caf::anon_send(root, atoms::start_child_v,
+                 child_spec{"dispatcher", restart_kind::permanent, [dir, dopts](caf::local_actor* parent) {
+                              auto h = spawn_dispatcher(parent, dir, dopts);
+                              dir->announce(h);
+                              return caf::actor_cast<caf::actor>(h);
+                            }});
+  caf::anon_send(root, atoms::start_child_v,
+                 supervisor_child(opts("runs"), {}, restart_kind::permanent, announce_as("runs")));
+  return {root, dir};
+}
+
+bool await_tree(const squad_tree& tree, const loaded_squad& squad, millis timeout) {
+  auto complete = [&] {
+    auto s = tree.dir->get();
+    if (!s->dispatcher || !s->runs || !s->personas_supervisor)
+      return false;
+    for (auto& p : squad.personas)
+      if (!s->persona(p.id))
+        return false;
+    for (auto& p : squad.cfg->providers) {
+      auto* h = s->provider(p.name);
+      if (!h || !h->provider || !h->limiter || !h->breaker)
+        return false;
+    }
+    return true;
+  };
+  // Start-up takes a few scheduler turns; a short poll on the directory's version is simpler than a handshake.
+  auto until = std::chrono::steady_clock::now() + timeout;
+  while (!complete()) {
+    if (std::chrono::steady_clock::now() >= until)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  return true;
 }
 
 } // namespace squad

@@ -2,12 +2,16 @@
 // Loading a squad (config + personas) and starting its actor tree:
 //
 //   root (supervisor)
-//    |- providers (supervisor)   one provider actor per configured provider
+//    |- providers (supervisor)   per provider: its provider actor, limiter and breaker
 //    |- personas  (supervisor)   one persona actor per persona
 //    |- dispatcher               walks each call's chain (the governance seam)
 //    |- runs      (supervisor)   per run: a boss (temporary), which owns a worker supervisor
+//
+// Every child is announced in the tree's directory when it starts and again when it is restarted, so callers
+// hold typed handles (gateway -> persona -> dispatcher -> limiter / breaker / provider), never paths.
 #include "actors/messages.hpp"
 #include "actors/provider/provider.hpp"
+#include "actors/registry/directory.hpp"
 #include "runtime/config/workflow.hpp"
 
 #include <map>
@@ -63,9 +67,19 @@ bool needs_http(const config& cfg);
 /// One keep-alive pool per openai/anthropic provider; a problem per provider whose pool cannot be made.
 provider_pools make_provider_pools(net::io_runtime& io, const config& cfg, std::vector<config_problem>& problems);
 
+/// A started tree: its root supervisor (send it an exit to stop everything) and the directory of its actors.
+struct squad_tree {
+  supervisor_actor root;
+  directory_ptr dir;
+};
+
 /// Spawns the root supervisor and asks it to start its children, in order. The children are started
 /// when root processes those messages (at once with a real scheduler; after sched.run() in tests).
 /// `pools` must hold a pool for every openai/anthropic provider (an HTTP provider without one fails to start).
-caf::actor start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools = {});
+squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools = {});
+
+/// Blocks until every persona, provider and the dispatcher of `tree` is in its directory (a real scheduler only),
+/// at most `timeout`; false if that did not happen.
+bool await_tree(const squad_tree& tree, const loaded_squad& squad, millis timeout = millis{10000});
 
 } // namespace squad

@@ -159,9 +159,9 @@ std::string error_body(const std::string& message, const std::string& type, cons
   return e.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-gateway::gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& squad,
+gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
                  std::vector<config_problem>& /*problems: none left here since validate() checks aliases*/)
-  : sys_(sys), root_(std::move(root)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, root_, squad)) {
+  : sys_(sys), dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad)) {
   describe_metrics();
   for (auto& p : squad.personas) {
     api_model m;
@@ -491,13 +491,19 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   call.trace_id = id;
   call.stream = flags.stream;
   call.sink = make_chat_sink(out, {id, model_name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
+  call.chain = model.chain;
+  // Straight to the persona's (or, for a provider/model, the dispatcher's) handle: one crossing from this io thread
+  // to the actors. A handle missing (between a crash and its restart) answers 503 through the sink.
+  auto dir = dir_->get();
   if (!model.persona.empty()) {
-    call.chain = model.chain;
-    caf::anon_send(root_, atoms::forward_v, "personas/" + model.persona, caf::make_message(std::move(call)));
-  } else {
-    call.chain = model.chain;
-    caf::anon_send(root_, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(std::move(call)));
+    if (auto p = dir->persona(model.persona))
+      return caf::anon_send(p, std::move(call));
+  } else if (dir->dispatcher) {
+    return caf::anon_send(dir->dispatcher, std::move(call));
   }
+  std::exchange(call.sink, nullptr)->failed(squad_errc::child_unavailable,
+                                            (model.persona.empty() ? std::string{"the dispatcher"} : "persona " + model.persona) +
+                                              " is restarting; try again");
 }
 
 void gateway::metrics(std::shared_ptr<responder> out) {
@@ -507,22 +513,24 @@ void gateway::metrics(std::shared_ptr<responder> out) {
     reg().set("squad_ws_sessions", {}, static_cast<double>(s.ws_open));
   }
   // Ask each limiter, breaker and the dispatcher for their state, then render everything.
-  std::vector<std::string> paths{"dispatcher"};
-  for (auto& p : providers_) {
-    paths.push_back("providers/" + p + ":limiter");
-    paths.push_back("providers/" + p + ":breaker");
-  }
-  sys_.spawn([out, paths, root = root_](caf::event_based_actor* self) {
-    auto left = std::make_shared<std::size_t>(paths.size());
+  auto dir = dir_->get();
+  std::vector<std::pair<std::string, caf::actor>> asked{{"dispatcher", caf::actor_cast<caf::actor>(dir->dispatcher)}};
+  for (auto& p : providers_)
+    if (auto* h = dir->provider(p)) {
+      asked.emplace_back(p + ":limiter", caf::actor_cast<caf::actor>(h->limiter));
+      asked.emplace_back(p + ":breaker", caf::actor_cast<caf::actor>(h->breaker));
+    }
+  sys_.spawn([out, asked](caf::event_based_actor* self) {
+    auto left = std::make_shared<std::size_t>(asked.size());
     auto finish = [out, left] {
       if (--*left > 0)
         return;
       out->reply(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}}, reg().render());
     };
-    for (auto& path : paths)
-      self->request(root, std::chrono::seconds{2}, atoms::forward_v, path, caf::make_message(atoms::stats_v))
+    for (auto& [path, to] : asked)
+      self->request(to, std::chrono::seconds{2}, atoms::stats_v)
         .then(
-          [finish, path](std::string& text) {
+          [finish, path = path](std::string& text) {
             auto j = json::parse(text, nullptr, false);
             if (j.is_object() && path.ends_with(":limiter")) {
               metrics::labels l{{"provider", j.value("provider", "")}};

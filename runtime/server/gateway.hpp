@@ -33,7 +33,9 @@ class gateway {
 public:
   /// Resolves the API's models (personas, provider models, aliases) of a squad load_squad validated; `problems`
   /// stays for callers' sake and gets nothing (validate() checks aliases).
-  gateway(caf::actor_system& sys, caf::actor root, const loaded_squad& squad, std::vector<config_problem>& problems);
+  /// Calls go to their persona (or the dispatcher) by the handles in `dir`.
+  gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
+          std::vector<config_problem>& problems);
 
   void handle(request req, std::shared_ptr<responder> out);
   std::shared_ptr<ws_handler> accept_ws(const request& req, ws_refusal& refusal);
@@ -61,7 +63,7 @@ private:
   bool admit_key(std::size_t key, std::shared_ptr<responder>& out);
 
   caf::actor_system& sys_;
-  caf::actor root_;
+  std::shared_ptr<directory> dir_;
   config_ptr cfg_;
   std::vector<std::string> providers_;
   std::map<std::string, api_model> models_;

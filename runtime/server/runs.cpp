@@ -1,5 +1,6 @@
 #include "runtime/server/runs.hpp"
 #include "actors/boss/boss.hpp"
+#include "actors/registry/directory.hpp"
 
 #include <ctime>
 #include <random>
@@ -19,7 +20,7 @@ std::string new_run_id() {
   return buf;
 }
 
-// Starts the boss under root/runs, hands the hub every event, and forwards cancel and feedback to the boss.
+// Starts the boss under the runs supervisor, hands the hub every event, and forwards cancel and feedback to the boss.
 struct listener_state {
   caf::actor boss;
   bool cancel_pending = false;
@@ -28,9 +29,9 @@ struct listener_state {
 };
 
 caf::behavior run_listener(caf::stateful_actor<listener_state>* self, std::weak_ptr<run_hub> hub, std::string id,
-                           run_spec spec, caf::actor root) {
-  self->request(root, caf::infinite, atoms::forward_v, std::string{"runs"},
-                caf::make_message(atoms::start_child_v, boss_child(std::move(spec), root, self)))
+                           run_spec spec, std::shared_ptr<directory> dir) {
+  auto runs = dir->get()->runs;
+  self->request(runs, caf::infinite, atoms::start_child_v, boss_child(std::move(spec), dir, self))
     .then(
       [self, hub, id](const caf::actor& boss) {
         auto& st = self->state;
@@ -90,8 +91,9 @@ json event_json(const run_event& ev) {
   return j;
 }
 
-run_hub::run_hub(caf::actor_system& sys, caf::actor root, const loaded_squad& squad, std::size_t keep_finished)
-  : sys_(sys), root_(std::move(root)), squad_(squad), keep_finished_(keep_finished) {}
+run_hub::run_hub(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
+                 std::size_t keep_finished)
+  : sys_(sys), dir_(std::move(dir)), squad_(squad), keep_finished_(keep_finished) {}
 
 run_hub::~run_hub() {
   std::lock_guard<std::mutex> g{m_};
@@ -160,7 +162,7 @@ std::optional<std::string> run_hub::start(const run_request& req, run_refusal& w
   auto id = entry->id;
   if (accepted)
     accepted(id);
-  auto listener = sys_.spawn(run_listener, weak_from_this(), id, std::move(spec), root_);
+  auto listener = sys_.spawn(run_listener, weak_from_this(), id, std::move(spec), dir_);
   std::lock_guard<std::mutex> g{m_};
   entry->listener = listener;
   return id;

@@ -2,7 +2,7 @@
 // The runs of `squad serve` (REST /v1/runs and WebSocket sessions): starts a squad run on the actor tree, keeps its
 // state and event log in memory, and fans its events out to subscribers (SSE streams, WebSocket sessions).
 //
-// Per run, a small listener actor starts the boss under root/runs and turns every run_event into JSON for the hub.
+// Per run, a small listener actor starts the boss under the runs supervisor and turns every run_event into JSON for the hub.
 // step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
 // subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
 // evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
@@ -43,7 +43,8 @@ struct run_refusal {
 
 class run_hub : public std::enable_shared_from_this<run_hub> {
 public:
-  run_hub(caf::actor_system& sys, caf::actor root, const loaded_squad& squad, std::size_t keep_finished = 200);
+  run_hub(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
+          std::size_t keep_finished = 200);
   ~run_hub();
 
   /// Validates and starts a run; returns its id, or nullopt with `why` filled. `first` (optional) is subscribed
@@ -101,7 +102,7 @@ private:
   void evict();
 
   caf::actor_system& sys_;
-  caf::actor root_;
+  std::shared_ptr<directory> dir_; // runs start under its runs supervisor
   loaded_squad squad_;
   std::size_t keep_finished_;
   mutable std::mutex m_;

@@ -35,7 +35,7 @@ struct burst_fixture {
   system_config cfg;
   caf::actor_system sys{cfg};
   net::io_runtime io{1};
-  caf::actor root;
+  squad_tree tree;
 
   /// `extra`: more of the provider's YAML (indented four spaces), e.g. its breaker.
   explicit burst_fixture(const std::string& extra = "") {
@@ -52,9 +52,10 @@ struct burst_fixture {
     INFO((problems.empty() ? std::string() : to_string(problems.front())));
     REQUIRE(sq.cfg);
     auto pools = make_provider_pools(io, *sq.cfg, problems);
-    root = start_tree(sys, sq, pools);
+    tree = start_tree(sys, sq, pools);
+    REQUIRE(await_tree(tree, sq));
   }
-  ~burst_fixture() { caf::anon_send_exit(root, caf::exit_reason::user_shutdown); }
+  ~burst_fixture() { caf::anon_send_exit(tree.root, caf::exit_reason::user_shutdown); }
 };
 
 } // namespace
@@ -76,7 +77,7 @@ TEST_CASE("a cold burst of 100 calls on a provider allowing 4 at once is served 
     req.messages = {{"user", "cold question " + std::to_string(i)}};
     req.max_tokens = 16;
     req.timeout_ms = 60000;
-    self->send(f.root, atoms::forward_v, "personas/analyst", caf::make_message(std::move(req)));
+    self->send(f.tree.dir->get()->persona("analyst"), std::move(req));
   }
   int ok = 0;
   std::vector<std::string> errors;
@@ -118,7 +119,7 @@ one_call call_once(burst_fixture& f, std::uint8_t priority, std::int64_t timeout
   req.timeout_ms = timeout_ms;
   req.events = self;
   auto t0 = clk::now();
-  self->send(f.root, atoms::forward_v, "personas/analyst", caf::make_message(std::move(req)));
+  self->send(f.tree.dir->get()->persona("analyst"), std::move(req));
   one_call out;
   bool done = false, timed_out = false;
   while (!done && !timed_out)

@@ -61,7 +61,7 @@ struct tree_fixture {
   system_config cfg;
   caf::actor_system sys{cfg};
   net::io_runtime io{1};
-  caf::actor root;
+  squad_tree tree;
   int asked = 0; // every call asks a new question: the response cache must not answer it
 
   tree_fixture() {
@@ -70,9 +70,10 @@ struct tree_fixture {
     INFO((problems.empty() ? std::string() : to_string(problems.front())));
     REQUIRE(sq.cfg);
     auto pools = make_provider_pools(io, *sq.cfg, problems);
-    root = start_tree(sys, sq, pools);
+    tree = start_tree(sys, sq, pools);
+    REQUIRE(await_tree(tree, sq));
   }
-  ~tree_fixture() { caf::anon_send_exit(root, caf::exit_reason::user_shutdown); }
+  ~tree_fixture() { caf::anon_send_exit(tree.root, caf::exit_reason::user_shutdown); }
 
   // `n` calls at once; the results (or the errors' text) and the run events seen.
   struct batch {
@@ -90,7 +91,7 @@ struct tree_fixture {
       req.max_tokens = 16;
       req.timeout_ms = 20000;
       req.events = self;
-      self->send(root, atoms::forward_v, "personas/analyst", caf::make_message(std::move(req)));
+      self->send(tree.dir->get()->persona("analyst"), std::move(req));
     }
     batch b;
     int answered = 0;
@@ -131,7 +132,7 @@ TEST_CASE_METHOD(tree_fixture, "a burst far over a strict upstream's limit sees 
   // ...and counted: the dispatcher's metrics match the events.
   caf::scoped_actor self{sys};
   std::string text;
-  self->request(root, 5s, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(atoms::stats_v))
+  self->request(tree.dir->get()->dispatcher, 5s, atoms::stats_v)
     .receive([&](std::string& s) { text = std::move(s); }, [](caf::error&) {});
   auto metrics = json::parse(text);
   CHECK(metrics["events"]["step.routed"].get<std::size_t>() == count(b.events, "step.routed"));
@@ -257,7 +258,8 @@ TEST_CASE("in a run, the step after a cut-short step receives its partial text, 
   INFO((problems.empty() ? std::string() : to_string(problems.front())));
   REQUIRE(sq.cfg);
   auto pools = make_provider_pools(io, *sq.cfg, problems);
-  auto root = start_tree(sys, sq, pools);
+  auto tree = start_tree(sys, sq, pools);
+  REQUIRE(await_tree(tree, sq));
   REQUIRE(test::request("POST", "127.0.0.1", mock.port("main"), "/admin/fault", R"({"mode":"cut","cut_after":6})").status == 200);
   REQUIRE(test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"down"})").status == 200);
   auto wf = load_workflow(sq.cfg->workflows_dir, "greenfield", sq.persona_ids());
@@ -271,7 +273,7 @@ TEST_CASE("in a run, the step after a cut-short step receives its partial text, 
     spec.personas[p.id] = p;
   spec.step_timeout = 20s;
   caf::scoped_actor self{sys};
-  self->send(root, atoms::forward_v, std::string{"runs"}, caf::make_message(atoms::start_child_v, boss_child(spec, root, self)));
+  self->send(tree.dir->get()->runs, atoms::start_child_v, boss_child(spec, tree.dir, self));
   std::map<std::string, json> done; // step -> step.completed data
   bool ended = false, timed_out = false;
   std::vector<std::string> types;
@@ -284,7 +286,7 @@ TEST_CASE("in a run, the step after a cut-short step receives its partial text, 
                   },
                   [](caf::actor&) {}, [](caf::error&) {},
                   caf::after(30s) >> [&] { timed_out = true; });
-  caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(tree.root, caf::exit_reason::user_shutdown);
   REQUIRE_FALSE(timed_out);
   REQUIRE(done.count("brief"));
   REQUIRE(done.count("prd"));

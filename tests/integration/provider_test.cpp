@@ -92,7 +92,7 @@ struct fixture {
     INFO(why);
     REQUIRE(pool);
     caf::scoped_actor self{sys};
-    auto a = spawn_http_provider(self.ptr(), p, pool);
+    auto a = caf::actor_cast<caf::actor>(spawn_http_provider(self.ptr(), p, pool));
     spawned.push_back(a);
     return {a, pool};
   }

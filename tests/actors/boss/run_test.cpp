@@ -50,7 +50,8 @@ providers:
 
 struct run_fixture : test::actor_fixture {
   loaded_squad squad;
-  caf::actor root;
+  squad_tree tree;
+  caf::actor root; // the root supervisor, untyped for the fixture's bookkeeping
   std::shared_ptr<test::recorded> seen = std::make_shared<test::recorded>();
   caf::actor rec = sys->spawn(test::recorder, seen);
 
@@ -59,7 +60,8 @@ struct run_fixture : test::actor_fixture {
     squad = load_squad_text(yaml, problems);
     INFO((problems.empty() ? std::string{} : to_string(problems.front())));
     REQUIRE(squad.cfg);
-    root = start_tree(*sys, squad);
+    tree = start_tree(*sys, squad);
+    root = caf::actor_cast<caf::actor>(tree.root);
     spawned = {root, rec};
     sched->run();
   }
@@ -76,8 +78,7 @@ struct run_fixture : test::actor_fixture {
     spec.step_timeout = squad.cfg->runtime.step_timeout;
     spec.supervision = squad.cfg->supervision;
     spec.hooks = std::move(hooks);
-    ask<caf::actor>(root, atoms::forward_v, std::string{"runs"},
-                    caf::make_message(atoms::start_child_v, boss_child(spec, root, rec)));
+    ask<caf::actor>(handle(tree.dir->get()->runs), atoms::start_child_v, boss_child(spec, tree.dir, rec));
     REQUIRE(run_until([&] { return seen->ended(); }));
   }
 
@@ -90,6 +91,11 @@ struct run_fixture : test::actor_fixture {
   }
 
   json data(const run_event* e) const { return json::parse(e->data_json); }
+
+  template <class Handle>
+  static caf::actor handle(const Handle& h) { return caf::actor_cast<caf::actor>(h); }
+  caf::actor persona(const std::string& id) { return handle(tree.dir->get()->persona(id)); }
+  caf::actor dispatcher() { return handle(tree.dir->get()->dispatcher); }
 };
 
 } // namespace
@@ -279,7 +285,7 @@ TEST_CASE_METHOD(run_fixture, "a repeated run is answered from the response cach
   // brief, prd, architect, ux-expert, validation, stories: six calls below P0, each answered from the cache.
   CHECK(seen->count("call.cached") == 6);
   CHECK_FALSE(seen->find("call.cached", "synthesis")); // P0 always asks an LLM
-  auto stats = ask<std::string>(root, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(atoms::stats_v));
+  auto stats = ask<std::string>(dispatcher(), atoms::stats_v);
   sched->run();
   REQUIRE(stats->value);
   auto cache = json::parse(*stats->value)["cache"];
@@ -295,7 +301,7 @@ TEST_CASE_METHOD(run_fixture, "cache_only answers from the cache or is shed with
     req.run_id = "r";
     req.messages = {{"user", "Summarise the habit tracker idea"}};
     req.cache_mode = mode;
-    return ask<call_result>(root, atoms::forward_v, std::string{"personas/analyst"}, caf::make_message(req));
+    return ask<call_result>(persona("analyst"), req);
   };
   auto miss = call(cache_only);
   REQUIRE(run_until([&] { return miss->value || miss->error; }));
@@ -335,12 +341,12 @@ TEST_CASE_METHOD(run_fixture, "under pressure a P2 step whose answer is cached i
     req.messages = {{"user", "load " + std::to_string(i)}};
     req.cache_mode = cache_bypass;
     req.timeout_ms = 600000;
-    load.push_back(ask<call_result>(root, atoms::forward_v, std::string{"personas/analyst"}, caf::make_message(req)));
+    load.push_back(ask<call_result>(persona("analyst"), req));
   }
   sched->run();
   auto level = std::make_shared<int>(-1);
-  sys->spawn([level, r = root](caf::event_based_actor* self) {
-    self->request(r, caf::infinite, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(atoms::phase_v))
+  sys->spawn([level, d = tree.dir->get()->dispatcher](caf::event_based_actor* self) {
+    self->request(d, caf::infinite, atoms::phase_v)
       .then([level](std::uint8_t l, std::string&) { *level = l; });
   });
   sched->run();
@@ -371,10 +377,10 @@ TEST_CASE_METHOD(run_fixture, "a provider that crashes holding a call: the call 
   req.timeout_ms = 2000;
   req.cache_mode = cache_bypass;
   auto start = now();
-  auto r = ask<call_result>(root, atoms::forward_v, std::string{"dispatcher"}, caf::make_message(req));
+  auto r = ask<call_result>(dispatcher(), req);
   sched->run(); // the call reaches the sim provider, which holds it for its 100ms latency
   REQUIRE_FALSE(r->value);
-  caf::anon_send(root, atoms::forward_v, std::string{"providers/only"}, caf::make_message(atoms::crash_v));
+  caf::anon_send(tree.dir->get()->provider("only")->provider, atoms::crash_v);
   REQUIRE(run_until([&] { return r->value || r->error; }));
   REQUIRE(r->error);
   CHECK(r->error == squad_errc::deadline_exceeded);

@@ -1,6 +1,7 @@
 // The limiter and breaker actors on CAF's deterministic test coordinator: time moves only when a test moves it,
 // so grant order, queue deadlines and cooldowns are checked to the millisecond.
 #include "actors/limiter/limiter.hpp"
+#include "actors/registry/directory.hpp"
 #include "tests/actors/actor_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -40,45 +41,49 @@ limits_config limits(std::int64_t requests, millis per, std::int64_t burst, std:
   return l;
 }
 
-/// One `(forward, path, (phase, u8, i64))` the breaker sent towards its limiter.
+/// One `(phase, u8, i64, u64)` the breaker told its limiter.
 struct phase_note {
-  std::string path;
   std::uint8_t phase = 255;
   std::int64_t open_ms = -1;
+  std::uint64_t generation = 0;
 };
 
-struct forwards {
+struct phase_notes {
   std::vector<phase_note> phases;
-  std::size_t other = 0; ///< forwarded messages that were not a phase
 };
 
-/// Stands in for the root supervisor: records what the breaker forwards.
-caf::behavior forward_recorder(caf::event_based_actor*, std::shared_ptr<forwards> out) {
+/// Stands in for the provider's limiter in the directory: records what the breaker tells it.
+caf::behavior limiter_stand_in(caf::event_based_actor*, std::shared_ptr<phase_notes> out) {
   return {
-      [out](atoms::forward, const std::string& path, const caf::message& msg) {
-        if (msg.match_elements<atoms::phase, std::uint8_t, std::int64_t>())
-          out->phases.push_back({path, msg.get_as<std::uint8_t>(1), msg.get_as<std::int64_t>(2)});
-        else
-          ++out->other;
-      },
+    [out](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
+      out->phases.push_back({phase, open_ms, generation});
+    },
   };
 }
+
+}  // namespace
+
+namespace {
 
 struct limiter_fixture : test::actor_fixture {
   caf::actor_clock::time_point start = now();
 
-  caf::actor spawn_limiter_for(const provider_config& p) {
+  caf::actor spawn_limiter_for(const provider_config& p, directory_ptr dir = nullptr) {
     caf::scoped_actor self{*sys};
-    auto a = spawn_limiter(self.ptr(), p, false); // no dispatcher confirms sends here: entries count from the grant
+    // no dispatcher confirms sends here: entries count from the grant
+    auto a = caf::actor_cast<caf::actor>(spawn_limiter(self.ptr(), p, false, std::move(dir)));
     spawned.push_back(a);
     sched->run();
     start = now();
     return a;
   }
 
-  caf::actor spawn_breaker_for(const provider_config& p, caf::actor root) {
+  /// A breaker whose limiter (in its directory) is `limiter`.
+  caf::actor spawn_breaker_for(const provider_config& p, caf::actor limiter) {
+    auto dir = std::make_shared<directory>();
+    dir->announce(p.name, caf::actor_cast<limiter_actor>(limiter));
     caf::scoped_actor self{*sys};
-    auto a = spawn_breaker(self.ptr(), p, std::move(root));
+    auto a = caf::actor_cast<caf::actor>(spawn_breaker(self.ptr(), p, dir));
     spawned.push_back(a);
     sched->run();
     start = now();
@@ -101,6 +106,13 @@ struct limiter_fixture : test::actor_fixture {
 
   limit_grant query(const caf::actor& lim, std::int64_t tokens, std::int64_t ahead) {
     auto a = ask<limit_grant>(lim, atoms::query_v, tokens, ahead, std::uint8_t{3}); // P3: behind every waiter
+    sched->run();
+    REQUIRE(a->value);
+    return *a->value;
+  }
+
+  limit_grant admit(const caf::actor& lim, std::int64_t ahead = 0) {
+    auto a = ask<limit_grant>(lim, atoms::admit_v, std::int64_t{0}, ahead, std::uint8_t{1});
     sched->run();
     REQUIRE(a->value);
     return *a->value;
@@ -380,7 +392,7 @@ TEST_CASE_METHOD(limiter_fixture, "limiter: query estimates the wait without adm
   CHECK(q.wait_ms == 1000);
   CHECK(query(lim, 0, 4).wait_ms == 2010);
 
-  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::open), std::int64_t{30000});
+  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::open), std::int64_t{30000}, std::uint64_t{1});
   sched->run();
   q = query(lim, 0, 0);
   CHECK(q.breaker == static_cast<std::uint8_t>(breaker_phase::open));
@@ -412,9 +424,9 @@ TEST_CASE_METHOD(limiter_fixture,
                  "closes on its success, and tells the limiter each phase",
                  "[breaker][breaker_actor]") {
   // Intent: the closed -> open -> half_open -> closed cycle as callers see it (allow / report), and the
-  // (forward, "providers/groq:limiter", (phase, u8, i64)) notes the root receives for each phase.
-  auto seen = std::make_shared<forwards>();
-  auto root = sys->spawn(forward_recorder, seen);
+  // (phase, u8, i64, generation) notes its limiter receives straight from it: at its start and for each phase.
+  auto seen = std::make_shared<phase_notes>();
+  auto root = sys->spawn(limiter_stand_in, seen);
   spawned.push_back(root);
   breaker_config bc;
   bc.failures = 5;
@@ -429,27 +441,28 @@ TEST_CASE_METHOD(limiter_fixture,
   CHECK(allow(brk));
   CHECK(report(brk, outcome::server_error) == "closed->open");
   CHECK_FALSE(allow(brk));
-  REQUIRE(seen->phases.size() == 1);
-  CHECK(seen->phases[0].path == "providers/groq:limiter");
-  CHECK(seen->phases[0].phase == static_cast<std::uint8_t>(breaker_phase::open));
-  CHECK(seen->phases[0].open_ms == 30000);
+  REQUIRE(seen->phases.size() == 2);
+  CHECK(seen->phases[0].phase == static_cast<std::uint8_t>(breaker_phase::closed)); // its start
+  CHECK(seen->phases[0].generation == 0);
+  CHECK(seen->phases[1].phase == static_cast<std::uint8_t>(breaker_phase::open));
+  CHECK(seen->phases[1].open_ms == 30000);
+  CHECK(seen->phases[1].generation == 1);
 
   advance(29999ms);
   CHECK_FALSE(allow(brk));
-  CHECK(seen->phases.size() == 1);
+  CHECK(seen->phases.size() == 2);
   advance(1ms); // the cooldown is over: the breaker's own tick tells the limiter half_open
-  REQUIRE(seen->phases.size() == 2);
-  CHECK(seen->phases[1].phase == static_cast<std::uint8_t>(breaker_phase::half_open));
-  CHECK(seen->phases[1].open_ms == 0);
+  REQUIRE(seen->phases.size() == 3);
+  CHECK(seen->phases[2].phase == static_cast<std::uint8_t>(breaker_phase::half_open));
+  CHECK(seen->phases[2].open_ms == 0);
 
   CHECK(allow(brk));       // the probe
   CHECK_FALSE(allow(brk)); // a second caller while the probe is out
   CHECK(report(brk, outcome::ok) == "half_open->closed");
   CHECK(allow(brk));
-  REQUIRE(seen->phases.size() == 3);
-  CHECK(seen->phases[2].path == "providers/groq:limiter");
-  CHECK(seen->phases[2].phase == static_cast<std::uint8_t>(breaker_phase::closed));
-  CHECK(seen->other == 0);
+  REQUIRE(seen->phases.size() == 4);
+  CHECK(seen->phases[3].phase == static_cast<std::uint8_t>(breaker_phase::closed));
+  CHECK(seen->phases[3].generation > seen->phases[1].generation); // reports of calls let through before are stale
 
   auto st = stats(brk);
   CHECK(st["phase"] == "closed");
@@ -463,8 +476,8 @@ TEST_CASE_METHOD(limiter_fixture,
                  "[breaker][breaker_actor]") {
   // Intent: half_open -> open on a probe failure (the limiter is told open again, with the full cooldown); a
   // probe that never went (cancel) lets the next caller probe instead.
-  auto seen = std::make_shared<forwards>();
-  auto root = sys->spawn(forward_recorder, seen);
+  auto seen = std::make_shared<phase_notes>();
+  auto root = sys->spawn(limiter_stand_in, seen);
   spawned.push_back(root);
   breaker_config bc;
   bc.failures = 2;
@@ -480,13 +493,79 @@ TEST_CASE_METHOD(limiter_fixture,
   REQUIRE(allow(brk)); // the cancelled probe's slot
   CHECK(report(brk, outcome::server_error) == "half_open->open");
   CHECK_FALSE(allow(brk));
-  REQUIRE(seen->phases.size() == 3);
-  CHECK(seen->phases[0].phase == static_cast<std::uint8_t>(breaker_phase::open));
-  CHECK(seen->phases[1].phase == static_cast<std::uint8_t>(breaker_phase::half_open));
-  CHECK(seen->phases[2].phase == static_cast<std::uint8_t>(breaker_phase::open));
-  CHECK(seen->phases[2].open_ms == 10000);
+  REQUIRE(seen->phases.size() == 4); // after the closed one told at its start
+  CHECK(seen->phases[1].phase == static_cast<std::uint8_t>(breaker_phase::open));
+  CHECK(seen->phases[2].phase == static_cast<std::uint8_t>(breaker_phase::half_open));
+  CHECK(seen->phases[3].phase == static_cast<std::uint8_t>(breaker_phase::open));
+  CHECK(seen->phases[3].open_ms == 10000);
   advance(10000ms);
-  REQUIRE(seen->phases.size() == 4);
-  CHECK(seen->phases[3].phase == static_cast<std::uint8_t>(breaker_phase::half_open));
+  REQUIRE(seen->phases.size() == 5);
+  CHECK(seen->phases[4].phase == static_cast<std::uint8_t>(breaker_phase::half_open));
   CHECK(stats(brk)["opens"] == 2);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// admit: routing and admission in one exchange
+
+TEST_CASE_METHOD(limiter_fixture, "admit takes a free slot under a closed breaker and hands out the breaker's ticket",
+                 "[limiter][admit]") {
+  // Intent: the common call costs one exchange with its limiter: granted at once, with the breaker's generation + 1
+  // as its report ticket, and counted in the window like any grant.
+  auto lim = spawn_limiter_for(provider(limits(2, 10000ms, 2, 4)));
+  auto a = admit(lim);
+  CHECK(a.granted);
+  CHECK(a.permit != 0);
+  CHECK(a.ticket == 1);
+  CHECK(admit(lim).granted);
+  auto full = admit(lim); // the window is full: an estimate, nothing taken
+  CHECK_FALSE(full.granted);
+  CHECK(full.permit == 0);
+  CHECK(full.wait_ms > 0);
+  CHECK(stats(lim)["granted"] == 2);
+}
+
+TEST_CASE_METHOD(limiter_fixture, "admit grants nothing with calls ahead, a queue, or a breaker that is not closed",
+                 "[limiter][admit]") {
+  // Intent: the fast path never jumps a queue (the dispatcher's count of calls ahead, or the limiter's own) and never
+  // lets a call past an open or half-open breaker without asking it; the answer is then the query's estimate.
+  auto lim = spawn_limiter_for(provider(limits(10, 1000ms, 10, 1)));
+  CHECK_FALSE(admit(lim, 1).granted); // one routed there first
+  auto held = acquire(lim, 1, 0);
+  REQUIRE(granted(held));
+  auto queued = ask<limit_grant>(lim, atoms::acquire_v, std::uint8_t{1}, std::int64_t{0}, std::int64_t{5000});
+  sched->run();
+  CHECK_FALSE(queued->value); // waiting for the concurrency slot
+  release(lim, held->value->permit, outcome::ok);
+  REQUIRE(queued->value);
+  REQUIRE(queued->value->granted);
+  release(lim, queued->value->permit, outcome::ok);
+  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::half_open), std::int64_t{0},
+                 std::uint64_t{2});
+  sched->run();
+  auto half = admit(lim);
+  CHECK_FALSE(half.granted);
+  CHECK(half.breaker == static_cast<std::uint8_t>(breaker_phase::half_open));
+  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::closed), std::int64_t{0},
+                 std::uint64_t{3});
+  sched->run();
+  auto closed = admit(lim);
+  CHECK(closed.granted);
+  CHECK(closed.ticket == 4);
+}
+
+TEST_CASE_METHOD(limiter_fixture, "a limiter started beside a running breaker admits on the fast path only once told",
+                 "[limiter][admit]") {
+  // Intent: a restarted limiter does not assume a closed breaker: it asks its breaker (found in the directory) for the
+  // phase, and until the answer comes every call takes the slow path (the breaker is asked).
+  auto dir = std::make_shared<directory>();
+  auto seen = std::make_shared<phase_notes>();
+  auto fake_breaker = sys->spawn([](caf::event_based_actor*) -> caf::behavior { return {[](atoms::phase) {}}; });
+  spawned.push_back(fake_breaker);
+  dir->announce("groq", caf::actor_cast<breaker_actor>(fake_breaker));
+  auto lim = spawn_limiter_for(provider(limits(10, 1000ms, 10, 4)), dir);
+  CHECK_FALSE(admit(lim).granted);
+  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::closed), std::int64_t{0},
+                 std::uint64_t{0});
+  sched->run();
+  CHECK(admit(lim).granted);
 }

@@ -27,7 +27,7 @@ struct supervisor_fixture : test::actor_fixture {
   caf::actor sup;
 
   void start(std::vector<child_spec> children, std::size_t max_restarts = 3, caf::timespan period = 10s) {
-    sup = spawn_supervisor(*sys, {"sup", max_restarts, period}, std::move(children));
+    sup = caf::actor_cast<caf::actor>(spawn_supervisor(*sys, {"sup", max_restarts, period}, std::move(children)));
     spawned = {sup, rec};
     caf::anon_send(sup, atoms::subscribe_v, rec);
     caf::anon_send(rec, atoms::start_v, sup);
@@ -110,16 +110,23 @@ TEST_CASE_METHOD(supervisor_fixture, "restarts older than the period no longer c
   CHECK(seen->children.size() == 10);
 }
 
-TEST_CASE_METHOD(supervisor_fixture, "forward reaches a nested child by path and answers from there") {
-  // Intent: "sub/leaf" addressing survives restarts because the supervisor resolves it at send time.
-  start({supervisor_child({"sub", 3, 10s}, {crashable_child("leaf", restart_kind::permanent)})});
-  auto a = ask<std::string>(sup, atoms::forward_v, std::string{"sub/leaf"}, caf::make_message(atoms::tick_v));
+TEST_CASE_METHOD(supervisor_fixture, "a nested supervisor's handle is announced at its start and at every restart") {
+  // Intent: children are reached by handle, never by path: the `started` hook of supervisor_child sees each new
+  // handle (what the tree uses to keep its directory current), and the new handle answers for its children.
+  auto seen_handles = std::make_shared<std::vector<supervisor_actor>>();
+  start({supervisor_child({"sub", 3, 10s}, {crashable_child("leaf", restart_kind::permanent)}, restart_kind::permanent,
+                          [seen_handles](const supervisor_actor& h) { seen_handles->push_back(h); })});
+  REQUIRE(seen_handles->size() == 1);
+  auto leaf = ask<caf::actor>(caf::actor_cast<caf::actor>(seen_handles->back()), atoms::whereis_v, std::string{"leaf"});
   sched->run();
-  REQUIRE(a->value);
-  CHECK(*a->value == "tock");
-  auto missing = ask<std::string>(sup, atoms::forward_v, std::string{"sub/nope"}, caf::make_message(atoms::tick_v));
+  REQUIRE(leaf->value);
+  caf::anon_send_exit(seen_handles->back(), caf::exit_reason::kill);
   sched->run();
-  CHECK(missing->error == squad_errc::no_such_child);
+  REQUIRE(seen_handles->size() == 2);
+  CHECK(seen_handles->at(1) != seen_handles->at(0));
+  auto again = ask<caf::actor>(caf::actor_cast<caf::actor>(seen_handles->back()), atoms::whereis_v, std::string{"leaf"});
+  sched->run();
+  CHECK(again->value);
 }
 
 TEST_CASE_METHOD(supervisor_fixture, "a child killed with exit_reason::kill is restarted, not propagated") {
