@@ -8,7 +8,7 @@
 // the dispatcher sheds them by class and pressure. Printed per class: sent, served, shed, other failures, the
 // share shed, the wait of served calls (p50/p99, from arrival to answer) and the time to answer a shed call
 // (p99/max); then the upstreams' 429s and the largest window occupancy each saw.
-#include "runtime/app/squad_host.hpp"
+#include "runtime/host/squad_host.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 

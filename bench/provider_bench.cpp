@@ -7,7 +7,7 @@
 // (scoped actor -> provider actor -> io thread -> upstream -> io thread -> provider actor -> scoped actor), the
 // difference, calls per second with 32 in flight for both, and the connections each opened.
 #include "actors/provider/provider.hpp"
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 

@@ -17,7 +17,7 @@
 // which the upstreams' windows could have admitted all calls: (ceil(calls / sum N) - 1) * W), and their ratio;
 // then the clairvoyant schedule's makespan (windows, concurrency and the mean latency honoured, every answer in)
 // and the ratio to it.
-#include "runtime/app/squad_host.hpp"
+#include "runtime/host/squad_host.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 

@@ -19,6 +19,7 @@
 //   (crash)                                     a test hook: the actor throws
 // In-process and remote alike: every argument is serialisable.
 #include "actors/breaker/breaker_state.hpp"
+#include "actors/messages.hpp"
 
 namespace squad {
 

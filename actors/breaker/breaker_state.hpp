@@ -11,7 +11,7 @@
 // rate_limited is a busy signal for the limiter, not a failure, unless `rate_limit_is_failure`. bad_request and
 // context_too_long say nothing about the provider's health: neutral.
 #include "actors/limiter/sliding_window.hpp"
-#include "actors/messages.hpp"
+#include "actors/vocabulary.hpp"
 
 #include <cstdint>
 #include <deque>

@@ -7,7 +7,7 @@
 // a non-retryable failure (auth, bad request) removes it. When no target is ready, wait for the earliest
 // one unless that lies past the deadline. At most `max_attempts` attempts in all.
 #include "actors/limiter/sliding_window.hpp"
-#include "actors/messages.hpp"
+#include "actors/vocabulary.hpp"
 
 #include <chrono>
 #include <cstdint>

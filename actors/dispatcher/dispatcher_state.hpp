@@ -90,7 +90,7 @@ pressure_level observe(dispatcher_self self, const caf::actor& events = {});
 bool shared_spent(dispatcher_self self, const call_request& req);
 void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i);
 
-// -- one call's walk (dispatcher_walk.cpp) ----------------------------------------------------------------------
+// -- one call's walk (dispatcher_walk.cpp; route and the park in dispatcher_route.cpp) -------------------------
 
 void step(dispatcher_self self, std::uint64_t id);
 void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> ready);
@@ -101,6 +101,9 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
                std::uint64_t ticket);
 void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r);
 std::int64_t token_estimate(const call_request& req);
+/// Refuses a call outside a run that its chain cannot serve within its class's tolerable wait (429, Retry-After).
+void shed_waiting(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i, std::string why,
+                  std::int64_t earliest_ms);
 /// Parks a call whose earliest slot (at `provider`, `wait_ms` away) is past the bind horizon.
 void park(dispatcher_self self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms);
 /// Takes a parked call out of the parked counts (false: it was not parked).

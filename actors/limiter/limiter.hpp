@@ -23,6 +23,7 @@
 // Every argument is serialisable: a limiter can be the cluster's authority for its provider, asked from other nodes.
 #include "actors/breaker/breaker.hpp"
 #include "actors/limiter/rate_limiter.hpp"
+#include "actors/messages.hpp"
 
 namespace squad {
 

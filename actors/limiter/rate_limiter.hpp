@@ -16,7 +16,7 @@
 // The adaptive throttle scales bucket rate and window cap: `throttle_after` 429s within `throttle_period` cut
 // the factor by `throttle_step` (down to `throttle_floor`); each `throttle_quiet` without a 429 restores a step.
 #include "actors/limiter/sliding_window.hpp"
-#include "actors/messages.hpp"
+#include "actors/vocabulary.hpp"
 #include "runtime/config/config.hpp"
 
 #include <cstdint>

@@ -5,7 +5,7 @@
 //
 // Durations round up to whole milliseconds (better to wait 1ms too long than to come back too early) and are
 // capped at 10^12 ms. A malformed value is "not said", never an error.
-#include "actors/messages.hpp"
+#include "actors/vocabulary.hpp"
 
 #include <chrono>
 #include <optional>

@@ -1,7 +1,7 @@
 // squad: the command line. `squad run`, `squad serve`, `squad config check`, `squad key hash`, `squad version`.
 #include "actors/boss/boss.hpp"
 #include "runtime/app/run_recorder.hpp"
-#include "runtime/app/squad_host.hpp"
+#include "runtime/host/squad_host.hpp"
 #include "runtime/server/auth.hpp"
 #include "runtime/server/gateway.hpp"
 

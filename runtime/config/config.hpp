@@ -3,7 +3,7 @@
 // Every field's default is written beside it. Relative paths resolve against the working directory.
 // Each member that squad.yaml sets has one row in runtime/config/config_tables.cpp (its YAML key, bounds and doc
 // line); that row is what reads it, accepts its key and checks its bounds. A new field: the member, then the row.
-#include "runtime/config/duration.hpp"
+#include "runtime/time/duration.hpp"
 
 #include <cstdint>
 #include <map>

@@ -13,7 +13,7 @@
 // idle (gap between two body reads), and total (from submit, including the wait for a connection). Failures
 // are values (http_failure), never exceptions. A pooled connection the server closed while idle is detected on
 // use and the request is retried once on a new connection, only when no byte of a response had arrived.
-#include "runtime/config/duration.hpp"
+#include "runtime/time/duration.hpp"
 #include "runtime/net/url.hpp"
 
 #include <atomic>

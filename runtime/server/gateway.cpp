@@ -1,5 +1,5 @@
 #include "runtime/server/gateway.hpp"
-#include "runtime/config/duration.hpp"
+#include "runtime/time/duration.hpp"
 #include "actors/provider/chat_params.hpp"
 #include "runtime/metrics/registry.hpp"
 #include "runtime/net/http_client.hpp"

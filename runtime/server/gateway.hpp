@@ -6,7 +6,7 @@
 // to the actors once: a call_request with a call_sink goes to the persona actor (model persona/<id>) or straight
 // to the dispatcher (model <provider>/<model>). The answer comes back through the sink, which writes the HTTP
 // response; streamed text goes from the provider's io handler to the client without passing through an actor.
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "runtime/server/auth.hpp"
 #include "runtime/server/http_server.hpp"
 #include "runtime/server/runs.hpp"

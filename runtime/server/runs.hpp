@@ -6,7 +6,7 @@
 // step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
 // subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
 // evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 // Governance from the first call: a cold burst against one provider whose only tight limit is concurrency, and a
 // chain whose only target is dead. The whole actor tree against squad-mock-provider over loopback.
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 

@@ -1,7 +1,7 @@
 // Rate governance end to end: the whole actor tree (personas -> dispatcher -> breaker -> limiter -> provider
 // actors -> HTTP) against squad-mock-provider upstreams, one fault mode at a time.
 #include "actors/boss/boss.hpp"
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "runtime/config/workflow.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"

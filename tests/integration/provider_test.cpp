@@ -1,7 +1,7 @@
 // Provider actors over real loopback sockets: the project's squad-mock-provider binary as the upstream, a real
 // actor system, the real io_runtime. Every error class is produced by the upstream and classified by the actor.
 #include "actors/provider/provider.hpp"
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 #include "tests/integration/tls_server.hpp"

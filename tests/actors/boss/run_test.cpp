@@ -1,5 +1,5 @@
 #include "actors/boss/boss.hpp"
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "tests/actors/actor_fixture.hpp"
 
 #include <catch2/catch.hpp>

@@ -4,7 +4,7 @@
 // the HTTP pools of the providers, and the actor tree, started and in its directory. The destructor stops the
 // tree, then the actor system, then the io threads, in that order (a late upstream reply never meets a system that
 // is gone).
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "runtime/net/io_scheduler.hpp"
 
 namespace squad {

@@ -1,4 +1,4 @@
-#include "runtime/app/squad_tree.hpp"
+#include "runtime/host/squad_tree.hpp"
 
 #include "actors/dispatcher/dispatcher.hpp"
 #include "actors/limiter/limiter.hpp"

@@ -1,4 +1,4 @@
-#include "runtime/app/squad_host.hpp"
+#include "runtime/host/squad_host.hpp"
 
 namespace squad {
 

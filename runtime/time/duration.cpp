@@ -1,4 +1,4 @@
-#include "runtime/config/duration.hpp"
+#include "runtime/time/duration.hpp"
 
 #include <cstdint>
 #include <limits>

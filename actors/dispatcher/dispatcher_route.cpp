@@ -1,0 +1,225 @@
+// Routing: which ready target of a call's chain, by its limiters' estimates (capacity-aware routing; the preferred
+// target admits in the same exchange when it can), waiting for an open breaker's probe, and late binding (a call
+// whose earliest slot is past the bind horizon waits here and is routed again when a provider frees a slot).
+#include "actors/dispatcher/dispatcher_state.hpp"
+#include "actors/dispatcher/route_choice.hpp"
+#include "actors/limiter/limiter.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+namespace squad::dispatch {
+
+// A target whose breaker is open: the call waits for its half-open probe (`reopen_ms` from now) only if that
+// comes within the call's deadline and its class's tolerable wait (counted from the call's start), and only once
+// per target; otherwise the target leaves the walk, so a call whose chain is all open ends at once. No polling:
+// the walker waits for the earliest target (one step.waiting event) or ends.
+void rest_open(dispatcher_self self, pending_call& c, std::size_t target, std::int64_t reopen_ms) {
+  auto now = self->clock().now();
+  auto& t = c.req.chain[target];
+  auto reopen = now + millis{std::max<std::int64_t>(1, reopen_ms)};
+  auto cls = class_of(c.req);
+  auto tolerable = self->state.opts.tolerable_wait[cls];
+  bool waited = std::find(c.probe_waits.begin(), c.probe_waits.end(), target) != c.probe_waits.end();
+  bool tolerated = !past_tolerable_wait(ms_between(c.started, now), reopen_ms, tolerable);
+  bool fits = !waited && reopen < c.started + millis{c.req.timeout_ms} && tolerated;
+  std::string detail = t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
+  if (!fits)
+    detail += waited ? ", and this call already waited for one probe of it"
+                     : ", past what a P" + std::to_string(cls) + " call waits (" +
+                         (reopen >= c.started + millis{c.req.timeout_ms}
+                            ? "its deadline of " + std::to_string(c.req.timeout_ms) + "ms)"
+                            : std::to_string(tolerable.count()) + "ms, runtime.tolerable_wait)");
+  c.attempts.push_back({t.provider, t.model, "breaker_open", std::move(detail), 0});
+  if (fits)
+    c.probe_waits.push_back(target);
+  c.walker.rest(target, fits ? reopen : steady_time::max());
+  c.last_failed = target;
+}
+
+// Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
+// (first ready, breaker not open) target unless another can serve sooner by more than the slack. Asked even
+// for a single target: the answer is also the pressure gauge's wait signal.
+void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> ready) {
+  auto i = self->state.calls.find(id);
+  if (i == self->state.calls.end() || ready.empty())
+    return step(self, id);
+  if (i->second.req.prefer_worker) // degraded under pressure: the worker tier first, the chain's order within tiers
+    std::stable_partition(ready.begin(), ready.end(),
+                          [&](std::size_t k) { return i->second.req.chain[k].tier != "boss"; });
+  struct gather {
+    std::vector<std::size_t> targets;
+    std::vector<limit_grant> answers;
+    std::vector<std::int64_t> routed; // calls routed to each target so far, when asked
+    std::size_t pending;
+    bool admitted = false; // the preferred target admitted it at once: the other answers are not needed
+  };
+  auto g = std::make_shared<gather>(
+    gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size(), false});
+  auto cls = class_of(i->second.req);
+  auto claim = [self, cls](const std::string& provider) {
+    count_queued(self, provider, cls, 1);
+    ++self->state.routed[provider];
+  };
+  auto tokens = token_estimate(i->second.req);
+  for (std::size_t k = 0; k < ready.size(); ++k) {
+    auto& t = i->second.req.chain[ready[k]];
+    g->routed[k] = self->state.routed[t.provider];
+    auto decide = [self, id, g, claim, cls] {
+      if (--g->pending > 0 || g->admitted)
+        return;
+      auto c = self->state.calls.find(id);
+      if (c == self->state.calls.end())
+        return;
+      // Calls routed there since the question was asked go first: each adds one slot to the wait.
+      for (std::size_t k = 0; k < g->targets.size(); ++k) {
+        auto& a = g->answers[k];
+        auto since = self->state.routed[c->second.req.chain[g->targets[k]].provider] - g->routed[k];
+        if (a.wait_ms >= 0 && since > 0)
+          a.wait_ms += since * a.slot_ms;
+      }
+      auto open = static_cast<std::uint8_t>(breaker_phase::open);
+      std::vector<route_option> options;
+      for (auto& a : g->answers)
+        options.push_back({a.wait_ms, a.breaker == open});
+      auto pick = choose_route(options, self->state.opts.route_slack.count());
+      if (!pick.chosen) { // every ready target is open or can never admit
+        bool rested = false;
+        for (std::size_t k = 0; k < g->targets.size(); ++k)
+          if (g->answers[k].breaker == open) {
+            rest_open(self, c->second, g->targets[k], g->answers[k].wait_ms);
+            rested = true;
+          }
+        if (rested) // wait once for the earliest probe that fits, or end now
+          return step(self, id);
+        claim(c->second.req.chain[g->targets.front()].provider); // can never admit: try the first; it says why
+        return attempt(self, id, g->targets.front());
+      }
+      std::size_t open_count = 0;
+      for (auto& a : g->answers)
+        open_count += a.breaker == open;
+      self->state.open_share = static_cast<double>(open_count) / static_cast<double>(g->answers.size());
+      // Outside a run, a call is refused (shed) only when its own chain cannot serve it within its class's
+      // tolerable wait, counted from its arrival; the refusal says when the earliest slot is (Retry-After).
+      // Judged at each routing until the call first goes upstream: at arrival (answered in milliseconds), and
+      // again when a queued call was pushed back (later arrivals of a higher class go first) past its wait.
+      auto& req = c->second.req;
+      auto tolerable = self->state.opts.tolerable_wait[cls];
+      auto best = *pick.best, pref = *pick.preferred, chosen = *pick.chosen;
+      auto best_wait = g->answers[best].wait_ms;
+      auto waited = ms_between(c->second.started, self->clock().now());
+      if (req.run_id.empty() && cls > 0 && c->second.sent == 0 && past_tolerable_wait(waited, best_wait, tolerable)) {
+        auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
+                   "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
+                   (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
+                   std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
+        return shed_waiting(self, c, std::move(why), best_wait);
+      }
+      auto horizon = self->state.opts.bind_horizon.count();
+      auto deadline = c->second.started + millis{req.timeout_ms};
+      if (horizon > 0 && best_wait > horizon && self->clock().now() + millis{best_wait} < deadline) {
+        self->state.last_wait_ms = best_wait; // the pressure gauge's wait signal, as for a call queued at once
+        observe(self, req.events);
+        return park(self, id, req.chain[g->targets[best]].provider, best_wait); // bind when something frees
+      }
+
+      claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
+      self->state.last_wait_ms = g->answers[chosen].wait_ms;
+      observe(self, c->second.req.events);
+      if (chosen != pref) {
+        {
+          auto& from = c->second.req.chain[g->targets[pref]];
+          auto& to = c->second.req.chain[g->targets[chosen]];
+          auto note = target_name(from) + " busy for ~" + std::to_string(g->answers[pref].wait_ms) + "ms (" +
+                 g->answers[pref].rule + "); " + target_name(to) + " can serve in ~" +
+                 std::to_string(g->answers[chosen].wait_ms) + "ms";
+          note_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
+                     "routed to " + target_name(to) + ": " + note,
+                     nlohmann::json{{"preferred", target_name(from)}, {"chosen", target_name(to)},
+                                    {"preferred_wait_ms", g->answers[pref].wait_ms},
+                                    {"chosen_wait_ms", g->answers[chosen].wait_ms},
+                                    {"rule", g->answers[pref].rule}}
+                       .dump());
+        }
+      }
+      attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
+    };
+    auto ahead = queued_ahead(self, t.provider, cls, i->second.park_seq == 0);
+    auto limiter = handles_of(self, t.provider).limiter;
+    auto failed = [g, k, decide](caf::error&) {
+      g->answers[k].wait_ms = -1;
+      decide();
+    };
+    if (k == 0) { // the preferred target: routing and admission in one exchange when it can take the call now
+      self->request(limiter, caf::infinite, atoms::admit_v, tokens, ahead, static_cast<std::uint8_t>(cls))
+        .then(
+          [self, id, g, decide, limiter](limit_grant& a) {
+            if (a.granted) {
+              g->admitted = true;
+              if (self->state.calls.count(id) == 0) // the call ended meanwhile (its deadline): the slot goes back
+                return caf::anon_send(limiter, atoms::release_v, a.permit, std::int64_t{-1}, limit_signals{},
+                                      outcome::unavailable);
+              return admitted(self, id, g->targets.front(), a.permit, a.ticket);
+            }
+            g->answers[0] = std::move(a);
+            decide();
+          },
+          failed);
+      continue;
+    }
+    self->request(limiter, caf::infinite, atoms::query_v, tokens, ahead, static_cast<std::uint8_t>(cls))
+      .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); }, failed);
+  }
+}
+
+void park(dispatcher_self self, std::uint64_t id, const std::string& provider, std::int64_t wait_ms) {
+  auto& st = self->state;
+  auto i = st.calls.find(id);
+  if (i == st.calls.end())
+    return;
+  auto& c = i->second;
+  c.parked_on = provider;
+  c.park_seq = ++st.park_seq;
+  ++st.parked_by_class[provider][class_of(c.req)];
+  st.parked.push_back(id);
+  // If no slot frees at a provider of its chain before then, it routes again when its slot was expected.
+  auto at = std::max<std::int64_t>(1, wait_ms - st.opts.bind_horizon.count());
+  self->delayed_send(self, millis{at}, atoms::retry_v, id, c.park_seq);
+}
+
+bool unpark(dispatcher_self self, pending_call& c) {
+  if (c.parked_on.empty())
+    return false;
+  auto& n = self->state.parked_by_class[c.parked_on][class_of(c.req)];
+  n = std::max<std::int64_t>(0, n - 1);
+  c.parked_on.clear();
+  return true;
+}
+
+void wake_parked(dispatcher_self self, const std::string& provider) {
+  auto& st = self->state;
+  int woken = 0;
+  std::vector<std::uint64_t> woke;
+  // Two per freed slot: one for the slot, one to keep the limiter's queue primed for the next.
+  for (auto it = st.parked.begin(); it != st.parked.end() && woken < 2;) {
+    auto c = st.calls.find(*it);
+    if (c == st.calls.end() || c->second.parked_on.empty()) { // answered or routed meanwhile
+      it = st.parked.erase(it);
+      continue;
+    }
+    auto& chain = c->second.req.chain;
+    if (std::none_of(chain.begin(), chain.end(), [&](const chain_target& t) { return t.provider == provider; })) {
+      ++it;
+      continue;
+    }
+    woke.push_back(*it);
+    it = st.parked.erase(it);
+    unpark(self, c->second);
+    ++woken;
+  }
+  for (auto id : woke) // after the walk over the deque: a step may park again (push_back)
+    step(self, id);
+}
+
+} // namespace squad::dispatch
