@@ -115,25 +115,13 @@ std::int64_t queued_ahead(dispatcher_self self, const std::string& provider, std
 pressure_level observe(dispatcher_self self, const caf::actor& events) {
   auto& st = self->state;
   auto now = self->clock().now();
-  while (!st.recent_429.empty() && st.recent_429.front() + std::chrono::minutes{1} <= now)
-    st.recent_429.pop_front();
-  pressure_signals sig;
-  sig.wait_ms = st.last_wait_ms;
+  std::int64_t waiting = 0;
   for (auto& [provider, n] : st.queued)
-    sig.queue_depth += std::max<std::int64_t>(0, n);
+    waiting += std::max<std::int64_t>(0, n);
   for (auto& [provider, by_class] : st.parked_by_class) // parked calls wait as much as queued ones
     for (auto n : by_class)
-      sig.queue_depth += std::max<std::int64_t>(0, n);
-  sig.rate_429_per_min = static_cast<double>(st.recent_429.size());
-  // Open breakers are judged per chain (a call whose targets are all open ends or waits for a probe; one with a
-  // healthy target is routed there), not as a global signal that would shed calls a healthy chain can serve.
-  sig.open_breaker_share = 0;
-  if (!st.latencies.empty()) {
-    std::vector<std::int64_t> v(st.latencies.begin(), st.latencies.end());
-    auto k = std::min(v.size() - 1, v.size() * 95 / 100);
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-    sig.p95_latency_ms = v[k];
-  }
+      waiting += std::max<std::int64_t>(0, n);
+  auto sig = st.inputs.signals(now, waiting);
   auto before = st.gauge.level();
   auto after = st.gauge.update(sig, now);
   if (after != before)

@@ -96,10 +96,6 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
         claim(c->second.req.chain[g->targets.front()].provider); // can never admit: try the first; it says why
         return attempt(self, id, g->targets.front());
       }
-      std::size_t open_count = 0;
-      for (auto& a : g->answers)
-        open_count += a.breaker == open;
-      self->state.open_share = static_cast<double>(open_count) / static_cast<double>(g->answers.size());
       // Outside a run, a call is refused (shed) only when its own chain cannot serve it within its class's
       // tolerable wait, counted from its arrival; the refusal says when the earliest slot is (Retry-After).
       // Judged at each routing until the call first goes upstream: at arrival (answered in milliseconds), and
@@ -119,13 +115,13 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
       auto horizon = self->state.opts.bind_horizon.count();
       auto deadline = c->second.started + millis{req.timeout_ms};
       if (horizon > 0 && best_wait > horizon && self->clock().now() + millis{best_wait} < deadline) {
-        self->state.last_wait_ms = best_wait; // the pressure gauge's wait signal, as for a call queued at once
+        self->state.inputs.on_wait(best_wait); // the pressure gauge's wait signal, as for a call queued at once
         observe(self, req.events);
         return park(self, id, req.chain[g->targets[best]].provider, best_wait); // bind when something frees
       }
 
       claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
-      self->state.last_wait_ms = g->answers[chosen].wait_ms;
+      self->state.inputs.on_wait(g->answers[chosen].wait_ms);
       observe(self, c->second.req.events);
       if (chosen != pref) {
         {

@@ -2,7 +2,7 @@
 // The dispatcher's state and the functions of its call walk, shared by dispatcher_actor.cpp (the behavior:
 // admission, the deadline sweep, pressure, stats) and dispatcher_walk.cpp (one call's walk: step, route,
 // attempt, send, reply). Internal to actors/dispatcher: nothing else includes it.
-#include "actors/budget/pressure.hpp"
+#include "actors/budget/pressure_inputs.hpp"
 #include "actors/budget/shared_budgets.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
 #include "actors/registry/directory.hpp"
@@ -51,10 +51,7 @@ struct dispatcher_state {
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
   // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
   pressure_gauge gauge;
-  std::int64_t last_wait_ms = 0;
-  double open_share = 0;
-  std::deque<steady_time> recent_429;
-  std::deque<std::int64_t> latencies; // the last 200 answered calls, ms
+  pressure_inputs inputs; // the gauge's signals as calls pass (waits, 429s, latencies)
   std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
   std::optional<response_cache> cache;
   std::optional<shared_budgets> shared; // by call_request::budget_id (X-Squad-Run)

@@ -235,7 +235,7 @@ void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::u
   metrics::registry::global().observe(
     "squad_limiter_wait_seconds",
     {{"provider", provider}, {"class", to_string(static_cast<priority_class>(class_of(c.req)))}}, 0.0);
-  self->state.last_wait_ms = 0; // the pressure gauge's wait signal
+  self->state.inputs.on_wait(0); // the pressure gauge's wait signal
   observe(self, c.req.events);
   note_attempt(self, c, target);
   send_call(self, id, target, permit, ticket);
@@ -352,13 +352,8 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
           {{"provider", provider}, {"outcome", client_left ? "client_left" : to_string(r.result)}});
     if (r.latency_us > 0)
       m.observe("squad_upstream_latency_seconds", {{"provider", provider}}, static_cast<double>(r.latency_us) / 1e6);
-    if (r.result == outcome::rate_limited)
-      self->state.recent_429.push_back(self->clock().now());
-    if (r.result == outcome::ok) {
-      self->state.latencies.push_back(r.latency_ms);
-      if (self->state.latencies.size() > 200)
-        self->state.latencies.pop_front();
-    }
+    self->state.inputs.on_reply(r.result == outcome::rate_limited, r.result == outcome::ok, r.latency_ms,
+                                self->clock().now());
     self->request(h.limiter, caf::infinite, atoms::release_v, permit, used, r.signals, r.result)
       .then([self, events, step_id, persona, provider](std::string& note) {
         wake_parked(self, provider); // the slot is free at the limiter now
