@@ -4,14 +4,15 @@
 //
 // Two ways to update a series:
 // - a handle (counter, gauge, histogram), resolved once per label set from a family declared next to the code that
-//   updates it (counter_family and friends): an update is then one or two relaxed atomic operations, no lock, no
-//   lookup, no label vector. This is the way for hot paths.
+//   updates it (counter_family and friends), at once or on first use (lazy): an update is then one or two relaxed
+//   atomic operations, no lock, no lookup, no label vector. This is the way for hot paths.
 // - by name (inc, set, observe): a lookup under the registry's mutex per update, for code that has not moved yet.
 // Both reach the same series. A family is described once (type, help, histogram buckets); updating an undescribed
 // family by name describes it as untyped-by-use. Label values are escaped (\\, \", \n). render() lists families in
 // name order, each with HELP and TYPE, and histograms with cumulative _bucket{le=...}, _sum and _count.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -159,6 +160,38 @@ private:
   std::string name_;
   registry& r_;
 };
+
+/// A handle resolved on its first use, so that a series never updated stays out of the exposition (as with updates by
+/// name); after that a use is one atomic load. Racing first uses may each resolve: they get the same series.
+template <class Handle>
+class lazy {
+public:
+  explicit lazy(std::function<Handle()> resolve) : resolve_(std::move(resolve)) {}
+  lazy(const lazy&) = delete;
+  lazy& operator=(const lazy&) = delete;
+
+  Handle get() const {
+    auto h = h_.load(std::memory_order_acquire);
+    if (!h) {
+      h = resolve_();
+      h_.store(h, std::memory_order_release);
+    }
+    return h;
+  }
+
+private:
+  std::function<Handle()> resolve_;
+  mutable std::atomic<Handle> h_{};
+};
+
+/// A counter of `family` with labels `l`, resolved on its first use.
+inline std::function<counter()> resolver(const counter_family& family, labels l = {}) {
+  return [&family, l = std::move(l)] { return family.with(l); };
+}
+/// A gauge of `family` with labels `l`, resolved on its first use.
+inline std::function<gauge()> resolver(const gauge_family& family, labels l = {}) {
+  return [&family, l = std::move(l)] { return family.with(l); };
+}
 
 /// Buckets for latencies in seconds, from 50 microseconds to 60 seconds.
 std::vector<double> latency_buckets();

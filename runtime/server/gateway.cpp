@@ -21,17 +21,16 @@ namespace {
 const metrics::counter_family auth_refusals{"squad_auth_refusals_total",
                                             "requests refused by auth or key limits, by reason"};
 
-// One handle per reason, resolved once.
+// One handle per reason, each resolved on its first refusal.
 struct refusal_counters {
-  metrics::counter not_loopback = auth_refusals.with({{"reason", "not_loopback"}});
-  metrics::counter missing_key = auth_refusals.with({{"reason", "missing_key"}});
-  metrics::counter bad_scheme = auth_refusals.with({{"reason", "bad_scheme"}});
-  metrics::counter invalid_key = auth_refusals.with({{"reason", "invalid_key"}});
-  metrics::counter key_limit = auth_refusals.with({{"reason", "key_limit"}});
-  metrics::counter model_not_allowed = auth_refusals.with({{"reason", "model_not_allowed"}});
+  metrics::lazy<metrics::counter> not_loopback{metrics::resolver(auth_refusals, {{"reason", "not_loopback"}})};
+  metrics::lazy<metrics::counter> missing_key{metrics::resolver(auth_refusals, {{"reason", "missing_key"}})};
+  metrics::lazy<metrics::counter> bad_scheme{metrics::resolver(auth_refusals, {{"reason", "bad_scheme"}})};
+  metrics::lazy<metrics::counter> invalid_key{metrics::resolver(auth_refusals, {{"reason", "invalid_key"}})};
+  metrics::lazy<metrics::counter> key_limit{metrics::resolver(auth_refusals, {{"reason", "key_limit"}})};
+  metrics::lazy<metrics::counter> model_not_allowed{metrics::resolver(auth_refusals, {{"reason", "model_not_allowed"}})};
 };
 
-// Resolved on first use: a reason never refused shows no series.
 const refusal_counters& refusals() {
   static const refusal_counters c;
   return c;
@@ -103,7 +102,7 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
     *key = no_key;
   if (cfg_->server.auth == "none") {
     if (!req.peer.empty() && req.peer != "127.0.0.1" && req.peer != "::1" && req.peer.rfind("::ffff:127.", 0) != 0) {
-      refusals().not_loopback.inc();
+      refusals().not_loopback.get().inc();
       send_error(*out, 403, "this server has auth: none and serves loopback clients only", "permission_denied");
       return false;
     }
@@ -111,20 +110,20 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
   }
   auto h = net::trim_ows(req.header("authorization"));
   if (h.empty()) {
-    refusals().missing_key.inc();
+    refusals().missing_key.get().inc();
     send_error(*out, 401, "missing API key: send Authorization: Bearer <key>", "invalid_request_error", {}, "missing_api_key");
     return false;
   }
   if (h.size() < 7 || !std::equal(h.begin(), h.begin() + 7, "Bearer ", [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
       })) {
-    refusals().bad_scheme.inc();
+    refusals().bad_scheme.get().inc();
     send_error(*out, 401, "the Authorization header must be: Bearer <key>", "invalid_request_error", {}, "invalid_api_key");
     return false;
   }
   auto it = key_index_.find(sha256_hex(net::trim_ows(h.substr(7))));
   if (it == key_index_.end()) {
-    refusals().invalid_key.inc();
+    refusals().invalid_key.get().inc();
     send_error(*out, 401, "invalid API key", "invalid_request_error", {}, "invalid_api_key");
     return false;
   }
@@ -139,7 +138,7 @@ key_verdict gateway::key_table::admit(std::size_t key) {
   std::lock_guard<std::mutex> g{m};
   auto v = keys[key]->admit(steady::now(), secs / 86400, 86400 - secs % 86400);
   if (!v.ok)
-    refusals().key_limit.inc();
+    refusals().key_limit.get().inc();
   return v;
 }
 
@@ -260,7 +259,7 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   auto parsed = parse_chat_request(std::get<json>(body), headers, ctx);
   if (auto* e = std::get_if<api_error>(&parsed)) {
     if (e->code == model_not_allowed)
-      refusals().model_not_allowed.inc();
+      refusals().model_not_allowed.get().inc();
     return send_error(*out, *e);
   }
   auto& [call, flags, model] = std::get<parsed_chat>(parsed);

@@ -64,14 +64,22 @@ const scrape_families& families() {
   return f;
 }
 
-// The dispatcher's gauges, resolved once.
+using lazy_gauge = metrics::lazy<metrics::gauge>;
+
+// A counter the actors keep themselves, copied at each scrape: a gauge handle onto the counter family's series.
+std::function<metrics::gauge()> copied_total(const counter_family& f, metrics::labels l = {}) {
+  return [&f, l = std::move(l)] { return metrics::registry::global().gauge(f.name(), l); };
+}
+
+// The dispatcher's and the server's gauges, each resolved on its first use.
 struct dispatcher_gauges {
-  metrics::gauge connections = families().connections.with(), ws_sessions = families().ws_sessions.with(),
-                 pressure = families().pressure.with(), calls_in_flight = families().calls_in_flight.with(),
-                 cache_entries = families().cache_entries.with();
-  // Set from the cache's own totals, not incremented here: a gauge handle onto the counter series.
-  metrics::gauge cache_hits = metrics::registry::global().gauge(families().cache_hits.name()),
-                 cache_misses = metrics::registry::global().gauge(families().cache_misses.name());
+  lazy_gauge connections{metrics::resolver(families().connections)};
+  lazy_gauge ws_sessions{metrics::resolver(families().ws_sessions)};
+  lazy_gauge pressure{metrics::resolver(families().pressure)};
+  lazy_gauge calls_in_flight{metrics::resolver(families().calls_in_flight)};
+  lazy_gauge cache_entries{metrics::resolver(families().cache_entries)};
+  lazy_gauge cache_hits{copied_total(families().cache_hits)};
+  lazy_gauge cache_misses{copied_total(families().cache_misses)};
 };
 
 const dispatcher_gauges& dispatcher() {
@@ -79,32 +87,39 @@ const dispatcher_gauges& dispatcher() {
   return g;
 }
 
+metrics::labels of(const std::string& provider) {
+  return {{"provider", provider}};
+}
+
 } // namespace
 
+// One provider's gauges, each resolved on its first use (a limiter that never answered shows none).
 struct metrics_endpoint::provider_gauges {
-  explicit provider_gauges(const std::string& provider) {
-    auto& f = families();
-    metrics::labels l{{"provider", provider}};
-    queue_depth = f.queue_depth.with(l), in_flight = f.in_flight.with(l), rate = f.rate.with(l);
-    throttle = f.throttle.with(l), occupancy = f.occupancy.with(l), cap = f.cap.with(l), paused = f.paused.with(l);
-    breaker_state = f.breaker_state.with(l);
-    breaker_opens = metrics::registry::global().gauge(f.breaker_opens.name(), l);
-  }
-  metrics::gauge queue_depth, in_flight, rate, throttle, occupancy, cap, paused, breaker_state, breaker_opens;
+  explicit provider_gauges(std::string p) : provider(std::move(p)) {}
+  const std::string provider;
+  lazy_gauge queue_depth{metrics::resolver(families().queue_depth, of(provider))};
+  lazy_gauge in_flight{metrics::resolver(families().in_flight, of(provider))};
+  lazy_gauge rate{metrics::resolver(families().rate, of(provider))};
+  lazy_gauge throttle{metrics::resolver(families().throttle, of(provider))};
+  lazy_gauge occupancy{metrics::resolver(families().occupancy, of(provider))};
+  lazy_gauge cap{metrics::resolver(families().cap, of(provider))};
+  lazy_gauge paused{metrics::resolver(families().paused, of(provider))};
+  lazy_gauge breaker_state{metrics::resolver(families().breaker_state, of(provider))};
+  lazy_gauge breaker_opens{copied_total(families().breaker_opens, of(provider))};
 };
 
 metrics_endpoint::metrics_endpoint(caf::actor_system& sys, caf::actor root, std::vector<std::string> providers)
     : sys_(sys), root_(std::move(root)), paths_(stats_paths(providers)),
-      providers_(std::make_shared<std::vector<std::pair<std::string, provider_gauges>>>()) {
+      providers_(std::make_shared<std::vector<std::unique_ptr<provider_gauges>>>()) {
   describe_foreign_families();
-  dispatcher();
+  families();
   for (auto& p : providers)
-    providers_->emplace_back(p, provider_gauges{p});
+    providers_->push_back(std::make_unique<provider_gauges>(p));
 }
 
 namespace {
 
-using provider_table = std::vector<std::pair<std::string, metrics_endpoint::provider_gauges>>;
+using provider_table = std::vector<std::unique_ptr<metrics_endpoint::provider_gauges>>;
 
 void apply_to(const provider_table& providers, const std::string& path, const std::string& stats_json) {
   using json = nlohmann::json;
@@ -116,35 +131,35 @@ void apply_to(const provider_table& providers, const std::string& path, const st
   if (limiter || breaker) {
     auto name = j.value("provider", "");
     const provider_gauges* g = nullptr;
-    for (auto& [p, pg] : providers)
-      if (p == name)
-        g = &pg;
+    for (auto& pg : providers)
+      if (pg->provider == name)
+        g = pg.get();
     std::optional<provider_gauges> other; // a provider not in the config at start: resolved for this answer only
     if (!g)
       g = &other.emplace(name);
     if (limiter) {
-      g->queue_depth.set(j.value("queue_depth", 0.0));
-      g->in_flight.set(j.value("in_flight", 0.0));
-      g->rate.set(j.value("effective_rate_per_s", 0.0));
-      g->throttle.set(j.value("throttle_factor", 1.0));
-      g->occupancy.set(j.value("window_occupancy", 0.0));
-      g->cap.set(j.value("window_cap", 0.0));
-      g->paused.set(j.value("paused_ms", 0.0) / 1000);
+      g->queue_depth.get().set(j.value("queue_depth", 0.0));
+      g->in_flight.get().set(j.value("in_flight", 0.0));
+      g->rate.get().set(j.value("effective_rate_per_s", 0.0));
+      g->throttle.get().set(j.value("throttle_factor", 1.0));
+      g->occupancy.get().set(j.value("window_occupancy", 0.0));
+      g->cap.get().set(j.value("window_cap", 0.0));
+      g->paused.get().set(j.value("paused_ms", 0.0) / 1000);
     } else {
       auto phase = j.value("phase", "closed");
-      g->breaker_state.set(phase == "closed" ? 0 : phase == "open" ? 1 : 2);
-      g->breaker_opens.set(j.value("opens", 0.0));
+      g->breaker_state.get().set(phase == "closed" ? 0 : phase == "open" ? 1 : 2);
+      g->breaker_opens.get().set(j.value("opens", 0.0));
     }
     return;
   }
   auto& d = dispatcher();
   auto p = j.value("pressure", "normal");
-  d.pressure.set(p == "normal" ? 0 : p == "elevated" ? 1 : 2);
-  d.calls_in_flight.set(j.value("calls_in_flight", 0.0));
+  d.pressure.get().set(p == "normal" ? 0 : p == "elevated" ? 1 : 2);
+  d.calls_in_flight.get().set(j.value("calls_in_flight", 0.0));
   if (j.contains("cache")) {
-    d.cache_entries.set(j["cache"].value("entries", 0.0));
-    d.cache_hits.set(j["cache"].value("hits", 0.0));
-    d.cache_misses.set(j["cache"].value("misses", 0.0));
+    d.cache_entries.get().set(j["cache"].value("entries", 0.0));
+    d.cache_hits.get().set(j["cache"].value("hits", 0.0));
+    d.cache_misses.get().set(j["cache"].value("misses", 0.0));
   }
 }
 
@@ -157,8 +172,8 @@ void metrics_endpoint::apply(const std::string& path, const std::string& stats_j
 void metrics_endpoint::serve(std::shared_ptr<responder> out, const std::shared_ptr<http_server>& server) {
   if (server) {
     auto s = server->stats();
-    dispatcher().connections.set(static_cast<double>(s.connections_open));
-    dispatcher().ws_sessions.set(static_cast<double>(s.ws_open));
+    dispatcher().connections.get().set(static_cast<double>(s.connections_open));
+    dispatcher().ws_sessions.get().set(static_cast<double>(s.ws_open));
   }
   ask_stats(
       sys_, root_, paths_,

@@ -31,7 +31,7 @@ private:
   caf::actor_system& sys_;
   caf::actor root_;
   std::vector<std::string> paths_;
-  std::shared_ptr<std::vector<std::pair<std::string, provider_gauges>>> providers_; // shared with a scrape in flight
+  std::shared_ptr<std::vector<std::unique_ptr<provider_gauges>>> providers_; // shared with a scrape in flight
 };
 
 } // namespace squad::server

@@ -13,31 +13,22 @@ namespace {
 
 using json = nlohmann::json;
 
-// The sessions' families, resolved once.
-struct ws_counters {
-  metrics::counter opened =
-      metrics::counter_family{"squad_ws_sessions_total", "WebSocket sessions opened since start"}.with();
-  metrics::counter deltas_dropped =
-      metrics::counter_family{"squad_ws_deltas_dropped_total",
-                              "step.delta messages dropped for WebSocket clients that read too slowly (each run then "
-                              "gets a lagged marker)"}
-          .with();
-  metrics::counter errors =
-      metrics::counter_family{"squad_ws_errors_total", "error messages sent to WebSocket clients"}.with();
-  // Also updated by name by http_server.cpp, with kind http.
-  metrics::counter slow_cut =
-      metrics::counter_family{"squad_slow_clients_cut_total",
-                              "connections cut off because the client read too slowly (http: over 8 MiB of answer "
-                              "queued; ws: its send queue full of lifecycle events)"}
-          .with({{"kind", "ws"}});
-};
+// The sessions' families, described at static initialisation (http_server.cpp may count a slow HTTP client before
+// any session opens, and the family must carry its HELP and TYPE by then); each series resolved on its first use.
+const metrics::counter_family sessions_total{"squad_ws_sessions_total", "WebSocket sessions opened since start"};
+const metrics::counter_family deltas_dropped_total{
+    "squad_ws_deltas_dropped_total",
+    "step.delta messages dropped for WebSocket clients that read too slowly (each run then gets a lagged marker)"};
+const metrics::counter_family errors_total{"squad_ws_errors_total", "error messages sent to WebSocket clients"};
+const metrics::counter_family slow_clients_cut_total{
+    // also updated by name by http_server.cpp, with kind http
+    "squad_slow_clients_cut_total", "connections cut off because the client read too slowly (http: over 8 MiB of "
+                                    "answer queued; ws: its send queue full of lifecycle events)"};
 
-// At static initialisation, not on first use: http_server.cpp may count a slow HTTP client before any session opens,
-// and the family must carry its HELP and TYPE by then.
-const ws_counters ws_counters_at_start;
-const ws_counters& ws_metrics() {
-  return ws_counters_at_start;
-}
+const metrics::lazy<metrics::counter> sessions_opened{metrics::resolver(sessions_total)};
+const metrics::lazy<metrics::counter> deltas_dropped{metrics::resolver(deltas_dropped_total)};
+const metrics::lazy<metrics::counter> errors_sent{metrics::resolver(errors_total)};
+const metrics::lazy<metrics::counter> slow_cut{metrics::resolver(slow_clients_cut_total, {{"kind", "ws"}})};
 
 // One WebSocket session: several runs, each followed until it ends. Deltas are dropped when the client reads too
 // slowly (its send queue past `lag_at`), and a `lagged` marker says how many before the next message of that run;
@@ -53,7 +44,7 @@ public:
       std::lock_guard<std::mutex> g{m_};
       conn_ = conn;
     }
-    ws_metrics().opened.inc();
+    sessions_opened.get().inc();
     conn->send(json{{"type", "session.ready"},
                     {"protocol", 1},
                     {"accepts", {"run.start", "run.cancel", "step.feedback", "run.subscribe"}}}
@@ -152,7 +143,7 @@ private:
       if (!d.tracked)
         return false;
       if (!d.send) { // dropped: the client is behind
-        ws_metrics().deltas_dropped.inc();
+        deltas_dropped.get().inc();
         return true;
       }
       dropped = d.lagged;
@@ -166,7 +157,7 @@ private:
                                                      "step.completed carries the whole text"}}
               .dump());
     if (!conn->send(ev.dump(-1, ' ', false, json::error_handler_t::replace))) {
-      ws_metrics().slow_cut.inc();
+      slow_cut.get().inc();
       conn->close(); // even lifecycle events pile up: the client does not read at all
       return false;
     }
@@ -195,7 +186,7 @@ private:
       conn->send(msg.dump(-1, ' ', false, json::error_handler_t::replace));
   }
   void error(const json& ref, const std::string& message, const std::string& param) {
-    ws_metrics().errors.inc();
+    errors_sent.get().inc();
     send_now(json{
         {"type", "error"}, {"ref", ref}, {"message", message}, {"param", param.empty() ? json(nullptr) : json(param)}});
   }

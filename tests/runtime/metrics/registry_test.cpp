@@ -104,3 +104,15 @@ TEST_CASE("handles count exactly under concurrent updates from several threads")
   CHECK(r.value("t_parallel_total") == 40000);
   CHECK(r.value("t_parallel_seconds") == 40000);
 }
+
+TEST_CASE("a lazy handle creates its series on first use, not before") {
+  // A family with a lazy counter renders nothing until the counter is used, then the series with its count.
+  registry r;
+  squad::metrics::counter_family refusals{"t_lazy_total", "refusals", r};
+  squad::metrics::lazy<squad::metrics::counter> missing{squad::metrics::resolver(refusals, {{"reason", "missing"}})};
+  CHECK(r.render().find("t_lazy_total") == std::string::npos);
+  missing.get().inc();
+  missing.get().inc();
+  CHECK(r.value("t_lazy_total", {{"reason", "missing"}}) == 2);
+  CHECK(r.render().find("t_lazy_total{reason=\"missing\"} 2\n") != std::string::npos);
+}
