@@ -1,6 +1,48 @@
 #include "actors/messages.hpp"
 
+#include <algorithm>
+
 namespace squad {
+
+const char* to_string(failure_class c) {
+  switch (c) {
+    case failure_class::unknown: return "unknown";
+    case failure_class::request_refused: return "request_refused";
+    case failure_class::unavailable: return "unavailable";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// The rule of classify_attempts, over attempt outcome names: a refusal of the request itself, and the ends another
+// try (later, or at another target) could cure. Other outcomes (overloaded, auth_failed, ...) count for neither.
+constexpr std::string_view refusals[] = {"bad_request", "context_too_long"};
+constexpr std::string_view curable[] = {"rate_limited", "server_error", "timeout", "connect_failed", "limited",
+                                        "breaker_open"};
+
+} // namespace
+
+failure_class classify_attempts(const std::vector<attempt_info>& attempts) {
+  bool refused = false, other = false;
+  for (auto& a : attempts) {
+    refused = refused || std::find(std::begin(refusals), std::end(refusals), a.outcome) != std::end(refusals);
+    other = other || std::find(std::begin(curable), std::end(curable), a.outcome) != std::end(curable);
+  }
+  return refused && !other ? failure_class::request_refused : failure_class::unavailable;
+}
+
+call_failure failure_from_detail(squad_errc code, std::string detail, std::int64_t retry_after_ms) {
+  call_failure f{code, std::move(detail), retry_after_ms, failure_class::unknown};
+  if (code != squad_errc::chain_exhausted)
+    return f;
+  auto mentions = [&](std::string_view word) { return f.detail.find(word) != std::string::npos; };
+  bool refused = std::any_of(std::begin(refusals), std::end(refusals), mentions);
+  // "limited" also matches what rate_limited matches: kept as the dispatcher's texts have always been read.
+  bool other = std::any_of(std::begin(curable), std::end(curable), mentions);
+  f.upstream = refused && !other ? failure_class::request_refused : failure_class::unavailable;
+  return f;
+}
 
 caf::error make_squad_error(squad_errc code, std::string detail) {
   return caf::make_error(code, std::move(detail));

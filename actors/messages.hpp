@@ -44,6 +44,33 @@ struct call_request {
   bool answer_direct = false;
 };
 
+/// What a failed call's upstream attempts add up to, as one typed value: an API answer picks its HTTP status from it
+/// (and from squad_errc), never from the failure's text.
+enum class failure_class : std::uint8_t {
+  unknown,         ///< not classified (a failure that is not about upstream attempts)
+  request_refused, ///< an upstream refused the request itself (bad_request, context_too_long), no target failed otherwise
+  unavailable,     ///< no target could serve it now (rate limits, server errors, timeouts, limiters, open breakers)
+};
+const char* to_string(failure_class c);
+
+/// A failed call as its sink receives it.
+struct call_failure {
+  squad_errc code{};
+  std::string detail;               ///< for humans; never parsed
+  std::int64_t retry_after_ms = -1; ///< when trying again could succeed (a shed call's earliest slot); -1: not said
+  failure_class upstream = failure_class::unknown;
+};
+
+/// The class of an exhausted chain from its attempts (attempt_info::outcome is to_string(outcome), or a not-sent
+/// reason such as limited or breaker_open): request_refused when some upstream refused the request and no attempt
+/// ended for a reason another try could cure.
+failure_class classify_attempts(const std::vector<attempt_info>& attempts);
+
+/// Transitional: the failure of a producer that still reports (code, detail) only. For chain_exhausted it reads the
+/// class off the attempt list the detail ends with, by the same rule as classify_attempts; every other code is
+/// unknown. The one place left that looks at a failure's text: it goes when the dispatcher sends call_failure.
+call_failure failure_from_detail(squad_errc code, std::string detail, std::int64_t retry_after_ms = -1);
+
 /// Where a call's answer goes when the caller is not an actor (the gateway's io side): one message crosses from
 /// the io thread to the actors, and the answer comes back through the sink, not through another actor.
 /// The dispatcher calls exactly one of done / failed. Streamed text reaches delta() straight from the provider's
@@ -66,6 +93,14 @@ public:
   virtual void failed(squad_errc code, std::string detail, std::int64_t retry_after_ms) {
     (void)retry_after_ms;
     failed(code, std::move(detail));
+  }
+  /// The failure with its typed class. The default hands it to the (code, detail) overloads; sinks that answer a
+  /// client override it and have their (code, detail) overloads build one with failure_from_detail.
+  virtual void failed(call_failure f) {
+    if (f.retry_after_ms >= 0)
+      failed(f.code, std::move(f.detail), f.retry_after_ms);
+    else
+      failed(f.code, std::move(f.detail));
   }
   /// Whether nobody waits for the answer any more (the API client closed its connection): a call not yet sent
   /// upstream is then dropped. Thread-safe.
@@ -132,6 +167,10 @@ typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
            x.simulated, x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us, x.tool_calls_json,
            x.system_fingerprint, x.logprobs_json);
+}
+template <class I>
+typename I::result_type inspect(I& f, call_failure& x) {
+  return f(caf::meta::type_name("call_failure"), x.code, x.detail, x.retry_after_ms, x.upstream);
 }
 template <class I>
 typename I::result_type inspect(I& f, run_event& x) {

@@ -1,5 +1,7 @@
+// What both API families share: HTTP errors into outcomes and error messages, and the field readers of
+// reply_reading.hpp. The families themselves: openai_adapter.cpp, anthropic_adapter.cpp.
 #include "actors/provider/adapters.hpp"
-#include "actors/provider/chat_params.hpp"
+#include "actors/provider/reply_reading.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -12,10 +14,7 @@
 
 namespace squad {
 
-namespace {
-
-using nlohmann::json;
-using nlohmann::ordered_json;
+namespace reply_reading {
 
 constexpr std::size_t max_message_bytes = 300;
 
@@ -271,7 +270,9 @@ bool read_openai_usage(const json* u, usage_info& out) {
          set_count(*u, "completion_tokens", out.completion_tokens);
 }
 
-} // namespace
+} // namespace reply_reading
+
+using namespace reply_reading;
 
 upstream_reply classify(int http_status, std::string_view body, const limit_signals& signals) {
   return classify_parsed(http_status, parse_or_null(body), signals);
@@ -280,275 +281,5 @@ upstream_reply classify(int http_status, std::string_view body, const limit_sign
 std::string provider_error_message(std::string_view body) {
   return clip(error_message_of(parse_or_null(body)));
 }
-
-// -- OpenAI ---------------------------------------------------------------------------------------------
-
-namespace openai {
-
-header_list request_headers(const std::string& api_key) {
-  header_list out;
-  if (!api_key.empty())
-    out.emplace_back("authorization", "Bearer " + api_key);
-  out.emplace_back("content-type", "application/json");
-  return out;
-}
-
-std::string build_request_body(const call_request& req, const std::string& model_id, bool stream) {
-  return openai_request_body(req, model_id, stream);
-}
-
-upstream_reply parse_response(std::string_view body) {
-  try {
-    json j = json::parse(body);
-    if (is_error_body(j))
-      return embedded_error(j, "error in reply");
-    const json* choices = find(j, "choices");
-    if (!choices || !choices->is_array() || choices->empty())
-      return bad_response("reply has no choices");
-    const json* message = find((*choices)[0], "message");
-    if (!message || !message->is_object())
-      return bad_response("choices[0].message is missing or not an object");
-    upstream_reply r;
-    auto content = string_field(*message, "content"); // null when the model only called tools
-    auto finish = string_field((*choices)[0], "finish_reason");
-    if (!content)
-      return bad_response("choices[0].message.content is not a string");
-    if (!finish)
-      return bad_response("choices[0].finish_reason is not a string");
-    if (!read_openai_usage(find(j, "usage"), r.usage))
-      return bad_response("usage is not an object of token counts");
-    if (const json* calls = find(*message, "tool_calls"); calls && !calls->is_null()) {
-      if (!calls->is_array())
-        return bad_response("choices[0].message.tool_calls is not an array");
-      if (!calls->empty())
-        r.tool_calls_json = calls->dump(-1, ' ', false, json::error_handler_t::replace);
-    }
-    if (const json* lp = find((*choices)[0], "logprobs"); lp && !lp->is_null())
-      r.logprobs_json = lp->dump(-1, ' ', false, json::error_handler_t::replace);
-    if (auto fp = string_field(j, "system_fingerprint"))
-      r.system_fingerprint = std::move(*fp);
-    r.text = std::move(*content);
-    r.finish_reason = std::move(*finish);
-    return r;
-  } catch (const std::exception& e) {
-    return malformed(e, "reply");
-  }
-}
-
-std::string stream_accumulator::on_event(const sse_event& ev) {
-  if (ended_ || ev.data.empty())
-    return {};
-  if (ev.data == "[DONE]") {
-    ended_ = true;
-    return {};
-  }
-  auto fail = [this](upstream_reply r) {
-    r.usage = reply_.usage;
-    reply_ = std::move(r);
-    ended_ = true;
-    return std::string{};
-  };
-  try {
-    json j = json::parse(ev.data);
-    if (ev.event == "error" || is_error_body(j))
-      return fail(embedded_error(j, "error in stream"));
-    if (!read_openai_usage(find(j, "usage"), reply_.usage))
-      return fail(bad_response("chunk usage is not an object of token counts"));
-    if (auto fp = string_field(j, "system_fingerprint"); fp && !fp->empty())
-      reply_.system_fingerprint = std::move(*fp);
-    if (const json* groq = find(j, "x_groq")) // Groq puts the usage of its last chunk here
-      if (!read_openai_usage(find(*groq, "usage"), reply_.usage))
-        return fail(bad_response("chunk x_groq.usage is not an object of token counts"));
-    const json* choices = find(j, "choices");
-    if (!choices || choices->is_null())
-      return {};
-    if (!choices->is_array())
-      return fail(bad_response("chunk choices is not an array"));
-    if (choices->empty())
-      return {}; // the usage chunk
-    const json& choice = (*choices)[0];
-    auto finish = string_field(choice, "finish_reason");
-    if (!finish)
-      return fail(bad_response("chunk finish_reason is not a string"));
-    if (!finish->empty())
-      reply_.finish_reason = std::move(*finish);
-    const json* delta = find(choice, "delta");
-    if (!delta || delta->is_null())
-      return {};
-    auto content = string_field(*delta, "content");
-    if (!delta->is_object() || !content)
-      return fail(bad_response("chunk delta.content is not a string"));
-    if (const json* calls = find(*delta, "tool_calls"); calls && !calls->is_null()) {
-      if (!calls->is_array())
-        return fail(bad_response("chunk delta.tool_calls is not an array"));
-      for (const auto& c : *calls) {
-        const json* index = find(c, "index");
-        const json* fn = find(c, "function");
-        auto id = string_field(c, "id");
-        auto name = fn ? string_field(*fn, "name") : std::string{};
-        auto args = fn ? string_field(*fn, "arguments") : std::string{};
-        if (!index || !index->is_number_unsigned() || !id || !name || !args ||
-            !tools_.add(index->get<std::size_t>(), *id, *name, *args))
-          return fail(bad_response("chunk delta.tool_calls holds an entry without a valid index, id, name or arguments"));
-      }
-    }
-    reply_.text += *content;
-    return std::move(*content);
-  } catch (const std::exception& e) {
-    return fail(malformed(e, "stream chunk"));
-  }
-}
-
-upstream_reply stream_accumulator::finish() const {
-  auto r = reply_;
-  r.tool_calls_json = tools_.calls_json();
-  return finish_stream(std::move(r), ended_, "[DONE]");
-}
-
-} // namespace openai
-
-// -- Anthropic ------------------------------------------------------------------------------------------
-
-namespace anthropic {
-
-header_list request_headers(const std::string& api_key) {
-  return {{"x-api-key", api_key}, {"anthropic-version", api_version}, {"content-type", "application/json"}};
-}
-
-std::string build_request_body(const call_request& req, const std::string& model_id, bool stream) {
-  return anthropic_request_body(req, model_id, stream);
-}
-
-upstream_reply parse_response(std::string_view body) {
-  try {
-    json j = json::parse(body);
-    if (is_error_body(j))
-      return embedded_error(j, "error in reply");
-    const json* content = find(j, "content");
-    if (!content || !content->is_array())
-      return bad_response("reply content is missing or not an array");
-    upstream_reply r;
-    json calls = json::array();
-    for (const auto& block : *content) {
-      const json* type = find(block, "type");
-      if (!type || !type->is_string())
-        return bad_response("reply content holds a block that is not an object with a type");
-      if (*type == "tool_use") {
-        auto id = string_field(block, "id");
-        auto name = string_field(block, "name");
-        const json* input = find(block, "input");
-        if (!id || !name || id->empty() || name->empty())
-          return bad_response("tool_use block has no id or name");
-        calls.push_back({{"id", *id},
-                         {"type", "function"},
-                         {"function", {{"name", *name}, {"arguments", input ? input->dump() : "{}"}}}});
-        continue;
-      }
-      if (*type != "text")
-        continue; // thinking, ...
-      auto text = string_field(block, "text");
-      if (!text)
-        return bad_response("text block's text is not a string");
-      r.text += *text;
-    }
-    auto stop = string_field(j, "stop_reason");
-    if (!stop)
-      return bad_response("stop_reason is not a string");
-    r.finish_reason = map_stop_reason(*stop);
-    if (!calls.empty())
-      r.tool_calls_json = calls.dump(-1, ' ', false, json::error_handler_t::replace);
-    const json* usage = find(j, "usage");
-    if (usage && !read_anthropic_usage(*usage, r.usage))
-      return bad_response("usage is not an object of token counts");
-    return r;
-  } catch (const std::exception& e) {
-    return malformed(e, "reply");
-  }
-}
-
-std::string stream_accumulator::on_event(const sse_event& ev) {
-  if (ended_ || ev.data.empty())
-    return {};
-  auto fail = [this](upstream_reply r) {
-    r.usage = reply_.usage;
-    reply_ = std::move(r);
-    ended_ = true;
-    return std::string{};
-  };
-  try {
-    json j = json::parse(ev.data);
-    auto type = string_field(j, "type");
-    if (!j.is_object() || !type)
-      return fail(bad_response("stream event is not an object with a type"));
-    if (type->empty())
-      type = ev.event;
-    if (*type == "error" || is_error_body(j))
-      return fail(embedded_error(j, "error event"));
-    if (*type == "message_start") {
-      const json* message = find(j, "message");
-      const json* usage = message ? find(*message, "usage") : nullptr;
-      if (usage && !read_anthropic_usage(*usage, reply_.usage))
-        return fail(bad_response("message_start usage is not an object of token counts"));
-    } else if (*type == "content_block_delta") {
-      const json* delta = find(j, "delta");
-      auto delta_type = delta ? string_field(*delta, "type") : std::nullopt;
-      if (!delta || !delta_type)
-        return fail(bad_response("content_block_delta has no delta with a type"));
-      if (*delta_type == "input_json_delta") {
-        const json* index = find(j, "index");
-        auto it = index && index->is_number_integer() ? tool_of_block_.find(index->get<std::int64_t>())
-                                                      : tool_of_block_.end();
-        auto part = string_field(*delta, "partial_json");
-        if (it == tool_of_block_.end() || !part)
-          return fail(bad_response("input_json_delta outside a tool_use block, or without partial_json"));
-        tools_.add(it->second, {}, {}, *part);
-        return {};
-      }
-      if (*delta_type != "text_delta")
-        return {}; // thinking_delta, signature_delta
-      auto text = string_field(*delta, "text");
-      if (!text)
-        return fail(bad_response("text_delta's text is not a string"));
-      reply_.text += *text;
-      return std::move(*text);
-    } else if (*type == "message_delta") {
-      const json* delta = find(j, "delta");
-      auto stop = delta ? string_field(*delta, "stop_reason") : std::string{};
-      if (!stop)
-        return fail(bad_response("message_delta stop_reason is not a string"));
-      if (!stop->empty())
-        reply_.finish_reason = map_stop_reason(*stop);
-      const json* usage = find(j, "usage");
-      if (usage && !read_anthropic_usage(*usage, reply_.usage))
-        return fail(bad_response("message_delta usage is not an object of token counts"));
-    } else if (*type == "content_block_start") {
-      const json* block = find(j, "content_block");
-      const json* index = find(j, "index");
-      if (block && string_field(*block, "type").value_or("") == "tool_use") {
-        auto id = string_field(*block, "id");
-        auto name = string_field(*block, "name");
-        if (!index || !index->is_number_integer() || !id || !name || id->empty() || name->empty())
-          return fail(bad_response("tool_use content_block_start has no index, id or name"));
-        std::size_t tool = tool_of_block_.size();
-        if (!tools_.add(tool, *id, *name, {}))
-          return fail(bad_response("too many tool_use blocks"));
-        tool_of_block_[index->get<std::int64_t>()] = tool;
-      }
-    } else if (*type == "message_stop") {
-      ended_ = true;
-    }
-    return {}; // ping, other content_block_start, content_block_stop, and event types added later
-  } catch (const std::exception& e) {
-    return fail(malformed(e, "stream event"));
-  }
-}
-
-upstream_reply stream_accumulator::finish() const {
-  auto r = reply_;
-  r.tool_calls_json = tools_.calls_json();
-  return finish_stream(std::move(r), ended_, "message_stop");
-}
-
-} // namespace anthropic
 
 } // namespace squad

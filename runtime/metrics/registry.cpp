@@ -82,24 +82,39 @@ std::string registry::render_labels(const labels& l) {
   return out;
 }
 
-registry::series& registry::row(family& f, const labels& l) {
+void histogram::observe(double v) const {
+  if (!s_)
+    return;
+  auto& b = *s_->bounds;
+  std::size_t i = 0;
+  while (i < b.size() && v > b[i])
+    ++i;
+  s_->counts[i].fetch_add(1, std::memory_order_relaxed);
+  s_->value.fetch_add(v, std::memory_order_relaxed);
+}
+
+series& registry::row(family& f, const labels& l) {
   render_labels(l, scratch_); // reuses one buffer: no allocation once it has grown
   auto it = f.rows.find(scratch_);
   if (it == f.rows.end())
-    it = f.rows.emplace(scratch_, series{}).first;
-  return it->second;
+    it = f.rows.try_emplace(scratch_).first;
+  auto& s = it->second;
+  if (f.type == kind::histogram && !s.counts) { // sized once; a later describe() does not resize a live series
+    s.bounds = f.buckets;
+    s.counts = std::make_unique<std::atomic<std::uint64_t>[]>(f.buckets->size() + 1);
+  }
+  return s;
 }
 
 registry::family& registry::get(std::string_view name, kind fallback) {
   auto it = families_.find(name);
   if (it == families_.end())
-    it = families_.emplace(std::string(name), family{}).first;
+    it = families_.try_emplace(std::string(name)).first;
   auto& f = it->second;
-  if (!f.described) {
+  if (!f.described)
     f.type = fallback;
-    if (fallback == kind::histogram && f.buckets.empty())
-      f.buckets = latency_buckets();
-  }
+  if (f.type == kind::histogram && !f.buckets)
+    f.buckets = std::make_shared<const std::vector<double>>(latency_buckets());
   return f;
 }
 
@@ -110,31 +125,37 @@ void registry::describe(const std::string& name, kind k, std::string help, std::
   f.help = std::move(help);
   f.described = true;
   if (k == kind::histogram)
-    f.buckets = buckets.empty() ? latency_buckets() : std::move(buckets);
+    f.buckets = std::make_shared<const std::vector<double>>(buckets.empty() ? latency_buckets() : std::move(buckets));
+}
+
+counter registry::counter(std::string_view name, const labels& l) {
+  std::lock_guard<std::mutex> g{m_};
+  return metrics::counter{&row(get(name, kind::counter), l)};
+}
+
+gauge registry::gauge(std::string_view name, const labels& l) {
+  std::lock_guard<std::mutex> g{m_};
+  return metrics::gauge{&row(get(name, kind::gauge), l)};
+}
+
+histogram registry::histogram(std::string_view name, const labels& l) {
+  std::lock_guard<std::mutex> g{m_};
+  auto& f = get(name, kind::histogram);
+  if (f.type != kind::histogram)
+    return {}; // a counter or gauge of that name exists: no histogram handle to it
+  return metrics::histogram{&row(f, l)};
 }
 
 void registry::inc(std::string_view name, const labels& l, double by) {
-  std::lock_guard<std::mutex> g{m_};
-  row(get(name, kind::counter), l).value += by;
+  counter(name, l).inc(by);
 }
 
 void registry::set(std::string_view name, const labels& l, double value) {
-  std::lock_guard<std::mutex> g{m_};
-  row(get(name, kind::gauge), l).value = value;
+  gauge(name, l).set(value);
 }
 
 void registry::observe(std::string_view name, const labels& l, double value) {
-  std::lock_guard<std::mutex> g{m_};
-  auto& f = get(name, kind::histogram);
-  auto& s = row(f, l);
-  if (s.counts.empty())
-    s.counts.assign(f.buckets.size() + 1, 0);
-  std::size_t i = 0;
-  while (i < f.buckets.size() && value > f.buckets[i])
-    ++i;
-  s.counts[i] += 1;
-  s.value += value;
-  s.count += 1;
+  histogram(name, l).observe(value);
 }
 
 double registry::value(std::string_view name, const labels& l) const {
@@ -143,7 +164,15 @@ double registry::value(std::string_view name, const labels& l) const {
   if (f == families_.end())
     return 0;
   auto r = f->second.rows.find(render_labels(l));
-  return r == f->second.rows.end() ? 0 : (f->second.type == kind::histogram ? r->second.count : r->second.value);
+  if (r == f->second.rows.end())
+    return 0;
+  auto& s = r->second;
+  if (!s.counts)
+    return s.value.load(std::memory_order_relaxed);
+  double n = 0;
+  for (std::size_t i = 0; i <= s.bounds->size(); ++i)
+    n += static_cast<double>(s.counts[i].load(std::memory_order_relaxed));
+  return n;
 }
 
 std::string registry::render() const {
@@ -155,22 +184,37 @@ std::string registry::render() const {
     out += "# HELP " + name + " " + (f.help.empty() ? name : f.help) + "\n";
     out += "# TYPE " + name + " " + type_name(f.type) + "\n";
     for (auto& [lbl, s] : f.rows) {
-      if (f.type != kind::histogram) {
-        out += name + lbl + " " + number(s.value) + "\n";
+      if (!s.counts) {
+        out += name + lbl + " " + number(s.value.load(std::memory_order_relaxed)) + "\n";
         continue;
       }
+      // _count is the +Inf bucket as read here, so the two always agree while observations go on.
       double cum = 0;
-      for (std::size_t i = 0; i < f.buckets.size(); ++i) {
-        cum += s.counts[i];
-        out += name + "_bucket" + with_label(lbl, "le=\"" + number(f.buckets[i]) + "\"") + " " + number(cum) + "\n";
+      auto& bounds = *s.bounds;
+      for (std::size_t i = 0; i < bounds.size(); ++i) {
+        cum += static_cast<double>(s.counts[i].load(std::memory_order_relaxed));
+        out += name + "_bucket" + with_label(lbl, "le=\"" + number(bounds[i]) + "\"") + " " + number(cum) + "\n";
       }
-      cum += s.counts.back();
+      cum += static_cast<double>(s.counts[bounds.size()].load(std::memory_order_relaxed));
       out += name + "_bucket" + with_label(lbl, "le=\"+Inf\"") + " " + number(cum) + "\n";
-      out += name + "_sum" + lbl + " " + number(s.value) + "\n";
-      out += name + "_count" + lbl + " " + number(s.count) + "\n";
+      out += name + "_sum" + lbl + " " + number(s.value.load(std::memory_order_relaxed)) + "\n";
+      out += name + "_count" + lbl + " " + number(cum) + "\n";
     }
   }
   return out;
+}
+
+counter_family::counter_family(std::string name, std::string help, registry& r) : name_(std::move(name)), r_(r) {
+  r_.describe(name_, kind::counter, std::move(help));
+}
+
+gauge_family::gauge_family(std::string name, std::string help, registry& r) : name_(std::move(name)), r_(r) {
+  r_.describe(name_, kind::gauge, std::move(help));
+}
+
+histogram_family::histogram_family(std::string name, std::string help, std::vector<double> buckets, registry& r)
+  : name_(std::move(name)), r_(r) {
+  r_.describe(name_, kind::histogram, std::move(help), std::move(buckets));
 }
 
 } // namespace squad::metrics

@@ -1,12 +1,20 @@
 #pragma once
 // Process-wide metrics in the Prometheus text exposition format (version 0.0.4), written by us: prometheus-cpp is
-// not packaged in Debian 12. Counters, gauges and histograms with labels; every update is a short critical
-// section, so actors and io threads update them directly (fire-and-forget, off the answer's path).
+// not packaged in Debian 12. Counters, gauges and histograms with labels, updated by actors and io threads alike.
 //
-// A family is described once (type, help, histogram buckets); updating an undescribed family describes it as
-// untyped. Label values are escaped (\\, \", \n). render() lists families in name order, each with HELP and TYPE,
-// and histograms with cumulative _bucket{le=...}, _sum and _count.
+// Two ways to update a series:
+// - a handle (counter, gauge, histogram), resolved once per label set from a family declared next to the code that
+//   updates it (counter_family and friends), at once or on first use (lazy): an update is then one or two relaxed
+//   atomic operations, no lock, no lookup, no label vector. This is the way for hot paths.
+// - by name (inc, set, observe): a lookup under the registry's mutex per update, for code that has not moved yet.
+// Both reach the same series. A family is described once (type, help, histogram buckets); updating an undescribed
+// family by name describes it as untyped-by-use. Label values are escaped (\\, \", \n). render() lists families in
+// name order, each with HELP and TYPE, and histograms with cumulative _bucket{le=...}, _sum and _count.
+#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -19,6 +27,63 @@ using labels = std::vector<std::pair<std::string, std::string>>;
 
 enum class kind { counter, gauge, histogram };
 
+/// One series' storage: stable for the process's life once created, updated with atomics.
+struct series {
+  std::atomic<double> value{0}; ///< counter, gauge; histogram: the sum
+  std::shared_ptr<const std::vector<double>> bounds; ///< histogram: its upper bounds (+Inf implied)
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts; ///< histogram: per bucket (not cumulative), +Inf last
+};
+
+/// A counter series, resolved once. Default-constructed: unbound, updates do nothing. Trivially copyable, so it can
+/// sit in a std::atomic (a table of handles filled lazily).
+class counter {
+public:
+  counter() = default;
+  void inc(double by = 1) const {
+    if (s_)
+      s_->value.fetch_add(by, std::memory_order_relaxed);
+  }
+  explicit operator bool() const { return s_ != nullptr; }
+
+private:
+  friend class registry;
+  explicit counter(series* s) : s_(s) {}
+  series* s_ = nullptr;
+};
+
+/// A gauge series, resolved once (unbound when default-constructed).
+class gauge {
+public:
+  gauge() = default;
+  void set(double v) const {
+    if (s_)
+      s_->value.store(v, std::memory_order_relaxed);
+  }
+  void add(double by) const {
+    if (s_)
+      s_->value.fetch_add(by, std::memory_order_relaxed);
+  }
+  explicit operator bool() const { return s_ != nullptr; }
+
+private:
+  friend class registry;
+  explicit gauge(series* s) : s_(s) {}
+  series* s_ = nullptr;
+};
+
+/// A histogram series, resolved once (unbound when default-constructed).
+class histogram {
+public:
+  histogram() = default;
+  void observe(double v) const;
+  explicit operator bool() const { return s_ != nullptr; }
+
+private:
+  friend class registry;
+  explicit histogram(series* s) : s_(s) {}
+  series* s_ = nullptr;
+};
+
 class registry {
 public:
   /// The process's registry.
@@ -26,37 +91,107 @@ public:
 
   void describe(const std::string& name, kind k, std::string help, std::vector<double> buckets = {});
 
+  /// Handles to one series of a family (created when absent). One lookup under the lock, here only.
+  metrics::counter counter(std::string_view name, const labels& l = {});
+  metrics::gauge gauge(std::string_view name, const labels& l = {});
+  metrics::histogram histogram(std::string_view name, const labels& l = {});
+
+  // Updates by name: a lookup under the lock each time (prefer handles on hot paths).
   void inc(std::string_view name, const labels& l = {}, double by = 1);
   void set(std::string_view name, const labels& l, double value);
   void observe(std::string_view name, const labels& l, double value);
 
-  /// The value of a counter or gauge series (0 when absent), for tests.
+  /// The value of a counter or gauge series, or a histogram's count (0 when absent), for tests.
   double value(std::string_view name, const labels& l = {}) const;
 
   std::string render() const;
 
 private:
-  struct series {
-    double value = 0;               // counter, gauge; histogram: sum
-    std::vector<double> counts;     // histogram: per bucket (not cumulative), +Inf last
-    double count = 0;               // histogram
-  };
   struct family {
     kind type = kind::gauge;
     bool described = false;
     std::string help;
-    std::vector<double> buckets;
-    std::map<std::string, series, std::less<>> rows; // rendered label set -> series
+    std::shared_ptr<const std::vector<double>> buckets;
+    std::map<std::string, series, std::less<>> rows; // rendered label set -> series (nodes never move)
   };
   static void render_labels(const labels& l, std::string& out);
   static std::string render_labels(const labels& l);
-  family& get(std::string_view name, kind fallback);
-  series& row(family& f, const labels& l); // under m_
+  family& get(std::string_view name, kind fallback); // under m_
+  series& row(family& f, const labels& l);           // under m_
 
-  mutable std::mutex m_;
-  std::map<std::string, family, std::less<>> families_; // heterogeneous: updates look up without a copy
+  mutable std::mutex m_; // guards the maps, not the values
+  std::map<std::string, family, std::less<>> families_; // heterogeneous: lookups without a copy
   std::string scratch_;                                  // under m_: a label set being rendered
 };
+
+/// A counter family declared where it is updated: describes itself on construction; with() resolves a handle.
+class counter_family {
+public:
+  counter_family(std::string name, std::string help, registry& r = registry::global());
+  metrics::counter with(const labels& l = {}) const { return r_.counter(name_, l); }
+  const std::string& name() const { return name_; }
+
+private:
+  std::string name_;
+  registry& r_;
+};
+
+/// A gauge family declared where it is updated.
+class gauge_family {
+public:
+  gauge_family(std::string name, std::string help, registry& r = registry::global());
+  metrics::gauge with(const labels& l = {}) const { return r_.gauge(name_, l); }
+  const std::string& name() const { return name_; }
+
+private:
+  std::string name_;
+  registry& r_;
+};
+
+/// A histogram family declared where it is updated (buckets: latency_buckets() when empty).
+class histogram_family {
+public:
+  histogram_family(std::string name, std::string help, std::vector<double> buckets = {},
+                   registry& r = registry::global());
+  metrics::histogram with(const labels& l = {}) const { return r_.histogram(name_, l); }
+  const std::string& name() const { return name_; }
+
+private:
+  std::string name_;
+  registry& r_;
+};
+
+/// A handle resolved on its first use, so that a series never updated stays out of the exposition (as with updates by
+/// name); after that a use is one atomic load. Racing first uses may each resolve: they get the same series.
+template <class Handle>
+class lazy {
+public:
+  explicit lazy(std::function<Handle()> resolve) : resolve_(std::move(resolve)) {}
+  lazy(const lazy&) = delete;
+  lazy& operator=(const lazy&) = delete;
+
+  Handle get() const {
+    auto h = h_.load(std::memory_order_acquire);
+    if (!h) {
+      h = resolve_();
+      h_.store(h, std::memory_order_release);
+    }
+    return h;
+  }
+
+private:
+  std::function<Handle()> resolve_;
+  mutable std::atomic<Handle> h_{};
+};
+
+/// A counter of `family` with labels `l`, resolved on its first use.
+inline std::function<counter()> resolver(const counter_family& family, labels l = {}) {
+  return [&family, l = std::move(l)] { return family.with(l); };
+}
+/// A gauge of `family` with labels `l`, resolved on its first use.
+inline std::function<gauge()> resolver(const gauge_family& family, labels l = {}) {
+  return [&family, l = std::move(l)] { return family.with(l); };
+}
 
 /// Buckets for latencies in seconds, from 50 microseconds to 60 seconds.
 std::vector<double> latency_buckets();

@@ -94,6 +94,12 @@ struct completion {
   std::int64_t completion_tokens() const { return static_cast<std::int64_t>(pieces.size()); }
 };
 
+/// FNV-1a of a text: the seed of deterministic bodies and of a mock's latency jitter.
+std::uint64_t fnv1a(std::string_view text);
+
+/// An error body in the vendor's shape: OpenAI {"error":{...}}, Anthropic {"type":"error","error":{...}}.
+std::string error_body(bool anthropic, int status, const std::string& message);
+
 /// `count` words chosen from a hash of `seed_text`; the first piece has no leading space.
 std::vector<std::string> deterministic_words(std::string_view seed_text, std::int64_t count);
 

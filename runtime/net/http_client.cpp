@@ -1,6 +1,7 @@
-// The only Beast client file. Callback style (no coroutines: they cost minutes to compile here). A pool and its
-// connections run on one strand, so pool state needs no lock; only the stats are atomics.
-#include "runtime/net/http_client.hpp"
+// The only Beast client file: one connection (plain TCP or TLS) carrying a pool's exchanges one at a time, with
+// its phase timeouts, a resend on a stale kept-alive connection, and the response streamed to the handler. Callback
+// style (no coroutines: they cost minutes to compile here). The pool is http_pool.hpp, the io threads io_runtime.cpp.
+#include "runtime/net/http_pool.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,9 +19,6 @@
 #include <algorithm>
 #include <array>
 #include <deque>
-#include <thread>
-
-#include <sched.h>
 
 namespace squad::net {
 
@@ -61,10 +59,6 @@ std::string_view trim_ows(std::string_view s) {
 
 namespace {
 
-std::string ms_text(millis d) {
-  return std::to_string(d.count()) + "ms";
-}
-
 bool is_ip_literal(const std::string& host) {
   beast::error_code ec;
   asio::ip::make_address(host, ec);
@@ -76,166 +70,6 @@ bool closed_without_bytes(const beast::error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
          ec == asio::error::broken_pipe || ec == ssl::error::stream_truncated;
 }
-
-struct exchange {
-  http_request req;
-  std::shared_ptr<http_handler> handler;
-  steady::time_point deadline;
-  millis total{0};
-  bool retried = false; // resent once already after a stale connection
-  bool started = false;
-  bool done = false;
-  std::optional<asio::steady_timer> queue_timer;
-
-  void finish(http_failure f, const std::string& detail) {
-    if (done)
-      return;
-    done = true;
-    if (queue_timer)
-      queue_timer->cancel();
-    try {
-      handler->on_done(f, detail);
-    } catch (...) {
-      // A handler must not throw; nothing sensible is left to do with its exception on an io thread.
-    }
-  }
-};
-
-class pool_impl;
-
-class connection {
-public:
-  virtual ~connection() = default;
-  virtual void run(std::shared_ptr<exchange> ex, bool reused) = 0;
-  virtual bool usable() const = 0;
-  virtual void close() = 0;
-};
-
-class pool_impl final : public http_pool, public std::enable_shared_from_this<pool_impl> {
-public:
-  pool_impl(std::shared_ptr<asio::io_context> ioc, pool_options opts, std::shared_ptr<ssl::context> tls)
-    : ioc_(std::move(ioc)), strand_(asio::make_strand(*ioc_)), opts_(std::move(opts)), tls_(std::move(tls)) {
-    std::string host = opts_.origin.host.find(':') != std::string::npos ? "[" + opts_.origin.host + "]"
-                                                                         : opts_.origin.host;
-    bool default_port = opts_.origin.port == (opts_.origin.tls ? "443" : "80");
-    host_header_ = default_port ? host : host + ":" + opts_.origin.port;
-  }
-
-  ~pool_impl() override {
-    for (auto& c : idle_)
-      c->close();
-  }
-
-  void submit(http_request req, std::shared_ptr<http_handler> handler) override {
-    auto ex = std::make_shared<exchange>();
-    ex->total = req.total ? std::min(*req.total, opts_.timeouts.total) : opts_.timeouts.total;
-    ex->deadline = steady::now() + ex->total;
-    ex->req = std::move(req);
-    ex->handler = std::move(handler);
-    ++requests_;
-    asio::post(strand_, [self = shared_from_this(), ex] { self->enqueue(ex, false); });
-  }
-
-  pool_stats stats() const override {
-    return {requests_.load(), opened_.load(), reused_.load(), stale_.load(), open_.load(), queued_.load()};
-  }
-
-  const pool_options& options() const override { return opts_; }
-
-  // -- used by connections, on the strand --------------------------------------------------------------
-
-  const strand_t& strand() const { return strand_; }
-  const std::string& host_header() const { return host_header_; }
-  ssl::context* tls() const { return tls_.get(); }
-  void count_opened() { ++opened_; }
-
-  /// A connection is done with its exchange; `keep`: it can carry another request.
-  void release(const std::shared_ptr<connection>& c, bool keep) {
-    if (keep && c->usable()) {
-      idle_.push_back(c);
-    } else {
-      c->close();
-      --open_count_;
-    }
-    pump();
-  }
-
-  /// A kept-alive connection was found closed before any byte of a response: send once more, first in line.
-  void resend(const std::shared_ptr<exchange>& ex) {
-    ex->retried = true;
-    ex->started = false;
-    ++stale_;
-    enqueue(ex, true);
-  }
-
-private:
-  void enqueue(const std::shared_ptr<exchange>& ex, bool front) {
-    if (front)
-      queue_.push_front(ex);
-    else
-      queue_.push_back(ex);
-    pump();
-    if (!ex->started && !ex->done && !ex->queue_timer) { // waits for a connection: bounded by the total deadline
-      ex->queue_timer.emplace(strand_, ex->deadline);
-      ex->queue_timer->async_wait([self = shared_from_this(), ex](beast::error_code ec) {
-        if (ec || ex->started || ex->done)
-          return;
-        ex->finish(http_failure::timeout_total, "total timeout: no connection to " + self->opts_.name +
-                                                    " became free within " + ms_text(ex->total));
-        self->pump(); // drops it from the queue
-      });
-    }
-  }
-
-  std::shared_ptr<connection> new_connection();
-
-  void pump() {
-    while (!queue_.empty()) {
-      auto ex = queue_.front();
-      if (ex->done) {
-        queue_.pop_front();
-        continue;
-      }
-      std::shared_ptr<connection> c;
-      bool reused = false;
-      while (!c && !idle_.empty()) {
-        c = std::move(idle_.back());
-        idle_.pop_back();
-        if (c->usable()) {
-          reused = true;
-        } else {
-          c.reset();
-          --open_count_;
-        }
-      }
-      if (!c) {
-        if (open_count_ >= opts_.max_connections)
-          break;
-        c = new_connection();
-        ++open_count_;
-      }
-      queue_.pop_front();
-      ex->started = true;
-      if (ex->queue_timer)
-        ex->queue_timer->cancel();
-      if (reused)
-        ++reused_;
-      c->run(ex, reused);
-    }
-    queued_ = static_cast<std::int64_t>(queue_.size());
-    open_ = static_cast<std::int64_t>(open_count_);
-  }
-
-  std::shared_ptr<asio::io_context> ioc_;
-  strand_t strand_;
-  pool_options opts_;
-  std::shared_ptr<ssl::context> tls_;
-  std::string host_header_;
-  std::deque<std::shared_ptr<exchange>> queue_;
-  std::vector<std::shared_ptr<connection>> idle_;
-  std::size_t open_count_ = 0;
-  std::atomic<std::int64_t> requests_{0}, opened_{0}, reused_{0}, stale_{0}, open_{0}, queued_{0};
-};
 
 template <class Stream>
 class connection_impl final : public connection, public std::enable_shared_from_this<connection_impl<Stream>> {
@@ -515,91 +349,12 @@ private:
   millis binding_ms_{0};
 };
 
+} // namespace
+
 std::shared_ptr<connection> pool_impl::new_connection() {
   if (tls_)
     return std::make_shared<connection_impl<tls_stream>>(shared_from_this());
   return std::make_shared<connection_impl<beast::tcp_stream>>(shared_from_this());
-}
-
-} // namespace
-
-namespace {
-
-// An io thread's loop. With `spin`, an idle thread keeps polling for that long before it sleeps, yielding the CPU
-// between polls: on a VM, waking a sleeping thread costs tens of microseconds per hop, and a thread that spins
-// without yielding holds a core that the client or the upstream it just woke is queued behind (measured with
-// bench/gateway at one connection: added p99 +0.4-0.6 ms without the yield, +0.1 ms with it).
-void run_io_thread(asio::io_context& ioc, millis spin) {
-  if (spin.count() <= 0) {
-    ioc.run();
-    return;
-  }
-  while (!ioc.stopped()) {
-    auto until = std::chrono::steady_clock::now() + spin;
-    while (!ioc.stopped()) {
-      if (ioc.poll() > 0)
-        until = std::chrono::steady_clock::now() + spin;
-      else if (std::chrono::steady_clock::now() < until)
-        sched_yield();
-      else
-        break;
-    }
-    ioc.run_one();
-  }
-}
-
-} // namespace
-
-struct io_runtime::impl {
-  // The concurrency hint: with one thread Asio queues what a handler posts on that thread without a lock.
-  explicit impl(int threads) : ioc(std::make_shared<asio::io_context>(threads)) {}
-  std::shared_ptr<asio::io_context> ioc;
-  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(*ioc);
-  std::vector<std::thread> threads;
-};
-
-io_runtime::io_runtime(int threads, millis spin) : impl_(std::make_unique<impl>(std::max(1, threads))) {
-  for (int i = 0; i < std::max(1, threads); ++i)
-    impl_->threads.emplace_back([ioc = impl_->ioc, spin] { run_io_thread(*ioc, spin); });
-}
-
-io_runtime::~io_runtime() { stop(); }
-
-void io_runtime::stop() {
-  impl_->guard.reset();
-  impl_->ioc->stop();
-  for (auto& t : impl_->threads) {
-    if (!t.joinable())
-      continue;
-    if (t.get_id() == std::this_thread::get_id())
-      t.detach(); // stop() from one of its own handlers: that thread leaves its loop when the handler returns
-    else
-      t.join();
-  }
-}
-
-std::shared_ptr<asio::io_context> io_runtime::context() const { return impl_->ioc; }
-
-std::shared_ptr<http_pool> io_runtime::make_pool(const pool_options& opts, std::string& why) {
-  std::shared_ptr<ssl::context> tls;
-  if (opts.origin.tls) {
-    tls = std::make_shared<ssl::context>(ssl::context::tls_client);
-    beast::error_code ec;
-    tls->set_default_verify_paths(ec);
-    if (ec) {
-      why = "cannot load the system CA store: " + ec.message();
-      return nullptr;
-    }
-    if (opts.ca_file) {
-      tls->load_verify_file(*opts.ca_file, ec);
-      if (ec) {
-        why = "cannot load ca_file " + *opts.ca_file + ": " + ec.message();
-        return nullptr;
-      }
-    }
-    tls->set_verify_mode(ssl::verify_peer);
-  }
-  return std::make_shared<pool_impl>(impl_->ioc, opts, std::move(tls));
 }
 
 } // namespace squad::net

@@ -1,4 +1,6 @@
 #include "runtime/server/chat_request.hpp"
+#include "runtime/config/config.hpp"
+#include "runtime/config/duration.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -180,7 +182,111 @@ refusal read_token_cap(const json& b, const char* name, std::int64_t& out) {
   return std::nullopt;
 }
 
+api_error invalid(std::string param, std::string message, std::string code = {}) {
+  return {400, std::move(message), "invalid_request_error", std::move(param), std::move(code), 0};
+}
+
+// X-Squad-Priority, X-Squad-Cache, X-Squad-Run and X-Squad-Timeout into `call`.
+std::optional<api_error> read_headers(const chat_headers& h, std::chrono::milliseconds call_timeout,
+                                      call_request& call) {
+  if (!h.priority.empty()) {
+    std::string up{h.priority};
+    up[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[0])));
+    auto p = parse_priority(up);
+    if (!p)
+      return invalid("X-Squad-Priority", "X-Squad-Priority must be P0, P1, P2 or P3 (got \"" + std::string{h.priority} + "\")");
+    call.priority = static_cast<std::uint8_t>(*p);
+  }
+  call.cache_mode = cache_bypass; // API calls use the response cache only when they ask
+  if (!h.cache.empty()) {
+    if (h.cache == "use")
+      call.cache_mode = cache_use;
+    else if (h.cache == "only")
+      call.cache_mode = cache_only;
+    else if (h.cache != "bypass")
+      return invalid("X-Squad-Cache", "X-Squad-Cache must be use, only or bypass (got \"" + std::string{h.cache} + "\")");
+  }
+  if (!h.run.empty()) {
+    if (h.run.size() > 128 ||
+        h.run.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") !=
+          std::string_view::npos)
+      return invalid("X-Squad-Run", "X-Squad-Run must be 1 to 128 of [A-Za-z0-9._:-] (got \"" + std::string{h.run} + "\")");
+    call.budget_id = std::string{h.run};
+  }
+  call.timeout_ms = call_timeout.count();
+  if (!h.timeout.empty()) { // the client's own deadline
+    std::optional<millis> t;
+    if (h.timeout.find_first_not_of("0123456789") == std::string_view::npos && h.timeout.size() < 10)
+      t = millis{std::stoll(std::string{h.timeout})};
+    else
+      t = parse_duration(h.timeout);
+    if (!t || t->count() <= 0 || *t > call_timeout)
+      return invalid("X-Squad-Timeout",
+                     "X-Squad-Timeout must be milliseconds or a duration (500ms, 30s) from 1ms to server.call_timeout (" +
+                       std::to_string(call_timeout.count()) + "ms) (got \"" + std::string{h.timeout} + "\")");
+    call.timeout_ms = t->count();
+  }
+  return std::nullopt;
+}
+
+// A parameter no target of the chain can honour is the client's to fix; when only some cannot, the call goes ahead.
+std::optional<api_error> refuse_for_chain(const api_model& model, const chat_context& ctx, const call_request& call) {
+  std::optional<api_error> first;
+  for (auto& t : model.chain) {
+    auto p = ctx.providers.find(t.provider);
+    auto no = refuse_params(p == ctx.providers.end() ? provider_family::openai : p->second, call);
+    if (!no)
+      return std::nullopt;
+    if (!first)
+      first = invalid(no->param, "provider " + t.provider + ": " + no->message + " (model " + model.name + ")",
+                      "unsupported_parameter");
+  }
+  return first;
+}
+
 } // namespace
+
+std::variant<parsed_chat, api_error> parse_chat_request(const json& b, const chat_headers& headers,
+                                                        const chat_context& ctx) {
+  if (!b.is_object())
+    return invalid("", "the body must be a JSON object");
+  if (!b.contains("model") || !b["model"].is_string())
+    return invalid("model", "model is required and must be a string: persona/<id>, <provider>/<model> or an alias");
+  auto model_name = b["model"].get<std::string>();
+  auto found = ctx.models.find(model_name);
+  if (found == ctx.models.end()) {
+    std::string some;
+    for (auto& [name, m] : ctx.models) {
+      if (some.size() > 200)
+        break;
+      some += (some.empty() ? "" : ", ") + name;
+    }
+    return api_error{404,
+                     "unknown model \"" + model_name + "\": use persona/<id>, <provider>/<model> or an alias (e.g. " +
+                       some + "; GET /v1/models lists all)",
+                     "invalid_request_error", "model", "model_not_found", 0};
+  }
+  auto& allowed = ctx.allowed_models;
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), model_name) == allowed.end()) {
+    std::string list;
+    for (auto& a : allowed)
+      list += (list.empty() ? "" : ", ") + a;
+    return api_error{403, "this API key may not use model \"" + model_name + "\" (allowed: " + list + ")",
+                     "permission_denied", "model", std::string{model_not_allowed}, 0};
+  }
+  parsed_chat out;
+  out.model = &found->second;
+  if (auto no = read_chat_body(b, out.call, out.flags))
+    return invalid(no->param, no->message);
+  if (auto no = refuse_for_chain(*out.model, ctx, out.call))
+    return *no;
+  out.call.priority = static_cast<std::uint8_t>(out.model->priority);
+  if (auto no = read_headers(headers, ctx.call_timeout, out.call))
+    return *no;
+  out.call.chain = out.model->chain;
+  out.call.stream = out.flags.stream;
+  return out;
+}
 
 std::optional<chat_refusal> read_chat_body(const json& b, call_request& call, chat_flags& flags) {
   if (auto no = read_messages(b, call))

@@ -1,7 +1,8 @@
 #pragma once
-// The answer of one chat call, written in OpenAI's shapes: one chat.completion JSON body, or chat.completion.chunk
-// SSE events ending in [DONE] (text and tool-call deltas as they arrive from the upstream). A failure after the
-// first chunk ends the stream with an error event, never with a clean end. No Beast here.
+// The answer of one chat call as it happens: one chat.completion JSON body, or chat.completion.chunk SSE events
+// ending in [DONE] (text and tool-call deltas as they arrive from the upstream, on io threads). A failure before
+// the first chunk is an error answer whose status comes from the typed failure (openai_encoding.hpp); after it, an
+// error event ends the stream, never a clean end. No Beast here.
 #include "actors/messages.hpp"
 #include "runtime/server/http_server.hpp"
 
@@ -24,9 +25,5 @@ struct chat_answer_options {
 /// Creates the sink for a call whose answer goes to `out`; `t0` is the request's arrival (overhead metric).
 std::shared_ptr<call_sink> make_chat_sink(std::shared_ptr<responder> out, chat_answer_options opts,
                                           std::chrono::steady_clock::time_point t0);
-
-/// An OpenAI-style error answer (JSON body; Retry-After when `retry_after_s` > 0).
-void send_error(responder& out, int status, const std::string& message, const std::string& type,
-                const std::string& param = {}, const std::string& code = {}, std::int64_t retry_after_s = 0);
 
 } // namespace squad::server

@@ -78,6 +78,11 @@ caf::behavior run_listener(caf::stateful_actor<listener_state>* self, std::weak_
 
 } // namespace
 
+bool is_end_event(const json& ev) {
+  auto t = ev.value("type", "");
+  return t == "run.completed" || t == "run.failed";
+}
+
 json event_json(const run_event& ev) {
   json j{{"type", ev.type}, {"seq", ev.seq}, {"at_ms", ev.at_ms}, {"run_id", ev.run_id}};
   if (!ev.step_id.empty())

@@ -114,4 +114,7 @@ private:
 /// A run event as the API shows it: {type, seq, at_ms, run_id, step_id?, persona?, message, data}.
 nlohmann::json event_json(const run_event& ev);
 
+/// Whether an event ends its run's stream (run.completed, run.failed).
+bool is_end_event(const nlohmann::json& ev);
+
 } // namespace squad::server
