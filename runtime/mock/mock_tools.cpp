@@ -8,7 +8,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr std::int64_t created_at = 1700000000; // as in mock_upstream.cpp: byte-identical answers
 constexpr const char* fingerprint = "fp_mock";
 constexpr const char* lead_text = "calling tools";
 

@@ -94,6 +94,9 @@ struct completion {
   std::int64_t completion_tokens() const { return static_cast<std::int64_t>(pieces.size()); }
 };
 
+/// The `created` of every answer: fixed, so that two runs produce byte-identical bodies.
+inline constexpr std::int64_t created_at = 1700000000;
+
 /// FNV-1a of a text: the seed of deterministic bodies and of a mock's latency jitter.
 std::uint64_t fnv1a(std::string_view text);
 
