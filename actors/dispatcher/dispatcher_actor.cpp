@@ -36,10 +36,9 @@ void deliver(pending_call& c, call_result res) {
 
 void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t retry_after_ms) {
   if (c.req.sink) {
-    if (retry_after_ms >= 0)
-      c.req.sink->failed(code, why, retry_after_ms);
-    else
-      c.req.sink->failed(code, why);
+    // The typed class of the failure (what the attempts add up to) picks the API's status, never the text.
+    auto cls = code == squad_errc::chain_exhausted ? classify_attempts(c.attempts) : failure_class::unknown;
+    c.req.sink->failed(call_failure{code, why, retry_after_ms, cls});
     c.req.sink.reset();
   }
   c.rp.deliver(make_squad_error(code, std::move(why)));

@@ -1,6 +1,6 @@
 #include "runtime/server/chat_request.hpp"
 #include "runtime/config/config.hpp"
-#include "runtime/config/duration.hpp"
+#include "runtime/time/duration.hpp"
 
 #include <nlohmann/json.hpp>
 
