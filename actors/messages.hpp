@@ -136,7 +136,8 @@ typename I::result_type inspect(I& f, usage_info& x) {
 template <class I>
 typename I::result_type inspect(I& f, limit_signals& x) {
   return f(caf::meta::type_name("limit_signals"), x.retry_after_ms, x.remaining_requests,
-           x.remaining_tokens, x.reset_requests_ms, x.reset_tokens_ms, x.limit_requests);
+           x.remaining_tokens, x.reset_requests_ms, x.reset_tokens_ms, x.limit_requests,
+           x.remaining_requests_day, x.reset_requests_day_ms);
 }
 template <class I>
 typename I::result_type inspect(I& f, upstream_reply& x) {

@@ -55,6 +55,8 @@ struct limit_signals {
   std::int64_t reset_requests_ms = -1;
   std::int64_t reset_tokens_ms = -1;
   std::int64_t limit_requests = -1; ///< the request limit the provider announces (x-ratelimit-limit-requests)
+  std::int64_t remaining_requests_day = -1; ///< a daily count beside the window's (Cerebras' *-requests-day)
+  std::int64_t reset_requests_day_ms = -1;
 };
 
 /// A provider actor's answer to one `provider_call`, success or not.

@@ -4,8 +4,12 @@
 
 namespace squad {
 
-chain_walker::chain_walker(std::size_t targets, steady_time deadline, walker_options opts)
-  : targets_(targets), deadline_(deadline), opts_(opts), rng_(opts.seed) {}
+chain_walker::chain_walker(std::size_t targets, steady_time deadline, walker_options opts,
+                           std::vector<retry_policy> policies)
+  : targets_(targets), deadline_(deadline), opts_(opts), rng_(opts.seed) {
+  for (std::size_t i = 0; i < targets_.size(); ++i)
+    targets_[i].policy = i < policies.size() ? policies[i] : opts_.retry;
+}
 
 chain_walker::decision chain_walker::next(steady_time now) const {
   if (attempts_ >= opts_.max_attempts || now >= deadline_)
@@ -32,21 +36,28 @@ void chain_walker::record(std::size_t target, outcome result, steady_time now, s
     t.failures = 0;
     return;
   }
-  ++t.failures;
   if (!is_retryable(result)) {
     t.removed = true;
   } else if (result == outcome::rate_limited) {
     t.ready_at = std::max(t.ready_at, now + (retry_after.count() > 0 ? retry_after : opts_.default_retry_after));
   } else {
+    ++t.failures;
+    auto& p = t.policy;
+    if (p.retries >= 0 && t.failures > p.retries) {
+      t.removed = t.spent = true;
+      return;
+    }
     auto shift = std::min<std::int64_t>(t.failures - 1, 20);
-    auto backoff = std::min<std::int64_t>(opts_.backoff_cap.count(), opts_.backoff_base.count() << shift);
-    if (opts_.jitter && backoff > 1) { // full jitter (splitmix64 step): uniform in [1, backoff]
+    auto backoff = std::min<std::int64_t>(p.cap.count(), p.base.count() << shift);
+    if (p.jitter > 0 && backoff > 1) { // uniform in backoff * [1 - jitter, 1 + jitter] (splitmix64 step)
       rng_ += 0x9E3779B97F4A7C15ull;
       std::uint64_t z = rng_;
       z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
       z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
       z ^= z >> 31;
-      backoff = 1 + static_cast<std::int64_t>(z % static_cast<std::uint64_t>(backoff));
+      double u = static_cast<double>(z >> 11) / static_cast<double>(std::uint64_t{1} << 53); // [0, 1)
+      backoff = std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(backoff) *
+                                                                     (1 + p.jitter * (2 * u - 1))));
     }
     t.ready_at = std::max(t.ready_at, now + std::chrono::milliseconds{backoff});
   }

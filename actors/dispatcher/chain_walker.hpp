@@ -3,9 +3,10 @@
 // Pure logic: outcomes and time come in, decisions go out.
 //
 // Rules: targets are tried in chain order; a target that answered rate_limited rests until its
-// retry-after; another retryable failure rests it for an exponential backoff (base * 2^failures, capped);
-// a non-retryable failure (auth, bad request) removes it. When no target is ready, wait for the earliest
-// one unless that lies past the deadline. At most `max_attempts` attempts in all.
+// retry-after; another retryable failure rests it for an exponential backoff (its retry policy: base * 2^(n-1),
+// capped, +-jitter) and after `retries` of them it leaves the walk; a non-retryable failure (auth, bad request)
+// removes it. When no target is ready, wait for the earliest one unless that lies past the deadline. At most
+// `max_attempts` attempts in all.
 #include "actors/limiter/sliding_window.hpp"
 #include "actors/vocabulary.hpp"
 
@@ -15,12 +16,18 @@
 
 namespace squad {
 
+/// How one target is retried after retryable failures other than 429 (a provider's `retry:` in config).
+struct retry_policy {
+  std::int64_t retries = -1;              ///< further tries after the first such failure; -1: unbounded
+  std::chrono::milliseconds base{200};    ///< the first rest; each further one doubles
+  std::chrono::milliseconds cap{5000};    ///< no rest is longer
+  double jitter = 0;                      ///< each rest moves uniformly by up to this share either way, in [0, 1)
+};
+
 struct walker_options {
   std::int64_t max_attempts = 8;
-  std::chrono::milliseconds backoff_base{200};
-  std::chrono::milliseconds backoff_cap{5000};
+  retry_policy retry;                                  ///< for targets without a policy of their own
   std::chrono::milliseconds default_retry_after{1000}; ///< when a rate_limited reply names no deadline
-  bool jitter = false;        ///< full jitter: a backoff rests a target uniformly in (0, base * 2^n] (capped)
   std::uint64_t seed = 1;     ///< of the jitter's generator (deterministic for a seed)
 };
 
@@ -34,7 +41,9 @@ public:
     steady_time until{};    ///< for wait
   };
 
-  chain_walker(std::size_t targets, steady_time deadline, walker_options opts = {});
+  /// `policies`: one per target (empty: every target uses opts.retry).
+  chain_walker(std::size_t targets, steady_time deadline, walker_options opts = {},
+               std::vector<retry_policy> policies = {});
 
   /// What to do at `now`.
   decision next(steady_time now) const;
@@ -56,11 +65,16 @@ public:
   /// Why the walk ended, for an exhausted decision: "deadline", "attempts" or "targets".
   const char* exhausted_reason(steady_time now) const;
 
+  /// Whether `target` left the walk because its retries were used up.
+  bool retries_spent(std::size_t target) const { return targets_.at(target).spent; }
+
 private:
   struct target_state {
     steady_time ready_at{};
-    std::int64_t failures = 0;
+    std::int64_t failures = 0; ///< consecutive retryable failures other than 429
     bool removed = false;
+    bool spent = false; ///< removed because its retries were used up
+    retry_policy policy;
   };
   std::vector<target_state> targets_;
   steady_time deadline_;

@@ -20,6 +20,8 @@
 #include "actors/dispatcher/chain_walker.hpp"
 
 #include <array>
+#include <map>
+#include <string>
 
 namespace squad {
 
@@ -38,6 +40,13 @@ struct dispatch_options {
   /// not in one limiter's queue, and is routed again when a provider of its chain frees a slot (so it takes
   /// whichever frees first, with what replies have taught the limiters since). 0: every call binds at once.
   millis bind_horizon{1000};
+  /// How each provider is retried (providers.<name>.retry); a provider not named uses walker.retry.
+  std::map<std::string, retry_policy> retry;
+  /// The longest a call waits for an open breaker's half-open probe (also within its deadline and tolerable
+  /// wait): a chain whose every target is open for longer answers at once, naming the breakers.
+  millis probe_wait{2000};
+  /// Upstream calls in flight across every provider at once; 0: no global cap.
+  std::int64_t global_concurrency = 0;
 };
 
 using dispatcher_actor = caf::typed_actor<

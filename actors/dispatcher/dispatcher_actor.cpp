@@ -141,7 +141,10 @@ void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::it
   if (c.shared_reserved)
     self->state.shared->unreserve(c.req.budget_id);
   unpark(self, c);
+  auto id = i->first;
   self->state.calls.erase(i);
+  release_global(self, id); // after the erase: a call held for the cap is given back, not sent
+
 }
 
 // One deadline per call, checked by a sweep every second while calls are in flight (not a timer per request:
@@ -244,7 +247,12 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
         observe(self, req.events); // the pressure level is still followed (metrics, pressure.changed)
       auto now = self->clock().now();
       auto id = self->state.next_id++;
-      chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, self->state.opts.walker};
+      std::vector<retry_policy> policies;
+      for (const auto& t : req.chain) {
+        auto p = st.opts.retry.find(t.provider);
+        policies.push_back(p != st.opts.retry.end() ? p->second : st.opts.walker.retry);
+      }
+      chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, st.opts.walker, std::move(policies)};
       auto rp = self->make_response_promise();
       auto [slot, fresh] = self->state.calls.emplace(
         id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}, {}, {}, 0});

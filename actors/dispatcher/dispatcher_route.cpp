@@ -21,19 +21,29 @@ void rest_open(dispatcher_self self, pending_call& c, std::size_t target, std::i
   auto reopen = now + millis{std::max<std::int64_t>(1, reopen_ms)};
   auto cls = class_of(c.req);
   auto tolerable = self->state.opts.tolerable_wait[cls];
+  auto probe_wait = self->state.opts.probe_wait.count();
   bool waited = std::find(c.probe_waits.begin(), c.probe_waits.end(), target) != c.probe_waits.end();
   bool tolerated = !past_tolerable_wait(ms_between(c.started, now), reopen_ms, tolerable);
-  bool fits = !waited && reopen < c.started + millis{c.req.timeout_ms} && tolerated;
+  bool in_deadline = reopen < c.started + millis{c.req.timeout_ms};
+  bool soon = reopen_ms <= probe_wait;
+  bool fits = !waited && soon && in_deadline && tolerated;
   std::string detail = t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
-  if (!fits)
-    detail += waited ? ", and this call already waited for one probe of it"
-                     : ", past what a P" + std::to_string(cls) + " call waits (" +
-                         (reopen >= c.started + millis{c.req.timeout_ms}
-                            ? "its deadline of " + std::to_string(c.req.timeout_ms) + "ms)"
-                            : std::to_string(tolerable.count()) + "ms, runtime.tolerable_wait)");
+  if (!fits) {
+    if (waited)
+      detail += ", and this call already waited for one probe of it";
+    else if (!soon)
+      detail += ", later than a call waits for a probe (" + std::to_string(probe_wait) + "ms, runtime.probe_wait)";
+    else if (!in_deadline)
+      detail += ", past this call's deadline of " + std::to_string(c.req.timeout_ms) + "ms";
+    else
+      detail += ", past what a P" + std::to_string(cls) + " call waits (" + std::to_string(tolerable.count()) +
+                "ms, runtime.tolerable_wait)";
+  }
   c.attempts.push_back({t.provider, t.model, "breaker_open", std::move(detail), 0});
   if (fits)
     c.probe_waits.push_back(target);
+  else
+    c.reopen_ms = c.reopen_ms < 0 ? reopen_ms : std::min(c.reopen_ms, reopen_ms);
   c.walker.rest(target, fits ? reopen : steady_time::max());
   c.last_failed = target;
 }

@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 
 namespace squad::dispatch {
 
@@ -33,6 +34,7 @@ struct pending_call {
   std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
   std::string parked_on;     // parked (bound late): the provider its estimate was counted against; "": not parked
   std::uint64_t park_seq = 0; // its park timer's number (a timer of an earlier park is ignored)
+  std::int64_t reopen_ms = -1; // the soonest probe of an open breaker it did not wait for (Retry-After), -1: none
 };
 
 struct dispatcher_state {
@@ -49,6 +51,17 @@ struct dispatcher_state {
   std::map<std::string, std::array<std::int64_t, 4>> parked_by_class;
   std::uint64_t park_seq = 0;
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
+  // The global cap (opts.global_concurrency): calls upstream now, and admitted calls holding their provider's
+  // permit until one of them answers (highest class first, then arrival).
+  std::set<std::uint64_t> upstream_now;
+  struct held_send {
+    std::uint64_t id;
+    std::size_t target;
+    std::uint64_t permit, ticket;
+    std::size_t cls;
+    std::string provider;
+  };
+  std::deque<held_send> held;
   // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
   pressure_gauge gauge;
   pressure_inputs inputs; // the gauge's signals as calls pass (waits, 429s, latencies)
@@ -97,6 +110,9 @@ void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::u
 void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit,
                std::uint64_t ticket);
 void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r);
+/// Call `id` no longer holds a slot of the global cap (idempotent): the first held call goes upstream. A call
+/// that was held is taken out of the hold, its permit and probe given back unused.
+void release_global(dispatcher_self self, std::uint64_t id);
 std::int64_t token_estimate(const call_request& req);
 /// Refuses a call outside a run that its chain cannot serve within its class's tolerable wait (429, Retry-After).
 void shed_waiting(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i, std::string why,

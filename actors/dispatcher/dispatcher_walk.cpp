@@ -11,6 +11,12 @@
 
 namespace squad::dispatch {
 
+namespace {
+const metrics::counter_family held_global{"squad_global_cap_waits_total",
+                                          "calls held because runtime.global_concurrency calls were upstream"};
+const metrics::lazy<metrics::counter> held_global_total{metrics::resolver(held_global)};
+} // namespace
+
 void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
@@ -133,7 +139,7 @@ void step(dispatcher_self self, std::uint64_t id) {
       if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
         deliver(c, squad_errc::budget_spent, spent_why);
       else
-        deliver(c, squad_errc::chain_exhausted, std::move(why));
+        deliver(c, squad_errc::chain_exhausted, std::move(why), c.reopen_ms); // Retry-After: the soonest probe
       forget_call(self, i);
       return;
     }
@@ -320,6 +326,23 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
   if (i == self->state.calls.end())
     return;
   auto& c = i->second;
+  auto& st = self->state;
+  if (st.opts.global_concurrency > 0 && st.upstream_now.count(id) == 0) {
+    if (static_cast<std::int64_t>(st.upstream_now.size()) >= st.opts.global_concurrency) {
+      // Over the global cap: hold the permit until a call upstream answers (one event and a metric).
+      auto cls = class_of(c.req);
+      auto at = std::find_if(st.held.begin(), st.held.end(), [cls](auto& h) { return h.cls > cls; });
+      st.held.insert(at, {id, target, permit, ticket, cls, c.req.chain[target].provider});
+      held_global_total.get().inc();
+      note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
+                 std::to_string(st.upstream_now.size()) + " calls are upstream, the global cap (runtime.global_concurrency)" +
+                   "; " + target_name(c.req.chain[target]) + " goes when one answers",
+                 nlohmann::json{{"reason", "global_concurrency"}, {"in_flight", st.upstream_now.size()},
+                                {"cap", st.opts.global_concurrency}}.dump());
+      return;
+    }
+    st.upstream_now.insert(id);
+  }
   auto now = self->clock().now();
   auto& t = c.req.chain[target];
   auto remaining = c.started + millis{c.req.timeout_ms} - now;
@@ -339,6 +362,7 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
   auto provider = t.provider;
   auto learn = [self, id, provider, permit, ticket, h](const upstream_reply& r) {
+    release_global(self, id);
     auto c = self->state.calls.find(id);
     caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
@@ -391,6 +415,33 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
             learn(r);
             on_reply(self, id, target, std::move(r));
           });
+}
+
+void release_global(dispatcher_self self, std::uint64_t id) {
+  auto& st = self->state;
+  auto give_back = [self](const dispatcher_state::held_send& h) {
+    auto p = handles_of(self, h.provider);
+    caf::anon_send(p.limiter, atoms::release_v, h.permit, std::int64_t{-1}, limit_signals{}, outcome::unavailable);
+    caf::anon_send(p.breaker, atoms::cancel_v, h.ticket);
+  };
+  if (st.upstream_now.erase(id) == 0) {
+    auto h = std::find_if(st.held.begin(), st.held.end(), [id](auto& x) { return x.id == id; });
+    if (h != st.held.end()) { // it ended while held (its deadline)
+      give_back(*h);
+      st.held.erase(h);
+    }
+    return;
+  }
+  while (!st.held.empty()) {
+    auto h = st.held.front();
+    st.held.pop_front();
+    if (st.calls.count(h.id) == 0) {
+      give_back(h);
+      continue;
+    }
+    st.upstream_now.insert(h.id);
+    return send_call(self, h.id, h.target, h.permit, h.ticket);
+  }
 }
 
 } // namespace squad::dispatch

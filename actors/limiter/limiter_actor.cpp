@@ -159,7 +159,7 @@ limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead,
   g.breaker = st.breaker;
   g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
   // Concurrency bounds throughput too: `concurrency` calls per mean hold time.
-  auto conc = std::max<std::int64_t>(1, st.limiter->settings().concurrency);
+  auto conc = std::max<std::int64_t>(1, st.limiter->concurrency_now());
   auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->expected_hold()).count();
   if (hold_ms > 0) {
     g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
@@ -236,7 +236,6 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
            outcome result) -> std::string {
       auto& st = self->state;
       auto now = self->clock().now();
-      auto before_rate = st.limiter->effective_rate_per_s();
       bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
       // The dispatcher gives a permit back unused as (tokens -1, unavailable): the call never went upstream.
       st.limiter->release(permit, now, tokens, !(tokens < 0 && result == outcome::unavailable));
@@ -250,16 +249,7 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
       if (!changed)
         return {};
       ++st.throttle_changes;
-      char buf[200];
-      if (st.limiter->announced_limit() && st.limiter->effective_rate_per_s() < before_rate &&
-          result != outcome::rate_limited)
-        std::snprintf(buf, sizeof buf, "%s announces %lld requests per window, below the configured %lld: now %.2f requests/s",
-                      st.provider.c_str(), static_cast<long long>(*st.limiter->announced_limit()),
-                      static_cast<long long>(st.limiter->settings().requests), st.limiter->effective_rate_per_s());
-      else
-        std::snprintf(buf, sizeof buf, "%s throttled to %.0f%% of its rate (%.2f requests/s) after repeated 429s",
-                      st.provider.c_str(), st.limiter->factor() * 100, st.limiter->effective_rate_per_s());
-      return buf;
+      return st.provider + " " + st.limiter->change_note();
     },
     [self](atoms::start, std::uint64_t permit, std::int64_t sent_at_ns) {
       self->state.limiter->sent(permit, steady_time{std::chrono::nanoseconds{sent_at_ns}});
@@ -283,6 +273,7 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
                             {"effective_rate_per_s", l.effective_rate_per_s()},
                             {"throttle_factor", l.factor()},
                             {"window_cap", l.effective_window_cap()},
+                            {"concurrency", l.concurrency_now()},
                             {"window_occupancy", l.window_occupancy(now)},
                             {"queue_depth", st.queue.size()},
                             {"in_flight", l.in_flight()},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace squad {
 
@@ -23,6 +24,7 @@ limiter_settings limiter_settings_from(const limits_config& l) {
   s.concurrency = l.concurrency;
   s.min_interval = l.min_interval;
   s.tokens = l.tokens;
+  s.per_day = l.per_day;
   s.window_margin = std::clamp(millis{l.per.count() / 100}, millis{5}, millis{1000});
   s.throttle_after = l.throttle.after;
   s.throttle_period = l.throttle.period;
@@ -54,6 +56,7 @@ const char* to_string(limit_rule r) {
     case limit_rule::concurrency: return "concurrency";
     case limit_rule::tokens: return "tokens";
     case limit_rule::too_big: return "too_big";
+    case limit_rule::day: return "day";
   }
   return "?";
 }
@@ -157,6 +160,8 @@ rate_limiter::verdict rate_limiter::check(steady_time now, std::int64_t tokens) 
   }
   if (last_send_ && s_.min_interval.count() > 0)
     consider(*last_send_ + nanos(s_.min_interval), limit_rule::interval);
+  if (s_.per_day > 0 && day_count_ >= s_.per_day && day_start_ + std::chrono::hours{24} > now)
+    consider(day_start_ + std::chrono::hours{24}, limit_rule::day);
   if (s_.tokens > 0) {
     std::int64_t used = tokens_in_window();
     for (auto& e : token_log_) { // the time when enough old reservations have left the window
@@ -166,7 +171,7 @@ rate_limiter::verdict rate_limiter::check(steady_time now, std::int64_t tokens) 
       consider(e.at + nanos(s_.per) + nanos(s_.window_margin), limit_rule::tokens);
     }
   }
-  if (static_cast<std::int64_t>(permits_.size()) >= s_.concurrency) {
+  if (static_cast<std::int64_t>(permits_.size()) >= concurrency_now()) {
     steady_time first_back = never; // the first permit expected back: after the hold time, at worst at its expiry
     auto hold = expected_hold();
     for (auto& [id, p] : permits_) {
@@ -200,7 +205,14 @@ rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t to
   v.permit = next_permit_++;
   window_log_.push_back({now, v.permit, s_.confirm_sends});
   last_send_ = now;
-  permits_.emplace(v.permit, permit_info{now, ++admitted_seq_, tokens});
+  auto together = static_cast<std::int64_t>(permits_.size()) + 1;
+  permits_.emplace(v.permit, permit_info{now, ++admitted_seq_, tokens, together,
+                                         static_cast<std::int64_t>(window_log_.size())});
+  if (s_.per_day > 0) {
+    if (day_start_ == steady_time{} || day_start_ + std::chrono::hours{24} <= now)
+      day_start_ = now, day_count_ = 0;
+    ++day_count_;
+  }
   if (s_.tokens > 0)
     token_log_.push_back({now, v.permit, tokens});
   return v;
@@ -218,12 +230,13 @@ rate_limiter rate_limiter::simulation(steady_time now) const {
   } else { // nothing known about hold times: concurrency is left out
     sim.permits_.clear();
     sim.s_.concurrency = std::numeric_limits<std::int64_t>::max();
+    sim.learned_conc_ = 0;
   }
   return sim;
 }
 
 std::int64_t rate_limiter::headroom(steady_time now) const {
-  if (s_.tokens > 0 || s_.min_interval.count() > 0 || pause_until_ > now)
+  if (s_.tokens > 0 || s_.min_interval.count() > 0 || pause_until_ > now || s_.per_day > 0)
     return 0; // rules the quick count does not model: the caller simulates
   auto span = nanos(s_.per) + nanos(s_.window_margin);
   std::int64_t live = 0; // entries after now - span, and pending ones (not sent yet: they stay)
@@ -240,7 +253,7 @@ std::int64_t rate_limiter::headroom(steady_time now) const {
   std::int64_t held = 0;
   for (auto& [id, p] : permits_)
     held += p.started + nanos(s_.permit_ttl) > now;
-  n = std::min(n, s_.concurrency - held);
+  n = std::min(n, concurrency_now() - held);
   return std::max<std::int64_t>(0, n);
 }
 
@@ -272,7 +285,8 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
     return t;
   double slot_s = 1.0 / std::max(1e-9, effective_rate_per_s());
   if (auto hold = expected_hold(); hold > nanos::zero() && s_.concurrency < std::numeric_limits<std::int64_t>::max())
-    slot_s = std::max(slot_s, std::chrono::duration<double>(hold).count() / static_cast<double>(std::max<std::int64_t>(1, s_.concurrency)));
+    slot_s = std::max(slot_s, std::chrono::duration<double>(hold).count() /
+                                static_cast<double>(std::max<std::int64_t>(1, concurrency_now())));
   auto rest = std::chrono::duration<double>(slot_s * static_cast<double>(ahead - n));
   if (rest > std::chrono::hours{24})
     return never;
@@ -325,19 +339,61 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
   auto it = permits_.find(permit);
   std::uint64_t seq = it != permits_.end() ? it->second.seq : admitted_seq_; // unknown: assume the latest
   bool changed = false;
+  auto note = [&](std::string text) {
+    change_note_ = std::move(text);
+    changed = true;
+  };
   if (s.limit_requests > 0 && s.limit_requests < requests_now(s_, announced_)) {
     refill(now); // the time so far earned at the old rate
     announced_ = s.limit_requests;
     bucket_ = std::min(bucket_, static_cast<double>(s.limit_requests));
-    changed = true;
+    note("announces " + std::to_string(s.limit_requests) + " requests per window, below the configured " +
+         std::to_string(s_.requests));
+  } else if (announced_ && s.limit_requests > *announced_) {
+    // It allows more again: believed once every announcement for a whole window said so (one reply of another
+    // key or model does not undo what the others said), and never above the configured limit.
+    if (!raise_since_)
+      raise_since_ = now, raise_to_ = s.limit_requests;
+    raise_to_ = std::min(raise_to_, s.limit_requests);
+    if (now - *raise_since_ >= nanos(s_.per)) {
+      refill(now);
+      announced_ = raise_to_ < s_.requests ? std::optional<std::int64_t>{raise_to_} : std::nullopt;
+      raise_since_.reset();
+      note("announces " + std::to_string(raise_to_) + " requests per window again, for a whole window (configured " +
+           std::to_string(s_.requests) + ")");
+    }
+  } else if (s.limit_requests > 0) {
+    raise_since_.reset();
   }
-  if (s.remaining_requests >= 0 && s.reset_requests_ms >= 0 && (!quota_left_ || seq >= quota_seq_)) {
-    quota_left_ = s.remaining_requests;
+  if (it != permits_.end()) {
+    auto k = it->second.together;
+    if (ok_together_at_ + std::chrono::minutes{1} <= now)
+      ok_together_ = 0;
+    if (!rate_limited) {
+      if (k >= ok_together_)
+        ok_together_ = k, ok_together_at_ = now;
+    } else if (k > 1 && ok_together_ > 0 && ok_together_ < k && ok_together_ < concurrency_now() &&
+               it->second.window_at * 2 < effective_window_cap() && s.remaining_requests != 0 &&
+               s.remaining_tokens != 0) {
+      // Fewer at once went through, this one was refused with nothing else near its limit: concurrency.
+      learned_conc_ = ok_together_;
+      learned_conc_at_ = now;
+      note("allows " + std::to_string(learned_conc_) + " calls at once, below the configured " +
+           std::to_string(s_.concurrency) + " (a 429 with " + std::to_string(k) + " in flight)");
+    }
+  }
+  // The window's count, or the day's when fewer are left of it (Cerebras sends both).
+  auto left = s.remaining_requests, reset_ms = s.reset_requests_ms;
+  bool day = s.remaining_requests_day >= 0 && s.reset_requests_day_ms >= 0 && (left < 0 || s.remaining_requests_day < left);
+  if (day)
+    left = s.remaining_requests_day, reset_ms = s.reset_requests_day_ms;
+  if (left >= 0 && reset_ms >= 0 && (!quota_left_ || seq >= quota_seq_)) {
+    quota_left_ = left;
     quota_seq_ = seq;
-    quota_reset_ = now + millis{s.reset_requests_ms};
+    quota_reset_ = now + millis{reset_ms};
     // The reset names when the provider's window is empty again; its oldest entry (ours, as far as we know)
     // leaves sooner, and from then on the window rule knows as much as the quota does.
-    if (!window_log_.empty())
+    if (!window_log_.empty() && !day) // (a day's count does not come back with our window)
       quota_reset_ = std::min(quota_reset_, later(window_log_.front().at, window_log_.front().pending ? now : steady_time{}) +
                                               nanos(s_.per) + nanos(s_.window_margin));
   }
@@ -354,7 +410,10 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
       factor_ = std::max(s_.throttle_floor, factor_ * (1.0 - s_.throttle_step));
       recent_429_.clear();
       last_throttle_change_ = now;
-      changed = true;
+      char buf[120];
+      std::snprintf(buf, sizeof buf, "throttled to %.0f%% of its rate (%.2f requests/s) after repeated 429s",
+                    factor_ * 100, effective_rate_per_s());
+      note(buf);
     }
   }
   return changed;
@@ -390,16 +449,31 @@ std::vector<bool> rate_limiter::feasible(steady_time now,
 }
 
 bool rate_limiter::maybe_restore(steady_time now) {
+  bool changed = false;
+  if (learned_conc_ > 0 && now - later(last_429_, learned_conc_at_) >= nanos(s_.throttle_quiet)) {
+    learned_conc_at_ = now;
+    if (++learned_conc_ >= s_.concurrency) {
+      learned_conc_ = 0;
+      change_note_ = "concurrency back to the configured " + std::to_string(s_.concurrency);
+    } else {
+      change_note_ = "concurrency recovers to " + std::to_string(learned_conc_) + " (configured " +
+                     std::to_string(s_.concurrency) + ")";
+    }
+    changed = true;
+  }
   if (factor_ >= 1.0)
-    return false;
+    return changed;
   auto quiet_since = later(last_429_, last_throttle_change_);
   if (now - quiet_since < nanos(s_.throttle_quiet))
-    return false;
+    return changed;
   refill(now); // the time so far earned at the old rate
   factor_ = std::min(1.0, factor_ / (1.0 - s_.throttle_step));
   if (factor_ > 0.999)
     factor_ = 1.0;
   last_throttle_change_ = now;
+  char buf[120];
+  std::snprintf(buf, sizeof buf, "rate restored to %.0f%% (%.2f requests/s)", factor_ * 100, effective_rate_per_s());
+  change_note_ = buf;
   return true;
 }
 

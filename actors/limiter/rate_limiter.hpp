@@ -10,11 +10,18 @@
 //   bucket       token bucket: `rate` = requests/per, capacity `burst`
 //   window       sliding-window log: a hard cap of `requests` per `per` (+ a margin for arrival jitter)
 //   interval     at least `min_interval` between two sends
-//   concurrency  `concurrency` permits; a permit not released within `permit_ttl` is reclaimed
+//   concurrency  `concurrency` permits; a permit not released within `permit_ttl` is reclaimed. Learned lower at
+//                once when a 429 answers a call that went with k calls in flight while calls with fewer in flight
+//                succeeded within the last minute and the window was not the cause (the provider allows fewer
+//                at once than configured): then the most that succeeded together
+//   day          at most `per_day` admissions in a day (a fixed 24 h window from its first admission)
 //   tokens       prompt estimate + max_tokens reserved per call within `per`, reconciled with actual usage
 //
 // The adaptive throttle scales bucket rate and window cap: `throttle_after` 429s within `throttle_period` cut
 // the factor by `throttle_step` (down to `throttle_floor`); each `throttle_quiet` without a 429 restores a step.
+// Learned limits recover: a learned concurrency gains one permit per `throttle_quiet` without a 429, and an
+// announced request limit is raised once every announcement for a whole window `per` said more (to the lowest
+// of them, never above the configured `requests`).
 #include "actors/limiter/sliding_window.hpp"
 #include "actors/vocabulary.hpp"
 #include "runtime/config/config.hpp"
@@ -24,6 +31,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace squad {
@@ -35,6 +43,7 @@ struct limiter_settings {
   std::int64_t concurrency = 4;
   millis min_interval{0};
   std::int64_t tokens = 0;            ///< 0: not limited
+  std::int64_t per_day = 0;           ///< admissions per 24 h window; 0: not limited
   millis window_margin{0};            ///< added to `per` by the window rule
   millis permit_ttl{600000};          ///< a permit held longer is reclaimed (a lost reply cannot leak a slot)
   millis hold_prior{0};               ///< how long a call holds its permit until releases have measured it; 0: unknown
@@ -57,7 +66,7 @@ limiter_settings limiter_settings_from(const limits_config& l);
 limiter_settings limiter_settings_from(const provider_config& p);
 
 /// Which rule holds a call back.
-enum class limit_rule : std::uint8_t { none, pause, quota, bucket, window, interval, concurrency, tokens, too_big };
+enum class limit_rule : std::uint8_t { none, pause, quota, bucket, window, interval, concurrency, tokens, too_big, day };
 const char* to_string(limit_rule r);
 
 class rate_limiter {
@@ -105,14 +114,21 @@ public:
   void sent(std::uint64_t permit, steady_time at);
 
   /// What the reply to `permit`'s call said about limits, at `now`. `rate_limited`: it was a 429.
-  /// Returns true when the effective rate changed (a throttle step, or an announced lower request limit).
+  /// Returns true when the effective limits changed (a throttle step, an announced request limit, a learned
+  /// concurrency); change_note() then says what, for people.
   bool on_signals(std::uint64_t permit, steady_time now, const limit_signals& s, bool rate_limited);
 
   /// Pauses admission until `until` (never shortens a pause already set).
   void pause_until(steady_time until);
 
-  /// Restores a throttle step when quiet long enough; true when the factor changed.
+  /// Restores a throttle step, and a permit of a learned concurrency, when quiet long enough; true on a change.
   bool maybe_restore(steady_time now);
+  /// What the last change of on_signals() or maybe_restore() was, e.g. "concurrency learned: 3 (configured 8)".
+  const std::string& change_note() const { return change_note_; }
+  /// The concurrency in force: the configured one, or a lower one learned from 429s.
+  std::int64_t concurrency_now() const {
+    return learned_conc_ > 0 ? std::min(learned_conc_, s_.concurrency) : s_.concurrency;
+  }
 
   double factor() const { return factor_; }
   /// The mean time a permit is held (an EWMA over releases; 0 before the first).
@@ -136,6 +152,8 @@ private:
     steady_time started;
     std::uint64_t seq; // admission order
     std::int64_t reserved;
+    std::int64_t together = 1;  // calls in flight when it was admitted, itself included
+    std::int64_t window_at = 0; // window entries then
   };
   struct window_entry {
     steady_time at;        // the admission, or the send once confirmed
@@ -177,6 +195,15 @@ private:
   std::int64_t reclaimed_ = 0;
   std::optional<std::int64_t> announced_; // a request limit the provider announced below `requests`
   double hold_ewma_ns_ = 0;
+  std::optional<steady_time> raise_since_; // since when every announcement was above announced_
+  std::int64_t raise_to_ = 0;               // the lowest of those
+  std::int64_t learned_conc_ = 0;        // 0: none learned
+  steady_time learned_conc_at_{};        // when it last changed
+  std::int64_t ok_together_ = 0;         // the most calls in flight together that were answered without a 429...
+  steady_time ok_together_at_{};         // ...lately (it counts for a minute)
+  std::int64_t day_count_ = 0;           // admissions in the day window that began at day_start_
+  steady_time day_start_{};
+  std::string change_note_;
 };
 
 } // namespace squad

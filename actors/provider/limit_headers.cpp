@@ -2,6 +2,7 @@
 #include "runtime/net/http_client.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 
 namespace squad {
@@ -236,7 +237,29 @@ limit_signals parse_limit_signals(const header_list& headers, system_clock::time
     if (auto t = parse_rfc3339(value))
       field = ms_until(*t, now).count();
   };
+  // Token counts come in families (OpenAI's tokens, Cerebras' tokens-minute, Anthropic's tokens, input-tokens and
+  // output-tokens): the one with the fewest left is the one that binds.
+  struct count_family {
+    std::int64_t remaining = -1, reset_ms = -1;
+  };
+  std::array<count_family, 4> tokens{};
+  auto family_of = [](std::string_view n, bool& reset) -> int {
+    static constexpr std::array<std::string_view, 4> stems{"tokens", "tokens-minute", "input-tokens", "output-tokens"};
+    for (int i = 0; i < 4; ++i) {
+      auto stem = std::string{stems[static_cast<std::size_t>(i)]};
+      if (iequals(n, "x-ratelimit-remaining-" + stem) || iequals(n, "anthropic-ratelimit-" + stem + "-remaining")) {
+        reset = false;
+        return i;
+      }
+      if (iequals(n, "x-ratelimit-reset-" + stem) || iequals(n, "anthropic-ratelimit-" + stem + "-reset")) {
+        reset = true;
+        return i;
+      }
+    }
+    return -1;
+  };
   for (const auto& [name, value] : headers) {
+    bool is_reset = false;
     if (iequals(name, "retry-after"))
       retry_after = parse_retry_after(value, now);
     else if (iequals(name, "retry-after-ms"))
@@ -245,17 +268,41 @@ limit_signals parse_limit_signals(const header_list& headers, system_clock::time
       out.remaining_requests = parse_count(value);
     else if (iequals(name, "x-ratelimit-limit-requests") || iequals(name, "anthropic-ratelimit-requests-limit"))
       out.limit_requests = parse_count(value);
-    else if (iequals(name, "x-ratelimit-remaining-tokens") || iequals(name, "anthropic-ratelimit-tokens-remaining"))
-      out.remaining_tokens = parse_count(value);
     else if (iequals(name, "x-ratelimit-reset-requests"))
       set_ms(out.reset_requests_ms, parse_reset_duration(value));
-    else if (iequals(name, "x-ratelimit-reset-tokens"))
-      set_ms(out.reset_tokens_ms, parse_reset_duration(value));
     else if (iequals(name, "anthropic-ratelimit-requests-reset"))
       set_until(out.reset_requests_ms, value);
-    else if (iequals(name, "anthropic-ratelimit-tokens-reset"))
-      set_until(out.reset_tokens_ms, value);
+    else if (iequals(name, "x-ratelimit-remaining-requests-day"))
+      out.remaining_requests_day = parse_count(value);
+    else if (iequals(name, "x-ratelimit-reset-requests-day"))
+      set_ms(out.reset_requests_day_ms, parse_reset_duration(value));
+    else if (auto f = family_of(name, is_reset); f >= 0) {
+      auto& fam = tokens[static_cast<std::size_t>(f)];
+      if (!is_reset)
+        fam.remaining = parse_count(value);
+      else if (iequals(std::string_view{name}.substr(0, 10), "anthropic-"))
+        set_until(fam.reset_ms, value);
+      else
+        set_ms(fam.reset_ms, parse_reset_duration(value));
+    }
   }
+  // Families that say both how many are left and when they come back first; a count alone only if none does.
+  auto take_fewest = [&](bool need_reset) {
+    for (auto& fam : tokens)
+      if (fam.remaining >= 0 && (!need_reset || fam.reset_ms >= 0) &&
+          (out.remaining_tokens < 0 || fam.remaining < out.remaining_tokens ||
+           (fam.remaining == out.remaining_tokens && fam.reset_ms > out.reset_tokens_ms))) {
+        out.remaining_tokens = fam.remaining;
+        out.reset_tokens_ms = fam.reset_ms;
+      }
+  };
+  take_fewest(true);
+  if (out.remaining_tokens < 0)
+    take_fewest(false);
+  if (out.remaining_tokens < 0) // a reset said without a count: still reported
+    for (auto& fam : tokens)
+      if (fam.reset_ms >= 0 && out.reset_tokens_ms < 0)
+        out.reset_tokens_ms = fam.reset_ms;
   set_ms(out.retry_after_ms, retry_after_ms ? retry_after_ms : retry_after);
   return out;
 }

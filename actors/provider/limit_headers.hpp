@@ -38,7 +38,8 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
 /// retry-after-ms (preferred over retry-after: it is more precise), x-ratelimit-limit-requests,
 /// x-ratelimit-{remaining,reset}-{requests,tokens}, anthropic-ratelimit-requests-limit,
 /// and anthropic-ratelimit-{requests,tokens}-{remaining,reset} (reset is an RFC 3339 time, turned into ms from
-/// `now`, 0 when past).
+/// `now`, 0 when past); Cerebras' x-ratelimit-{remaining,reset}-requests-day and -tokens-minute, and Anthropic's
+/// input-tokens and output-tokens families. Of several token families, the one with the fewest left is reported.
 limit_signals parse_limit_signals(const header_list& headers, std::chrono::system_clock::time_point now);
 
 } // namespace squad

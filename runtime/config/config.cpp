@@ -95,6 +95,7 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::timeouts_fields(), p.http); });
   with_sub(node, path, "breaker",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::breaker_fields(), p.breaker); });
+  with_sub(node, path, "retry", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::retry_fields(), p.retry); });
   with_sub(node, path, "sim", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::sim_fields(), p.sim); });
   with_sub(node, path, "models", [&](auto& n, auto& sp) {
     if (!r.is_map(n, sp))

@@ -46,6 +46,7 @@ struct limits_config {
   std::int64_t concurrency = 4; ///< calls in flight at once (>= 1)
   millis min_interval{0};       ///< minimum gap between two sends, default 0ms
   std::int64_t tokens = 0;      ///< LLM tokens per `per` window; 0 = not limited
+  std::int64_t per_day = 0;     ///< requests per 24 h (a fixed window from its first call); 0 = not limited
   millis expected_latency{0};   ///< how long a call takes until replies have measured it (plans concurrency from
                                 ///< the first call); 0: a sim provider's own latency, else 1s
   throttle_config throttle;     ///< limits.throttle
@@ -76,9 +77,19 @@ struct http_client_config {
 };
 
 /// When a provider's circuit breaker opens and how it probes again.
+/// How a call retries one provider after a retryable failure (5xx, timeout, cut stream, overloaded): it rests that
+/// target for base * 2^(n-1) (capped, +-jitter) and tries others meanwhile; after `retries` further failures the
+/// target leaves the call's walk. A 429 rests it until its Retry-After instead and is not counted here.
+struct retry_config {
+  std::int64_t retries = 4; ///< further tries after the first failure: 1s, 2s, 4s, 8s with the defaults
+  millis base{1000};        ///< the first rest, default 1s
+  millis cap{30000};        ///< no rest is longer, default 30s
+  double jitter = 0.2;      ///< each rest is moved by up to this share either way, default +-20%
+};
+
 struct breaker_config {
-  std::int64_t failures = 5;          ///< consecutive failures that open it
-  double ratio = 0.5;                 ///< or this share of failures among the calls of `window`...
+  std::int64_t failures = 10;         ///< consecutive failures that open it
+  double ratio = 0.8;                 ///< or this share of failures among the calls of `window`...
   std::int64_t min_calls = 10;        ///< ...once the window holds at least this many calls
   millis window{60000};
   millis cooldown{60000};             ///< open this long, then half-open
@@ -95,6 +106,7 @@ struct provider_config {
   limits_config limits;
   http_client_config http;
   breaker_config breaker;
+  retry_config retry;
   std::vector<model_config> models; ///< in file order; at least one
   sim_config sim;
 };
@@ -161,10 +173,16 @@ struct runtime_config {
   bool cache = true;                  ///< the response cache (exact match, complete answers only)
   std::int64_t cache_entries = 1000;  ///< its size bound in entries, default 1000
   millis cache_ttl{600000};           ///< how long an answer is served, default 10 minutes
-  std::int64_t request_calls = 3;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
+  std::int64_t request_calls = 5;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
   std::int64_t shared_calls = 16;     ///< LLM calls the API calls sharing one X-Squad-Run id may make together
   tolerable_wait_config tolerable_wait; ///< runtime.tolerable_wait: {P1, P2, P3}
   millis bind_horizon{1000};          ///< a call whose earliest slot is further away waits unbound (late binding); 0: off
+  /// The longest a call waits for an open breaker's half-open probe (within its deadline and tolerable wait);
+  /// a chain whose targets are all open further than this answers at once, naming them. Default 2s.
+  millis probe_wait{2000};
+  /// Upstream calls in flight across every provider at once (the global semaphore); 0: no cap beyond each
+  /// provider's own concurrency. A call over it waits in the dispatcher (late binding) until one finishes.
+  std::int64_t global_concurrency = 0;
 };
 
 struct config {

@@ -57,6 +57,13 @@ bounds one_of(std::vector<std::string_view> choices, std::string message, bool q
   return b;
 }
 
+bounds share() {
+  bounds b;
+  b.what = bounds::kind::share;
+  b.message = "must be in [0, 1)";
+  return b;
+}
+
 bounds fraction() {
   bounds b;
   b.what = bounds::kind::fraction;
@@ -158,6 +165,7 @@ const table<http_client_config>& provider_http_fields() {
 const std::vector<sub_section>& provider_sections() {
   static const std::vector<sub_section> s{
       {"limits", "rate and concurrency limits"},  {"timeouts", "HTTP timeouts"},    {"breaker", "circuit breaker"},
+      {"retry", "retries of this provider after a failure"},
       {"models", "models by name; at least one"}, {"sim", "behaviour of kind sim"},
   };
   return s;
@@ -172,6 +180,8 @@ const table<limits_config>& limits_fields() {
       {"concurrency", &l::concurrency, at_least(1), "calls in flight at once"},
       {"min_interval", &l::min_interval, any(), "minimum gap between two sends"},
       {"tokens", &l::tokens, at_least(0), "LLM tokens per `per` window; 0: not limited"},
+      {"per_day", &l::per_day, at_least(0, " (0: not limited)"),
+       "requests per 24 h, a fixed window from its first call (free tiers' daily quota)"},
       {"expected_latency", &l::expected_latency, any(),
        "the hold time routing plans concurrency with until replies measure it; 0: a sim provider's latency, else 1s"},
   };
@@ -216,6 +226,17 @@ const table<breaker_config>& breaker_fields() {
       {"cooldown", &b::cooldown, positive(), "open this long, then half-open"},
       {"probes", &b::probes, at_least(1), "calls let through while half-open"},
       {"count_rate_limits", &b::count_rate_limits, any(), "a 429 counts as a failure"},
+  };
+  return t;
+}
+
+const table<retry_config>& retry_fields() {
+  using r = retry_config;
+  static const table<r> t{
+      {"retries", &r::retries, between(0, 100), "further tries of this provider after a call's first failure"},
+      {"base", &r::base, positive(), "the first rest; each further one doubles"},
+      {"cap", &r::cap, positive(), "no rest is longer"},
+      {"jitter", &r::jitter, share(), "each rest moves by up to this share either way"},
   };
   return t;
 }
@@ -293,6 +314,10 @@ const table<runtime_config>& runtime_fields() {
       {"shared_calls", &r::shared_calls, at_least(1), "LLM calls the API calls of one X-Squad-Run id may make"},
       {"bind_horizon", &r::bind_horizon, between(0, 600000, "ms"),
        "a call whose earliest slot is further away waits in the dispatcher and binds when a target frees; 0: off"},
+      {"probe_wait", &r::probe_wait, between(0, 600000, "ms"),
+       "the longest a call waits for an open breaker's probe; a chain open longer than this answers at once"},
+      {"global_concurrency", &r::global_concurrency, at_least(0, " (0: no global cap)"),
+       "upstream calls in flight across every provider"},
   };
   return t;
 }
@@ -366,6 +391,7 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "providers.<name>.limits.throttle", throttle_fields());
   describe(out, "providers.<name>.timeouts", timeouts_fields());
   describe(out, "providers.<name>.breaker", breaker_fields());
+  describe(out, "providers.<name>.retry", retry_fields());
   describe(out, "providers.<name>.sim", sim_fields());
   describe(out, "providers.<name>.models.<name>", model_fields());
   describe(out, "personas.<id>", persona_fields());

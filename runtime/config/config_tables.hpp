@@ -18,7 +18,7 @@ namespace squad::detail {
 
 /// What validate() requires of one field; `message` says it in the user's words ("must be > 0").
 struct bounds {
-  enum class kind : std::uint8_t { any, range, non_empty, one_of, fraction };
+  enum class kind : std::uint8_t { any, range, non_empty, one_of, fraction, share };
   kind what = kind::any;
   std::int64_t lo = std::numeric_limits<std::int64_t>::min(); ///< range, inclusive; durations in ms
   std::int64_t hi = std::numeric_limits<std::int64_t>::max();
@@ -35,6 +35,7 @@ bounds non_empty();                                                           //
 bounds required(); ///< "required" (a string that must be given)
 bounds one_of(std::vector<std::string_view> choices, std::string message, bool quote_value);
 bounds fraction(); ///< "must be in (0, 1]"
+bounds share();    ///< "must be in [0, 1)"
 
 /// Where a field of section struct S lands; the member's type picks how it is read and checked.
 template <class S>
@@ -74,6 +75,7 @@ const std::vector<sub_section>& limits_sections();       ///< throttle
 const table<throttle_config>& throttle_fields();         ///< providers.<name>.limits.throttle
 const table<http_client_config>& timeouts_fields();      ///< providers.<name>.timeouts
 const table<breaker_config>& breaker_fields();           ///< providers.<name>.breaker
+const table<retry_config>& retry_fields();               ///< providers.<name>.retry
 const table<sim_config>& sim_fields();                   ///< providers.<name>.sim
 const table<model_config>& model_fields();               ///< providers.<name>.models.<name>
 const table<persona_override>& persona_fields();         ///< personas.<id>

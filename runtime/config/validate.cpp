@@ -3,6 +3,7 @@
 #include "runtime/config/config_tables.hpp"
 #include "runtime/config/persona_def.hpp"
 #include "runtime/net/url.hpp"
+#include "runtime/time/duration.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -31,6 +32,8 @@ void check_value(const bounds& b, const std::string& v, const std::string& path,
 
 void check_value(const bounds& b, double v, const std::string& path, std::vector<config_problem>& out) {
   if (b.what == bounds::kind::fraction && !(v > 0 && v <= 1)) // written so that NaN fails too
+    out.push_back({path, b.message});
+  if (b.what == bounds::kind::share && !(v >= 0 && v < 1))
     out.push_back({path, b.message});
 }
 
@@ -118,6 +121,7 @@ void check_provider(const provider_config& pr, std::set<std::string>& names, pro
   check_fields(detail::sim_fields(), pr.sim, path + ".sim", p.out);
   check_fields(detail::timeouts_fields(), pr.http, path + ".timeouts", p.out);
   check_fields(detail::breaker_fields(), pr.breaker, path + ".breaker", p.out);
+  check_fields(detail::retry_fields(), pr.retry, path + ".retry", p.out);
 
   if (pr.models.empty())
     p.add(path + ".models", "at least one model is required");

@@ -150,7 +150,11 @@ squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
                          }});
   }
   dispatch_options dopts;
-  dopts.walker.jitter = true;
+  dopts.walker.retry = {4, millis{1000}, millis{30000}, 0.2}; // a provider's retry: defaults
+  for (const auto& p : cfg.providers)
+    dopts.retry[p.name] = {p.retry.retries, p.retry.base, p.retry.cap, p.retry.jitter};
+  dopts.probe_wait = cfg.runtime.probe_wait;
+  dopts.global_concurrency = cfg.runtime.global_concurrency;
   dopts.walker.seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   dopts.queue_wait = cfg.runtime.queue_wait;
   dopts.route_slack = cfg.runtime.route_slack;

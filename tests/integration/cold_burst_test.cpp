@@ -37,8 +37,8 @@ struct burst_fixture {
   net::io_runtime io{1};
   squad_tree tree;
 
-  /// `extra`: more of the provider's YAML (indented four spaces), e.g. its breaker.
-  explicit burst_fixture(const std::string& extra = "") {
+  /// `extra`: more of the provider's YAML (indented four spaces), e.g. its breaker; `top`: top-level YAML.
+  explicit burst_fixture(const std::string& extra = "", const std::string& top = "") {
     auto yaml = std::string{"personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
                             "/config/workflows\nproviders:\n  slow:\n    kind: openai\n"
                             "    base_url: http://127.0.0.1:"} +
@@ -46,7 +46,7 @@ struct burst_fixture {
                 "/v1\n    limits: {requests: 10000, per: 1s, burst: 10000, concurrency: 4}\n"
                 "    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n" + extra +
                 "    models:\n      m: {id: mock-slow, tier: worker}\n"
-                "personas:\n  analyst: {chain: [slow/m]}\n";
+                "personas:\n  analyst: {chain: [slow/m]}\n" + top;
     std::vector<config_problem> problems;
     auto sq = load_squad_text(yaml, problems);
     INFO((problems.empty() ? std::string() : to_string(problems.front())));
@@ -168,8 +168,9 @@ TEST_CASE("a call whose chain is all open waits once for a probe that fits, then
           "[governance][http][dead]") {
   // The provider is down (connection refused); breaker cooldown 2 s. A P0 call waits for the one half-open probe
   // (a single step.waiting event naming the breaker), the probe fails, and the call ends: not at its 30 s
-  // deadline, and its error names slow/m once with its last reason.
-  burst_fixture f{"    breaker: {failures: 3, cooldown: 2s}\n"};
+  // deadline, and its error names slow/m once with its last reason. Retries rest 100 ms, 200 ms, ... so the
+  // breaker opens before the first second (with the default 1 s, 2 s, ... it would half-open between retries).
+  burst_fixture f{"    breaker: {failures: 3, cooldown: 2s}\n    retry: {base: 100ms, cap: 1s}\n"};
   REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"error500"})").status == 200);
   auto r = call_once(f, 0, 30000);
   INFO("took " << r.seconds << " s; error: " << r.error);
@@ -184,4 +185,67 @@ TEST_CASE("a call whose chain is all open waits once for a probe that fits, then
   for (auto p = r.error.find("slow/m:"); p != std::string::npos; p = r.error.find("slow/m:", p + 1))
     ++mentions;
   CHECK(mentions == 1);
+}
+
+TEST_CASE("a call whose only target's breaker opens again later than runtime.probe_wait ends at once",
+          "[governance][http][dead]") {
+  // The provider answers 500 to everything; its breaker opens after 3 failures for 60 s. The first call ends
+  // once the breaker opened. A second call, P0 with a 120 s deadline (no tolerable wait bounds it), does not
+  // wait the minute for the probe: runtime.probe_wait (2 s) is the most a call waits for one. It ends at once,
+  // naming the breaker and when it probes again, and makes no upstream request.
+  burst_fixture f{"    breaker: {failures: 3, cooldown: 60s}\n    retry: {base: 100ms, cap: 1s}\n"};
+  REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"error500"})").status == 200);
+  auto first = call_once(f, 0, 120000);
+  REQUIRE_FALSE(first.ok);
+  auto before = json::parse(test::request("GET", "127.0.0.1", f.mock.port("slow"), "/stats").body)["requests_total"];
+  auto r = call_once(f, 0, 120000);
+  INFO("took " << r.seconds << " s; error: " << r.error);
+  REQUIRE_FALSE(r.ok);
+  CHECK(r.seconds < 1);
+  CHECK(probe_waits(r.events) == 0);
+  CHECK_THAT(r.error, Catch::Contains("circuit breaker is open"));
+  CHECK_THAT(r.error, Catch::Contains("runtime.probe_wait"));
+  auto after = json::parse(test::request("GET", "127.0.0.1", f.mock.port("slow"), "/stats").body)["requests_total"];
+  CHECK(after == before);
+}
+
+TEST_CASE("runtime.global_concurrency caps the calls upstream across providers, and every call is still served",
+          "[governance][http][cold]") {
+  // The provider allows 4 at once; the global cap 2. Twelve calls: never more than 2 at the upstream, all
+  // served, in about 6 rounds of 300 ms; each held call says why in one step.waiting event.
+  burst_fixture f{"", "runtime: {global_concurrency: 2}\n"};
+  caf::scoped_actor self{f.sys};
+  auto t0 = clk::now();
+  for (int i = 0; i < 12; ++i) {
+    call_request req;
+    req.trace_id = "cap" + std::to_string(i);
+    req.persona = "analyst";
+    req.run_id = "global-cap";
+    req.priority = 1;
+    req.messages = {{"user", "capped question " + std::to_string(i)}};
+    req.max_tokens = 16;
+    req.timeout_ms = 60000;
+    req.events = self;
+    self->send(f.tree.dir->get()->persona("analyst"), std::move(req));
+  }
+  int ok = 0, held = 0;
+  std::vector<std::string> errors;
+  bool timed_out = false;
+  while (ok + static_cast<int>(errors.size()) < 12 && !timed_out)
+    self->receive([&](call_result&) { ++ok; }, [&](caf::error& e) { errors.push_back(error_detail(f.sys, e)); },
+                  [&](run_event& ev) {
+                    if (ev.type == "step.waiting" && json::parse(ev.data_json).value("reason", "") == "global_concurrency")
+                      ++held;
+                  },
+                  caf::after(30s) >> [&] { timed_out = true; });
+  auto makespan = std::chrono::duration<double>(clk::now() - t0).count();
+  REQUIRE_FALSE(timed_out);
+  CHECK(errors.empty());
+  CHECK(ok == 12);
+  auto s = json::parse(test::request("GET", "127.0.0.1", f.mock.port("slow"), "/stats").body);
+  CHECK(s["max_in_flight"].get<int>() == 2);
+  CHECK(held >= 2);
+  CHECK(held <= 10);
+  INFO("makespan " << makespan << " s (6 rounds of 300 ms = 1.8 s)");
+  CHECK(makespan >= 1.75);
 }

@@ -218,11 +218,11 @@ TEST_CASE_METHOD(tree_fixture, "a call outside a run stops at its budget of LLM 
   auto down = test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"error500","fraction":1.0})");
   REQUIRE(down.status == 200);
   auto before = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
-  auto b = calls(1); // runtime.request_calls defaults to 3
+  auto b = calls(1); // runtime.request_calls defaults to 5 (a try and the default 4 retries)
   REQUIRE(b.errors.size() == 1);
-  CHECK_THAT(b.errors.front(), Catch::Contains("the request's budget of 3 LLM calls is spent"));
+  CHECK_THAT(b.errors.front(), Catch::Contains("the request's budget of 5 LLM calls is spent"));
   auto after = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
-  CHECK(after - before == 3);
+  CHECK(after - before == 5);
   CHECK(count(b.events, "call.budget_spent") == 1);
 }
 

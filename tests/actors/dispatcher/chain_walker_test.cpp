@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -52,8 +53,10 @@ TEST_CASE("chain_walker: default options", "[dispatcher][chain_walker]") {
   // The defaults the dispatcher relies on when a call names none.
   walker_options o;
   CHECK(o.max_attempts == 8);
-  CHECK(o.backoff_base == 200ms);
-  CHECK(o.backoff_cap == 5000ms);
+  CHECK(o.retry.base == 200ms);
+  CHECK(o.retry.cap == 5000ms);
+  CHECK(o.retry.retries == -1);
+  CHECK(o.retry.jitter == 0);
   CHECK(o.default_retry_after == 1000ms);
 }
 
@@ -166,8 +169,8 @@ TEST_CASE("chain_walker: retryable failures back off exponentially up to the cap
 TEST_CASE("chain_walker: backoff base and cap are configurable", "[dispatcher][chain_walker]") {
   // With base 50ms and cap 300ms the rests are 50, 100, 200, 300, 300.
   auto o = roomy();
-  o.backoff_base = 50ms;
-  o.backoff_cap = 300ms;
+  o.retry.base = 50ms;
+  o.retry.cap = 300ms;
   chain_walker w{1, at(1000000), o};
   const std::int64_t expected[] = {50, 100, 200, 300, 300};
   std::int64_t now = 0;
@@ -181,8 +184,8 @@ TEST_CASE("chain_walker: backoff base and cap are configurable", "[dispatcher][c
 TEST_CASE("chain_walker: the backoff exponent stops growing", "[dispatcher][chain_walker]") {
   // With a huge cap, the doubling stops at 2^20 times base instead of overflowing.
   auto o = roomy();
-  o.backoff_base = 1ms;
-  o.backoff_cap = std::chrono::milliseconds{std::int64_t{1} << 40};
+  o.retry.base = 1ms;
+  o.retry.cap = std::chrono::milliseconds{std::int64_t{1} << 40};
   chain_walker w{1, at(std::int64_t{1} << 40), o};
   std::int64_t now = 0;
   for (int i = 0; i < 40; ++i) {
@@ -422,4 +425,69 @@ TEST_CASE("chain_walker: a full walk over a three-target chain", "[dispatcher][c
   };
   CHECK(log == expected);
   CHECK(w.attempts() == 7);
+}
+
+TEST_CASE("chain_walker: a target leaves the walk once its retries are spent", "[dispatcher][chain_walker]") {
+  // retries 2: the first failure and two more are tried (rests 1s, 2s); the fourth try never comes, and the
+  // walk goes on with the next target at once.
+  squad::retry_policy p{2, 1000ms, 30000ms, 0};
+  chain_walker w{2, at(1000000), roomy(), {p, {}}};
+  w.record(0, outcome::server_error, at(0), 0ms);
+  CHECK(tries(w, at(0)) == 1);
+  w.record(1, outcome::auth_failed, at(0), 0ms);
+  CHECK(waits(w, at(0)) == at(1000));
+  w.record(0, outcome::timeout, at(1000), 0ms);
+  CHECK(waits(w, at(1000)) == at(3000));
+  CHECK_FALSE(w.retries_spent(0));
+  w.record(0, outcome::server_error, at(3000), 0ms);
+  CHECK(w.retries_spent(0));
+  CHECK_FALSE(w.usable(0));
+  CHECK(exhausted(w, at(3000)));
+  CHECK(reason(w, at(3000)) == "targets");
+}
+
+TEST_CASE("chain_walker: 429s do not spend retries", "[dispatcher][chain_walker]") {
+  // A rate-limited reply rests the target by its Retry-After and leaves the retry count alone.
+  squad::retry_policy p{1, 1000ms, 30000ms, 0};
+  chain_walker w{1, at(1000000), roomy(), {p}};
+  for (int i = 0; i < 5; ++i)
+    w.record(0, outcome::rate_limited, at(i * 1000), 500ms);
+  CHECK(w.usable(0));
+  w.record(0, outcome::server_error, at(5000), 0ms);
+  CHECK(waits(w, at(5000)) == at(6000));
+}
+
+TEST_CASE("chain_walker: the product's default policy rests 1, 2, 4, 8s within +-20%", "[dispatcher][chain_walker]") {
+  // Jittered rests stay within [0.8, 1.2] of base * 2^(n-1), and they do vary across seeds.
+  squad::retry_policy p{4, 1000ms, 30000ms, 0.2};
+  std::set<std::int64_t> seen;
+  for (std::uint64_t seed = 1; seed <= 50; ++seed) {
+    auto o = roomy();
+    o.seed = seed;
+    chain_walker w{1, at(10000000), o, {p}};
+    std::int64_t now = 0;
+    for (std::int64_t nominal : {1000, 2000, 4000, 8000}) {
+      w.record(0, outcome::server_error, at(now), 0ms);
+      auto rest = (waits(w, at(now)) - at(now)) / 1ms;
+      CHECK(rest >= nominal * 8 / 10);
+      CHECK(rest <= nominal * 12 / 10);
+      if (nominal == 1000)
+        seen.insert(rest);
+      now += rest;
+    }
+    w.record(0, outcome::server_error, at(now), 0ms);
+    CHECK(w.retries_spent(0));
+  }
+  CHECK(seen.size() > 10);
+}
+
+TEST_CASE("chain_walker: each target has its own policy", "[dispatcher][chain_walker]") {
+  // Target 0 rests 5s after a failure, target 1 50ms.
+  squad::retry_policy slow{3, 5000ms, 30000ms, 0}, quick{3, 50ms, 1000ms, 0};
+  chain_walker w{2, at(1000000), roomy(), {slow, quick}};
+  w.record(0, outcome::server_error, at(0), 0ms);
+  w.record(1, outcome::server_error, at(0), 0ms);
+  CHECK(waits(w, at(0)) == at(50));
+  CHECK(tries(w, at(50)) == 1);
+  CHECK(tries(w, at(5000)) == 0);
 }

@@ -862,7 +862,7 @@ TEST_CASE("rate_limiter: an announced request limit below the configured one rep
 
 TEST_CASE("rate_limiter: an announced limit never raises the configured one", "[limiter][rate_limiter][announced]") {
   // Absent (-1), zero, equal or higher announcements change nothing and on_signals says so; once lowered to 4, a
-  // higher announcement (even above the configured 10) leaves the lowest one in force.
+  // single higher announcement (even above the configured 10) leaves the lowest one in force.
   auto s = open_settings();
   s.requests = 10;
   s.per = 1000ms;
@@ -1457,4 +1457,116 @@ TEST_CASE("rate_limiter: an entry never confirmed leaves the window 30s after it
   REQUIRE(rl.try_acquire(t0, 0).admitted);
   CHECK_FALSE(rl.probe(at(30999), 0).admitted);
   CHECK(rl.probe(at(31000), 0).admitted);
+}
+
+TEST_CASE("rate_limiter: a lowered announced limit recovers after a whole window of higher announcements",
+          "[limiter][rate_limiter][announced]") {
+  // Lowered to 4; then 8 and 9 are announced for a whole window (1 s): raised to 8, the lowest of them. A later
+  // 20 for a window restores the configured 10, never more. A lower one in between starts the window again.
+  auto s = open_settings();
+  s.requests = 10;
+  s.per = 1000ms;
+  rate_limiter rl{s, t0};
+  REQUIRE(rl.on_signals(0, t0, announced(4), false));
+  CHECK_FALSE(rl.on_signals(0, at(100), announced(9), false));
+  CHECK_FALSE(rl.on_signals(0, at(600), announced(8), false));
+  CHECK(*rl.announced_limit() == 4);
+  CHECK(rl.on_signals(0, at(1100), announced(9), false));
+  CHECK(*rl.announced_limit() == 8);
+  CHECK_THAT(rl.change_note(), Catch::Contains("announces 8"));
+  CHECK_FALSE(rl.on_signals(0, at(1200), announced(20), false));
+  CHECK_FALSE(rl.on_signals(0, at(1700), announced(8), false)); // not higher: the window starts again
+  CHECK_FALSE(rl.on_signals(0, at(1800), announced(20), false));
+  CHECK_FALSE(rl.on_signals(0, at(2700), announced(20), false));
+  CHECK(rl.on_signals(0, at(2800), announced(20), false));
+  CHECK_FALSE(rl.announced_limit());
+  CHECK(rl.effective_window_cap() == 10);
+}
+
+TEST_CASE("rate_limiter: a 429 at more calls in flight than succeeded lately teaches a lower concurrency",
+          "[limiter][rate_limiter][concurrency]") {
+  // Configured 6 at once, ample rates. Three calls in flight answer fine; the fourth and fifth (admitted with 4
+  // and 5 in flight) are answered 429: the provider allows 3. The limiter admits 3 at once from then on, and a
+  // quiet period (throttle_quiet) gives one permit back at a time until the configured 6.
+  auto s = open_settings();
+  s.concurrency = 6;
+  s.throttle_quiet = 10000ms;
+  rate_limiter rl{s, t0};
+  std::vector<std::uint64_t> p;
+  for (int i = 0; i < 5; ++i)
+    p.push_back(rl.try_acquire(at(i), 0).permit);
+  for (int i = 0; i < 3; ++i) {
+    CHECK_FALSE(rl.on_signals(p[static_cast<std::size_t>(i)], at(100), squad::limit_signals{}, false));
+  }
+  CHECK(rl.on_signals(p[3], at(101), squad::limit_signals{}, true));
+  CHECK(rl.concurrency_now() == 3);
+  CHECK_THAT(rl.change_note(), Catch::Contains("allows 3 calls at once"));
+  for (auto id : p)
+    rl.release(id, at(102), -1);
+  for (int i = 0; i < 3; ++i)
+    CHECK(rl.try_acquire(at(5000), 0).admitted);
+  auto v = rl.try_acquire(at(5000), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == squad::limit_rule::concurrency);
+  CHECK_FALSE(rl.maybe_restore(at(9000)));
+  CHECK(rl.maybe_restore(at(10200)));
+  CHECK(rl.concurrency_now() == 4);
+  CHECK(rl.maybe_restore(at(20300)));
+  CHECK(rl.maybe_restore(at(30400)));
+  CHECK(rl.concurrency_now() == 6);
+  CHECK_FALSE(rl.maybe_restore(at(40500)));
+}
+
+TEST_CASE("rate_limiter: a 429 storm with nothing answered teaches no concurrency", "[limiter][rate_limiter][concurrency]") {
+  // Every call refused: nothing shows that fewer at once would pass, so the pause (Retry-After) is the answer,
+  // not a smaller concurrency that would outlast the storm.
+  auto s = open_settings();
+  s.concurrency = 6;
+  rate_limiter rl{s, t0};
+  std::vector<std::uint64_t> p;
+  for (int i = 0; i < 5; ++i)
+    p.push_back(rl.try_acquire(at(i), 0).permit);
+  for (auto id : p)
+    rl.on_signals(id, at(100), squad::limit_signals{}, true);
+  CHECK(rl.concurrency_now() == 6);
+}
+
+TEST_CASE("rate_limiter: per_day admits that many in 24 h, then waits for the day window's end",
+          "[limiter][rate_limiter][day]") {
+  auto s = open_settings();
+  s.per_day = 3;
+  rate_limiter rl{s, t0};
+  for (int i = 0; i < 3; ++i) {
+    auto v = rl.try_acquire(at(i * 1000), 0);
+    REQUIRE(v.admitted);
+    rl.release(v.permit, at(i * 1000 + 10), -1);
+  }
+  auto v = rl.try_acquire(at(5000), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == squad::limit_rule::day);
+  CHECK(v.retry_at == t0 + std::chrono::hours{24});
+  CHECK(rl.estimate(at(5000), 0, 0) == t0 + std::chrono::hours{24});
+  CHECK(rl.try_acquire(t0 + std::chrono::hours{24}, 0).admitted);
+}
+
+TEST_CASE("rate_limiter: a day's count with fewer left than the window's binds as the quota",
+          "[limiter][rate_limiter][day]") {
+  // Cerebras sends both: 50 left this minute, 2 left today (resetting in an hour). Two more are admitted, the
+  // third waits for the day's reset, not for our minute window.
+  auto s = open_settings();
+  rate_limiter rl{s, t0};
+  auto first = rl.try_acquire(t0, 0);
+  squad::limit_signals sig;
+  sig.remaining_requests = 50;
+  sig.reset_requests_ms = 60000;
+  sig.remaining_requests_day = 2;
+  sig.reset_requests_day_ms = 3600000;
+  rl.on_signals(first.permit, at(10), sig, false);
+  rl.release(first.permit, at(10), -1);
+  CHECK(rl.try_acquire(at(20), 0).admitted);
+  CHECK(rl.try_acquire(at(30), 0).admitted);
+  auto v = rl.try_acquire(at(40), 0);
+  CHECK_FALSE(v.admitted);
+  CHECK(v.blocked_by == squad::limit_rule::quota);
+  CHECK(v.retry_at == at(10) + 3600000ms);
 }

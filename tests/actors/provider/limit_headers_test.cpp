@@ -249,3 +249,34 @@ TEST_CASE("limit signals: malformed values are not said") {
   CHECK(s.reset_requests_ms == -1);
   CHECK(s.reset_tokens_ms == -1);
 }
+
+TEST_CASE("limit signals: Cerebras' day and minute families") {
+  // x-ratelimit-*-requests-day is the day's count (reset in seconds); *-tokens-minute is the token family.
+  auto now = utc(2024, 8, 16, 10, 0, 0);
+  header_list h = {{"x-ratelimit-limit-requests-day", "14400"},
+                   {"x-ratelimit-remaining-requests-day", "14370"},
+                   {"x-ratelimit-reset-requests-day", "33011.382867097855"},
+                   {"x-ratelimit-limit-tokens-minute", "60000"},
+                   {"x-ratelimit-remaining-tokens-minute", "0"},
+                   {"x-ratelimit-reset-tokens-minute", "11.38"}};
+  auto s = parse_limit_signals(h, now);
+  CHECK(s.remaining_requests_day == 14370);
+  CHECK(s.reset_requests_day_ms == 33011383);
+  CHECK(s.remaining_requests == -1);
+  CHECK(s.limit_requests == -1); // a day's limit is not the window's
+  CHECK(s.remaining_tokens == 0);
+  CHECK(s.reset_tokens_ms == 11380);
+}
+
+TEST_CASE("limit signals: of Anthropic's token families the one with the fewest left binds") {
+  auto at = utc(2024, 8, 16, 10, 0, 0);
+  header_list h = {{"anthropic-ratelimit-tokens-remaining", "39000"},
+                   {"anthropic-ratelimit-tokens-reset", "2024-08-16T10:00:06Z"},
+                   {"anthropic-ratelimit-input-tokens-remaining", "35000"},
+                   {"anthropic-ratelimit-input-tokens-reset", "2024-08-16T10:00:04Z"},
+                   {"anthropic-ratelimit-output-tokens-remaining", "0"},
+                   {"anthropic-ratelimit-output-tokens-reset", "2024-08-16T10:00:02Z"}};
+  auto s = parse_limit_signals(h, at);
+  CHECK(s.remaining_tokens == 0);
+  CHECK(s.reset_tokens_ms == 2000);
+}

@@ -104,6 +104,7 @@ std::vector<section_case> every_section() {
                  keys_with_values(throttle_fields())});
   out.push_back({"providers.p.timeouts", {"providers", "p", "timeouts"}, keys_with_values(timeouts_fields())});
   out.push_back({"providers.p.breaker", {"providers", "p", "breaker"}, keys_with_values(breaker_fields())});
+  out.push_back({"providers.p.retry", {"providers", "p", "retry"}, keys_with_values(retry_fields())});
   out.push_back({"providers.p.sim", {"providers", "p", "sim"}, keys_with_values(sim_fields())});
   out.push_back({"providers.p.models.m", {"providers", "p", "models", "m"}, keys_with_values(model_fields())});
   out.push_back({"personas.pm", {"personas", "pm"}, keys_with_values(persona_fields())});
@@ -202,6 +203,12 @@ template <class S> void check_bounds(const table<S>& t, const std::string& path,
       expect(0.0, false, b.message);
       expect(1.5, false, b.message);
       break;
+    case bounds::kind::share:
+      expect(0.0, true, "");
+      expect(0.5, true, "");
+      expect(1.0, false, b.message);
+      expect(-0.1, false, b.message);
+      break;
     }
   }
 }
@@ -273,6 +280,8 @@ TEST_CASE("each field's bounds hold exactly at its limits", "[config][tables]") 
                                    [](config& c) -> http_client_config& { return c.providers[0].http; });
   check_bounds<breaker_config>(breaker_fields(), "providers.p.breaker",
                                [](config& c) -> breaker_config& { return c.providers[0].breaker; });
+  check_bounds<retry_config>(retry_fields(), "providers.p.retry",
+                             [](config& c) -> retry_config& { return c.providers[0].retry; });
   check_bounds<sim_config>(sim_fields(), "providers.p.sim",
                            [](config& c) -> sim_config& { return c.providers[0].sim; });
   check_bounds<model_config>(model_fields(), "providers.p.models.m",
@@ -359,7 +368,7 @@ TEST_CASE("the reference lists every key once with the default from config.hpp",
   CHECK(find("providers.<name>.limits.requests").default_value == "60");
   CHECK(find("providers.<name>.limits.requests").bounds == "> 0");
   CHECK(find("providers.<name>.limits.per").default_value == "1m");
-  CHECK(find("providers.<name>.breaker.ratio").default_value == "0.5");
+  CHECK(find("providers.<name>.breaker.ratio").default_value == "0.8");
   CHECK(find("runtime.scheduler").default_value == "\"io\"");
   CHECK(find("runtime.scheduler").bounds == "io or caf");
   CHECK(find("runtime.scheduler_threads").bounds == "between 1 and 64");
