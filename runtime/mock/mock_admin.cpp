@@ -33,7 +33,8 @@ constexpr std::pair<fault_mode, const char*> fault_names[] = {{fault_mode::none,
                                                               {fault_mode::garbage, "garbage"},
                                                               {fault_mode::cut, "cut"},
                                                               {fault_mode::unauthorized, "unauthorized"},
-                                                              {fault_mode::overloaded, "overloaded"}};
+                                                              {fault_mode::overloaded, "overloaded"},
+                                                              {fault_mode::ratelimited, "ratelimited"}};
 } // namespace
 
 std::optional<fault_mode> parse_fault_mode(std::string_view text) {
@@ -110,10 +111,12 @@ mock_reply mock_upstream::admin(const mock_request& req, const std::string& path
       f.slow = millis{value.get<std::int64_t>()};
     else if (key == "cut_after" && value.is_number_integer() && value.get<std::int64_t>() >= 0)
       f.cut_after = value.get<std::int64_t>();
-    else if (key == "mode" || key == "fraction" || key == "slow_ms" || key == "cut_after")
+    else if (key == "retry_after_ms" && value.is_number_integer() && value.get<std::int64_t>() >= 0)
+      f.retry_after = millis{value.get<std::int64_t>()};
+    else if (key == "mode" || key == "fraction" || key == "slow_ms" || key == "cut_after" || key == "retry_after_ms")
       return fail(400, "bad value for '" + key +
-                           "' (mode: none|down|error500|slow|garbage|cut|unauthorized|overloaded; fraction: 0..1; "
-                           "slow_ms, cut_after: integers >= 0)");
+                           "' (mode: none|down|error500|slow|garbage|cut|unauthorized|overloaded|ratelimited; "
+                           "fraction: 0..1; slow_ms, cut_after, retry_after_ms: integers >= 0)");
     else
       return fail(400, "unknown key '" + key + "'");
   }

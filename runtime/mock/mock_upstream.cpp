@@ -281,6 +281,12 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
   bool key_ok = cfg_.api_key.empty() || req.authorization == "Bearer " + cfg_.api_key || req.api_key == cfg_.api_key;
   if (fault_.mode == fault_mode::unauthorized || !key_ok)
     return fail(401, "Incorrect API key provided.");
+  if (fault_.mode == fault_mode::ratelimited) { // refused at arrival, never admitted: a 429 storm
+    r.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds(fault_.retry_after)));
+    r.headers.emplace_back("retry-after-ms", std::to_string(fault_.retry_after.count()));
+    return fail(429, "Rate limit reached (fault ratelimited) on upstream " + cfg_.name + ". Please try again in " +
+                         format_reset(fault_.retry_after) + ".");
+  }
 
   parsed_request p;
   if (auto error = parse_body(ep, req.body, p); !error.empty())

@@ -23,7 +23,7 @@ const char* to_string(reject_reason r);
 
 /// Faults switchable at run time through POST /admin/fault. GET /admin/requests lists the last 32 request
 /// bodies (path and body) this upstream received; POST /admin/reset clears them with the counters.
-enum class fault_mode : std::uint8_t { none, down, error500, slow, garbage, cut, unauthorized, overloaded };
+enum class fault_mode : std::uint8_t { none, down, error500, slow, garbage, cut, unauthorized, overloaded, ratelimited };
 std::optional<fault_mode> parse_fault_mode(std::string_view text);
 const char* to_string(fault_mode m);
 
@@ -32,6 +32,7 @@ struct fault_state {
   double fraction = 1.0;      ///< error500: share of admitted requests answered 500, spread evenly
   millis slow{1000};          ///< slow: extra wait before the response head
   std::int64_t cut_after = 1; ///< cut: SSE frames written before the connection is closed
+  millis retry_after{1000};   ///< ratelimited: the Retry-After (whole seconds, rounded up) and retry-after-ms sent
 };
 
 /// Counters served at GET /stats.

@@ -308,6 +308,12 @@ TEST_CASE("mock faults: each mode changes the reply; admin is never limited", "[
   auto g = up.handle(chat("x"), at(0));
   CHECK(g.status == 200);
   CHECK(json::parse(g.body, nullptr, false).is_discarded());
+  up.handle(admin_fault({{"mode", "ratelimited"}, {"retry_after_ms", 1500}}), at(0));
+  auto limited = up.handle(chat("x"), at(0));
+  CHECK(limited.status == 429);
+  CHECK_FALSE(limited.admitted); // refused at arrival: holds no in-flight slot
+  CHECK(limited.header("Retry-After") == "2");
+  CHECK(limited.header("retry-after-ms") == "1500");
   up.handle(admin_fault({{"mode", "cut"}, {"cut_after", 3}}), at(0));
   CHECK(up.handle(chat("x", true), at(0)).cut_after == std::optional<std::size_t>(3));
 
@@ -317,7 +323,7 @@ TEST_CASE("mock faults: each mode changes the reply; admin is never limited", "[
   CHECK(up.fault().mode == fault_mode::cut); // bad requests leave the fault as it was
 
   auto stats = json::parse(up.handle({"GET", "/stats", "", "", ""}, at(0)).body);
-  CHECK(stats["requests_total"] == 13);
+  CHECK(stats["requests_total"] == 14);
   CHECK(stats["fault"] == "cut");
   CHECK(up.handle({"POST", "/admin/reset", "", "", ""}, at(0)).status == 200);
   CHECK(up.fault().mode == fault_mode::none);
