@@ -9,6 +9,7 @@ const char* to_string(failure_class c) {
     case failure_class::unknown: return "unknown";
     case failure_class::request_refused: return "request_refused";
     case failure_class::unavailable: return "unavailable";
+    case failure_class::rate_limited: return "rate_limited";
   }
   return "unknown";
 }
@@ -25,6 +26,11 @@ constexpr std::string_view curable[] = {"rate_limited", "server_error", "timeout
 
 failure_class classify_attempts(const std::vector<attempt_info>& attempts) {
   bool refused = false, other = false;
+  bool limited = !attempts.empty() && std::all_of(attempts.begin(), attempts.end(), [](auto& a) {
+    return a.outcome == "rate_limited" || a.outcome == "limited";
+  });
+  if (limited)
+    return failure_class::rate_limited;
   for (auto& a : attempts) {
     refused = refused || std::find(std::begin(refusals), std::end(refusals), a.outcome) != std::end(refusals);
     other = other || std::find(std::begin(curable), std::end(curable), a.outcome) != std::end(curable);

@@ -34,6 +34,9 @@ struct call_request {
   std::string params_json;
   std::vector<chain_target> chain; ///< filled by the persona actor when empty
   std::int64_t timeout_ms = 60000; ///< the whole call's deadline, relative to its arrival
+  /// Set by the dispatcher per attempt: the response head must come within this, so that a fallback left in the
+  /// chain keeps time to be tried (0: the provider's own timeouts.first_byte).
+  std::int64_t head_ms = 0;
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
   bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
   std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
@@ -50,6 +53,7 @@ enum class failure_class : std::uint8_t {
   unknown,         ///< not classified (a failure that is not about upstream attempts)
   request_refused, ///< an upstream refused the request itself (bad_request, context_too_long), no target failed otherwise
   unavailable,     ///< no target could serve it now (rate limits, server errors, timeouts, limiters, open breakers)
+  rate_limited,    ///< every attempt was refused by a rate limit (an upstream 429, or no slot at a limiter in time)
 };
 const char* to_string(failure_class c);
 
@@ -63,7 +67,7 @@ struct call_failure {
 
 /// The class of an exhausted chain from its attempts (attempt_info::outcome is to_string(outcome), or a not-sent
 /// reason such as limited or breaker_open): request_refused when some upstream refused the request and no attempt
-/// ended for a reason another try could cure.
+/// ended for a reason another try could cure; rate_limited when every attempt met a rate limit.
 failure_class classify_attempts(const std::vector<attempt_info>& attempts);
 
 /// Transitional: the failure of a producer that still reports (code, detail) only. For chain_exhausted it reads the
@@ -127,7 +131,7 @@ template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id,
            x.messages, x.priority, x.max_tokens, x.temperature, x.params_json, x.chain, x.timeout_ms, x.stream,
-           x.prefer_worker, x.cache_mode, x.events);
+           x.prefer_worker, x.cache_mode, x.events, x.head_ms);
 }
 template <class I>
 typename I::result_type inspect(I& f, usage_info& x) {

@@ -68,6 +68,23 @@ void chain_walker::rest(std::size_t target, steady_time until) {
   t.ready_at = std::max(t.ready_at, until);
 }
 
+void chain_walker::wake(std::size_t target, steady_time now) {
+  auto& t = targets_.at(target);
+  if (!t.removed && t.ready_at != steady_time::max() && t.ready_at > now)
+    t.ready_at = now;
+}
+
+std::int64_t chain_walker::next_ready_ms(steady_time now) const {
+  std::int64_t best = -1;
+  for (auto& t : targets_) {
+    if (t.removed || t.ready_at == steady_time::max())
+      continue;
+    auto ms = t.ready_at <= now ? 0 : std::chrono::ceil<std::chrono::milliseconds>(t.ready_at - now).count();
+    best = best < 0 ? ms : std::min(best, ms);
+  }
+  return best;
+}
+
 bool chain_walker::usable(std::size_t target) const {
   auto& t = targets_.at(target);
   return !t.removed && t.ready_at != steady_time::max();

@@ -54,6 +54,9 @@ public:
   /// Rests `target` until `until` without counting an attempt (e.g. its limiter could not admit in time).
   void rest(std::size_t target, steady_time until);
 
+  /// Ends `target`'s rest now (its state changed, e.g. its breaker opened: it is worth looking at again).
+  void wake(std::size_t target, steady_time now);
+
   /// Whether `target` is still in the walk (not removed, not rested for good).
   bool usable(std::size_t target) const;
 
@@ -64,6 +67,9 @@ public:
 
   /// Why the walk ended, for an exhausted decision: "deadline", "attempts" or "targets".
   const char* exhausted_reason(steady_time now) const;
+
+  /// How long until the first target still in the walk is ready again (0: one is now; -1: none left).
+  std::int64_t next_ready_ms(steady_time now) const;
 
   /// Whether `target` left the walk because its retries were used up.
   bool retries_spent(std::size_t target) const { return targets_.at(target).spent; }

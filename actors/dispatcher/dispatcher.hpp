@@ -10,8 +10,8 @@
 //        Every complete answer is stored (cache_bypass: neither looked up nor stored).
 //        A call outside a run (no run_id) is its own budget: shed by class and pressure like a run's step, and
 //        allowed `request_calls` LLM calls, retries and fallbacks included.
-//   (retry, id)       internal: a wait is over
-//   (retry, id, seq)  internal: a parked call's timer
+//   (retry, id)       internal: step the call now
+//   (retry, id, seq)  internal: a rest's or a parked call's timer (seq: which one; a stale timer is ignored)
 //   (tick)            internal: the deadline sweep
 //   (stats)      -> JSON string: pressure, calls in flight, events by type, cache hits/misses/size
 //   (phase)      -> (u8 pressure level, why)   asked by budget allocators

@@ -265,10 +265,17 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
       return caf::delegated<call_result>{};
     },
     [self](atoms::retry, std::uint64_t id) { step(self, id); },
-    [self](atoms::retry, std::uint64_t id, std::uint64_t seq) { // a parked call's timer: route it again
+    [self](atoms::retry, std::uint64_t id, std::uint64_t seq) { // a rest or a park is over: route it again
       auto i = self->state.calls.find(id);
-      if (i != self->state.calls.end() && i->second.park_seq == seq && unpark(self, i->second))
+      if (i == self->state.calls.end())
+        return;
+      auto& c = i->second;
+      if (c.resting && c.rest_seq == seq) { // (not when a breaker's opening woke it already)
+        c.resting = false;
         step(self, id);
+      } else if (c.park_seq == seq && unpark(self, c)) {
+        step(self, id);
+      }
     },
     [self](atoms::tick) { sweep(self); },
     [self](atoms::stats) {

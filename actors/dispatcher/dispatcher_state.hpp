@@ -34,6 +34,8 @@ struct pending_call {
   std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
   std::string parked_on;     // parked (bound late): the provider its estimate was counted against; "": not parked
   std::uint64_t park_seq = 0; // its park timer's number (a timer of an earlier park is ignored)
+  bool resting = false; // waiting for its walker's (retry) timer: a breaker that opens may end the wait early
+  std::uint64_t rest_seq = 0; // that timer's number (one of an earlier rest is ignored)
   std::int64_t reopen_ms = -1; // the soonest probe of an open breaker it did not wait for (Retry-After), -1: none
 };
 
@@ -110,6 +112,8 @@ void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::u
 void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit,
                std::uint64_t ticket);
 void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r);
+/// `provider`'s breaker opened: calls resting for another try of it are stepped now.
+void wake_resting(dispatcher_self self, const std::string& provider);
 /// Call `id` no longer holds a slot of the global cap (idempotent): the first held call goes upstream. A call
 /// that was held is taken out of the hold, its permit and probe given back unused.
 void release_global(dispatcher_self self, std::uint64_t id);

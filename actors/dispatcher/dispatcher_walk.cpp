@@ -138,8 +138,11 @@ void step(dispatcher_self self, std::uint64_t id) {
       }
       if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
         deliver(c, squad_errc::budget_spent, spent_why);
-      else
-        deliver(c, squad_errc::chain_exhausted, std::move(why), c.reopen_ms); // Retry-After: the soonest probe
+      else if (now >= c.started + millis{c.req.timeout_ms}) // its time ran out: a timeout, not "no provider"
+        deliver(c, squad_errc::deadline_exceeded, std::move(why));
+      else // Retry-After: the soonest open breaker's probe, else when the first resting target is ready again
+        deliver(c, squad_errc::chain_exhausted, std::move(why),
+                c.reopen_ms >= 0 ? c.reopen_ms : c.walker.next_ready_ms(now));
       forget_call(self, i);
       return;
     }
@@ -167,7 +170,9 @@ void step(dispatcher_self self, std::uint64_t id) {
                  "waiting " + std::to_string(wait_ms) + "ms: " + why,
                  nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}, {"reason", reason},
                                 {"detail", why}}.dump());
-      self->delayed_send(self, d.until - now, atoms::retry_v, id);
+      c.resting = true;
+      c.rest_seq = ++self->state.park_seq; // one numbering for park and rest timers
+      self->delayed_send(self, d.until - now, atoms::retry_v, id, c.rest_seq);
       return;
     }
     case chain_walker::action::try_target:
@@ -360,6 +365,13 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
   provider_call call{t, c.req};
   call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
+  // With another target still in the walk, this attempt's response head may take half of what is left: a stalled
+  // upstream cannot use up the deadline its fallback needs.
+  for (std::size_t k = 0; k < c.req.chain.size(); ++k)
+    if (k != target && c.walker.usable(k)) {
+      call.request.head_ms = std::max<std::int64_t>(1, call.request.timeout_ms / 2);
+      break;
+    }
   auto provider = t.provider;
   auto learn = [self, id, provider, permit, ticket, h](const upstream_reply& r) {
     release_global(self, id);
@@ -389,10 +401,12 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
       return self->send(h.breaker, atoms::cancel_v, ticket);
     self->request(h.breaker, caf::infinite, atoms::report_v, r.result, ticket)
       .then([self, events, step_id, persona, provider](std::string& change) {
-        if (!change.empty())
-          note_event(self, events, "provider.breaker", step_id, persona,
-                     provider + " circuit breaker " + change,
-                     nlohmann::json{{"provider", provider}, {"change", change}}.dump());
+        if (change.empty())
+          return;
+        note_event(self, events, "provider.breaker", step_id, persona, provider + " circuit breaker " + change,
+                   nlohmann::json{{"provider", provider}, {"change", change}}.dump());
+        if (change.size() > 4 && change.compare(change.size() - 4, 4, "open") == 0)
+          wake_resting(self, provider);
       }, [](caf::error&) {});
   };
   if (!self->state.sweeping) {
@@ -415,6 +429,31 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
             learn(r);
             on_reply(self, id, target, std::move(r));
           });
+}
+
+// `provider`'s breaker opened: calls resting before another try of it look again now, so a chain that has become
+// hopeless answers at once rather than after its backoff (they see the open breaker, and wait for its probe only
+// when that fits).
+void wake_resting(dispatcher_self self, const std::string& provider) {
+  std::vector<std::uint64_t> woke;
+  auto now = self->clock().now();
+  for (auto& [id, c] : self->state.calls) {
+    if (!c.resting)
+      continue;
+    bool hit = false;
+    for (std::size_t k = 0; k < c.req.chain.size(); ++k)
+      if (c.req.chain[k].provider == provider && c.walker.usable(k)) {
+        c.walker.wake(k, now);
+        hit = true;
+      }
+    if (hit)
+      woke.push_back(id);
+  }
+  for (auto id : woke)
+    if (auto c = self->state.calls.find(id); c != self->state.calls.end()) {
+      c->second.resting = false;
+      step(self, id);
+    }
 }
 
 void release_global(dispatcher_self self, std::uint64_t id) {

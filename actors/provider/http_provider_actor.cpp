@@ -120,6 +120,8 @@ provider_actor::behavior_type http_provider(http_provider_actor self, provider_c
         req.headers.emplace_back("accept", "text/event-stream");
       if (call.request.timeout_ms > 0)
         req.total = millis{call.request.timeout_ms};
+      if (call.request.head_ms > 0)
+        req.first_byte = millis{call.request.head_ms};
       auto id = st.next_id++;
       st.pending.emplace(id, self->make_response_promise());
       bool direct = call.request.answer_direct;

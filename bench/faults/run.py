@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[2]
-REQUEST_CALLS = 3  # runtime.request_calls written into the config: LLM calls one API call may make
+REQUEST_CALLS = 5  # runtime.request_calls written into the config (the default): LLM calls one API call may make
 
 MOCK_YAML = """\
 upstreams:
@@ -424,8 +424,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8, help="calls in flight at once (default 8)")
     ap.add_argument("--deadline", type=float, default=30.0,
                     help="server.call_timeout in seconds (default 30); the client waits deadline + 5 s")
-    ap.add_argument("--first-byte", type=float, default=10.0,
-                    help="providers' timeouts.first_byte in seconds (default 10)")
+    ap.add_argument("--first-byte", type=float, default=60.0,
+                    help="providers' timeouts.first_byte in seconds (default 60, the product default)")
     ap.add_argument("--squad-bin", type=Path,
                     default=Path(os.environ.get("SQUAD_BIN", SOURCE / "build/debug/runtime/app/squad")))
     ap.add_argument("--mock-bin", type=Path,

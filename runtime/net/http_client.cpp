@@ -228,7 +228,10 @@ private:
     request_.body() = ex_->req.body;
     request_.keep_alive(true);
     request_.prepare_payload();
-    arm(opts_.timeouts.first_byte, http_failure::timeout_first_byte);
+    auto head = opts_.timeouts.first_byte;
+    if (ex_->req.first_byte)
+      head = std::min(head, *ex_->req.first_byte);
+    arm(head, http_failure::timeout_first_byte);
     http::async_write(stream_, request_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       self->on_write(ec);
     });

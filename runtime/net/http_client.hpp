@@ -78,6 +78,7 @@ struct http_request {
   header_list headers;       ///< host, content-length and user-agent are added
   std::string body;
   std::optional<millis> total; ///< a tighter total deadline for this request than the pool's
+  std::optional<millis> first_byte; ///< a tighter wait for the response head than the pool's
 };
 
 class http_handler {

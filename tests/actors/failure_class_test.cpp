@@ -42,3 +42,11 @@ TEST_CASE("failure from detail: the transitional reading of a (code, detail) rep
   CHECK(shed.upstream == failure_class::unknown);
   CHECK(shed.retry_after_ms == 1500);
 }
+
+TEST_CASE("failure class: every attempt at a rate limit is rate_limited") {
+  // 429s and limiter refusals only: rate_limited; any other outcome among them: unavailable.
+  CHECK(classify_attempts({tried("rate_limited")}) == failure_class::rate_limited);
+  CHECK(classify_attempts({tried("rate_limited"), tried("limited")}) == failure_class::rate_limited);
+  CHECK(classify_attempts({tried("rate_limited"), tried("server_error")}) == failure_class::unavailable);
+  CHECK(classify_attempts({tried("limited"), tried("breaker_open")}) == failure_class::unavailable);
+}

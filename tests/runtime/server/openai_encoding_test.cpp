@@ -92,3 +92,16 @@ TEST_CASE("routes: every path has one job, unknown paths are other") {
     CHECK(route_table()[i].id == static_cast<route>(i));
   CHECK_FALSE(spec_of(route::chat).open);
 }
+
+TEST_CASE("failed calls: every target at its rate limit is a 429 with when to retry; open breakers say when") {
+  // rate_limited: 429 upstream_rate_limited, Retry-After from the walk (rounded up); an unavailable chain whose
+  // breakers are open carries the soonest probe as its Retry-After.
+  auto limited = error_for({squad_errc::chain_exhausted, "a/m: rate_limited", 2300, failure_class::rate_limited}, false);
+  CHECK(limited.status == 429);
+  CHECK(limited.code == "upstream_rate_limited");
+  CHECK(limited.type == "rate_limit_exceeded");
+  CHECK(limited.retry_after_s == 3);
+  auto open = error_for({squad_errc::chain_exhausted, "a/m: breaker_open", 41000, failure_class::unavailable}, false);
+  CHECK(open.status == 503);
+  CHECK(open.retry_after_s == 41);
+}
