@@ -37,6 +37,7 @@ struct call_request {
   /// Set by the dispatcher per attempt: the response head must come within this, so that a fallback left in the
   /// chain keeps time to be tried (0: the provider's own timeouts.first_byte).
   std::int64_t head_ms = 0;
+  std::uint8_t strategy = 255; ///< route_strategy as a number; 255: the persona's (preference outside a persona)
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
   bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
   std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
@@ -121,7 +122,8 @@ struct provider_call {
 
 template <class I>
 typename I::result_type inspect(I& f, chain_target& x) {
-  return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier);
+  return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier, x.input_price,
+           x.output_price);
 }
 template <class I>
 typename I::result_type inspect(I& f, chat_message& x) {
@@ -131,7 +133,7 @@ template <class I>
 typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id,
            x.messages, x.priority, x.max_tokens, x.temperature, x.params_json, x.chain, x.timeout_ms, x.stream,
-           x.prefer_worker, x.cache_mode, x.events, x.head_ms);
+           x.prefer_worker, x.cache_mode, x.events, x.head_ms, x.strategy);
 }
 template <class I>
 typename I::result_type inspect(I& f, usage_info& x) {

@@ -4,12 +4,20 @@
 #include "actors/dispatcher/dispatcher_state.hpp"
 #include "actors/dispatcher/route_choice.hpp"
 #include "actors/limiter/limiter.hpp"
+#include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 
 namespace squad::dispatch {
+
+namespace {
+const metrics::counter_family parked{"squad_calls_unbound_total",
+                                     "calls that waited unbound (late binding) for the first target of their chain to free"};
+const metrics::lazy<metrics::counter> parked_total{metrics::resolver(parked)};
+} // namespace
 
 // A target whose breaker is open: the call waits for its half-open probe (`reopen_ms` from now) only if that
 // comes within the call's deadline and its class's tolerable wait (counted from the call's start), and only once
@@ -48,6 +56,56 @@ void rest_open(dispatcher_self self, pending_call& c, std::size_t target, std::i
   c.last_failed = target;
 }
 
+// The persona's strategy orders the ready targets (preference: the chain's order). When it puts another target
+// first than the chain would, an event names the strategy and the numbers it went by.
+void order_by_strategy(dispatcher_self self, pending_call& c, std::vector<std::size_t>& ready) {
+  auto s = c.req.strategy <= 3 ? static_cast<route_strategy>(c.req.strategy) : route_strategy::preference;
+  if (s == route_strategy::preference || ready.size() < 2)
+    return;
+  auto prompt = static_cast<double>(token_estimate(c.req) - std::max<std::int64_t>(0, c.req.max_tokens));
+  auto completion = static_cast<double>(c.req.max_tokens > 0 ? c.req.max_tokens : 256);
+  std::vector<target_view> views;
+  for (auto k : ready) {
+    auto& t = c.req.chain[k];
+    auto seen = self->state.seen.find(target_name(t));
+    auto v = seen != self->state.seen.end() ? seen->second : target_view{};
+    v.cost = (prompt * t.input_price + completion * t.output_price) / 1e6;
+    views.push_back(v);
+  }
+  auto order = order_targets(s, views);
+  if (order.front() != 0) {
+    auto number = [&](std::size_t j) {
+      auto& v = views[j];
+      char buf[96];
+      if (s == route_strategy::cost)
+        std::snprintf(buf, sizeof buf, "$%.6f", v.cost);
+      else if (v.samples == 0)
+        std::snprintf(buf, sizeof buf, "not observed yet");
+      else if (s == route_strategy::latency)
+        std::snprintf(buf, sizeof buf, "EMA %.0fms", v.latency_ms);
+      else
+        std::snprintf(buf, sizeof buf, "EMA %.0fms, %.0f%% ok", v.latency_ms, v.success * 100);
+      return std::string{buf};
+    };
+    auto& first = c.req.chain[ready[order.front()]];
+    auto& chain_first = c.req.chain[ready.front()];
+    auto data = nlohmann::json{{"strategy", to_string(s)}, {"chosen", target_name(first)},
+                               {"instead_of", target_name(chain_first)}};
+    for (std::size_t j = 0; j < views.size(); ++j)
+      data["targets"].push_back({{"target", target_name(c.req.chain[ready[j]])}, {"latency_ms", views[j].latency_ms},
+                                 {"success", views[j].success}, {"samples", views[j].samples},
+                                 {"cost_usd", views[j].cost}});
+    note_event(self, c.req.events, "step.strategy", c.req.step_id, c.req.persona,
+               "strategy " + std::string{to_string(s)} + ": " + target_name(first) + " (" + number(order.front()) +
+                 ") before " + target_name(chain_first) + " (" + number(0) + ")",
+               data.dump());
+  }
+  std::vector<std::size_t> reordered;
+  for (auto j : order)
+    reordered.push_back(ready[j]);
+  ready = std::move(reordered);
+}
+
 // Capacity-aware routing: ask each ready target's limiter how soon it could admit the call; keep the preferred
 // (first ready, breaker not open) target unless another can serve sooner by more than the slack. Asked even
 // for a single target: the answer is also the pressure gauge's wait signal.
@@ -55,6 +113,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end() || ready.empty())
     return step(self, id);
+  order_by_strategy(self, i->second, ready);
   if (i->second.req.prefer_worker) // degraded under pressure: the worker tier first, the chain's order within tiers
     std::stable_partition(ready.begin(), ready.end(),
                           [&](std::size_t k) { return i->second.req.chain[k].tier != "boss"; });
@@ -186,9 +245,17 @@ void park(dispatcher_self self, std::uint64_t id, const std::string& provider, s
     return;
   auto& c = i->second;
   c.parked_on = provider;
+  bool first = c.park_seq == 0; // one event per call, however often it parks again
   c.park_seq = ++st.park_seq;
   ++st.parked_by_class[provider][class_of(c.req)];
   st.parked.push_back(id);
+  if (first) {
+    parked_total.get().inc();
+    note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
+               "waiting unbound: the earliest slot of its chain is in ~" + std::to_string(wait_ms) + "ms (" + provider +
+                 "); it goes to whichever target of its chain frees first",
+               nlohmann::json{{"reason", "unbound"}, {"wait_ms", wait_ms}, {"provider", provider}}.dump());
+  }
   // If no slot frees at a provider of its chain before then, it routes again when its slot was expected.
   auto at = std::max<std::int64_t>(1, wait_ms - st.opts.bind_horizon.count());
   self->delayed_send(self, millis{at}, atoms::retry_v, id, c.park_seq);

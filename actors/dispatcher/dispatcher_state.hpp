@@ -5,6 +5,7 @@
 #include "actors/budget/pressure_inputs.hpp"
 #include "actors/budget/shared_budgets.hpp"
 #include "actors/dispatcher/dispatcher.hpp"
+#include "actors/dispatcher/route_choice.hpp"
 #include "actors/registry/directory.hpp"
 
 #include <array>
@@ -53,6 +54,7 @@ struct dispatcher_state {
   std::map<std::string, std::array<std::int64_t, 4>> parked_by_class;
   std::uint64_t park_seq = 0;
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
+  std::map<std::string, target_view> seen;    // by "provider/model": latency and success as replies come (strategies)
   // The global cap (opts.global_concurrency): calls upstream now, and admitted calls holding their provider's
   // permit until one of them answers (highest class first, then arrival).
   std::set<std::uint64_t> upstream_now;

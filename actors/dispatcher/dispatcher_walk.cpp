@@ -41,6 +41,8 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
     return step(self, id);
   }
   c.upstream_us += r.latency_us;
+  if (r.result != outcome::rate_limited) // a 429 is about capacity, not about how well the target serves
+    observe_target(self->state.seen[target_name(t)], r.result == outcome::ok, static_cast<double>(r.latency_ms));
   c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms});
   c.walker.record(target, r.result, now, millis{std::max<std::int64_t>(0, r.signals.retry_after_ms)});
   if (r.result != outcome::ok && r.partial_text.size() > c.partial.size()) {

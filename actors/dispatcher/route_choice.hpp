@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 namespace squad {
@@ -28,6 +29,32 @@ struct route_pick {
 
 /// The choice among `options` (in chain order) with `slack_ms` of preference for chain order.
 route_pick choose_route(const std::vector<route_option>& options, std::int64_t slack_ms);
+
+/// How a persona orders its chain's ready targets before the limiters are asked (its `strategy`):
+///   preference  the chain's order
+///   latency     the lowest EMA of observed latency first (a target never observed first: it is tried to learn it)
+///   cost        the lowest estimated price of the call first (prices per 1M tokens from the config; ties: chain order)
+///   adaptive    the highest EMA success rate per EMA latency first (seed 001's adaptive learning)
+enum class route_strategy : std::uint8_t { preference, latency, cost, adaptive };
+const char* to_string(route_strategy s);
+std::optional<route_strategy> parse_route_strategy(std::string_view text);
+
+/// What the dispatcher has seen of one target, and what a call would cost there.
+struct target_view {
+  double latency_ms = 0; ///< EMA of observed latency
+  double success = 1;    ///< EMA of ok (1) against failures other than 429 (0)
+  std::int64_t samples = 0;
+  double cost = 0;       ///< the call's estimated price there (USD)
+};
+
+/// EMA weight of a new observation.
+inline constexpr double target_ema_alpha = 0.2;
+/// Folds one reply into `v`.
+void observe_target(target_view& v, bool ok, double latency_ms);
+
+/// The order in which a call tries `targets` (views in chain order) under `s`: indexes into `targets`; stable, so
+/// equal targets keep the chain's order.
+std::vector<std::size_t> order_targets(route_strategy s, const std::vector<target_view>& targets);
 
 /// Whether a call that waited `waited_ms` and whose earliest slot is `earliest_ms` away is past `tolerable`
 /// (std::chrono::milliseconds::max(): no bound, as for P0).

@@ -1,4 +1,5 @@
 #include "actors/persona/persona.hpp"
+#include "actors/dispatcher/route_choice.hpp"
 #include "actors/registry/directory.hpp"
 
 namespace squad {
@@ -27,6 +28,8 @@ persona_actor::behavior_type persona(persona_self self, persona_def def, std::ve
       req.persona = st.def.id;
       if (req.priority > 3)
         req.priority = static_cast<std::uint8_t>(st.def.priority);
+      if (req.strategy == 255)
+        req.strategy = static_cast<std::uint8_t>(parse_route_strategy(st.def.strategy).value_or(route_strategy::preference));
       // The persona's system prompt comes first; a caller's own system message (an API client's) follows it.
       bool has_own = !req.messages.empty() && req.messages.front().role == "system" &&
                      req.messages.front().content == st.def.system_prompt;

@@ -18,6 +18,7 @@ struct sim_state {
   std::map<std::uint64_t, upstream_reply> replies;
   std::map<std::uint64_t, std::shared_ptr<call_sink>> sinks; // calls that asked to stream
   std::multiset<steady_time> due; // completion times of calls in flight
+  std::int64_t calls = 0;         // answered so far (for sim.fault_every)
   static inline const char* name = "squad.sim_provider";
 };
 
@@ -87,6 +88,20 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
       auto r = st.replies.find(id);
       if (p == st.pending.end() || r == st.replies.end())
         return;
+      if (st.cfg.sim.fault != "none" && ++st.calls % st.cfg.sim.fault_every == 0) { // sim.fault
+        auto& reply = r->second;
+        reply.result = st.cfg.sim.fault == "cut" ? outcome::stream_cut : outcome::server_error;
+        reply.detail = st.cfg.name + ": simulated " + st.cfg.sim.fault + " (sim.fault)";
+        if (reply.result == outcome::stream_cut) { // a few words got through before the cut
+          auto cut = reply.text.find(' ', reply.text.find(' ') + 1);
+          reply.partial_text = reply.text.substr(0, std::min(cut, reply.text.size()));
+          if (auto s = st.sinks.find(id); s != st.sinks.end())
+            s->second->delta(reply.partial_text);
+        }
+        reply.text.clear();
+        reply.finish_reason.clear();
+        st.sinks.erase(id);
+      }
       if (auto s = st.sinks.find(id); s != st.sinks.end()) { // "streams" the answer in pieces of a few words
         std::string_view text = r->second.text;
         while (!text.empty()) {

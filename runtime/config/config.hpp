@@ -56,6 +56,8 @@ struct model_config {
   std::string name;             ///< the key under `models:`; targets are written "provider/name"
   std::string id;               ///< the upstream model id (required)
   std::string tier = "worker";  ///< worker | boss
+  double input_price = 0;       ///< USD per 1M prompt tokens, for strategy: cost (0: free or not said)
+  double output_price = 0;      ///< USD per 1M completion tokens
 };
 
 /// Behaviour of a `kind: sim` provider (ignored by other kinds).
@@ -64,6 +66,10 @@ struct sim_config {
   millis jitter{50};            ///< deterministic jitter added on top, in [0, jitter]
   millis per_token{0};          ///< added per completion token
   std::int64_t max_tokens = 400;///< completion tokens of a simulated answer at most
+  /// A fault to simulate (demos, tests of governance without a network): none | server_error (a 500) | cut (a
+  /// stream cut after a few words, its text kept as partial). Applied to every `fault_every`-th call.
+  std::string fault = "none";
+  std::int64_t fault_every = 1;
 };
 
 /// How an openai/anthropic provider talks HTTP (ignored by kind sim).
@@ -114,6 +120,7 @@ struct provider_config {
 struct persona_override {
   std::optional<priority_class> priority;
   std::optional<std::vector<std::string>> chain;
+  std::optional<std::string> strategy;
 };
 
 /// An API key of `squad serve`, stored as the SHA-256 of the key (`squad key hash` prints it).

@@ -57,6 +57,13 @@ bounds one_of(std::vector<std::string_view> choices, std::string message, bool q
   return b;
 }
 
+bounds non_negative() {
+  bounds b;
+  b.what = bounds::kind::non_negative;
+  b.message = "must be >= 0";
+  return b;
+}
+
 bounds share() {
   bounds b;
   b.what = bounds::kind::share;
@@ -248,6 +255,9 @@ const table<sim_config>& sim_fields() {
       {"jitter", &s::jitter, any(), "deterministic jitter added on top, in [0, jitter]"},
       {"per_token", &s::per_token, any(), "added per completion token"},
       {"max_tokens", &s::max_tokens, positive(), "completion tokens of a simulated answer at most"},
+      {"fault", &s::fault, one_of({"none", "server_error", "cut"}, "must be none, server_error or cut", true),
+       "a simulated fault: none | server_error | cut (a stream cut after a few words)"},
+      {"fault_every", &s::fault_every, at_least(1), "the fault hits every n-th call (1: all)"},
   };
   return t;
 }
@@ -257,6 +267,8 @@ const table<model_config>& model_fields() {
   static const table<m> t{
       {"id", &m::id, required(), "the upstream model id"},
       {"tier", &m::tier, one_of({"worker", "boss"}, "must be worker or boss", false), "worker | boss"},
+      {"input_price", &m::input_price, non_negative(), "USD per 1M prompt tokens (strategy: cost); 0: free"},
+      {"output_price", &m::output_price, non_negative(), "USD per 1M completion tokens"},
   };
   return t;
 }
@@ -265,6 +277,7 @@ const table<persona_override>& persona_fields() {
   using o = persona_override;
   static const table<o> t{
       {"priority", &o::priority, any(), "P0..P3, instead of the persona file's"},
+      {"strategy", &o::strategy, any(), "preference | latency | cost | adaptive, instead of the persona file's"},
       {"chain", &o::chain, any(), "provider/model, @worker or @boss entries, instead of the persona file's"},
   };
   return t;

@@ -18,7 +18,7 @@ namespace squad::detail {
 
 /// What validate() requires of one field; `message` says it in the user's words ("must be > 0").
 struct bounds {
-  enum class kind : std::uint8_t { any, range, non_empty, one_of, fraction, share };
+  enum class kind : std::uint8_t { any, range, non_empty, one_of, fraction, share, non_negative };
   kind what = kind::any;
   std::int64_t lo = std::numeric_limits<std::int64_t>::min(); ///< range, inclusive; durations in ms
   std::int64_t hi = std::numeric_limits<std::int64_t>::max();
@@ -36,6 +36,7 @@ bounds required(); ///< "required" (a string that must be given)
 bounds one_of(std::vector<std::string_view> choices, std::string message, bool quote_value);
 bounds fraction(); ///< "must be in (0, 1]"
 bounds share();    ///< "must be in [0, 1)"
+bounds non_negative(); ///< "must be >= 0" (a double)
 
 /// Where a field of section struct S lands; the member's type picks how it is read and checked.
 template <class S>

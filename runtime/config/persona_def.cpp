@@ -9,6 +9,16 @@
 
 namespace squad {
 
+namespace {
+bool is_strategy(const std::string& s) {
+  return s == "preference" || s == "latency" || s == "cost" || s == "adaptive";
+}
+std::string strategy_problem(const std::string& s) {
+  return "must be one of preference, latency, cost, adaptive (got \"" + s + "\")";
+}
+} // namespace
+
+
 namespace fs = std::filesystem;
 using detail::yaml_reader;
 
@@ -30,7 +40,7 @@ personas_load_result parse_persona_file(const std::string& yaml_text, const std:
     }
     const std::string base = origin + ": ";
     yaml_reader r(problems, false);
-    r.check_keys(*root, base, {"id", "name", "role", "goal", "priority", "chain", "system_prompt"});
+    r.check_keys(*root, base, {"id", "name", "role", "goal", "priority", "chain", "strategy", "system_prompt"});
 
     persona_def p;
     auto required = [&](std::string_view key, std::string& out) {
@@ -49,6 +59,8 @@ personas_load_result parse_persona_file(const std::string& yaml_text, const std:
     else if (!p.id.empty() && expected_id && p.id != *expected_id)
       r.problem(base + "id", "must equal the file name \"" + *expected_id + "\" (got \"" + p.id + "\")");
     r.get(*root, base, "priority", p.priority);
+    if (r.get(*root, base, "strategy", p.strategy) && !is_strategy(p.strategy))
+      r.problem(base + "strategy", strategy_problem(p.strategy));
 
     p.chain = {"@worker", "@boss"};
     if (r.get(*root, base, "chain", p.chain)) {
@@ -76,7 +88,7 @@ std::vector<chain_target> resolve_chain(const std::vector<std::string>& chain, c
                                         const std::string& path, std::vector<config_problem>& problems) {
   std::vector<chain_target> out;
   auto add = [&out](const provider_config& p, const model_config& m) {
-    chain_target t{p.name, m.name, m.id, m.tier};
+    chain_target t{p.name, m.name, m.id, m.tier, m.input_price, m.output_price};
     if (std::find(out.begin(), out.end(), t) == out.end())
       out.push_back(std::move(t));
   };
@@ -165,6 +177,10 @@ personas_load_result load_personas(const std::string& dir, const config& cfg, bo
         p->priority = *o.priority;
       if (o.chain)
         p->chain = *o.chain;
+      if (o.strategy && is_strategy(*o.strategy))
+        p->strategy = *o.strategy;
+      else if (o.strategy)
+        problems.push_back({"personas." + name + ".strategy", strategy_problem(*o.strategy)});
     }
     result.files = std::move(stems);
     for (auto& pr : validate(cfg, dir, result.personas, result.files, check_chains))

@@ -12,6 +12,8 @@ struct chain_target {
   std::string model;    ///< model name (the key under models:)
   std::string model_id; ///< upstream model id
   std::string tier;     ///< worker | boss
+  double input_price = 0;  ///< USD per 1M prompt tokens (models.<m>.input_price; 0: free or not said)
+  double output_price = 0; ///< USD per 1M completion tokens
   friend bool operator==(const chain_target&, const chain_target&) = default;
 };
 
@@ -22,6 +24,7 @@ struct persona_def {
   std::string goal;
   priority_class priority = priority_class::p1;
   std::vector<std::string> chain; ///< entries "provider/model" or "@worker" / "@boss" (all models of that tier)
+  std::string strategy = "preference"; ///< how the chain's ready targets are ordered: preference | latency | cost | adaptive
   std::string system_prompt;
 };
 

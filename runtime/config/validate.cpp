@@ -35,6 +35,8 @@ void check_value(const bounds& b, double v, const std::string& path, std::vector
     out.push_back({path, b.message});
   if (b.what == bounds::kind::share && !(v >= 0 && v < 1))
     out.push_back({path, b.message});
+  if (b.what == bounds::kind::non_negative && !(v >= 0 && v < 1e12))
+    out.push_back({path, b.message});
 }
 
 } // namespace detail

@@ -203,6 +203,11 @@ template <class S> void check_bounds(const table<S>& t, const std::string& path,
       expect(0.0, false, b.message);
       expect(1.5, false, b.message);
       break;
+    case bounds::kind::non_negative:
+      expect(0.0, true, "");
+      expect(2.5, true, "");
+      expect(-0.01, false, b.message);
+      break;
     case bounds::kind::share:
       expect(0.0, true, "");
       expect(0.5, true, "");

@@ -133,7 +133,7 @@ TEST_CASE("load_personas reads a directory and applies overrides", "[config][per
   dir.write("analyst.yaml", persona_yaml("analyst", "priority: P2\n"));
   dir.write("notes.txt", "not a persona");
   config cfg = two_providers();
-  cfg.personas["analyst"] = persona_override{priority_class::p0, std::vector<std::string>{"b/b-small"}};
+  cfg.personas["analyst"] = persona_override{priority_class::p0, std::vector<std::string>{"b/b-small"}, std::nullopt};
   auto result = load_personas(dir.str(), cfg);
   CHECK(strings(result.problems).empty());
   REQUIRE(result.personas.size() == 2);
@@ -152,7 +152,7 @@ TEST_CASE("load_personas reports directory-level problems", "[config][persona]")
   dir.write("dev.yaml", persona_yaml("dev"));
   config cfg = two_providers();
   cfg.personas["foo"] = persona_override{};
-  cfg.personas["dev"] = persona_override{std::nullopt, std::vector<std::string>{"a/missing"}};
+  cfg.personas["dev"] = persona_override{std::nullopt, std::vector<std::string>{"a/missing"}, std::nullopt};
   cfg.providers[0].models[1].tier = "worker"; // no boss left anywhere
   auto result = load_personas(dir.str(), cfg);
   std::string foo_file = (std::filesystem::path(dir.str()) / "foo.yaml").string();
