@@ -130,6 +130,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
   auto claim = [self, cls](const std::string& provider) {
     count_queued(self, provider, cls, 1);
     ++self->state.routed[provider];
+    self->state.arrivals[provider].add(cls, self->clock().now());
   };
   auto tokens = token_estimate(i->second.req);
   for (std::size_t k = 0; k < ready.size(); ++k) {
@@ -173,13 +174,28 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
       auto tolerable = self->state.opts.tolerable_wait[cls];
       auto best = *pick.best, pref = *pick.preferred, chosen = *pick.chosen;
       auto best_wait = g->answers[best].wait_ms;
-      auto waited = ms_between(c->second.started, self->clock().now());
-      if (req.run_id.empty() && cls > 0 && c->second.sent == 0 && past_tolerable_wait(waited, best_wait, tolerable)) {
-        auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
-                   "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
-                   (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
-                   std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
-        return shed_waiting(self, c, std::move(why), best_wait);
+      auto now = self->clock().now();
+      auto waited = ms_between(c->second.started, now);
+      if (req.run_id.empty() && cls > 0 && c->second.sent == 0) {
+        // The estimate counts the calls queued now; higher classes still arriving will go first too. Their rate
+        // over the last whole seconds stretches it (a sustained overload: the call is refused now, not when its
+        // wait runs out; a one-off burst is in the queue already and stretches nothing).
+        auto& best_provider = req.chain[g->targets[best]].provider;
+        auto ahead_rate = self->state.arrivals[best_provider].rate_above(cls, now);
+        auto forecast = arrival_rates::forecast_wait(best_wait, ahead_rate, g->answers[best].slot_ms);
+        if (forecast < 0 || past_tolerable_wait(waited, forecast, tolerable)) {
+          char rate[64];
+          std::snprintf(rate, sizeof rate, "%.1f", ahead_rate);
+          auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
+                     "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
+                     (forecast != best_wait
+                        ? std::string{", "} + (forecast < 0 ? "never" : "~" + std::to_string(forecast) + "ms") +
+                            " with higher classes arriving there at " + rate + "/s"
+                        : std::string{}) +
+                     (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
+                     std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
+          return shed_waiting(self, c, std::move(why), forecast < 0 ? tolerable.count() : forecast);
+        }
       }
       auto horizon = self->state.opts.bind_horizon.count();
       auto deadline = c->second.started + millis{req.timeout_ms};

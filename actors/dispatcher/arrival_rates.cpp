@@ -1,0 +1,38 @@
+#include "actors/dispatcher/arrival_rates.hpp"
+
+#include <chrono>
+
+namespace squad {
+
+namespace {
+std::int64_t second_of(steady_time t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+} // namespace
+
+void arrival_rates::add(std::size_t cls, steady_time now) {
+  auto sec = second_of(now);
+  auto& b = ring_[static_cast<std::size_t>(sec) % ring_.size()];
+  if (b.second != sec)
+    b = bucket{sec, {}};
+  ++b.by_class[cls < 4 ? cls : 3];
+}
+
+double arrival_rates::rate_above(std::size_t cls, steady_time now) const {
+  auto sec = second_of(now);
+  std::int64_t n = 0;
+  for (auto& b : ring_)
+    if (b.second < sec && b.second >= sec - static_cast<std::int64_t>(seconds))
+      for (std::size_t c = 0; c < cls && c < 4; ++c)
+        n += b.by_class[c];
+  return static_cast<double>(n) / static_cast<double>(seconds);
+}
+
+std::int64_t arrival_rates::forecast_wait(std::int64_t wait_ms, double rate_per_s, std::int64_t slot_ms) {
+  double left = 1.0 - rate_per_s * static_cast<double>(slot_ms) / 1000.0; // the share of capacity left to it
+  if (left <= 0.05)
+    return -1;
+  return static_cast<std::int64_t>(static_cast<double>(wait_ms) / left);
+}
+
+} // namespace squad
