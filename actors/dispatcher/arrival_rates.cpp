@@ -28,11 +28,13 @@ double arrival_rates::rate_above(std::size_t cls, steady_time now) const {
   return static_cast<double>(n) / static_cast<double>(seconds);
 }
 
-std::int64_t arrival_rates::forecast_wait(std::int64_t wait_ms, double rate_per_s, std::int64_t slot_ms) {
-  double left = 1.0 - rate_per_s * static_cast<double>(slot_ms) / 1000.0; // the share of capacity left to it
-  if (left <= 0.05)
-    return -1;
-  return static_cast<std::int64_t>(static_cast<double>(wait_ms) / left);
+std::int64_t arrival_rates::forecast_wait(std::int64_t wait_ms, double rate_per_s, double slot_ms,
+                                          std::int64_t horizon_ms) {
+  double taken = rate_per_s * slot_ms / 1000.0; // the share of capacity the higher classes take
+  auto w = static_cast<double>(wait_ms);
+  if (taken < 1 && w / (1 - taken) <= static_cast<double>(horizon_ms))
+    return static_cast<std::int64_t>(w / (1 - taken));
+  return static_cast<std::int64_t>(w + taken * static_cast<double>(horizon_ms));
 }
 
 } // namespace squad

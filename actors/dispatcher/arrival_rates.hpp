@@ -22,9 +22,12 @@ public:
   /// Calls per second of classes above `cls` (0..cls-1) over the last `seconds` whole seconds before `now`'s.
   double rate_above(std::size_t cls, steady_time now) const;
 
-  /// The wait of a call whose estimate is `wait_ms`, when calls of higher classes keep arriving at `rate_per_s`
-  /// and each takes `slot_ms` of the provider's capacity: wait / (1 - rate * slot); -1 when they use all of it.
-  static std::int64_t forecast_wait(std::int64_t wait_ms, double rate_per_s, std::int64_t slot_ms);
+  /// The wait of a call whose estimate is `wait_ms`, when calls of higher classes go on arriving at `rate_per_s`
+  /// and each takes `slot_ms` of the capacity: wait / (1 - rate * slot) while that stays within `horizon_ms`;
+  /// past it the rate is not trusted to last (it was only seen for `seconds`), so only the arrivals of the
+  /// horizon count: wait + rate * slot * horizon.
+  static std::int64_t forecast_wait(std::int64_t wait_ms, double rate_per_s, double slot_ms,
+                                    std::int64_t horizon_ms = seconds * 1000);
 
 private:
   struct bucket {

@@ -180,21 +180,28 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
         // The estimate counts the calls queued now; higher classes still arriving will go first too. Their rate
         // over the last whole seconds stretches it (a sustained overload: the call is refused now, not when its
         // wait runs out; a one-off burst is in the queue already and stretches nothing).
-        auto& best_provider = req.chain[g->targets[best]].provider;
-        auto ahead_rate = self->state.arrivals[best_provider].rate_above(cls, now);
-        auto forecast = arrival_rates::forecast_wait(best_wait, ahead_rate, g->answers[best].slot_ms);
-        if (forecast < 0 || past_tolerable_wait(waited, forecast, tolerable)) {
+        // Over the whole chain: the higher classes arriving at its usable targets against their capacity.
+        double ahead_rate = 0, capacity = 0;
+        for (std::size_t k = 0; k < g->targets.size(); ++k) {
+          auto& a = g->answers[k];
+          if (a.wait_ms < 0 || a.breaker == open || a.slot_ms <= 0)
+            continue;
+          ahead_rate += self->state.arrivals[req.chain[g->targets[k]].provider].rate_above(cls, now);
+          capacity += 1000.0 / static_cast<double>(a.slot_ms);
+        }
+        auto forecast = capacity > 0 ? arrival_rates::forecast_wait(best_wait, ahead_rate, 1000.0 / capacity)
+                                     : best_wait;
+        if (past_tolerable_wait(waited, forecast, tolerable)) {
           char rate[64];
           std::snprintf(rate, sizeof rate, "%.1f", ahead_rate);
           auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
                      "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
                      (forecast != best_wait
-                        ? std::string{", "} + (forecast < 0 ? "never" : "~" + std::to_string(forecast) + "ms") +
-                            " with higher classes arriving there at " + rate + "/s"
+                        ? ", ~" + std::to_string(forecast) + "ms with higher classes arriving at " + rate + "/s"
                         : std::string{}) +
                      (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
                      std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
-          return shed_waiting(self, c, std::move(why), forecast < 0 ? tolerable.count() : forecast);
+          return shed_waiting(self, c, std::move(why), forecast);
         }
       }
       auto horizon = self->state.opts.bind_horizon.count();

@@ -35,10 +35,12 @@ TEST_CASE("arrival rates: a one-off burst forecasts nothing while it lasts, and 
   CHECK(r.rate_above(3, at(6100)) == 0);
 }
 
-TEST_CASE("arrival rates: the forecast stretches a wait by the capacity higher classes leave",
+TEST_CASE("arrival rates: the forecast stretches a wait by the capacity higher classes take, over a horizon",
           "[dispatcher][arrival_rates]") {
-  CHECK(arrival_rates::forecast_wait(4000, 0, 20) == 4000);
-  CHECK(arrival_rates::forecast_wait(4000, 25, 20) == 8000); // half the capacity taken
-  CHECK(arrival_rates::forecast_wait(4000, 50, 20) == -1);   // all of it: never
-  CHECK(arrival_rates::forecast_wait(4000, 48, 20) == -1);   // 96%: as good as never
+  // Within the 5 s horizon: wait / (1 - share taken); past it only the horizon's arrivals count.
+  CHECK(arrival_rates::forecast_wait(2000, 0, 20) == 2000);
+  CHECK(arrival_rates::forecast_wait(2000, 25, 20) == 4000);  // half the capacity taken
+  CHECK(arrival_rates::forecast_wait(4000, 25, 20) == 6500);  // 8 s would be past 5 s: 4 s + 0.5 x 5 s
+  CHECK(arrival_rates::forecast_wait(2000, 100, 20) == 12000); // twice the capacity: 2 s + 2 x 5 s
+  CHECK(arrival_rates::forecast_wait(2000, 100, 20, 1000) == 4000);
 }
