@@ -8,7 +8,8 @@
 // provider actors -> HTTP -> mock. Until `squad serve` exists the calls enter in-process (persona actors). The
 // calls carry a run id, so the dispatcher does not shed them (bench/overload measures shedding), and are all P1
 // (one FIFO class). QUOTA_PERSONA_PRIORITIES=1 keeps each persona's own priority (P1..P3) instead: the limiters
-// then serve higher classes first, and the last P3 call can slip a window.
+// then serve higher classes first, and the last P3 call can slip a window. QUOTA_API=1 sends them as API calls
+// (no run id): each is then refused (shed) if its chain cannot serve it within its class's tolerable wait.
 //
 // Scenario "down": one task's ten calls arrive every 250 ms (7.5 s in all); upstream b is down from 1 s to 7 s.
 //
@@ -105,7 +106,8 @@ outcome_counts run_calls(caf::actor_system& sys, const directory_ptr& dir, std::
       call_request req;
       req.trace_id = "q" + std::to_string(sent);
       req.persona = p;
-      req.run_id = "quota-bench"; // as a run's calls: no shedding by the dispatcher (bench/overload measures it)
+      if (!std::getenv("QUOTA_API"))
+        req.run_id = "quota-bench"; // as a run's calls: no shedding by the dispatcher (bench/overload measures it)
       if (!std::getenv("QUOTA_PERSONA_PRIORITIES"))
         req.priority = 1; // every call P1: one FIFO class at every limiter
       req.messages = {{"user", "Task " + std::to_string(t) + ": write your part of the plan."}};

@@ -1,5 +1,6 @@
 #include "actors/dispatcher/arrival_rates.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace squad {
@@ -20,12 +21,16 @@ void arrival_rates::add(std::size_t cls, steady_time now) {
 
 double arrival_rates::rate_above(std::size_t cls, steady_time now) const {
   auto sec = second_of(now);
-  std::int64_t n = 0;
+  std::int64_t n = 0, last = 0;
   for (auto& b : ring_)
     if (b.second < sec && b.second >= sec - static_cast<std::int64_t>(seconds))
-      for (std::size_t c = 0; c < cls && c < 4; ++c)
+      for (std::size_t c = 0; c < cls && c < 4; ++c) {
         n += b.by_class[c];
-  return static_cast<double>(n) / static_cast<double>(seconds);
+        last += b.second == sec - 1 ? b.by_class[c] : 0;
+      }
+  // The lower of the average and the last whole second: arrivals that stopped (a burst that is over, and queued
+  // already) forecast nothing.
+  return std::min(static_cast<double>(n) / static_cast<double>(seconds), static_cast<double>(last));
 }
 
 std::int64_t arrival_rates::forecast_wait(std::int64_t wait_ms, double rate_per_s, double slot_ms,

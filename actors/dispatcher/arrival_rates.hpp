@@ -19,7 +19,8 @@ public:
   /// A call of class `cls` (0..3) arrived at `now`.
   void add(std::size_t cls, steady_time now);
 
-  /// Calls per second of classes above `cls` (0..cls-1) over the last `seconds` whole seconds before `now`'s.
+  /// Calls per second of classes above `cls` (0..cls-1) over the last `seconds` whole seconds before `now`'s, or
+  /// in the last whole second when fewer came then (arrivals that stopped forecast nothing).
   double rate_above(std::size_t cls, steady_time now) const;
 
   /// The wait of a call whose estimate is `wait_ms`, when calls of higher classes go on arriving at `rate_per_s`

@@ -130,7 +130,6 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
   auto claim = [self, cls](const std::string& provider) {
     count_queued(self, provider, cls, 1);
     ++self->state.routed[provider];
-    self->state.arrivals[provider].add(cls, self->clock().now());
   };
   auto tokens = token_estimate(i->second.req);
   for (std::size_t k = 0; k < ready.size(); ++k) {

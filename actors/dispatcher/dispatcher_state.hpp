@@ -55,7 +55,7 @@ struct dispatcher_state {
   std::map<std::string, std::array<std::int64_t, 4>> parked_by_class;
   std::uint64_t park_seq = 0;
   std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
-  std::map<std::string, arrival_rates> arrivals; // by provider: calls routed there per class (the shed forecast)
+  std::map<std::string, arrival_rates> arrivals; // calls arriving per class, by their chain's first provider
   std::map<std::string, target_view> seen;    // by "provider/model": latency and success as replies come (strategies)
   // The global cap (opts.global_concurrency): calls upstream now, and admitted calls holding their provider's
   // permit until one of them answers (highest class first, then arrival).

@@ -23,6 +23,7 @@ TEST_CASE("arrival rates: higher classes over the last five whole seconds, the c
   CHECK(r.rate_above(1, at(6500)) == Approx(10));
   CHECK(r.rate_above(0, at(6500)) == 0);
   CHECK(r.rate_above(3, at(7100)) == Approx((4 * 30 + 100 * 1.0) / 5)); // seconds 2..6
+  CHECK(r.rate_above(3, at(8100)) == 0);                                // nothing in second 7: stopped
 }
 
 TEST_CASE("arrival rates: a one-off burst forecasts nothing while it lasts, and is forgotten after five seconds",
@@ -31,7 +32,8 @@ TEST_CASE("arrival rates: a one-off burst forecasts nothing while it lasts, and 
   for (int i = 0; i < 300; ++i)
     r.add(1, at(200 + i));
   CHECK(r.rate_above(3, at(900)) == 0);
-  CHECK(r.rate_above(3, at(1200)) == Approx(60));
+  CHECK(r.rate_above(3, at(1200)) == Approx(60)); // the second after it: the burst looks like a rate...
+  CHECK(r.rate_above(3, at(2200)) == 0);           // ...and once a whole second passes without one, it is not
   CHECK(r.rate_above(3, at(6100)) == 0);
 }
 
