@@ -38,18 +38,6 @@ failure_class classify_attempts(const std::vector<attempt_info>& attempts) {
   return refused && !other ? failure_class::request_refused : failure_class::unavailable;
 }
 
-call_failure failure_from_detail(squad_errc code, std::string detail, std::int64_t retry_after_ms) {
-  call_failure f{code, std::move(detail), retry_after_ms, failure_class::unknown};
-  if (code != squad_errc::chain_exhausted)
-    return f;
-  auto mentions = [&](std::string_view word) { return f.detail.find(word) != std::string::npos; };
-  bool refused = std::any_of(std::begin(refusals), std::end(refusals), mentions);
-  // "limited" also matches what rate_limited matches: kept as the dispatcher's texts have always been read.
-  bool other = std::any_of(std::begin(curable), std::end(curable), mentions);
-  f.upstream = refused && !other ? failure_class::request_refused : failure_class::unavailable;
-  return f;
-}
-
 caf::error make_squad_error(squad_errc code, std::string detail) {
   return caf::make_error(code, std::move(detail));
 }

@@ -71,10 +71,6 @@ struct call_failure {
 /// ended for a reason another try could cure; rate_limited when every attempt met a rate limit.
 failure_class classify_attempts(const std::vector<attempt_info>& attempts);
 
-/// Transitional: the failure of a producer that still reports (code, detail) only. For chain_exhausted it reads the
-/// class off the attempt list the detail ends with, by the same rule as classify_attempts; every other code is
-/// unknown. The one place left that looks at a failure's text: it goes when the dispatcher sends call_failure.
-call_failure failure_from_detail(squad_errc code, std::string detail, std::int64_t retry_after_ms = -1);
 
 /// Where a call's answer goes when the caller is not an actor (the gateway's io side): one message crosses from
 /// the io thread to the actors, and the answer comes back through the sink, not through another actor.
@@ -92,21 +88,8 @@ public:
   /// Whether any of the answer already reached the client: a failure after that cannot fall back.
   virtual bool committed() const = 0;
   virtual void done(call_result r) = 0;
-  virtual void failed(squad_errc code, std::string detail) = 0;
-  /// The same, with when trying again could succeed (ms from now; a shed call's earliest slot). The default
-  /// drops the hint.
-  virtual void failed(squad_errc code, std::string detail, std::int64_t retry_after_ms) {
-    (void)retry_after_ms;
-    failed(code, std::move(detail));
-  }
-  /// The failure with its typed class. The default hands it to the (code, detail) overloads; sinks that answer a
-  /// client override it and have their (code, detail) overloads build one with failure_from_detail.
-  virtual void failed(call_failure f) {
-    if (f.retry_after_ms >= 0)
-      failed(f.code, std::move(f.detail), f.retry_after_ms);
-    else
-      failed(f.code, std::move(f.detail));
-  }
+  /// The call failed; its typed class (with squad_errc) picks an API's status, never the detail's text.
+  virtual void failed(call_failure f) = 0;
   /// Whether nobody waits for the answer any more (the API client closed its connection): a call not yet sent
   /// upstream is then dropped. Thread-safe.
   virtual bool abandoned() const { return false; }

@@ -36,6 +36,7 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     command -v promtool >/dev/null 2>&1 || installed prometheus || missing+=(prometheus)
     command -v amtool >/dev/null 2>&1 || installed prometheus-alertmanager || missing+=(prometheus-alertmanager)
     command -v systemd-analyze >/dev/null 2>&1 || installed systemd || missing+=(systemd)
+    command -v clang-format >/dev/null 2>&1 || installed clang-format || missing+=(clang-format) # tests/format_check.sh
   fi
   if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"

@@ -39,7 +39,7 @@ public:
   }
   bool committed() const override { return false; }
   void done(call_result) override {}
-  void failed(squad_errc, std::string) override {}
+  void failed(call_failure) override {}
 
 private:
   caf::actor boss_;

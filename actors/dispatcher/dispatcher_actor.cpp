@@ -194,7 +194,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
     [self](call_request& req) -> caf::result<call_result> {
       auto refuse = [&req](squad_errc code, std::string why) -> caf::result<call_result> {
         if (req.sink)
-          std::exchange(req.sink, nullptr)->failed(code, why);
+          std::exchange(req.sink, nullptr)->failed(call_failure{code, why, -1, failure_class::unknown});
         return make_squad_error(code, std::move(why));
       };
       if (req.chain.empty())

@@ -69,6 +69,18 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
     forget_call(self, i);
     return;
   }
+  // An API call whose every upstream answer was a 429, twice or more, is answered 429 with the provider's own
+  // Retry-After now rather than after every retry its budget allows: the client learns when to come back (a run's
+  // step has its own long deadline and keeps waiting).
+  if (r.result == outcome::rate_limited && c.req.run_id.empty() && c.attempts.size() >= 2 &&
+      std::all_of(c.attempts.begin(), c.attempts.end(), [](auto& a) { return a.outcome == "rate_limited"; })) {
+    deliver(c, squad_errc::chain_exhausted,
+            "every upstream answer was a 429 (" + std::to_string(c.attempts.size()) + " tries): " +
+              attempts_text(c.attempts),
+            std::max<std::int64_t>(0, c.walker.next_ready_ms(now)));
+    forget_call(self, i);
+    return;
+  }
   if (c.req.sink && c.req.sink->committed()) { // the client already has part of this answer: no fallback
     deliver(c, squad_errc::chain_exhausted,
             target_name(t) + " failed after the answer began streaming (" + to_string(r.result) +

@@ -77,11 +77,6 @@ public:
     out_->end();
   }
 
-  // The dispatcher's (code, detail) reports become a typed failure here, once (see failure_from_detail).
-  void failed(squad_errc code, std::string detail) override { failed(failure_from_detail(code, std::move(detail))); }
-  void failed(squad_errc code, std::string detail, std::int64_t retry_after_ms) override {
-    failed(failure_from_detail(code, std::move(detail), retry_after_ms));
-  }
   void failed(call_failure f) override {
     if (answered_.exchange(true))
       return;

@@ -1,4 +1,4 @@
-// classify_attempts and failure_from_detail: the typed class of an exhausted chain, from its attempts' outcome names.
+// classify_attempts: the typed class of an exhausted chain, from its attempts' outcome names.
 #include "actors/messages.hpp"
 
 #include <catch2/catch.hpp>
@@ -29,18 +29,6 @@ TEST_CASE("failure class: a curable end anywhere makes the chain unavailable") {
 TEST_CASE("failure class: the detail's words do not classify an attempt") {
   // Each attempt's detail says "timeout"; only the outcome names count.
   CHECK(classify_attempts({tried("bad_request")}) == failure_class::request_refused);
-}
-
-TEST_CASE("failure from detail: the transitional reading of a (code, detail) report") {
-  // chain_exhausted is classified as the dispatcher's texts list their attempts; other codes stay unknown.
-  auto f =
-      failure_from_detail(squad_errc::chain_exhausted, "chain exhausted (targets after 1 attempts): p/m bad_request");
-  CHECK(f.upstream == failure_class::request_refused);
-  CHECK(failure_from_detail(squad_errc::chain_exhausted, "p/m bad_request; q/n rate_limited").upstream ==
-        failure_class::unavailable);
-  auto shed = failure_from_detail(squad_errc::shed, "bad_request", 1500);
-  CHECK(shed.upstream == failure_class::unknown);
-  CHECK(shed.retry_after_ms == 1500);
 }
 
 TEST_CASE("failure class: every attempt at a rate limit is rate_limited") {
