@@ -6,10 +6,14 @@ namespace squad {
 
 const char* to_string(failure_class c) {
   switch (c) {
-    case failure_class::unknown: return "unknown";
-    case failure_class::request_refused: return "request_refused";
-    case failure_class::unavailable: return "unavailable";
-    case failure_class::rate_limited: return "rate_limited";
+  case failure_class::unknown:
+    return "unknown";
+  case failure_class::request_refused:
+    return "request_refused";
+  case failure_class::unavailable:
+    return "unavailable";
+  case failure_class::rate_limited:
+    return "rate_limited";
   }
   return "unknown";
 }
@@ -19,8 +23,8 @@ namespace {
 // The rule of classify_attempts, over attempt outcome names: a refusal of the request itself, and the ends another
 // try (later, or at another target) could cure. Other outcomes (overloaded, auth_failed, ...) count for neither.
 constexpr std::string_view refusals[] = {"bad_request", "context_too_long"};
-constexpr std::string_view curable[] = {"rate_limited", "server_error", "timeout", "connect_failed", "limited",
-                                        "breaker_open"};
+constexpr std::string_view curable[] = {"rate_limited",   "server_error", "timeout",
+                                        "connect_failed", "limited",      "breaker_open"};
 
 } // namespace
 

@@ -19,9 +19,9 @@ class call_sink;
 /// A call as a persona (or an API client) asks for it.
 struct call_request {
   std::string trace_id;
-  std::string run_id;  ///< empty outside a run
-  std::string step_id; ///< empty outside a run
-  std::string persona; ///< empty for a direct provider/model call
+  std::string run_id;    ///< empty outside a run
+  std::string step_id;   ///< empty outside a run
+  std::string persona;   ///< empty for a direct provider/model call
   std::string budget_id; ///< outside a run: calls with the same id share one budget of LLM calls (X-Squad-Run)
   std::vector<chat_message> messages;
   std::uint8_t priority = 255; ///< priority_class as a number (0 = P0); 255: the persona's default
@@ -37,7 +37,7 @@ struct call_request {
   /// Set by the dispatcher per attempt: the response head must come within this, so that a fallback left in the
   /// chain keeps time to be tried (0: the provider's own timeouts.first_byte).
   std::int64_t head_ms = 0;
-  std::uint8_t strategy = 255; ///< route_strategy as a number; 255: the persona's (preference outside a persona)
+  std::uint8_t strategy = 255;     ///< route_strategy as a number; 255: the persona's (preference outside a persona)
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
   bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
   std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
@@ -52,7 +52,8 @@ struct call_request {
 /// (and from squad_errc), never from the failure's text.
 enum class failure_class : std::uint8_t {
   unknown,         ///< not classified (a failure that is not about upstream attempts)
-  request_refused, ///< an upstream refused the request itself (bad_request, context_too_long), no target failed otherwise
+  request_refused, ///< an upstream refused the request itself (bad_request, context_too_long), no target failed
+                   ///< otherwise
   unavailable,     ///< no target could serve it now (rate limits, server errors, timeouts, limiters, open breakers)
   rate_limited,    ///< every attempt was refused by a rate limit (an upstream 429, or no slot at a limiter in time)
 };
@@ -70,7 +71,6 @@ struct call_failure {
 /// reason such as limited or breaker_open): request_refused when some upstream refused the request and no attempt
 /// ended for a reason another try could cure; rate_limited when every attempt met a rate limit.
 failure_class classify_attempts(const std::vector<attempt_info>& attempts);
-
 
 /// Where a call's answer goes when the caller is not an actor (the gateway's io side): one message crosses from
 /// the io thread to the actors, and the answer comes back through the sink, not through another actor.
@@ -103,81 +103,64 @@ struct provider_call {
 
 // -- inspect (CAF 0.17 style) ----------------------------------------------
 
-template <class I>
-typename I::result_type inspect(I& f, chain_target& x) {
+template <class I> typename I::result_type inspect(I& f, chain_target& x) {
   return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier, x.input_price,
            x.output_price);
 }
-template <class I>
-typename I::result_type inspect(I& f, chat_message& x) {
+template <class I> typename I::result_type inspect(I& f, chat_message& x) {
   return f(caf::meta::type_name("chat_message"), x.role, x.content, x.tool_calls_json, x.tool_call_id, x.name);
 }
-template <class I>
-typename I::result_type inspect(I& f, call_request& x) {
-  return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id,
-           x.messages, x.priority, x.max_tokens, x.temperature, x.params_json, x.chain, x.timeout_ms, x.stream,
-           x.prefer_worker, x.cache_mode, x.events, x.head_ms, x.strategy);
+template <class I> typename I::result_type inspect(I& f, call_request& x) {
+  return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id, x.messages,
+           x.priority, x.max_tokens, x.temperature, x.params_json, x.chain, x.timeout_ms, x.stream, x.prefer_worker,
+           x.cache_mode, x.events, x.head_ms, x.strategy);
 }
-template <class I>
-typename I::result_type inspect(I& f, usage_info& x) {
+template <class I> typename I::result_type inspect(I& f, usage_info& x) {
   return f(caf::meta::type_name("usage_info"), x.prompt_tokens, x.completion_tokens);
 }
-template <class I>
-typename I::result_type inspect(I& f, limit_signals& x) {
-  return f(caf::meta::type_name("limit_signals"), x.retry_after_ms, x.remaining_requests,
-           x.remaining_tokens, x.reset_requests_ms, x.reset_tokens_ms, x.limit_requests,
-           x.remaining_requests_day, x.reset_requests_day_ms);
+template <class I> typename I::result_type inspect(I& f, limit_signals& x) {
+  return f(caf::meta::type_name("limit_signals"), x.retry_after_ms, x.remaining_requests, x.remaining_tokens,
+           x.reset_requests_ms, x.reset_tokens_ms, x.limit_requests, x.remaining_requests_day, x.reset_requests_day_ms);
 }
-template <class I>
-typename I::result_type inspect(I& f, upstream_reply& x) {
-  return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage,
-           x.simulated, x.latency_ms, x.latency_us, x.signals, x.partial_text, x.tool_calls_json,
-           x.system_fingerprint, x.logprobs_json);
+template <class I> typename I::result_type inspect(I& f, upstream_reply& x) {
+  return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage, x.simulated,
+           x.latency_ms, x.latency_us, x.signals, x.partial_text, x.tool_calls_json, x.system_fingerprint,
+           x.logprobs_json);
 }
-template <class I>
-typename I::result_type inspect(I& f, provider_call& x) {
+template <class I> typename I::result_type inspect(I& f, provider_call& x) {
   return f(caf::meta::type_name("provider_call"), x.target, x.request);
 }
-template <class I>
-typename I::result_type inspect(I& f, limit_grant& x) {
+template <class I> typename I::result_type inspect(I& f, limit_grant& x) {
   return f(caf::meta::type_name("limit_grant"), x.granted, x.permit, x.wait_ms, x.waited_ms, x.rule, x.breaker,
            x.slot_ms, x.ticket);
 }
-template <class I>
-typename I::result_type inspect(I& f, budget_grant& x) {
+template <class I> typename I::result_type inspect(I& f, budget_grant& x) {
   return f(caf::meta::type_name("budget_grant"), x.granted, x.id, x.action, x.reason, x.pressure, x.max_tokens,
            x.temperature, x.prefer_worker, x.degraded);
 }
-template <class I>
-typename I::result_type inspect(I& f, attempt_info& x) {
+template <class I> typename I::result_type inspect(I& f, attempt_info& x) {
   return f(caf::meta::type_name("attempt_info"), x.provider, x.model, x.outcome, x.detail, x.latency_ms);
 }
-template <class I>
-typename I::result_type inspect(I& f, call_result& x) {
-  return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us, x.tool_calls_json,
-           x.system_fingerprint, x.logprobs_json);
+template <class I> typename I::result_type inspect(I& f, call_result& x) {
+  return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage, x.simulated,
+           x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us, x.tool_calls_json, x.system_fingerprint,
+           x.logprobs_json);
 }
-template <class I>
-typename I::result_type inspect(I& f, call_failure& x) {
+template <class I> typename I::result_type inspect(I& f, call_failure& x) {
   return f(caf::meta::type_name("call_failure"), x.code, x.detail, x.retry_after_ms, x.upstream);
 }
-template <class I>
-typename I::result_type inspect(I& f, run_event& x) {
-  return f(caf::meta::type_name("run_event"), x.seq, x.at_ms, x.type, x.run_id, x.step_id, x.persona,
-           x.message, x.data_json);
+template <class I> typename I::result_type inspect(I& f, run_event& x) {
+  return f(caf::meta::type_name("run_event"), x.seq, x.at_ms, x.type, x.run_id, x.step_id, x.persona, x.message,
+           x.data_json);
 }
-template <class I>
-typename I::result_type inspect(I& f, step_output& x) {
-  return f(caf::meta::type_name("step_output"), x.persona, x.ok, x.text, x.error, x.served_by, x.usage,
-           x.simulated, x.latency_ms, x.attempts, x.partial);
+template <class I> typename I::result_type inspect(I& f, step_output& x) {
+  return f(caf::meta::type_name("step_output"), x.persona, x.ok, x.text, x.error, x.served_by, x.usage, x.simulated,
+           x.latency_ms, x.attempts, x.partial);
 }
-template <class I>
-typename I::result_type inspect(I& f, step_result& x) {
+template <class I> typename I::result_type inspect(I& f, step_result& x) {
   return f(caf::meta::type_name("step_result"), x.step_id, x.status, x.text, x.error, x.outputs);
 }
-template <class I>
-typename I::result_type inspect(I& f, child_event& x) {
+template <class I> typename I::result_type inspect(I& f, child_event& x) {
   return f(caf::meta::type_name("child_event"), x.supervisor, x.child, x.what, x.reason, x.restarts);
 }
 
@@ -191,21 +174,21 @@ std::string error_detail(const caf::actor_system& sys, const caf::error& err);
 CAF_ERROR_CODE_ENUM(squad::squad_errc, "squad")
 
 CAF_BEGIN_TYPE_ID_BLOCK(squad, caf::first_custom_type_id)
-  CAF_ADD_TYPE_ID(squad, (squad::chain_target))
-  CAF_ADD_TYPE_ID(squad, (squad::chat_message))
-  CAF_ADD_TYPE_ID(squad, (squad::call_request))
-  CAF_ADD_TYPE_ID(squad, (squad::usage_info))
-  CAF_ADD_TYPE_ID(squad, (squad::limit_signals))
-  CAF_ADD_TYPE_ID(squad, (squad::upstream_reply))
-  CAF_ADD_TYPE_ID(squad, (squad::provider_call))
-  CAF_ADD_TYPE_ID(squad, (squad::attempt_info))
-  CAF_ADD_TYPE_ID(squad, (squad::call_result))
-  CAF_ADD_TYPE_ID(squad, (squad::run_event))
-  CAF_ADD_TYPE_ID(squad, (squad::step_output))
-  CAF_ADD_TYPE_ID(squad, (squad::step_result))
-  CAF_ADD_TYPE_ID(squad, (squad::child_event))
-  CAF_ADD_TYPE_ID(squad, (squad::limit_grant))
-  CAF_ADD_TYPE_ID(squad, (squad::budget_grant))
+CAF_ADD_TYPE_ID(squad, (squad::chain_target))
+CAF_ADD_TYPE_ID(squad, (squad::chat_message))
+CAF_ADD_TYPE_ID(squad, (squad::call_request))
+CAF_ADD_TYPE_ID(squad, (squad::usage_info))
+CAF_ADD_TYPE_ID(squad, (squad::limit_signals))
+CAF_ADD_TYPE_ID(squad, (squad::upstream_reply))
+CAF_ADD_TYPE_ID(squad, (squad::provider_call))
+CAF_ADD_TYPE_ID(squad, (squad::attempt_info))
+CAF_ADD_TYPE_ID(squad, (squad::call_result))
+CAF_ADD_TYPE_ID(squad, (squad::run_event))
+CAF_ADD_TYPE_ID(squad, (squad::step_output))
+CAF_ADD_TYPE_ID(squad, (squad::step_result))
+CAF_ADD_TYPE_ID(squad, (squad::child_event))
+CAF_ADD_TYPE_ID(squad, (squad::limit_grant))
+CAF_ADD_TYPE_ID(squad, (squad::budget_grant))
 CAF_END_TYPE_ID_BLOCK(squad)
 
 // Atoms (text <= 10 characters).

@@ -17,8 +17,8 @@ struct chat_message {
   /// A message with text only, or with the tool fields too ({"user", "hi"} reads as before).
   chat_message(std::string role_, std::string content_, std::string tool_calls_json_ = {},
                std::string tool_call_id_ = {}, std::string name_ = {})
-    : role(std::move(role_)), content(std::move(content_)), tool_calls_json(std::move(tool_calls_json_)),
-      tool_call_id(std::move(tool_call_id_)), name(std::move(name_)) {}
+      : role(std::move(role_)), content(std::move(content_)), tool_calls_json(std::move(tool_calls_json_)),
+        tool_call_id(std::move(tool_call_id_)), name(std::move(name_)) {}
   std::string role; ///< system | user | assistant | tool
   std::string content;
   std::string tool_calls_json; ///< assistant: its `tool_calls` as a JSON array in OpenAI form; "" when none
@@ -40,8 +40,18 @@ struct usage_info {
 
 /// How one upstream attempt ended. Errors are values: only `ok` carries text.
 enum class outcome : std::uint8_t {
-  ok, rate_limited, overloaded, server_error, timeout, connect_failed, bad_response, stream_cut,
-  auth_failed, bad_request, context_too_long, unavailable,
+  ok,
+  rate_limited,
+  overloaded,
+  server_error,
+  timeout,
+  connect_failed,
+  bad_response,
+  stream_cut,
+  auth_failed,
+  bad_request,
+  context_too_long,
+  unavailable,
 };
 const char* to_string(outcome o);
 /// Whether another attempt at the same target can succeed (auth and bad requests cannot).
@@ -54,7 +64,7 @@ struct limit_signals {
   std::int64_t remaining_tokens = -1;
   std::int64_t reset_requests_ms = -1;
   std::int64_t reset_tokens_ms = -1;
-  std::int64_t limit_requests = -1; ///< the request limit the provider announces (x-ratelimit-limit-requests)
+  std::int64_t limit_requests = -1;         ///< the request limit the provider announces (x-ratelimit-limit-requests)
   std::int64_t remaining_requests_day = -1; ///< a daily count beside the window's (Cerebras' *-requests-day)
   std::int64_t reset_requests_day_ms = -1;
 };
@@ -70,7 +80,7 @@ struct upstream_reply {
   std::int64_t latency_ms = 0;
   std::int64_t latency_us = 0; ///< the same, in microseconds (overhead metrics)
   limit_signals signals;
-  std::string partial_text; ///< what a failed stream delivered before it failed (text stays empty)
+  std::string partial_text;       ///< what a failed stream delivered before it failed (text stays empty)
   std::string tool_calls_json;    ///< the answer's tool calls, a JSON array in OpenAI form; "" when none
   std::string system_fingerprint; ///< as the upstream said it; "" when not
   std::string logprobs_json;      ///< choices[0].logprobs as the upstream sent it; "" when none
@@ -79,23 +89,23 @@ struct upstream_reply {
 /// A limiter's answer to acquire (a permit, or `limited` with when to come back) and to query.
 struct limit_grant {
   bool granted = false;
-  std::uint64_t permit = 0;     ///< when granted
-  std::int64_t wait_ms = 0;     ///< query: estimated wait; acquire refused: retry in this many ms
-  std::int64_t waited_ms = 0;   ///< acquire: time spent queued
-  std::string rule;             ///< what held it back: pause, quota, window, bucket, concurrency, ..., breaker_open
-  std::uint8_t breaker = 0;     ///< the provider's breaker phase as last told (0 closed, 1 open, 2 half_open)
-  std::int64_t slot_ms = 0;     ///< query: what one more call ahead adds to the wait, at the effective rate
-  std::uint64_t ticket = 0;     ///< admit granted: the breaker ticket (its generation + 1) the call reports with
+  std::uint64_t permit = 0;   ///< when granted
+  std::int64_t wait_ms = 0;   ///< query: estimated wait; acquire refused: retry in this many ms
+  std::int64_t waited_ms = 0; ///< acquire: time spent queued
+  std::string rule;           ///< what held it back: pause, quota, window, bucket, concurrency, ..., breaker_open
+  std::uint8_t breaker = 0;   ///< the provider's breaker phase as last told (0 closed, 1 open, 2 half_open)
+  std::int64_t slot_ms = 0;   ///< query: what one more call ahead adds to the wait, at the effective rate
+  std::uint64_t ticket = 0;   ///< admit granted: the breaker ticket (its generation + 1) the call reports with
 };
 
 /// A budget allocator's answer for one call.
 struct budget_grant {
-  bool granted = false;           ///< call (true) or skip (false)
-  std::uint64_t id = 0;           ///< settle or cancel with it
-  std::string action;             ///< call | cache (the response cache only) | skip
-  std::string reason;             ///< why (always set for skip; "P0 runs beyond the budget" and the like for call)
-  std::string pressure;           ///< normal | elevated | critical, when decided
-  std::int64_t max_tokens = 0;    ///< the call's parameters after degradation
+  bool granted = false;        ///< call (true) or skip (false)
+  std::uint64_t id = 0;        ///< settle or cancel with it
+  std::string action;          ///< call | cache (the response cache only) | skip
+  std::string reason;          ///< why (always set for skip; "P0 runs beyond the budget" and the like for call)
+  std::string pressure;        ///< normal | elevated | critical, when decided
+  std::int64_t max_tokens = 0; ///< the call's parameters after degradation
   double temperature = 0;
   bool prefer_worker = false;
   std::vector<std::string> degraded; ///< one human line per change ("max_tokens 1024 -> 256 (pressure critical)")
@@ -119,9 +129,9 @@ struct call_result {
   bool simulated = false;
   std::int64_t latency_ms = 0; ///< from the call's arrival at the dispatcher to its answer
   std::vector<attempt_info> attempts;
-  bool partial = false; ///< every target failed; `text` is what one failed stream delivered before it was cut
-  bool cached = false;  ///< answered from the response cache: no LLM call was made
-  std::int64_t upstream_us = 0; ///< time spent in upstream exchanges, all attempts (the rest is Squad's overhead)
+  bool partial = false;           ///< every target failed; `text` is what one failed stream delivered before it was cut
+  bool cached = false;            ///< answered from the response cache: no LLM call was made
+  std::int64_t upstream_us = 0;   ///< time spent in upstream exchanges, all attempts (the rest is Squad's overhead)
   std::string tool_calls_json;    ///< the answer's tool calls, a JSON array in OpenAI form; "" when none
   std::string system_fingerprint; ///< the upstream's, when it sent one
   std::string logprobs_json;      ///< the upstream's choices[0].logprobs; "" when none
@@ -129,13 +139,13 @@ struct call_result {
 
 /// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.
 struct run_event {
-  std::int64_t seq = 0;       ///< position in the run's stream, from 1
-  std::int64_t at_ms = 0;     ///< milliseconds since the run started
-  std::string type;           ///< run.started, step.started, step.completed, step.fallback, ...
+  std::int64_t seq = 0;   ///< position in the run's stream, from 1
+  std::int64_t at_ms = 0; ///< milliseconds since the run started
+  std::string type;       ///< run.started, step.started, step.completed, step.fallback, ...
   std::string run_id;
   std::string step_id;
   std::string persona;
-  std::string message;        ///< one human line
+  std::string message; ///< one human line
   std::string data_json = "{}";
 };
 
@@ -181,8 +191,8 @@ enum class squad_errc : std::uint8_t {
   unknown_persona,
   deadline_exceeded,
   cancelled,
-  shed,               ///< skipped by priority shedding or a spent budget; the context says why
-  budget_spent,       ///< an API call's shared budget (X-Squad-Run) is spent: waiting a little does not help
+  shed,         ///< skipped by priority shedding or a spent budget; the context says why
+  budget_spent, ///< an API call's shared budget (X-Squad-Run) is spent: waiting a little does not help
 };
 const char* to_string(squad_errc e);
 

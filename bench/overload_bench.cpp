@@ -30,8 +30,9 @@ struct upstream {
   int concurrency;
 };
 
-
-double ms(clk::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(clk::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 double pct(std::vector<double> v, double p) {
   if (v.empty())
@@ -72,8 +73,9 @@ int main(int argc, char** argv) {
     std::string my = "upstreams:\n";
     double capacity = 0;
     for (auto& u : ups) {
-      my += "  " + u.name + ":\n    listen: 127.0.0.1:0\n    style: openai\n    limits: {requests: " +
-            std::to_string(u.requests) + ", per: 2s, concurrency: " + std::to_string(u.concurrency) +
+      my += "  " + u.name +
+            ":\n    listen: 127.0.0.1:0\n    style: openai\n    limits: {requests: " + std::to_string(u.requests) +
+            ", per: 2s, concurrency: " + std::to_string(u.concurrency) +
             "}\n    latency: {fixed: " + std::to_string(latency_ms) + "ms, jitter: " + std::to_string(latency_ms / 2) +
             "ms}\n    reply: {tokens: 16}\n";
       capacity += u.requests / 2.0;
@@ -83,8 +85,8 @@ int main(int argc, char** argv) {
                      "/config/workflows\nproviders:\n";
     for (auto& u : ups)
       sy += "  " + u.name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(mock.port(u.name)) +
-            "/v1\n    limits: {requests: " + std::to_string(u.requests) + ", per: 2s, burst: " +
-            std::to_string(u.requests) + ", concurrency: " + std::to_string(u.concurrency) +
+            "/v1\n    limits: {requests: " + std::to_string(u.requests) +
+            ", per: 2s, burst: " + std::to_string(u.requests) + ", concurrency: " + std::to_string(u.concurrency) +
             "}\n    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n    models:\n      m: {id: mock-" +
             u.name + ", tier: worker}\n";
     sy += "personas:\n  analyst: {chain: [a/m, b/m, c/m, d/m]}\n";
@@ -125,52 +127,52 @@ int main(int argc, char** argv) {
     };
     auto driver = sys.spawn([&](caf::stateful_actor<driver_state>* me) -> caf::behavior {
       return {
-        [&, me](atoms::start) -> caf::result<bool> {
-          me->state.done = me->make_response_promise();
-          me->send(me, atoms::tick_v);
-          return caf::delegated<bool>{};
-        },
-        [&, me](atoms::tick) {
-          auto& st = me->state;
-          auto now = clk::now();
-          while (st.next < total && now - start >= std::chrono::duration_cast<clk::duration>(gap * st.next)) {
-            int n = st.next++;
-            call_request req;
-            req.trace_id = std::to_string(n);
-            req.persona = "analyst";
-            req.priority = static_cast<std::uint8_t>(cls[n]);
-            req.messages = {{"user", "Call " + std::to_string(n)}};
-            req.max_tokens = 32;
-            req.timeout_ms = 60000;
-            sent_at[n] = clk::now();
-            ++by[cls[n]].sent;
-            me->request(analyst, std::chrono::seconds(90), std::move(req))
-              .then(
-                [&, me, n](call_result&) {
-                  by[cls[n]].served++;
-                  by[cls[n]].wait_ms.push_back(ms(clk::now() - sent_at[n]));
-                  if (++me->state.answered == total)
-                    me->state.done.deliver(true);
-                },
-                [&, me, n](caf::error& err) {
-                  auto& c = by[cls[n]];
-                  if (err == squad_errc::shed) {
-                    ++c.shed;
-                    c.shed_ms.push_back(ms(clk::now() - sent_at[n]));
-                    if (c.first_shed.empty())
-                      c.first_shed = error_detail(sys, err);
-                  } else {
-                    ++c.failed;
-                    if (c.first_failure.empty())
-                      c.first_failure = error_detail(sys, err);
-                  }
-                  if (++me->state.answered == total)
-                    me->state.done.deliver(true);
-                });
-          }
-          if (st.next < total)
-            me->delayed_send(me, std::chrono::milliseconds(1), atoms::tick_v);
-        },
+          [&, me](atoms::start) -> caf::result<bool> {
+            me->state.done = me->make_response_promise();
+            me->send(me, atoms::tick_v);
+            return caf::delegated<bool>{};
+          },
+          [&, me](atoms::tick) {
+            auto& st = me->state;
+            auto now = clk::now();
+            while (st.next < total && now - start >= std::chrono::duration_cast<clk::duration>(gap * st.next)) {
+              int n = st.next++;
+              call_request req;
+              req.trace_id = std::to_string(n);
+              req.persona = "analyst";
+              req.priority = static_cast<std::uint8_t>(cls[n]);
+              req.messages = {{"user", "Call " + std::to_string(n)}};
+              req.max_tokens = 32;
+              req.timeout_ms = 60000;
+              sent_at[n] = clk::now();
+              ++by[cls[n]].sent;
+              me->request(analyst, std::chrono::seconds(90), std::move(req))
+                  .then(
+                      [&, me, n](call_result&) {
+                        by[cls[n]].served++;
+                        by[cls[n]].wait_ms.push_back(ms(clk::now() - sent_at[n]));
+                        if (++me->state.answered == total)
+                          me->state.done.deliver(true);
+                      },
+                      [&, me, n](caf::error& err) {
+                        auto& c = by[cls[n]];
+                        if (err == squad_errc::shed) {
+                          ++c.shed;
+                          c.shed_ms.push_back(ms(clk::now() - sent_at[n]));
+                          if (c.first_shed.empty())
+                            c.first_shed = error_detail(sys, err);
+                        } else {
+                          ++c.failed;
+                          if (c.first_failure.empty())
+                            c.first_failure = error_detail(sys, err);
+                        }
+                        if (++me->state.answered == total)
+                          me->state.done.deliver(true);
+                      });
+            }
+            if (st.next < total)
+              me->delayed_send(me, std::chrono::milliseconds(1), atoms::tick_v);
+          },
       };
     });
     self->request(driver, std::chrono::seconds(600), atoms::start_v).receive([](bool) {}, [](caf::error&) {});
@@ -186,10 +188,10 @@ int main(int argc, char** argv) {
         occupancy += "(" + u.name + ": " + std::to_string(s["rejected"]["concurrency"].get<std::int64_t>()) +
                      " over its concurrency cap) ";
       if (s["rejected"]["requests"].get<std::int64_t>() > 0)
-        occupancy += "(" + u.name + ": " + std::to_string(s["rejected"]["requests"].get<std::int64_t>()) +
-                     " over its window) ";
-      occupancy += u.name + "=" + std::to_string(s["max_window_occupancy"].get<int>()) + "/" +
-                   std::to_string(u.requests) + " ";
+        occupancy +=
+            "(" + u.name + ": " + std::to_string(s["rejected"]["requests"].get<std::int64_t>()) + " over its window) ";
+      occupancy +=
+          u.name + "=" + std::to_string(s["max_window_occupancy"].get<int>()) + "/" + std::to_string(u.requests) + " ";
     }
     std::printf("bench/overload: %.1fx the combined capacity (%.1f calls/s) for %.0fs: %d calls, 10%% P0, 30%% P1, "
                 "30%% P2, 30%% P3; latency %dms\n\n",
@@ -203,7 +205,8 @@ int main(int argc, char** argv) {
                   x.served, x.shed, x.failed, x.sent ? 100.0 * x.shed / x.sent : 0.0, pct(x.wait_ms, .5),
                   pct(x.wait_ms, .99), pct(x.shed_ms, .5), pct(x.shed_ms, .99),
                   x.shed_ms.empty() ? 0.0 : *std::max_element(x.shed_ms.begin(), x.shed_ms.end()),
-                  x.shed_ms.empty() ? 100.0 : 100.0 * static_cast<double>(fast) / static_cast<double>(x.shed_ms.size()));
+                  x.shed_ms.empty() ? 100.0
+                                    : 100.0 * static_cast<double>(fast) / static_cast<double>(x.shed_ms.size()));
     }
     std::printf("\nupstream 429s: %lld; max window occupancy: %s; all answered after %.1fs\n",
                 static_cast<long long>(rejected), occupancy.c_str(), makespan / 1000);

@@ -28,7 +28,9 @@ struct options {
   double seconds = 3;
 };
 
-double us(clk::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+double us(clk::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
 
 double pct(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
@@ -77,10 +79,10 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    test::mock_process mock(
-      "upstreams:\n  bench:\n    listen: 127.0.0.1:0\n    style: openai\n"
-      "    limits: {requests: 100000000, per: 1s, concurrency: 0}\n    latency: {fixed: 0ms}\n    reply: {tokens: 24}\n",
-      o.mock);
+    test::mock_process mock("upstreams:\n  bench:\n    listen: 127.0.0.1:0\n    style: openai\n"
+                            "    limits: {requests: 100000000, per: 1s, concurrency: 0}\n    latency: {fixed: 0ms}\n   "
+                            " reply: {tokens: 24}\n",
+                            o.mock);
     auto port = mock.port("bench");
     const std::string body = prompt_body();
     const int warmup = 200;
@@ -123,7 +125,7 @@ int main(int argc, char** argv) {
       auto t0 = clk::now();
       bool ok = false;
       self->request(prov, std::chrono::seconds(10), make_call())
-        .receive([&](upstream_reply& r) { ok = r.result == outcome::ok; }, [&](caf::error&) {});
+          .receive([&](upstream_reply& r) { ok = r.result == outcome::ok; }, [&](caf::error&) {});
       auto t1 = clk::now();
       if (!ok)
         throw std::runtime_error("provider call failed");
@@ -140,14 +142,13 @@ int main(int argc, char** argv) {
           if (left == 0)
             return rp.deliver(true);
           auto t0 = clk::now();
-          me->request(prov, std::chrono::seconds(10), make_call())
-            .then([=](upstream_reply& r) mutable {
-              if (r.result != outcome::ok)
-                return rp.deliver(false);
-              if (skip <= 0)
-                out->push_back(us(clk::now() - t0));
-              next(me, prov, left - 1, out, rp, skip - 1);
-            });
+          me->request(prov, std::chrono::seconds(10), make_call()).then([=](upstream_reply& r) mutable {
+            if (r.result != outcome::ok)
+              return rp.deliver(false);
+            if (skip <= 0)
+              out->push_back(us(clk::now() - t0));
+            next(me, prov, left - 1, out, rp, skip - 1);
+          });
         }
       };
       auto driver = sys.spawn([&](caf::event_based_actor* me) -> caf::behavior {
@@ -158,8 +159,8 @@ int main(int argc, char** argv) {
         }};
       });
       bool ok = false;
-      self->request(driver, std::chrono::seconds(120), atoms::start_v).receive([&](bool b) { ok = b; },
-                                                                              [&](caf::error&) {});
+      self->request(driver, std::chrono::seconds(120), atoms::start_v)
+          .receive([&](bool b) { ok = b; }, [&](caf::error&) {});
       caf::anon_send_exit(driver, caf::exit_reason::user_shutdown);
       if (!ok)
         throw std::runtime_error("provider call from the driver actor failed");
@@ -206,7 +207,8 @@ int main(int argc, char** argv) {
     double raw_rps = raw_done / std::chrono::duration<double>(clk::now() - rstart).count();
 
     auto s = pool->stats();
-    std::printf("bench/provider: squad-mock-provider on loopback, latency 0, 24-token replies, %d calls each\n", o.calls);
+    std::printf("bench/provider: squad-mock-provider on loopback, latency 0, 24-token replies, %d calls each\n",
+                o.calls);
     std::printf("%-34s %10s %10s\n", "one call at a time", "p50 us", "p99 us");
     std::printf("%-34s %10.1f %10.1f\n", "raw Beast client (keep-alive)", pct(raw, .5), pct(raw, .99));
     std::printf("%-34s %10.1f %10.1f\n", "provider actor, from scoped_actor", pct(actor, .5), pct(actor, .99));
@@ -219,10 +221,11 @@ int main(int argc, char** argv) {
     std::printf("\n%d in flight for %.1fs              calls/s   failed\n", in_flight, o.seconds);
     std::printf("%-34s %10.0f %8ld\n", "provider actor (1 io thread)", actor_rps, failed);
     std::printf("%-34s %10.0f %8d\n", "32 raw Beast clients (32 threads)", raw_rps, 0);
-    std::printf("\nconnections opened: raw sequential %d; provider pool %lld in all (mock saw %d during the 32-in-flight "
-                "run), %lld requests on reused connections, %lld stale retries\n",
-                raw_conns, static_cast<long long>(s.connections_opened), actor_conns,
-                static_cast<long long>(s.reused), static_cast<long long>(s.stale_retries));
+    std::printf(
+        "\nconnections opened: raw sequential %d; provider pool %lld in all (mock saw %d during the 32-in-flight "
+        "run), %lld requests on reused connections, %lld stale retries\n",
+        raw_conns, static_cast<long long>(s.connections_opened), actor_conns, static_cast<long long>(s.reused),
+        static_cast<long long>(s.stale_retries));
     caf::anon_send_exit(prov, caf::exit_reason::user_shutdown);
     return 0;
   } catch (const std::exception& e) {

@@ -23,8 +23,8 @@
 #include "tests/integration/mock_process.hpp"
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 
@@ -36,22 +36,22 @@ namespace {
 
 struct upstream {
   std::string name;
-  int requests;    // what the mock enforces per window
-  int advertised;  // what Squad's config says
+  int requests;   // what the mock enforces per window
+  int advertised; // what Squad's config says
   int concurrency;
 };
 
-const std::vector<std::string> personas = {"analyst", "pm", "architect", "ux-expert", "po",
-                                           "sm", "dev", "qa", "devops", "tech-writer"};
+const std::vector<std::string> personas = {"analyst", "pm",  "architect", "ux-expert", "po",
+                                           "sm",      "dev", "qa",        "devops",    "tech-writer"};
 const int tasks = 30;
 const std::chrono::milliseconds window{2000};
-
 
 std::string mock_yaml(const std::vector<upstream>& ups, int latency_ms) {
   std::string y = "upstreams:\n";
   for (auto& u : ups)
-    y += "  " + u.name + ":\n    listen: 127.0.0.1:0\n    style: openai\n    limits: {requests: " +
-         std::to_string(u.requests) + ", per: 2s, concurrency: " + std::to_string(u.concurrency) +
+    y += "  " + u.name +
+         ":\n    listen: 127.0.0.1:0\n    style: openai\n    limits: {requests: " + std::to_string(u.requests) +
+         ", per: 2s, concurrency: " + std::to_string(u.concurrency) +
          "}\n    latency: {fixed: " + std::to_string(latency_ms) + "ms, jitter: " + std::to_string(latency_ms / 2) +
          "ms}\n    reply: {tokens: 16}\n";
   return y;
@@ -63,11 +63,14 @@ std::string squad_yaml(const std::vector<upstream>& ups, const test::mock_proces
                   "queue_wait: 30s}\nproviders:\n";
   for (auto& u : ups)
     y += "  " + u.name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(m.port(u.name)) +
-         "/v1\n    limits: {requests: " + std::to_string(u.advertised) + ", per: 2s, burst: " +
-         std::to_string(u.advertised) + ", concurrency: " + std::to_string(u.concurrency) +
-         (std::getenv("QUOTA_EXPECTED_LATENCY") ? std::string(", expected_latency: ") + std::getenv("QUOTA_EXPECTED_LATENCY") : std::string{}) +
+         "/v1\n    limits: {requests: " + std::to_string(u.advertised) +
+         ", per: 2s, burst: " + std::to_string(u.advertised) + ", concurrency: " + std::to_string(u.concurrency) +
+         (std::getenv("QUOTA_EXPECTED_LATENCY")
+              ? std::string(", expected_latency: ") + std::getenv("QUOTA_EXPECTED_LATENCY")
+              : std::string{}) +
          "}\n    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n"
-         "    breaker: {failures: 5, cooldown: 3s}\n    models:\n      m: {id: mock-" + u.name + ", tier: worker}\n";
+         "    breaker: {failures: 5, cooldown: 3s}\n    models:\n      m: {id: mock-" +
+         u.name + ", tier: worker}\n";
   y += "personas:\n";
   for (std::size_t p = 0; p < personas.size(); ++p) {
     y += "  " + personas[p] + ": {chain: [";
@@ -129,35 +132,35 @@ outcome_counts run_calls(caf::actor_system& sys, const directory_ptr& dir, std::
   while (answered < tasks * static_cast<int>(personas.size())) {
     send_due();
     self->receive(
-      [&](call_result& r) {
-        ++answered;
-        ++out.ok;
-        bool limited = false;
-        out.slowest.clear();
-        for (auto& a : r.attempts) {
-          limited = limited || a.outcome == "limited";
-          out.slowest += a.provider + ":" + a.outcome + (a.detail.empty() ? "" : "(" + a.detail + ")") + " ";
-        }
-        out.rerouted += limited;
-        for (auto& a : r.attempts)
-          if (a.outcome == "rate_limited") {
-            ++out.saw_429;
-            break;
+        [&](call_result& r) {
+          ++answered;
+          ++out.ok;
+          bool limited = false;
+          out.slowest.clear();
+          for (auto& a : r.attempts) {
+            limited = limited || a.outcome == "limited";
+            out.slowest += a.provider + ":" + a.outcome + (a.detail.empty() ? "" : "(" + a.detail + ")") + " ";
           }
-      },
-      [&](run_event& ev) {
-        if (ev.type == "provider.breaker")
-          out.breaker_events.push_back(
-            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - start).count()) +
-            "ms " + ev.message);
-      },
-      [&](caf::error& err) {
-        ++answered;
-        ++out.failed;
-        if (out.first_error.empty())
-          out.first_error = error_detail(sys, err);
-      },
-      caf::after(std::chrono::milliseconds(50)) >> [] {});
+          out.rerouted += limited;
+          for (auto& a : r.attempts)
+            if (a.outcome == "rate_limited") {
+              ++out.saw_429;
+              break;
+            }
+        },
+        [&](run_event& ev) {
+          if (ev.type == "provider.breaker")
+            out.breaker_events.push_back(
+                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - start).count()) +
+                "ms " + ev.message);
+        },
+        [&](caf::error& err) {
+          ++answered;
+          ++out.failed;
+          if (out.first_error.empty())
+            out.first_error = error_detail(sys, err);
+        },
+        caf::after(std::chrono::milliseconds(50)) >> [] {});
     while (fired < actions.size() && clk::now() - start >= actions[fired].first)
       actions[fired++].second();
   }
@@ -174,7 +177,8 @@ double schedule_bound(const std::vector<upstream>& ups, int calls, double window
   auto next_start = [&](std::size_t u) {
     auto& s = starts[u];
     double t = s.empty() ? 0 : s.back();
-    auto n = s.size(), cap = static_cast<std::size_t>(ups[u].requests), conc = static_cast<std::size_t>(ups[u].concurrency);
+    auto n = s.size(), cap = static_cast<std::size_t>(ups[u].requests),
+         conc = static_cast<std::size_t>(ups[u].concurrency);
     if (n >= cap)
       t = std::max(t, s[n - cap] + window_s);
     if (n >= conc)
@@ -244,8 +248,8 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
     auto s = mock_stats(mock, u.name);
     rejected += s["rejected"]["requests"].get<std::int64_t>() + s["rejected"]["concurrency"].get<std::int64_t>() +
                 s["rejected"]["tokens"].get<std::int64_t>();
-    occupancy += u.name + "=" + std::to_string(s["max_window_occupancy"].get<int>()) + "/" +
-                 std::to_string(u.requests) + " ";
+    occupancy +=
+        u.name + "=" + std::to_string(s["max_window_occupancy"].get<int>()) + "/" + std::to_string(u.requests) + " ";
   }
   double makespan = std::chrono::duration<double>(r.makespan).count();
   char ratio[16] = "-", sched[16] = "-", sratio[16] = "-"; // with arrivals spread over time the bounds say little
@@ -260,7 +264,8 @@ int scenario(const std::string& name, const std::string& mock_bin, int latency_m
               static_cast<long long>(rejected), 100.0 * r.saw_429 / calls, occupancy.c_str(), makespan, bound_s, ratio,
               sched, sratio);
   if (std::getenv("QUOTA_VERBOSE"))
-    std::printf("            %d calls re-routed after a limiter refusal; last call: %s\n", r.rerouted, r.slowest.c_str());
+    std::printf("            %d calls re-routed after a limiter refusal; last call: %s\n", r.rerouted,
+                r.slowest.c_str());
   if (!r.first_error.empty())
     std::printf("            first error: %s\n", r.first_error.c_str());
   for (auto& e : r.breaker_events)
@@ -287,7 +292,8 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("bench/quota: 300 calls at once (30 tasks x 10 personas), upstreams a,b,c,d enforce 12,60,15,12 per 2s\n"
-              "window, concurrency 4,16,4,2; latency %dms + jitter %dms\n\n", latency_ms, latency_ms / 2);
+              "window, concurrency 4,16,4,2; latency %dms + jitter %dms\n\n",
+              latency_ms, latency_ms / 2);
   std::printf("%-11s %7s %6s %9s %-22s %9s %8s %6s %8s %6s\n", "scenario", "success", "429s", "saw 429",
               "max window occupancy", "makespan", "bound", "ratio", "schedule", "ratio");
   int rc = 0;

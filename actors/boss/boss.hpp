@@ -25,9 +25,9 @@ namespace squad {
 
 /// Fault injection for tests and demos; all off by default.
 struct test_hooks {
-  std::string kill_persona;  ///< kill this persona's actor when its first step starts
-  std::string crash_step;    ///< the worker of this step crashes at start ...
-  int crash_times = 0;       ///< ... this many times (across restarts)
+  std::string kill_persona; ///< kill this persona's actor when its first step starts
+  std::string crash_step;   ///< the worker of this step crashes at start ...
+  int crash_times = 0;      ///< ... this many times (across restarts)
   std::shared_ptr<std::atomic<int>> crashes = std::make_shared<std::atomic<int>>(0);
 };
 
@@ -39,8 +39,9 @@ struct run_spec {
   millis step_timeout{120000};
   supervision_config supervision;
   test_hooks hooks;
-  std::map<std::string, millis> feedback; ///< steps that wait for a person's input after their output (with the step's own)
-  bool stream_deltas = false;             ///< publish step.delta events with the streamed text (API runs)
+  std::map<std::string, millis>
+      feedback;               ///< steps that wait for a person's input after their output (with the step's own)
+  bool stream_deltas = false; ///< publish step.delta events with the streamed text (API runs)
 };
 
 class directory;
@@ -60,8 +61,8 @@ struct worker_args {
   std::vector<std::string> persona_names; ///< display names, parallel to step.personas
   std::string inputs_text;                ///< the "### Input from ..." blocks of the step's inputs
   caf::actor boss;
-  std::shared_ptr<directory> dir;         ///< where the step's personas are found
-  budget_actor budget;                    ///< the run's budget allocator; null: no budget governance
+  std::shared_ptr<directory> dir; ///< where the step's personas are found
+  budget_actor budget;            ///< the run's budget allocator; null: no budget governance
   millis timeout{120000};
   test_hooks hooks;
   bool stream_deltas = false; ///< send the boss step.delta events as the answer streams

@@ -116,7 +116,8 @@ void launch_ready(boss_actor* self) {
     args.step = step;
     auto first = st.spec.personas.find(step.personas.front());
     args.priority = static_cast<std::uint8_t>(
-      step.priority ? *step.priority : (first != st.spec.personas.end() ? first->second.priority : priority_class::p1));
+        step.priority ? *step.priority
+                      : (first != st.spec.personas.end() ? first->second.priority : priority_class::p1));
     for (auto& p : step.personas) {
       auto i = st.spec.personas.find(p);
       args.persona_names.push_back(i != st.spec.personas.end() ? i->second.name : p);
@@ -130,15 +131,18 @@ void launch_ready(boss_actor* self) {
     args.stream_deltas = st.spec.stream_deltas;
     publish(self, "step.started", step.id, join(step.personas, ","),
             step.id + ": " + join(args.persona_names, " + ") + " (P" + std::to_string(args.priority) + ")",
-            json{{"index", s.index}, {"personas", step.personas}, {"priority", "P" + std::to_string(args.priority)},
+            json{{"index", s.index},
+                 {"personas", step.personas},
+                 {"priority", "P" + std::to_string(args.priority)},
                  {"strategy", step.strategy == step_strategy::single     ? "single"
                               : step.strategy == step_strategy::parallel ? "parallel"
-                                                                           : "cascade"},
+                                                                         : "cascade"},
                  {"inputs", step.inputs}});
     child_spec spec{"step:" + step.id, restart_kind::transient,
                     [args](caf::local_actor* parent) { return spawn_worker(parent, args); }};
     self->request(st.workers, caf::infinite, atoms::start_child_v, std::move(spec))
-      .then([](const caf::actor&) {},
+        .then(
+            [](const caf::actor&) {},
             [self, id = step.id](caf::error& err) {
               auto& s = self->state.steps[id];
               s.status = "failed";
@@ -150,7 +154,8 @@ void launch_ready(boss_actor* self) {
             });
     // Test hook: kill a persona's actor while its step is in flight.
     auto& hk = st.spec.hooks.kill_persona;
-    if (!hk.empty() && !st.killed_persona && std::find(step.personas.begin(), step.personas.end(), hk) != step.personas.end()) {
+    if (!hk.empty() && !st.killed_persona &&
+        std::find(step.personas.begin(), step.personas.end(), hk) != step.personas.end()) {
       st.killed_persona = true;
       if (auto p = st.dir->get()->persona(hk)) {
         publish(self, "test.kill", "", hk, "test hook: crashing persona actor " + hk);
@@ -198,8 +203,8 @@ void finish_run(boss_actor* self, const std::string& reason) {
       failed.push_back(step.id);
   }
   auto elapsed = std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
-  json data{{"steps", steps},     {"completed", completed}, {"failed", failed}, {"skipped", skipped},
-            {"calls", st.calls},  {"tokens", st.tokens},    {"elapsed_ms", elapsed}};
+  json data{{"steps", steps},    {"completed", completed}, {"failed", failed},     {"skipped", skipped},
+            {"calls", st.calls}, {"tokens", st.tokens},    {"elapsed_ms", elapsed}};
   if (reason.empty() && failed.empty()) {
     publish(self, "run.completed", "", "", "run completed: " + std::to_string(completed.size()) + " steps", data);
   } else {
@@ -230,7 +235,8 @@ caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> d
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
   st.workers = spawn_child_supervisor(self, wopts, {});
-  st.budget = spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.dir);
+  st.budget =
+      spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.dir);
   self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
   self->send(st.workers, atoms::subscribe_v, caf::actor{self});
@@ -244,64 +250,73 @@ caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> d
     self->send(st.personas, atoms::subscribe_v, caf::actor{self});
   self->send(self, atoms::start_v);
   return {
-    [self](atoms::start) {
-      auto& st = self->state;
-      publish(self, "run.started", "", "", "run " + st.spec.run_id + ": " + st.spec.workflow.id,
-              json{{"task", st.spec.task}, {"workflow", st.spec.workflow.id}, {"steps", st.spec.workflow.steps.size()},
-                   {"budget_calls", st.spec.workflow.budget_calls},
-                   {"budget_tokens", st.spec.workflow.budget_tokens}});
-      launch_ready(self);
-    },
-    [self](step_result& r) {
-      auto& st = self->state;
-      auto it = st.steps.find(r.step_id);
-      if (it == st.steps.end() || it->second.status != "running")
-        return;
-      json outputs = json::array();
-      for (auto& o : r.outputs) {
-        st.calls += static_cast<std::int64_t>(o.attempts.size());
-        st.tokens += o.usage.prompt_tokens + o.usage.completion_tokens;
-        outputs.push_back({{"persona", o.persona},
-                           {"ok", o.ok},
-                           {"provider", o.served_by.provider},
-                           {"model", o.served_by.model},
-                           {"prompt_tokens", o.usage.prompt_tokens},
-                           {"completion_tokens", o.usage.completion_tokens},
-                           {"latency_ms", o.latency_ms},
-                           {"attempts", o.attempts.size()},
-                           {"simulated", o.simulated},
-                           {"partial", o.partial},
-                           {"text", o.text},
-                           {"error", o.error}});
-      }
-      it->second.status = r.status;
-      json data{{"index", it->second.index}, {"status", r.status}, {"outputs", outputs},
-                {"text", r.text},            {"error", r.error}};
-      auto type = r.status == "completed" ? "step.completed" : r.status == "skipped" ? "step.skipped" : "step.failed";
-      auto msg = r.step_id + " " + r.status + (r.error.empty() ? "" : " (" + r.error + ")");
-      it->second.result = std::move(r);
-      publish(self, type, it->first, "", msg, data);
-      if (auto fb = st.spec.feedback.find(it->first); fb != st.spec.feedback.end() && it->second.status == "completed") {
-        it->second.status = "awaiting_feedback"; // dependents wait for a person's input, or the timeout
-        publish(self, "step.awaiting_feedback", it->first, "",
-                it->first + ": waiting up to " + std::to_string(fb->second.count()) + "ms for feedback",
-                json{{"timeout_ms", fb->second.count()}});
-        self->delayed_send(self, fb->second, atoms::tick_v, it->first);
-      }
-      launch_ready(self);
-    },
-    [self](run_event& ev) { publish(self, std::move(ev)); },
-    [self](child_event& ev) {
-      auto what = ev.supervisor.rfind("workers:", 0) == 0 ? "step." + ev.what : "actor." + ev.what;
-      auto step = ev.child.rfind("step:", 0) == 0 ? ev.child.substr(5) : "";
-      publish(self, what, step, step.empty() ? ev.child : "",
-              ev.supervisor + "/" + ev.child + " " + ev.what + " after " + ev.reason,
-              json{{"supervisor", ev.supervisor}, {"child", ev.child}, {"reason", ev.reason}, {"restarts", ev.restarts}});
-    },
-    [self](atoms::subscribe, const caf::actor& who) { self->state.listeners.push_back(who); },
-    [self](atoms::cancel) { finish_run(self, "cancelled"); },
-    [self](atoms::feedback, const std::string& step, const std::string& text) { end_feedback_wait(self, step, &text); },
-    [self](atoms::tick, const std::string& step) { end_feedback_wait(self, step, nullptr); },
+      [self](atoms::start) {
+        auto& st = self->state;
+        publish(self, "run.started", "", "", "run " + st.spec.run_id + ": " + st.spec.workflow.id,
+                json{{"task", st.spec.task},
+                     {"workflow", st.spec.workflow.id},
+                     {"steps", st.spec.workflow.steps.size()},
+                     {"budget_calls", st.spec.workflow.budget_calls},
+                     {"budget_tokens", st.spec.workflow.budget_tokens}});
+        launch_ready(self);
+      },
+      [self](step_result& r) {
+        auto& st = self->state;
+        auto it = st.steps.find(r.step_id);
+        if (it == st.steps.end() || it->second.status != "running")
+          return;
+        json outputs = json::array();
+        for (auto& o : r.outputs) {
+          st.calls += static_cast<std::int64_t>(o.attempts.size());
+          st.tokens += o.usage.prompt_tokens + o.usage.completion_tokens;
+          outputs.push_back({{"persona", o.persona},
+                             {"ok", o.ok},
+                             {"provider", o.served_by.provider},
+                             {"model", o.served_by.model},
+                             {"prompt_tokens", o.usage.prompt_tokens},
+                             {"completion_tokens", o.usage.completion_tokens},
+                             {"latency_ms", o.latency_ms},
+                             {"attempts", o.attempts.size()},
+                             {"simulated", o.simulated},
+                             {"partial", o.partial},
+                             {"text", o.text},
+                             {"error", o.error}});
+        }
+        it->second.status = r.status;
+        json data{{"index", it->second.index},
+                  {"status", r.status},
+                  {"outputs", outputs},
+                  {"text", r.text},
+                  {"error", r.error}};
+        auto type = r.status == "completed" ? "step.completed" : r.status == "skipped" ? "step.skipped" : "step.failed";
+        auto msg = r.step_id + " " + r.status + (r.error.empty() ? "" : " (" + r.error + ")");
+        it->second.result = std::move(r);
+        publish(self, type, it->first, "", msg, data);
+        if (auto fb = st.spec.feedback.find(it->first);
+            fb != st.spec.feedback.end() && it->second.status == "completed") {
+          it->second.status = "awaiting_feedback"; // dependents wait for a person's input, or the timeout
+          publish(self, "step.awaiting_feedback", it->first, "",
+                  it->first + ": waiting up to " + std::to_string(fb->second.count()) + "ms for feedback",
+                  json{{"timeout_ms", fb->second.count()}});
+          self->delayed_send(self, fb->second, atoms::tick_v, it->first);
+        }
+        launch_ready(self);
+      },
+      [self](run_event& ev) { publish(self, std::move(ev)); },
+      [self](child_event& ev) {
+        auto what = ev.supervisor.rfind("workers:", 0) == 0 ? "step." + ev.what : "actor." + ev.what;
+        auto step = ev.child.rfind("step:", 0) == 0 ? ev.child.substr(5) : "";
+        publish(
+            self, what, step, step.empty() ? ev.child : "",
+            ev.supervisor + "/" + ev.child + " " + ev.what + " after " + ev.reason,
+            json{{"supervisor", ev.supervisor}, {"child", ev.child}, {"reason", ev.reason}, {"restarts", ev.restarts}});
+      },
+      [self](atoms::subscribe, const caf::actor& who) { self->state.listeners.push_back(who); },
+      [self](atoms::cancel) { finish_run(self, "cancelled"); },
+      [self](atoms::feedback, const std::string& step, const std::string& text) {
+        end_feedback_wait(self, step, &text);
+      },
+      [self](atoms::tick, const std::string& step) { end_feedback_wait(self, step, nullptr); },
   };
 }
 

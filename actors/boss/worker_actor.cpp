@@ -28,7 +28,7 @@ constexpr int max_persona_tries = 5; // a persona that is restarting gets a few 
 class step_delta_sink final : public call_sink {
 public:
   step_delta_sink(caf::actor boss, std::string step, std::string persona)
-    : boss_(std::move(boss)), step_(std::move(step)), persona_(std::move(persona)) {}
+      : boss_(std::move(boss)), step_(std::move(step)), persona_(std::move(persona)) {}
   void delta(std::string_view text) override {
     run_event ev;
     ev.type = "step.delta";
@@ -50,10 +50,10 @@ struct call_slot {
   std::string persona;
   int tries = 0;
   bool done = false;
-  bool skipped = false;   // the budget allocator said skip (out.error says why)
-  bool cache_only = false; // the budget allocator said: the cache, or skip
-  std::string shed_reason; // why, for a cache-only call
-  std::uint64_t grant = 0; // the budget allocator's id for the call, 0: none
+  bool skipped = false;                // the budget allocator said skip (out.error says why)
+  bool cache_only = false;             // the budget allocator said: the cache, or skip
+  std::string shed_reason;             // why, for a cache-only call
+  std::uint64_t grant = 0;             // the budget allocator's id for the call, 0: none
   std::optional<budget_grant> granted; // its parameters, kept for a retried handoff
   step_output out;
 };
@@ -161,37 +161,38 @@ void issue(worker_actor* self, std::size_t idx) {
   // A step sets no temperature, so none is sent (critical pressure may still cap it).
   self->request(st.args.budget, st.args.timeout, atoms::acquire_v, st.args.priority, tokens, st.args.step.max_tokens,
                 temperature_unset, st.args.step.optional)
-    .then(
-      [self, idx](budget_grant& g) {
-        auto& st = self->state;
-        auto& slot = st.slots[idx];
-        if (g.action == "cache") { // no LLM call for this one: a cached answer, or a skip
-          slot.cache_only = true;
-          slot.shed_reason = g.reason;
-          return call_persona(self, idx, nullptr);
-        }
-        if (!g.granted) {
-          slot.skipped = true;
-          slot.out.ok = false;
-          slot.out.error = "skipped: " + g.reason;
-          emit_event(st.args.boss, "call.skipped", st.args.step.id, slot.persona,
-                     slot.persona + " skipped: " + g.reason,
-                     nlohmann::json{{"reason", g.reason}, {"pressure", g.pressure}}.dump());
-          return on_done(self, idx);
-        }
-        slot.grant = g.id;
-        slot.granted = g;
-        for (auto& line : g.degraded)
-          emit_event(st.args.boss, "step.degraded", st.args.step.id, slot.persona, "degraded: " + line,
-                     nlohmann::json{{"change", line}, {"pressure", g.pressure}}.dump());
-        call_persona(self, idx, &g);
-      },
-      [self, idx](caf::error& err) { // no allocator answer: the call goes ahead ungoverned, and says so
-        auto& st = self->state;
-        emit_event(st.args.boss, "budget.unavailable", st.args.step.id, st.slots[idx].persona,
-                   "budget allocator unavailable (" + error_detail(self->system(), err) + "); calling without a grant");
-        call_persona(self, idx, nullptr);
-      });
+      .then(
+          [self, idx](budget_grant& g) {
+            auto& st = self->state;
+            auto& slot = st.slots[idx];
+            if (g.action == "cache") { // no LLM call for this one: a cached answer, or a skip
+              slot.cache_only = true;
+              slot.shed_reason = g.reason;
+              return call_persona(self, idx, nullptr);
+            }
+            if (!g.granted) {
+              slot.skipped = true;
+              slot.out.ok = false;
+              slot.out.error = "skipped: " + g.reason;
+              emit_event(st.args.boss, "call.skipped", st.args.step.id, slot.persona,
+                         slot.persona + " skipped: " + g.reason,
+                         nlohmann::json{{"reason", g.reason}, {"pressure", g.pressure}}.dump());
+              return on_done(self, idx);
+            }
+            slot.grant = g.id;
+            slot.granted = g;
+            for (auto& line : g.degraded)
+              emit_event(st.args.boss, "step.degraded", st.args.step.id, slot.persona, "degraded: " + line,
+                         nlohmann::json{{"change", line}, {"pressure", g.pressure}}.dump());
+            call_persona(self, idx, &g);
+          },
+          [self, idx](caf::error& err) { // no allocator answer: the call goes ahead ungoverned, and says so
+            auto& st = self->state;
+            emit_event(st.args.boss, "budget.unavailable", st.args.step.id, st.slots[idx].persona,
+                       "budget allocator unavailable (" + error_detail(self->system(), err) +
+                           "); calling without a grant");
+            call_persona(self, idx, nullptr);
+          });
 }
 
 void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant) {
@@ -222,53 +223,55 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
   // A persona between a crash and its restart is not in the directory: the request fails at once (invalid_argument)
   // and the handoff is retried like any other unavailable persona.
   self->request(st.args.dir->get()->persona(slot.persona), st.args.timeout, std::move(req))
-    .then(
-      [self, idx](call_result& r) {
-        if (auto g = self->state.slots[idx].grant; g && self->state.args.budget) {
-          if (r.cached) // no LLM call was made: the reservation comes back
-            self->send(self->state.args.budget, atoms::cancel_v, g);
-          else
-            self->send(self->state.args.budget, atoms::release_v, g, r.usage.prompt_tokens + r.usage.completion_tokens);
-        }
-        auto& out = self->state.slots[idx].out;
-        out.ok = true;
-        out.partial = r.partial;
-        if (r.partial) // dependents get it, marked: better a cut draft than nothing
-          out.error = "partial output (every target failed; the stream was cut after " + std::to_string(r.text.size()) +
-                      " bytes)";
-        out.text = std::move(r.text);
-        out.served_by = r.served_by;
-        out.usage = r.usage;
-        out.simulated = r.simulated;
-        out.latency_ms = r.latency_ms;
-        out.attempts = std::move(r.attempts);
-        on_done(self, idx);
-      },
-      [self, idx](caf::error& err) {
-        auto& st = self->state;
-        auto& slot = st.slots[idx];
-        if (slot.cache_only && err == squad_errc::shed) { // the cache had nothing: the skip stands
-          slot.skipped = true;
-          slot.out.ok = false;
-          slot.out.error = "skipped: " + slot.shed_reason + " (no cached answer)";
-          emit_event(st.args.boss, "call.skipped", st.args.step.id, slot.persona,
-                     slot.persona + " " + slot.out.error,
-                     nlohmann::json{{"reason", slot.shed_reason + " (no cached answer)"}}.dump());
-          return on_done(self, idx);
-        }
-        if (retryable_handoff(err) && slot.tries < max_persona_tries) {
-          emit_event(st.args.boss, "step.retry", st.args.step.id, slot.persona,
-                     "persona " + slot.persona + " unavailable (" + error_detail(self->system(), err) + "); retrying",
-                     nlohmann::json{{"reason", error_detail(self->system(), err)}, {"try", slot.tries}}.dump());
-          self->delayed_send(self, millis{20 * slot.tries}, atoms::retry_v, static_cast<std::uint64_t>(idx));
-          return;
-        }
-        slot.out.ok = false;
-        slot.out.error = error_detail(self->system(), err);
-        if (slot.grant && st.args.budget) // it may have reached an LLM: counted, tokens unknown
-          self->send(st.args.budget, atoms::release_v, slot.grant, std::int64_t{-1});
-        on_done(self, idx);
-      });
+      .then(
+          [self, idx](call_result& r) {
+            if (auto g = self->state.slots[idx].grant; g && self->state.args.budget) {
+              if (r.cached) // no LLM call was made: the reservation comes back
+                self->send(self->state.args.budget, atoms::cancel_v, g);
+              else
+                self->send(self->state.args.budget, atoms::release_v, g,
+                           r.usage.prompt_tokens + r.usage.completion_tokens);
+            }
+            auto& out = self->state.slots[idx].out;
+            out.ok = true;
+            out.partial = r.partial;
+            if (r.partial) // dependents get it, marked: better a cut draft than nothing
+              out.error = "partial output (every target failed; the stream was cut after " +
+                          std::to_string(r.text.size()) + " bytes)";
+            out.text = std::move(r.text);
+            out.served_by = r.served_by;
+            out.usage = r.usage;
+            out.simulated = r.simulated;
+            out.latency_ms = r.latency_ms;
+            out.attempts = std::move(r.attempts);
+            on_done(self, idx);
+          },
+          [self, idx](caf::error& err) {
+            auto& st = self->state;
+            auto& slot = st.slots[idx];
+            if (slot.cache_only && err == squad_errc::shed) { // the cache had nothing: the skip stands
+              slot.skipped = true;
+              slot.out.ok = false;
+              slot.out.error = "skipped: " + slot.shed_reason + " (no cached answer)";
+              emit_event(st.args.boss, "call.skipped", st.args.step.id, slot.persona,
+                         slot.persona + " " + slot.out.error,
+                         nlohmann::json{{"reason", slot.shed_reason + " (no cached answer)"}}.dump());
+              return on_done(self, idx);
+            }
+            if (retryable_handoff(err) && slot.tries < max_persona_tries) {
+              emit_event(st.args.boss, "step.retry", st.args.step.id, slot.persona,
+                         "persona " + slot.persona + " unavailable (" + error_detail(self->system(), err) +
+                             "); retrying",
+                         nlohmann::json{{"reason", error_detail(self->system(), err)}, {"try", slot.tries}}.dump());
+              self->delayed_send(self, millis{20 * slot.tries}, atoms::retry_v, static_cast<std::uint64_t>(idx));
+              return;
+            }
+            slot.out.ok = false;
+            slot.out.error = error_detail(self->system(), err);
+            if (slot.grant && st.args.budget) // it may have reached an LLM: counted, tokens unknown
+              self->send(st.args.budget, atoms::release_v, slot.grant, std::int64_t{-1});
+            on_done(self, idx);
+          });
 }
 
 caf::behavior worker(worker_actor* self, worker_args args) {
@@ -281,18 +284,18 @@ caf::behavior worker(worker_actor* self, worker_args args) {
   self->state.args = std::move(args);
   self->send(self, atoms::start_v);
   return {
-    [self](atoms::start) {
-      auto& st = self->state;
-      auto& h = st.args.hooks;
-      if (!h.crash_step.empty() && h.crash_step == st.args.step.id && h.crashes->fetch_add(1) < h.crash_times)
-        throw std::runtime_error("worker crash requested (test hook)");
-      if (st.args.step.strategy == step_strategy::cascade)
-        issue(self, 0);
-      else
-        for (std::size_t i = 0; i < st.slots.size(); ++i)
-          issue(self, i);
-    },
-    [self](atoms::retry, std::uint64_t idx) { issue(self, static_cast<std::size_t>(idx)); },
+      [self](atoms::start) {
+        auto& st = self->state;
+        auto& h = st.args.hooks;
+        if (!h.crash_step.empty() && h.crash_step == st.args.step.id && h.crashes->fetch_add(1) < h.crash_times)
+          throw std::runtime_error("worker crash requested (test hook)");
+        if (st.args.step.strategy == step_strategy::cascade)
+          issue(self, 0);
+        else
+          for (std::size_t i = 0; i < st.slots.size(); ++i)
+            issue(self, i);
+      },
+      [self](atoms::retry, std::uint64_t idx) { issue(self, static_cast<std::size_t>(idx)); },
   };
 }
 

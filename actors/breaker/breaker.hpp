@@ -24,16 +24,11 @@
 namespace squad {
 
 using breaker_actor = caf::typed_actor<
-  caf::replies_to<atoms::allow>::with<bool>,
-  caf::replies_to<atoms::report, outcome>::with<std::string>,
-  caf::reacts_to<atoms::cancel>,
-  caf::replies_to<atoms::allow, atoms::report>::with<std::uint64_t>,
-  caf::replies_to<atoms::report, outcome, std::uint64_t>::with<std::string>,
-  caf::reacts_to<atoms::cancel, std::uint64_t>,
-  caf::reacts_to<atoms::phase>,
-  caf::reacts_to<atoms::tick>,
-  caf::replies_to<atoms::stats>::with<std::string>,
-  caf::reacts_to<atoms::crash>>;
+    caf::replies_to<atoms::allow>::with<bool>, caf::replies_to<atoms::report, outcome>::with<std::string>,
+    caf::reacts_to<atoms::cancel>, caf::replies_to<atoms::allow, atoms::report>::with<std::uint64_t>,
+    caf::replies_to<atoms::report, outcome, std::uint64_t>::with<std::string>,
+    caf::reacts_to<atoms::cancel, std::uint64_t>, caf::reacts_to<atoms::phase>, caf::reacts_to<atoms::tick>,
+    caf::replies_to<atoms::stats>::with<std::string>, caf::reacts_to<atoms::crash>>;
 
 class directory;
 

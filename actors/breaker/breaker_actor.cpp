@@ -26,9 +26,8 @@ void tell_limiter(breaker_self self, bool always = false) {
   if (phase == st.told && !always)
     return;
   st.told = phase;
-  auto open_ms = phase == breaker_phase::open
-                   ? std::chrono::ceil<millis>(st.breaker->open_until() - now).count()
-                   : std::int64_t{0};
+  auto open_ms = phase == breaker_phase::open ? std::chrono::ceil<millis>(st.breaker->open_until() - now).count()
+                                              : std::int64_t{0};
   if (auto* h = st.dir ? st.dir->get()->provider(st.provider) : nullptr; h && h->limiter)
     self->send(h->limiter, atoms::phase_v, static_cast<std::uint8_t>(phase), open_ms, st.breaker->generation());
   if (phase == breaker_phase::open) // tell again when it turns half-open
@@ -55,41 +54,39 @@ breaker_actor::behavior_type breaker(breaker_self self, provider_config cfg, std
   self->state.breaker.emplace(breaker_settings_from(cfg));
   tell_limiter(self, true); // a (re)started breaker's phase replaces whatever the limiter knew
   return {
-    [self](atoms::allow) {
-      auto ok = self->state.breaker->allow(self->clock().now());
-      self->state.refusals += ok ? 0 : 1;
-      tell_limiter(self);
-      return ok;
-    },
-    [self](atoms::allow, atoms::report) -> std::uint64_t { // a ticket: generation + 1; 0 = refused
-      auto gen = self->state.breaker->admit(self->clock().now());
-      self->state.refusals += gen ? 0 : 1;
-      tell_limiter(self);
-      return gen ? *gen + 1 : 0;
-    },
-    [self](atoms::report, outcome result, std::uint64_t ticket) {
-      return on_report(self, result, ticket - 1);
-    },
-    [self](atoms::cancel, std::uint64_t ticket) {
-      self->state.breaker->record(outcome::bad_request, self->clock().now(), ticket - 1); // neutral: frees a probe
-    },
-    [self](atoms::report, outcome result) { return on_report(self, result, std::nullopt); },
-    [self](atoms::cancel) {
-      self->state.breaker->record(outcome::bad_request, self->clock().now()); // neutral: frees a probe slot
-    },
-    [self](atoms::tick) { tell_limiter(self); },
-    [self](atoms::phase) { tell_limiter(self, true); },
-    [self](atoms::stats) {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      return nlohmann::json{{"provider", st.provider},
-                            {"phase", to_string(st.breaker->phase(now))},
-                            {"consecutive_failures", st.breaker->consecutive_failures()},
-                            {"opens", st.opens},
-                            {"refusals", st.refusals}}
-        .dump();
-    },
-    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+      [self](atoms::allow) {
+        auto ok = self->state.breaker->allow(self->clock().now());
+        self->state.refusals += ok ? 0 : 1;
+        tell_limiter(self);
+        return ok;
+      },
+      [self](atoms::allow, atoms::report) -> std::uint64_t { // a ticket: generation + 1; 0 = refused
+        auto gen = self->state.breaker->admit(self->clock().now());
+        self->state.refusals += gen ? 0 : 1;
+        tell_limiter(self);
+        return gen ? *gen + 1 : 0;
+      },
+      [self](atoms::report, outcome result, std::uint64_t ticket) { return on_report(self, result, ticket - 1); },
+      [self](atoms::cancel, std::uint64_t ticket) {
+        self->state.breaker->record(outcome::bad_request, self->clock().now(), ticket - 1); // neutral: frees a probe
+      },
+      [self](atoms::report, outcome result) { return on_report(self, result, std::nullopt); },
+      [self](atoms::cancel) {
+        self->state.breaker->record(outcome::bad_request, self->clock().now()); // neutral: frees a probe slot
+      },
+      [self](atoms::tick) { tell_limiter(self); },
+      [self](atoms::phase) { tell_limiter(self, true); },
+      [self](atoms::stats) {
+        auto& st = self->state;
+        auto now = self->clock().now();
+        return nlohmann::json{{"provider", st.provider},
+                              {"phase", to_string(st.breaker->phase(now))},
+                              {"consecutive_failures", st.breaker->consecutive_failures()},
+                              {"opens", st.opens},
+                              {"refusals", st.refusals}}
+            .dump();
+      },
+      [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
 

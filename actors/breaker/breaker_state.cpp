@@ -4,20 +4,27 @@ namespace squad {
 
 const char* to_string(breaker_phase p) {
   switch (p) {
-    case breaker_phase::closed: return "closed";
-    case breaker_phase::open: return "open";
-    case breaker_phase::half_open: return "half_open";
+  case breaker_phase::closed:
+    return "closed";
+  case breaker_phase::open:
+    return "open";
+  case breaker_phase::half_open:
+    return "half_open";
   }
   return "?";
 }
 
 health classify_health(outcome o, bool rate_limit_is_failure) {
   switch (o) {
-    case outcome::ok: return health::success;
-    case outcome::rate_limited: return rate_limit_is_failure ? health::failure : health::neutral;
-    case outcome::bad_request:
-    case outcome::context_too_long: return health::neutral;
-    default: return health::failure;
+  case outcome::ok:
+    return health::success;
+  case outcome::rate_limited:
+    return rate_limit_is_failure ? health::failure : health::neutral;
+  case outcome::bad_request:
+  case outcome::context_too_long:
+    return health::neutral;
+  default:
+    return health::failure;
   }
 }
 
@@ -33,13 +40,15 @@ breaker_phase breaker_state::phase(steady_time now) {
 
 bool breaker_state::allow(steady_time now) {
   switch (phase(now)) {
-    case breaker_phase::closed: return true;
-    case breaker_phase::open: return false;
-    case breaker_phase::half_open:
-      if (probes_out_ >= s_.probes)
-        return false;
-      ++probes_out_;
-      return true;
+  case breaker_phase::closed:
+    return true;
+  case breaker_phase::open:
+    return false;
+  case breaker_phase::half_open:
+    if (probes_out_ >= s_.probes)
+      return false;
+    ++probes_out_;
+    return true;
   }
   return false;
 }

@@ -17,16 +17,15 @@
 namespace squad {
 
 struct budget_options {
-  std::int64_t calls = 8;       ///< LLM calls the run may make
-  std::int64_t tokens = 0;      ///< 0: not limited
-  std::int64_t p0_reserve = 1;  ///< calls only P0 may use
+  std::int64_t calls = 8;      ///< LLM calls the run may make
+  std::int64_t tokens = 0;     ///< 0: not limited
+  std::int64_t p0_reserve = 1; ///< calls only P0 may use
 };
 
 using budget_actor = caf::typed_actor<
-  caf::replies_to<atoms::acquire, std::uint8_t, std::int64_t, std::int64_t, double, bool>::with<budget_grant>,
-  caf::reacts_to<atoms::release, std::uint64_t, std::int64_t>,
-  caf::reacts_to<atoms::cancel, std::uint64_t>,
-  caf::replies_to<atoms::stats>::with<std::string>>;
+    caf::replies_to<atoms::acquire, std::uint8_t, std::int64_t, std::int64_t, double, bool>::with<budget_grant>,
+    caf::reacts_to<atoms::release, std::uint64_t, std::int64_t>, caf::reacts_to<atoms::cancel, std::uint64_t>,
+    caf::replies_to<atoms::stats>::with<std::string>>;
 
 class directory;
 

@@ -30,10 +30,10 @@ budget_grant decide_grant(budget_self self, std::uint8_t priority, std::int64_t 
                           double temperature, bool optional, pressure_level level) {
   auto g = decide_grant_inner(self, priority, tokens, max_tokens, temperature, optional, level);
   auto cls = static_cast<priority_class>(std::min<int>(priority, 3));
-  std::string reason = g.action == "call" ? (g.degraded.empty() ? "granted" : "degraded")
+  std::string reason = g.action == "call"                              ? (g.degraded.empty() ? "granted" : "degraded")
                        : g.reason.find("dropped") != std::string::npos ? "optional_dropped"
                        : g.reason.find("budget") != std::string::npos  ? "budget_spent"
-                                                                        : "pressure";
+                                                                       : "pressure";
   metrics::registry::global().inc("squad_budget_decisions_total",
                                   {{"class", to_string(cls)}, {"action", g.action}, {"reason", reason}});
   return g;
@@ -88,37 +88,38 @@ budget_actor::behavior_type budget(budget_self self, budget_options opts, std::s
   self->state.ledger.emplace(budget_limits{opts.calls, opts.tokens, opts.p0_reserve});
   self->state.dir = directory_view{std::move(dir)};
   return {
-    [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens, double temperature,
-           bool optional) -> caf::result<budget_grant> {
-      auto rp = self->make_response_promise<budget_grant>();
-      self->request(self->state.dir->dispatcher, caf::infinite, atoms::phase_v)
-        .then(
-          [=](std::uint8_t level, const std::string&) mutable {
-            rp.deliver(decide_grant(self, priority, tokens, max_tokens, temperature, optional,
-                                    static_cast<pressure_level>(std::min<int>(level, 2))));
-          },
-          [=](caf::error&) mutable { // no pressure reading: decide as under normal pressure
-            rp.deliver(decide_grant(self, priority, tokens, max_tokens, temperature, optional, pressure_level::normal));
-          });
-      return rp;
-    },
-    [self](atoms::release, std::uint64_t id, std::int64_t actual_tokens) {
-      self->state.ledger->settle(id, actual_tokens);
-    },
-    [self](atoms::cancel, std::uint64_t id) { self->state.ledger->cancel(id); },
-    [self](atoms::stats) {
-      auto& st = self->state;
-      auto& l = *st.ledger;
-      return nlohmann::json{{"granted", st.granted},
-                            {"calls_spent", l.calls_spent()},
-                            {"calls_reserved", l.calls_reserved()},
-                            {"calls_left", l.calls_left()},
-                            {"over_budget_calls", l.over_budget_calls()},
-                            {"degraded_calls", st.degraded},
-                            {"cache_only", st.cache_only},
-                            {"skips", st.skips}}
-        .dump();
-    },
+      [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens, double temperature,
+             bool optional) -> caf::result<budget_grant> {
+        auto rp = self->make_response_promise<budget_grant>();
+        self->request(self->state.dir->dispatcher, caf::infinite, atoms::phase_v)
+            .then(
+                [=](std::uint8_t level, const std::string&) mutable {
+                  rp.deliver(decide_grant(self, priority, tokens, max_tokens, temperature, optional,
+                                          static_cast<pressure_level>(std::min<int>(level, 2))));
+                },
+                [=](caf::error&) mutable { // no pressure reading: decide as under normal pressure
+                  rp.deliver(
+                      decide_grant(self, priority, tokens, max_tokens, temperature, optional, pressure_level::normal));
+                });
+        return rp;
+      },
+      [self](atoms::release, std::uint64_t id, std::int64_t actual_tokens) {
+        self->state.ledger->settle(id, actual_tokens);
+      },
+      [self](atoms::cancel, std::uint64_t id) { self->state.ledger->cancel(id); },
+      [self](atoms::stats) {
+        auto& st = self->state;
+        auto& l = *st.ledger;
+        return nlohmann::json{{"granted", st.granted},
+                              {"calls_spent", l.calls_spent()},
+                              {"calls_reserved", l.calls_reserved()},
+                              {"calls_left", l.calls_left()},
+                              {"over_budget_calls", l.over_budget_calls()},
+                              {"degraded_calls", st.degraded},
+                              {"cache_only", st.cache_only},
+                              {"skips", st.skips}}
+            .dump();
+      },
   };
 }
 

@@ -222,8 +222,8 @@ degradation degrade(const step_params& p, pressure_level level, const degrade_se
   if (crit) {
     if (p.temperature < 0 || p.temperature > s.critical_temperature) { // < 0: not set, the provider's default applies
       d.params.temperature = s.critical_temperature;
-      d.changes.push_back("temperature " + (p.temperature < 0 ? std::string{"unset"} : number(p.temperature)) +
-                          " -> " + number(d.params.temperature) + at);
+      d.changes.push_back("temperature " + (p.temperature < 0 ? std::string{"unset"} : number(p.temperature)) + " -> " +
+                          number(d.params.temperature) + at);
     }
     if (!p.prefer_worker) {
       d.params.prefer_worker = true;

@@ -101,7 +101,7 @@ shed_decision decide(priority_class p, pressure_level level, bool budget_left, b
 /// The knobs of one step's LLM call that degradation may turn.
 struct step_params {
   std::int64_t max_tokens;
-  double temperature; ///< below 0: not set (critical pressure caps it all the same)
+  double temperature;         ///< below 0: not set (critical pressure caps it all the same)
   bool prefer_worker = false; ///< route to a cheaper worker model when one is configured
   bool optional = false;      ///< the workflow can do without this step
 };

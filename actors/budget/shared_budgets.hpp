@@ -15,7 +15,7 @@ namespace squad {
 class shared_budgets {
 public:
   shared_budgets(std::int64_t calls, std::chrono::milliseconds ttl, std::size_t max_ids = 100000)
-    : calls_(calls), ttl_(ttl), max_ids_(max_ids) {}
+      : calls_(calls), ttl_(ttl), max_ids_(max_ids) {}
 
   enum class verdict { ok, spent, too_many_ids };
 

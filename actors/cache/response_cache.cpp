@@ -52,7 +52,8 @@ const cached_answer* response_cache::get(const std::string& key, std::int64_t ma
     ++misses_;
     return nullptr;
   }
-  if (max_tokens > 0 && it->answer.usage.completion_tokens > max_tokens) { // 0: the call sets no cap // made with more room than this call allows
+  if (max_tokens > 0 && it->answer.usage.completion_tokens >
+                            max_tokens) { // 0: the call sets no cap // made with more room than this call allows
     ++misses_;
     return nullptr;
   }

@@ -10,8 +10,8 @@
 //
 // Entries expire `ttl` after they were stored; the least recently used entry goes first when the entry count or
 // the byte total (keys plus texts) is over its bound.
-#include "actors/messages.hpp"
 #include "actors/limiter/sliding_window.hpp"
+#include "actors/messages.hpp"
 
 #include <list>
 #include <unordered_map>
@@ -20,9 +20,9 @@ namespace squad {
 
 struct cache_settings {
   bool enabled = true;
-  std::size_t max_entries = 1000;         ///< default 1000
-  std::size_t max_bytes = 64u << 20;      ///< keys plus texts, default 64 MiB
-  millis ttl{std::chrono::minutes{10}};   ///< default 10 minutes
+  std::size_t max_entries = 1000;       ///< default 1000
+  std::size_t max_bytes = 64u << 20;    ///< keys plus texts, default 64 MiB
+  millis ttl{std::chrono::minutes{10}}; ///< default 10 minutes
 };
 
 struct cached_answer {
@@ -68,7 +68,7 @@ private:
   static std::size_t cost(const entry& e) { return e.key.size() + e.answer.text.size(); }
 
   cache_settings s_;
-  std::list<entry> lru_; // most recently used first
+  std::list<entry> lru_;                                                   // most recently used first
   std::unordered_map<std::string_view, std::list<entry>::iterator> index_; // views into lru_'s keys
   std::size_t bytes_ = 0;
   std::int64_t hits_ = 0, misses_ = 0, evictions_ = 0;

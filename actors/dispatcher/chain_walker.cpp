@@ -6,7 +6,7 @@ namespace squad {
 
 chain_walker::chain_walker(std::size_t targets, steady_time deadline, walker_options opts,
                            std::vector<retry_policy> policies)
-  : targets_(targets), deadline_(deadline), opts_(opts), rng_(opts.seed) {
+    : targets_(targets), deadline_(deadline), opts_(opts), rng_(opts.seed) {
   for (std::size_t i = 0; i < targets_.size(); ++i)
     targets_[i].policy = i < policies.size() ? policies[i] : opts_.retry;
 }
@@ -56,8 +56,8 @@ void chain_walker::record(std::size_t target, outcome result, steady_time now, s
       z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
       z ^= z >> 31;
       double u = static_cast<double>(z >> 11) / static_cast<double>(std::uint64_t{1} << 53); // [0, 1)
-      backoff = std::max<std::int64_t>(1, static_cast<std::int64_t>(static_cast<double>(backoff) *
-                                                                     (1 + p.jitter * (2 * u - 1))));
+      backoff = std::max<std::int64_t>(
+          1, static_cast<std::int64_t>(static_cast<double>(backoff) * (1 + p.jitter * (2 * u - 1))));
     }
     t.ready_at = std::max(t.ready_at, now + std::chrono::milliseconds{backoff});
   }

@@ -18,17 +18,17 @@ namespace squad {
 
 /// How one target is retried after retryable failures other than 429 (a provider's `retry:` in config).
 struct retry_policy {
-  std::int64_t retries = -1;              ///< further tries after the first such failure; -1: unbounded
-  std::chrono::milliseconds base{200};    ///< the first rest; each further one doubles
-  std::chrono::milliseconds cap{5000};    ///< no rest is longer
-  double jitter = 0;                      ///< each rest moves uniformly by up to this share either way, in [0, 1)
+  std::int64_t retries = -1;           ///< further tries after the first such failure; -1: unbounded
+  std::chrono::milliseconds base{200}; ///< the first rest; each further one doubles
+  std::chrono::milliseconds cap{5000}; ///< no rest is longer
+  double jitter = 0;                   ///< each rest moves uniformly by up to this share either way, in [0, 1)
 };
 
 struct walker_options {
   std::int64_t max_attempts = 8;
   retry_policy retry;                                  ///< for targets without a policy of their own
   std::chrono::milliseconds default_retry_after{1000}; ///< when a rate_limited reply names no deadline
-  std::uint64_t seed = 1;     ///< of the jitter's generator (deterministic for a seed)
+  std::uint64_t seed = 1;                              ///< of the jitter's generator (deterministic for a seed)
 };
 
 class chain_walker {

@@ -27,9 +27,9 @@ namespace squad {
 
 struct dispatch_options {
   walker_options walker;
-  millis queue_wait{30000}; ///< longest wait in one limiter's queue before trying another target
-  millis route_slack{250};  ///< another target must be sooner than the preferred one by more than this
-  cache_settings cache;     ///< the response cache, shared by every call through this dispatcher
+  millis queue_wait{30000};       ///< longest wait in one limiter's queue before trying another target
+  millis route_slack{250};        ///< another target must be sooner than the preferred one by more than this
+  cache_settings cache;           ///< the response cache, shared by every call through this dispatcher
   std::int64_t request_calls = 3; ///< a call outside a run may make at most this many LLM calls (attempts sent)
   std::int64_t shared_calls = 16; ///< calls with one budget_id (X-Squad-Run) may make this many LLM calls together
   millis shared_ttl{3600000};     ///< a budget_id unused this long is forgotten (its budget starts afresh)
@@ -49,13 +49,11 @@ struct dispatch_options {
   std::int64_t global_concurrency = 0;
 };
 
-using dispatcher_actor = caf::typed_actor<
-  caf::replies_to<call_request>::with<call_result>,
-  caf::reacts_to<atoms::retry, std::uint64_t>,
-  caf::reacts_to<atoms::retry, std::uint64_t, std::uint64_t>,
-  caf::reacts_to<atoms::tick>,
-  caf::replies_to<atoms::stats>::with<std::string>,
-  caf::replies_to<atoms::phase>::with<std::uint8_t, std::string>>;
+using dispatcher_actor =
+    caf::typed_actor<caf::replies_to<call_request>::with<call_result>, caf::reacts_to<atoms::retry, std::uint64_t>,
+                     caf::reacts_to<atoms::retry, std::uint64_t, std::uint64_t>, caf::reacts_to<atoms::tick>,
+                     caf::replies_to<atoms::stats>::with<std::string>,
+                     caf::replies_to<atoms::phase>::with<std::uint8_t, std::string>>;
 
 class directory;
 

@@ -61,7 +61,9 @@ std::int64_t ms_between(steady_time a, steady_time b) {
   return std::chrono::duration_cast<millis>(b - a).count();
 }
 
-std::string target_name(const chain_target& t) { return t.provider + "/" + t.model; }
+std::string target_name(const chain_target& t) {
+  return t.provider + "/" + t.model;
+}
 
 // Each target once, in the order first tried, with its last outcome (and how many tries, when more than one):
 // a failure that repeats does not repeat its text.
@@ -86,7 +88,9 @@ std::string attempts_text(const std::vector<attempt_info>& attempts) {
   return out.empty() ? "no attempt was possible" : out;
 }
 
-std::size_t class_of(const call_request& req) { return req.priority > 3 ? 1 : req.priority; } // 255: P1
+std::size_t class_of(const call_request& req) {
+  return req.priority > 3 ? 1 : req.priority;
+} // 255: P1
 
 // A call routed to `provider` waits for its limiter's answer: counted in the queue (and taken off with -1).
 void count_queued(dispatcher_self self, const std::string& provider, std::size_t cls, std::int64_t delta) {
@@ -144,7 +148,6 @@ void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::it
   auto id = i->first;
   self->state.calls.erase(i);
   release_global(self, id); // after the erase: a call held for the cap is given back, not sent
-
 }
 
 // One deadline per call, checked by a sweep every second while calls are in flight (not a timer per request:
@@ -160,7 +163,7 @@ void sweep(dispatcher_self self) {
     if (c.started + millis{c.req.timeout_ms} + std::chrono::seconds{1} <= now) {
       deliver(c, squad_errc::deadline_exceeded,
               "no answer within the call's deadline of " + std::to_string(c.req.timeout_ms) + "ms (" +
-                attempts_text(c.attempts) + ")");
+                  attempts_text(c.attempts) + ")");
       if (c.permit) { // its provider never answered (it died holding the call): free the slot and the probe
         auto h = handles_of(self, c.permit_provider);
         caf::anon_send(h.limiter, atoms::release_v, c.permit, std::int64_t{-1}, limit_signals{}, outcome::timeout);
@@ -185,118 +188,142 @@ namespace {
 
 using namespace dispatch;
 
-dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr<directory> dir, dispatch_options opts) {
+dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr<directory> dir,
+                                           dispatch_options opts) {
   self->state.dir = directory_view{std::move(dir)};
   self->state.opts = opts;
   self->state.cache.emplace(opts.cache);
   self->state.shared.emplace(opts.shared_calls, opts.shared_ttl);
   return {
-    [self](call_request& req) -> caf::result<call_result> {
-      auto refuse = [&req](squad_errc code, std::string why) -> caf::result<call_result> {
-        if (req.sink)
-          std::exchange(req.sink, nullptr)->failed(call_failure{code, why, -1, failure_class::unknown});
-        return make_squad_error(code, std::move(why));
-      };
-      if (req.chain.empty())
-        return refuse(squad_errc::chain_exhausted, "the call has no targets");
-      auto& st = self->state;
-      std::string key;
-      bool p0 = req.priority == 0;
-      if (st.cache->settings().enabled && req.cache_mode != cache_bypass) {
-        key = response_cache::key_of(req);
-        if (auto hit = p0 ? nullptr : st.cache->get(key, req.max_tokens, self->clock().now())) {
-          note_event(self, req.events, "call.cached", req.step_id, req.persona,
-                     "answered from the response cache (no LLM call)",
-                     nlohmann::json{{"served_by", target_name(hit->served_by)}}.dump());
-          call_result res;
-          res.text = hit->text;
-          res.finish_reason = hit->finish_reason;
-          res.served_by = hit->served_by;
-          res.usage = hit->usage;
-          res.simulated = hit->simulated;
-          res.cached = true;
+      [self](call_request& req) -> caf::result<call_result> {
+        auto refuse = [&req](squad_errc code, std::string why) -> caf::result<call_result> {
           if (req.sink)
-            std::exchange(req.sink, nullptr)->done(res);
-          return res;
+            std::exchange(req.sink, nullptr)->failed(call_failure{code, why, -1, failure_class::unknown});
+          return make_squad_error(code, std::move(why));
+        };
+        if (req.chain.empty())
+          return refuse(squad_errc::chain_exhausted, "the call has no targets");
+        auto& st = self->state;
+        std::string key;
+        bool p0 = req.priority == 0;
+        if (st.cache->settings().enabled && req.cache_mode != cache_bypass) {
+          key = response_cache::key_of(req);
+          if (auto hit = p0 ? nullptr : st.cache->get(key, req.max_tokens, self->clock().now())) {
+            note_event(self, req.events, "call.cached", req.step_id, req.persona,
+                       "answered from the response cache (no LLM call)",
+                       nlohmann::json{{"served_by", target_name(hit->served_by)}}.dump());
+            call_result res;
+            res.text = hit->text;
+            res.finish_reason = hit->finish_reason;
+            res.served_by = hit->served_by;
+            res.usage = hit->usage;
+            res.simulated = hit->simulated;
+            res.cached = true;
+            if (req.sink)
+              std::exchange(req.sink, nullptr)->done(res);
+            return res;
+          }
         }
-      }
-      if (req.cache_mode == cache_only)
-        return refuse(squad_errc::shed, st.cache->settings().enabled ? "no cached answer"
-                                                                      : "no cached answer (the cache is off)");
-      bool reserve = !req.budget_id.empty() && req.priority != 0;
-      if (!req.budget_id.empty()) { // a shared budget: refuse when it is spent, or when too many ids are in use
-        auto v = st.shared->admit(req.budget_id, self->clock().now(), reserve, req.priority == 0);
-        auto cls = to_string(static_cast<priority_class>(class_of(req)));
-        if (v == shared_budgets::verdict::too_many_ids) {
-          metrics::registry::global().inc("squad_budget_decisions_total",
-                                          {{"class", cls}, {"action", "shed"}, {"reason", "too_many_budget_ids"}});
-          return refuse(squad_errc::budget_spent, std::to_string(st.shared->max_ids()) +
-                                                    " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
+        if (req.cache_mode == cache_only)
+          return refuse(squad_errc::shed,
+                        st.cache->settings().enabled ? "no cached answer" : "no cached answer (the cache is off)");
+        bool reserve = !req.budget_id.empty() && req.priority != 0;
+        if (!req.budget_id.empty()) { // a shared budget: refuse when it is spent, or when too many ids are in use
+          auto v = st.shared->admit(req.budget_id, self->clock().now(), reserve, req.priority == 0);
+          auto cls = to_string(static_cast<priority_class>(class_of(req)));
+          if (v == shared_budgets::verdict::too_many_ids) {
+            metrics::registry::global().inc("squad_budget_decisions_total",
+                                            {{"class", cls}, {"action", "shed"}, {"reason", "too_many_budget_ids"}});
+            return refuse(squad_errc::budget_spent,
+                          std::to_string(st.shared->max_ids()) +
+                              " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
+          }
+          if (v == shared_budgets::verdict::spent) {
+            auto why = "the budget of " + std::to_string(st.opts.shared_calls) + " LLM calls of X-Squad-Run " +
+                       req.budget_id + " is spent";
+            metrics::registry::global().inc("squad_budget_decisions_total",
+                                            {{"class", cls}, {"action", "shed"}, {"reason", "budget_spent"}});
+            note_event(self, req.events, "call.budget_spent", req.step_id, req.persona, why,
+                       nlohmann::json{{"calls", st.opts.shared_calls}, {"budget_id", req.budget_id}}.dump());
+            return refuse(squad_errc::budget_spent, why);
+          }
         }
-        if (v == shared_budgets::verdict::spent) {
-          auto why = "the budget of " + std::to_string(st.opts.shared_calls) + " LLM calls of X-Squad-Run " +
-                     req.budget_id + " is spent";
-          metrics::registry::global().inc("squad_budget_decisions_total",
-                                          {{"class", cls}, {"action", "shed"}, {"reason", "budget_spent"}});
-          note_event(self, req.events, "call.budget_spent", req.step_id, req.persona, why,
-                     nlohmann::json{{"calls", st.opts.shared_calls}, {"budget_id", req.budget_id}}.dump());
-          return refuse(squad_errc::budget_spent, why);
+        if (req.run_id.empty())      // outside a run: shed only by what the call's chain can deliver, at its routing
+          observe(self, req.events); // the pressure level is still followed (metrics, pressure.changed)
+        auto now = self->clock().now();
+        auto id = self->state.next_id++;
+        // Counted once, at its chain's first provider: a chain's shed forecast adds up its providers' arrivals.
+        st.arrivals[req.chain.front().provider].add(class_of(req), now);
+        std::vector<retry_policy> policies;
+        for (const auto& t : req.chain) {
+          auto p = st.opts.retry.find(t.provider);
+          policies.push_back(p != st.opts.retry.end() ? p->second : st.opts.walker.retry);
         }
-      }
-      if (req.run_id.empty()) // outside a run: shed only by what the call's chain can deliver, at its routing
-        observe(self, req.events); // the pressure level is still followed (metrics, pressure.changed)
-      auto now = self->clock().now();
-      auto id = self->state.next_id++;
-      // Counted once, at its chain's first provider: a chain's shed forecast adds up its providers' arrivals.
-      st.arrivals[req.chain.front().provider].add(class_of(req), now);
-      std::vector<retry_policy> policies;
-      for (const auto& t : req.chain) {
-        auto p = st.opts.retry.find(t.provider);
-        policies.push_back(p != st.opts.retry.end() ? p->second : st.opts.walker.retry);
-      }
-      chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, st.opts.walker, std::move(policies)};
-      auto rp = self->make_response_promise();
-      auto [slot, fresh] = self->state.calls.emplace(
-        id, pending_call{rp, std::move(req), std::move(walker), {}, now, std::nullopt, {}, 0, {}, std::move(key), 0, 0, false, 0, 0, {}, {}, {}, 0});
-      slot->second.shared_reserved = reserve;
-      if (!st.sweeping) { // every call is under the deadline sweep from its arrival
-        st.sweeping = true;
-        self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
-      }
-      step(self, id);
-      return caf::delegated<call_result>{};
-    },
-    [self](atoms::retry, std::uint64_t id) { step(self, id); },
-    [self](atoms::retry, std::uint64_t id, std::uint64_t seq) { // a rest or a park is over: route it again
-      auto i = self->state.calls.find(id);
-      if (i == self->state.calls.end())
-        return;
-      auto& c = i->second;
-      if (c.resting && c.rest_seq == seq) { // (not when a breaker's opening woke it already)
-        c.resting = false;
+        chain_walker walker{req.chain.size(), now + millis{req.timeout_ms}, st.opts.walker, std::move(policies)};
+        auto rp = self->make_response_promise();
+        auto [slot, fresh] = self->state.calls.emplace(id, pending_call{rp,
+                                                                        std::move(req),
+                                                                        std::move(walker),
+                                                                        {},
+                                                                        now,
+                                                                        std::nullopt,
+                                                                        {},
+                                                                        0,
+                                                                        {},
+                                                                        std::move(key),
+                                                                        0,
+                                                                        0,
+                                                                        false,
+                                                                        0,
+                                                                        0,
+                                                                        {},
+                                                                        {},
+                                                                        {},
+                                                                        0});
+        slot->second.shared_reserved = reserve;
+        if (!st.sweeping) { // every call is under the deadline sweep from its arrival
+          st.sweeping = true;
+          self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
+        }
         step(self, id);
-      } else if (c.park_seq == seq && unpark(self, c)) {
-        step(self, id);
-      }
-    },
-    [self](atoms::tick) { sweep(self); },
-    [self](atoms::stats) {
-      auto& st = self->state;
-      std::int64_t queued = 0;
-      for (auto& [provider, n] : st.queued)
-        queued += n;
-      return nlohmann::json{{"pressure", to_string(st.gauge.level())}, {"pressure_why", st.gauge.why()},
-                            {"calls_in_flight", st.calls.size()}, {"queued_at_limiters", queued},
-                            {"events", st.counts},
-                            {"cache", {{"hits", st.cache->hits()}, {"misses", st.cache->misses()},
-                                       {"entries", st.cache->size()}, {"bytes", st.cache->bytes()},
-                                       {"evictions", st.cache->evictions()}}}}
-        .dump();
-    },
-    [self](atoms::phase) -> caf::result<std::uint8_t, std::string> {
-      auto level = observe(self);
-      return {static_cast<std::uint8_t>(level), self->state.gauge.why()};
-    },
+        return caf::delegated<call_result>{};
+      },
+      [self](atoms::retry, std::uint64_t id) { step(self, id); },
+      [self](atoms::retry, std::uint64_t id, std::uint64_t seq) { // a rest or a park is over: route it again
+        auto i = self->state.calls.find(id);
+        if (i == self->state.calls.end())
+          return;
+        auto& c = i->second;
+        if (c.resting && c.rest_seq == seq) { // (not when a breaker's opening woke it already)
+          c.resting = false;
+          step(self, id);
+        } else if (c.park_seq == seq && unpark(self, c)) {
+          step(self, id);
+        }
+      },
+      [self](atoms::tick) { sweep(self); },
+      [self](atoms::stats) {
+        auto& st = self->state;
+        std::int64_t queued = 0;
+        for (auto& [provider, n] : st.queued)
+          queued += n;
+        return nlohmann::json{{"pressure", to_string(st.gauge.level())},
+                              {"pressure_why", st.gauge.why()},
+                              {"calls_in_flight", st.calls.size()},
+                              {"queued_at_limiters", queued},
+                              {"events", st.counts},
+                              {"cache",
+                               {{"hits", st.cache->hits()},
+                                {"misses", st.cache->misses()},
+                                {"entries", st.cache->size()},
+                                {"bytes", st.cache->bytes()},
+                                {"evictions", st.cache->evictions()}}}}
+            .dump();
+      },
+      [self](atoms::phase) -> caf::result<std::uint8_t, std::string> {
+        auto level = observe(self);
+        return {static_cast<std::uint8_t>(level), self->state.gauge.why()};
+      },
   };
 }
 

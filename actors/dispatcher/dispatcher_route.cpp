@@ -14,8 +14,9 @@
 namespace squad::dispatch {
 
 namespace {
-const metrics::counter_family parked{"squad_calls_unbound_total",
-                                     "calls that waited unbound (late binding) for the first target of their chain to free"};
+const metrics::counter_family parked{
+    "squad_calls_unbound_total",
+    "calls that waited unbound (late binding) for the first target of their chain to free"};
 const metrics::lazy<metrics::counter> parked_total{metrics::resolver(parked)};
 } // namespace
 
@@ -35,7 +36,8 @@ void rest_open(dispatcher_self self, pending_call& c, std::size_t target, std::i
   bool in_deadline = reopen < c.started + millis{c.req.timeout_ms};
   bool soon = reopen_ms <= probe_wait;
   bool fits = !waited && soon && in_deadline && tolerated;
-  std::string detail = t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
+  std::string detail =
+      t.provider + "'s circuit breaker is open; it probes again in ~" + std::to_string(reopen_ms) + "ms";
   if (!fits) {
     if (waited)
       detail += ", and this call already waited for one probe of it";
@@ -89,15 +91,17 @@ void order_by_strategy(dispatcher_self self, pending_call& c, std::vector<std::s
     };
     auto& first = c.req.chain[ready[order.front()]];
     auto& chain_first = c.req.chain[ready.front()];
-    auto data = nlohmann::json{{"strategy", to_string(s)}, {"chosen", target_name(first)},
-                               {"instead_of", target_name(chain_first)}};
+    auto data = nlohmann::json{
+        {"strategy", to_string(s)}, {"chosen", target_name(first)}, {"instead_of", target_name(chain_first)}};
     for (std::size_t j = 0; j < views.size(); ++j)
-      data["targets"].push_back({{"target", target_name(c.req.chain[ready[j]])}, {"latency_ms", views[j].latency_ms},
-                                 {"success", views[j].success}, {"samples", views[j].samples},
+      data["targets"].push_back({{"target", target_name(c.req.chain[ready[j]])},
+                                 {"latency_ms", views[j].latency_ms},
+                                 {"success", views[j].success},
+                                 {"samples", views[j].samples},
                                  {"cost_usd", views[j].cost}});
     note_event(self, c.req.events, "step.strategy", c.req.step_id, c.req.persona,
                "strategy " + std::string{to_string(s)} + ": " + target_name(first) + " (" + number(order.front()) +
-                 ") before " + target_name(chain_first) + " (" + number(0) + ")",
+                   ") before " + target_name(chain_first) + " (" + number(0) + ")",
                data.dump());
   }
   std::vector<std::size_t> reordered;
@@ -124,8 +128,8 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
     std::size_t pending;
     bool admitted = false; // the preferred target admitted it at once: the other answers are not needed
   };
-  auto g = std::make_shared<gather>(
-    gather{ready, std::vector<limit_grant>(ready.size()), std::vector<std::int64_t>(ready.size()), ready.size(), false});
+  auto g = std::make_shared<gather>(gather{ready, std::vector<limit_grant>(ready.size()),
+                                           std::vector<std::int64_t>(ready.size()), ready.size(), false});
   auto cls = class_of(i->second.req);
   auto claim = [self, cls](const std::string& provider) {
     count_queued(self, provider, cls, 1);
@@ -188,16 +192,16 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
           ahead_rate += self->state.arrivals[req.chain[g->targets[k]].provider].rate_above(cls, now);
           capacity += 1000.0 / static_cast<double>(a.slot_ms);
         }
-        auto forecast = capacity > 0 ? arrival_rates::forecast_wait(best_wait, ahead_rate, 1000.0 / capacity)
-                                     : best_wait;
+        auto forecast =
+            capacity > 0 ? arrival_rates::forecast_wait(best_wait, ahead_rate, 1000.0 / capacity) : best_wait;
         if (past_tolerable_wait(waited, forecast, tolerable)) {
           char rate[64];
           std::snprintf(rate, sizeof rate, "%.1f", ahead_rate);
           auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
                      "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
                      (forecast != best_wait
-                        ? ", ~" + std::to_string(forecast) + "ms with higher classes arriving at " + rate + "/s"
-                        : std::string{}) +
+                          ? ", ~" + std::to_string(forecast) + "ms with higher classes arriving at " + rate + "/s"
+                          : std::string{}) +
                      (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
                      std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
           return shed_waiting(self, c, std::move(why), forecast);
@@ -219,15 +223,16 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
           auto& from = c->second.req.chain[g->targets[pref]];
           auto& to = c->second.req.chain[g->targets[chosen]];
           auto note = target_name(from) + " busy for ~" + std::to_string(g->answers[pref].wait_ms) + "ms (" +
-                 g->answers[pref].rule + "); " + target_name(to) + " can serve in ~" +
-                 std::to_string(g->answers[chosen].wait_ms) + "ms";
+                      g->answers[pref].rule + "); " + target_name(to) + " can serve in ~" +
+                      std::to_string(g->answers[chosen].wait_ms) + "ms";
           note_event(self, c->second.req.events, "step.routed", c->second.req.step_id, c->second.req.persona,
                      "routed to " + target_name(to) + ": " + note,
-                     nlohmann::json{{"preferred", target_name(from)}, {"chosen", target_name(to)},
+                     nlohmann::json{{"preferred", target_name(from)},
+                                    {"chosen", target_name(to)},
                                     {"preferred_wait_ms", g->answers[pref].wait_ms},
                                     {"chosen_wait_ms", g->answers[chosen].wait_ms},
                                     {"rule", g->answers[pref].rule}}
-                       .dump());
+                         .dump());
         }
       }
       attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
@@ -240,23 +245,28 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
     };
     if (k == 0) { // the preferred target: routing and admission in one exchange when it can take the call now
       self->request(limiter, caf::infinite, atoms::admit_v, tokens, ahead, static_cast<std::uint8_t>(cls))
-        .then(
-          [self, id, g, decide, limiter](limit_grant& a) {
-            if (a.granted) {
-              g->admitted = true;
-              if (self->state.calls.count(id) == 0) // the call ended meanwhile (its deadline): the slot goes back
-                return caf::anon_send(limiter, atoms::release_v, a.permit, std::int64_t{-1}, limit_signals{},
-                                      outcome::unavailable);
-              return admitted(self, id, g->targets.front(), a.permit, a.ticket);
-            }
-            g->answers[0] = std::move(a);
-            decide();
-          },
-          failed);
+          .then(
+              [self, id, g, decide, limiter](limit_grant& a) {
+                if (a.granted) {
+                  g->admitted = true;
+                  if (self->state.calls.count(id) == 0) // the call ended meanwhile (its deadline): the slot goes back
+                    return caf::anon_send(limiter, atoms::release_v, a.permit, std::int64_t{-1}, limit_signals{},
+                                          outcome::unavailable);
+                  return admitted(self, id, g->targets.front(), a.permit, a.ticket);
+                }
+                g->answers[0] = std::move(a);
+                decide();
+              },
+              failed);
       continue;
     }
     self->request(limiter, caf::infinite, atoms::query_v, tokens, ahead, static_cast<std::uint8_t>(cls))
-      .then([g, k, decide](limit_grant& a) { g->answers[k] = std::move(a); decide(); }, failed);
+        .then(
+            [g, k, decide](limit_grant& a) {
+              g->answers[k] = std::move(a);
+              decide();
+            },
+            failed);
   }
 }
 
@@ -275,7 +285,7 @@ void park(dispatcher_self self, std::uint64_t id, const std::string& provider, s
     parked_total.get().inc();
     note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
                "waiting unbound: the earliest slot of its chain is in ~" + std::to_string(wait_ms) + "ms (" + provider +
-                 "); it goes to whichever target of its chain frees first",
+                   "); it goes to whichever target of its chain frees first",
                nlohmann::json{{"reason", "unbound"}, {"wait_ms", wait_ms}, {"provider", provider}}.dump());
   }
   // If no slot frees at a provider of its chain before then, it routes again when its slot was expected.

@@ -24,20 +24,20 @@ struct pending_call {
   std::vector<attempt_info> attempts;
   steady_time started;
   std::optional<std::size_t> last_failed; // target of the last failed attempt
-  std::string partial;                     // the longest text a failed stream delivered, if any
+  std::string partial;                    // the longest text a failed stream delivered, if any
   std::size_t partial_target = 0;
   usage_info partial_usage;
-  std::string cache_key; // empty: not to be stored
-  std::int64_t sent = 0; // LLM calls sent for it
-  std::int64_t upstream_us = 0; // time in upstream exchanges
-  bool shared_reserved = false; // holds a reservation on its X-Squad-Run budget until its first send
+  std::string cache_key;                // empty: not to be stored
+  std::int64_t sent = 0;                // LLM calls sent for it
+  std::int64_t upstream_us = 0;         // time in upstream exchanges
+  bool shared_reserved = false;         // holds a reservation on its X-Squad-Run budget until its first send
   std::uint64_t permit = 0, ticket = 0; // of the attempt awaiting its provider's answer (0: none)
   std::string permit_provider;
   std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
-  std::string parked_on;     // parked (bound late): the provider its estimate was counted against; "": not parked
-  std::uint64_t park_seq = 0; // its park timer's number (a timer of an earlier park is ignored)
-  bool resting = false; // waiting for its walker's (retry) timer: a breaker that opens may end the wait early
-  std::uint64_t rest_seq = 0; // that timer's number (one of an earlier rest is ignored)
+  std::string parked_on;       // parked (bound late): the provider its estimate was counted against; "": not parked
+  std::uint64_t park_seq = 0;  // its park timer's number (a timer of an earlier park is ignored)
+  bool resting = false;        // waiting for its walker's (retry) timer: a breaker that opens may end the wait early
+  std::uint64_t rest_seq = 0;  // that timer's number (one of an earlier rest is ignored)
   std::int64_t reopen_ms = -1; // the soonest probe of an open breaker it did not wait for (Retry-After), -1: none
 };
 
@@ -54,9 +54,9 @@ struct dispatcher_state {
   std::deque<std::uint64_t> parked;
   std::map<std::string, std::array<std::int64_t, 4>> parked_by_class;
   std::uint64_t park_seq = 0;
-  std::map<std::string, std::int64_t> routed; // by provider: calls routed there, ever
+  std::map<std::string, std::int64_t> routed;    // by provider: calls routed there, ever
   std::map<std::string, arrival_rates> arrivals; // calls arriving per class, by their chain's first provider
-  std::map<std::string, target_view> seen;    // by "provider/model": latency and success as replies come (strategies)
+  std::map<std::string, target_view> seen; // by "provider/model": latency and success as replies come (strategies)
   // The global cap (opts.global_concurrency): calls upstream now, and admitted calls holding their provider's
   // permit until one of them answers (highest class first, then arrival).
   std::set<std::uint64_t> upstream_now;
@@ -70,11 +70,11 @@ struct dispatcher_state {
   std::deque<held_send> held;
   // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.
   pressure_gauge gauge;
-  pressure_inputs inputs; // the gauge's signals as calls pass (waits, 429s, latencies)
+  pressure_inputs inputs;                     // the gauge's signals as calls pass (waits, 429s, latencies)
   std::map<std::string, std::int64_t> counts; // events emitted, by type (metrics: fallbacks, sheds, ...)
   std::optional<response_cache> cache;
   std::optional<shared_budgets> shared; // by call_request::budget_id (X-Squad-Run)
-  bool sweeping = false; // a deadline sweep is scheduled
+  bool sweeping = false;                // a deadline sweep is scheduled
   static inline const char* name = "squad.dispatcher";
 };
 
@@ -113,8 +113,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
 void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::int64_t expected_wait_ms = -1);
 /// Routing and admission came in one exchange (the limiter's admit): the call goes now with `permit` and `ticket`.
 void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit, std::uint64_t ticket);
-void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit,
-               std::uint64_t ticket);
+void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit, std::uint64_t ticket);
 void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r);
 /// `provider`'s breaker opened: calls resting for another try of it are stepped now.
 void wake_resting(dispatcher_self self, const std::string& provider);

@@ -63,8 +63,8 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
     res.latency_ms = ms_between(c.started, now);
     res.attempts = std::move(c.attempts);
     if (!c.cache_key.empty() && response_cache::storable(res))
-      self->state.cache->put(c.cache_key, cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated},
-                             now);
+      self->state.cache->put(c.cache_key,
+                             cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated}, now);
     deliver(c, std::move(res));
     forget_call(self, i);
     return;
@@ -75,8 +75,8 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
   if (r.result == outcome::rate_limited && c.req.run_id.empty() && c.attempts.size() >= 2 &&
       std::all_of(c.attempts.begin(), c.attempts.end(), [](auto& a) { return a.outcome == "rate_limited"; })) {
     deliver(c, squad_errc::chain_exhausted,
-            "every upstream answer was a 429 (" + std::to_string(c.attempts.size()) + " tries): " +
-              attempts_text(c.attempts),
+            "every upstream answer was a 429 (" + std::to_string(c.attempts.size()) +
+                " tries): " + attempts_text(c.attempts),
             std::max<std::int64_t>(0, c.walker.next_ready_ms(now)));
     forget_call(self, i);
     return;
@@ -84,7 +84,7 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
   if (c.req.sink && c.req.sink->committed()) { // the client already has part of this answer: no fallback
     deliver(c, squad_errc::chain_exhausted,
             target_name(t) + " failed after the answer began streaming (" + to_string(r.result) +
-              (r.detail.empty() ? "" : ": " + r.detail) + ")");
+                (r.detail.empty() ? "" : ": " + r.detail) + ")");
     forget_call(self, i);
     return;
   }
@@ -98,10 +98,14 @@ void shed_waiting(dispatcher_self self, std::map<std::uint64_t, pending_call>::i
                   std::int64_t earliest_ms) {
   auto& c = i->second;
   auto cls = to_string(static_cast<priority_class>(class_of(c.req)));
-  metrics::registry::global().inc("squad_budget_decisions_total", {{"class", cls}, {"action", "shed"}, {"reason", "wait"}});
+  metrics::registry::global().inc("squad_budget_decisions_total",
+                                  {{"class", cls}, {"action", "shed"}, {"reason", "wait"}});
   note_event(self, c.req.events, "call.shed", c.req.step_id, c.req.persona, why,
-             nlohmann::json{{"priority", cls}, {"earliest_ms", earliest_ms},
-                            {"waited_ms", ms_between(c.started, self->clock().now())}, {"reason", "wait"}}.dump());
+             nlohmann::json{{"priority", cls},
+                            {"earliest_ms", earliest_ms},
+                            {"waited_ms", ms_between(c.started, self->clock().now())},
+                            {"reason", "wait"}}
+                 .dump());
   deliver(c, squad_errc::shed, std::move(why), earliest_ms);
   forget_call(self, i);
 }
@@ -124,73 +128,75 @@ void step(dispatcher_self self, std::uint64_t id) {
   if (spent && d.what != chain_walker::action::exhausted) {
     note_event(self, c.req.events, "call.budget_spent", c.req.step_id, c.req.persona, spent_why,
                nlohmann::json{{"calls", c.req.budget_id.empty() ? opts.request_calls : opts.shared_calls},
-                              {"budget_id", c.req.budget_id}}.dump());
+                              {"budget_id", c.req.budget_id}}
+                   .dump());
     d.what = chain_walker::action::exhausted;
   }
   switch (d.what) {
-    case chain_walker::action::exhausted: {
-      auto why = std::string{"chain exhausted ("} +
-                 (spent ? spent_why : c.walker.exhausted_reason(now)) +
-                 " after " + std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
-      if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
-        note_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
-                   "every target failed; passing on " + std::to_string(c.partial.size()) + " bytes of partial output from " +
-                     target_name(c.req.chain[c.partial_target]),
-                   nlohmann::json{{"bytes", c.partial.size()}, {"from", target_name(c.req.chain[c.partial_target])},
-                                  {"why", why}}.dump());
-        call_result res;
-        res.text = std::move(c.partial);
-        res.finish_reason = "partial";
-        res.partial = true;
-        res.served_by = c.req.chain[c.partial_target];
-        res.usage = c.partial_usage;
-        res.latency_ms = ms_between(c.started, now);
-        res.attempts = std::move(c.attempts);
-        deliver(c, std::move(res));
-        forget_call(self, i);
-        return;
-      }
-      if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
-        deliver(c, squad_errc::budget_spent, spent_why);
-      else if (now >= c.started + millis{c.req.timeout_ms}) // its time ran out: a timeout, not "no provider"
-        deliver(c, squad_errc::deadline_exceeded, std::move(why));
-      else // Retry-After: the soonest open breaker's probe, else when the first resting target is ready again
-        deliver(c, squad_errc::chain_exhausted, std::move(why),
-                c.reopen_ms >= 0 ? c.reopen_ms : c.walker.next_ready_ms(now));
+  case chain_walker::action::exhausted: {
+    auto why = std::string{"chain exhausted ("} + (spent ? spent_why : c.walker.exhausted_reason(now)) + " after " +
+               std::to_string(c.walker.attempts()) + " attempts): " + attempts_text(c.attempts);
+    if (!c.partial.empty()) { // better than nothing, and said so: the partial text, marked partial
+      note_event(self, c.req.events, "step.partial", c.req.step_id, c.req.persona,
+                 "every target failed; passing on " + std::to_string(c.partial.size()) +
+                     " bytes of partial output from " + target_name(c.req.chain[c.partial_target]),
+                 nlohmann::json{
+                     {"bytes", c.partial.size()}, {"from", target_name(c.req.chain[c.partial_target])}, {"why", why}}
+                     .dump());
+      call_result res;
+      res.text = std::move(c.partial);
+      res.finish_reason = "partial";
+      res.partial = true;
+      res.served_by = c.req.chain[c.partial_target];
+      res.usage = c.partial_usage;
+      res.latency_ms = ms_between(c.started, now);
+      res.attempts = std::move(c.attempts);
+      deliver(c, std::move(res));
       forget_call(self, i);
       return;
     }
-    case chain_walker::action::wait: {
-      auto wait_ms = ms_between(now, d.until);
-      auto cls = class_of(c.req);
-      auto tolerable = opts.tolerable_wait[cls];
-      if (c.req.run_id.empty() && cls > 0 && c.sent == 0 &&
-          past_tolerable_wait(ms_between(c.started, now), wait_ms, tolerable)) { // no longer than its class tolerates
-        auto why = "P" + std::to_string(cls) + ": no target of its chain is ready for another " +
-                   std::to_string(wait_ms) + "ms, past the " + std::to_string(tolerable.count()) + "ms a P" +
-                   std::to_string(cls) + " call waits (" + attempts_text(c.attempts) + ")";
-        return shed_waiting(self, i, std::move(why), wait_ms);
-      }
-      // Why: an open breaker's probe, a backoff after a failed attempt, or targets busy (limiters refused in time).
-      std::string reason = "busy", why = "every target is busy";
-      if (!c.attempts.empty()) {
-        auto& last = c.attempts.back();
-        if (last.outcome == "breaker_open")
-          reason = "breaker_open", why = last.detail;
-        else if (last.outcome != "limited")
-          reason = "backoff", why = "backing off after " + last.provider + "/" + last.model + ": " + last.outcome;
-      }
-      note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
-                 "waiting " + std::to_string(wait_ms) + "ms: " + why,
-                 nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}, {"reason", reason},
-                                {"detail", why}}.dump());
-      c.resting = true;
-      c.rest_seq = ++self->state.park_seq; // one numbering for park and rest timers
-      self->delayed_send(self, d.until - now, atoms::retry_v, id, c.rest_seq);
-      return;
+    if (shared_spent(self, c.req)) // a spent shared budget is a 429 (budget_spent), not "no provider"
+      deliver(c, squad_errc::budget_spent, spent_why);
+    else if (now >= c.started + millis{c.req.timeout_ms}) // its time ran out: a timeout, not "no provider"
+      deliver(c, squad_errc::deadline_exceeded, std::move(why));
+    else // Retry-After: the soonest open breaker's probe, else when the first resting target is ready again
+      deliver(c, squad_errc::chain_exhausted, std::move(why),
+              c.reopen_ms >= 0 ? c.reopen_ms : c.walker.next_ready_ms(now));
+    forget_call(self, i);
+    return;
+  }
+  case chain_walker::action::wait: {
+    auto wait_ms = ms_between(now, d.until);
+    auto cls = class_of(c.req);
+    auto tolerable = opts.tolerable_wait[cls];
+    if (c.req.run_id.empty() && cls > 0 && c.sent == 0 &&
+        past_tolerable_wait(ms_between(c.started, now), wait_ms, tolerable)) { // no longer than its class tolerates
+      auto why = "P" + std::to_string(cls) + ": no target of its chain is ready for another " +
+                 std::to_string(wait_ms) + "ms, past the " + std::to_string(tolerable.count()) + "ms a P" +
+                 std::to_string(cls) + " call waits (" + attempts_text(c.attempts) + ")";
+      return shed_waiting(self, i, std::move(why), wait_ms);
     }
-    case chain_walker::action::try_target:
-      break;
+    // Why: an open breaker's probe, a backoff after a failed attempt, or targets busy (limiters refused in time).
+    std::string reason = "busy", why = "every target is busy";
+    if (!c.attempts.empty()) {
+      auto& last = c.attempts.back();
+      if (last.outcome == "breaker_open")
+        reason = "breaker_open", why = last.detail;
+      else if (last.outcome != "limited")
+        reason = "backoff", why = "backing off after " + last.provider + "/" + last.model + ": " + last.outcome;
+    }
+    note_event(
+        self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
+        "waiting " + std::to_string(wait_ms) + "ms: " + why,
+        nlohmann::json{{"wait_ms", wait_ms}, {"attempts", c.walker.attempts()}, {"reason", reason}, {"detail", why}}
+            .dump());
+    c.resting = true;
+    c.rest_seq = ++self->state.park_seq; // one numbering for park and rest timers
+    self->delayed_send(self, d.until - now, atoms::retry_v, id, c.rest_seq);
+    return;
+  }
+  case chain_walker::action::try_target:
+    break;
   }
   route(self, id, c.walker.ready(now));
 }
@@ -227,7 +233,7 @@ bool abandoned_by_client(dispatcher_self self, std::map<std::uint64_t, pending_c
   metrics::registry::global().inc("squad_calls_abandoned_total", {{"provider", provider}});
   deliver(c, squad_errc::cancelled,
           "the client closed its connection after " + std::to_string(waited_ms) + "ms waiting for a slot at " +
-            provider + "; the call was not sent");
+              provider + "; the call was not sent");
   forget_call(self, i);
   return true;
 }
@@ -241,12 +247,12 @@ void note_attempt(dispatcher_self self, pending_call& c, std::size_t target) {
     bool same = *c.last_failed == target;
     bool escalated = prev.tier != "boss" && t.tier == "boss";
     const char* type = same ? "step.retry" : escalated ? "step.escalated" : "step.fallback";
-    note_event(self, c.req.events, type, c.req.step_id, c.req.persona,
-               (same ? "retrying " + target_name(t) : target_name(prev) + " -> " + target_name(t)) + " after "
-                 + last.outcome,
-               nlohmann::json{{"from", target_name(prev)}, {"to", target_name(t)}, {"reason", last.outcome},
-                              {"detail", last.detail}}
-                 .dump());
+    note_event(
+        self, c.req.events, type, c.req.step_id, c.req.persona,
+        (same ? "retrying " + target_name(t) : target_name(prev) + " -> " + target_name(t)) + " after " + last.outcome,
+        nlohmann::json{
+            {"from", target_name(prev)}, {"to", target_name(t)}, {"reason", last.outcome}, {"detail", last.detail}}
+            .dump());
     c.last_failed.reset();
   }
 }
@@ -258,8 +264,8 @@ void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::u
   auto& c = i->second;
   auto& provider = c.req.chain[target].provider;
   metrics::registry::global().observe(
-    "squad_limiter_wait_seconds",
-    {{"provider", provider}, {"class", to_string(static_cast<priority_class>(class_of(c.req)))}}, 0.0);
+      "squad_limiter_wait_seconds",
+      {{"provider", provider}, {"class", to_string(static_cast<priority_class>(class_of(c.req)))}}, 0.0);
   self->state.inputs.on_wait(0); // the pressure gauge's wait signal
   observe(self, c.req.events);
   note_attempt(self, c, target);
@@ -280,7 +286,7 @@ void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::in
   auto tolerable = self->state.opts.tolerable_wait[class_of(c.req)];
   if (c.req.run_id.empty() && c.sent == 0 && tolerable != millis::max()) // queued no longer than its class waits
     queue_wait = std::max<std::int64_t>(
-      0, std::min(queue_wait, std::chrono::duration_cast<millis>(c.started + tolerable - now).count()));
+        0, std::min(queue_wait, std::chrono::duration_cast<millis>(c.started + tolerable - now).count()));
   if (expected_wait_ms >= 0) // routed on an estimate: if it proves twice too hopeful (at least +1s), route again
     queue_wait = std::min(queue_wait, expected_wait_ms + std::max<std::int64_t>(expected_wait_ms / 2, 1000));
   auto priority = static_cast<std::uint8_t>(class_of(c.req));
@@ -288,59 +294,60 @@ void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::in
   auto h = handles_of(self, provider);
   // 1. the breaker
   self->request(h.breaker, caf::infinite, atoms::allow_v, atoms::report_v)
-    .then(
-      [=](std::uint64_t ticket) {
-        if (ticket == 0) {
-          count_queued(self, provider, priority, -1);
-          return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
-        }
-        // 2. the limiter: admitted now, or queued by priority until queue_wait
-        self->request(h.limiter, caf::infinite, atoms::acquire_v, priority, tokens, queue_wait)
-          .then(
-            [=](limit_grant& g) {
+      .then(
+          [=](std::uint64_t ticket) {
+            if (ticket == 0) {
               count_queued(self, provider, priority, -1);
-              if (!g.granted) {
-                self->send(h.breaker, atoms::cancel_v, ticket);
-                auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
-                                            : "no slot within " + std::to_string(queue_wait) + "ms (" + g.rule +
-                                                "; next in ~" + std::to_string(g.wait_ms) + "ms)";
-                return not_sent(self, id, target, "limited", detail,
-                                millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
-              }
-              metrics::registry::global().observe(
-                "squad_limiter_wait_seconds",
-                {{"provider", provider}, {"class", to_string(static_cast<priority_class>(priority))}},
-                static_cast<double>(g.waited_ms) / 1000);
-              auto c = self->state.calls.find(id);
-              bool gone = c == self->state.calls.end();
-              // Only a call that waited can have been given up on (and asking costs a system call).
-              if (gone || (g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms))) {
-                // the call is gone: give the slot back unused
-                caf::anon_send(h.limiter, atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
-                               outcome::unavailable);
-                self->send(h.breaker, atoms::cancel_v, ticket);
-                return;
-              }
-              if (g.waited_ms > 0)
-                note_event(self, c->second.req.events, "step.queued", c->second.req.step_id, c->second.req.persona,
-                           "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
-                           nlohmann::json{{"provider", provider}, {"waited_ms", g.waited_ms}}.dump());
-              send_call(self, id, target, g.permit, ticket);
-            },
-            [=](caf::error& err) {
-              count_queued(self, provider, priority, -1);
-              not_sent(self, id, target, "unavailable", "limiter: " + error_detail(self->system(), err), millis{1000});
-            });
-      },
-      [=](caf::error& err) {
-        count_queued(self, provider, priority, -1);
-        not_sent(self, id, target, "unavailable", "breaker: " + error_detail(self->system(), err), millis{1000});
-      });
+              return not_sent(self, id, target, "breaker_open", provider + "'s circuit breaker is open", millis{1000});
+            }
+            // 2. the limiter: admitted now, or queued by priority until queue_wait
+            self->request(h.limiter, caf::infinite, atoms::acquire_v, priority, tokens, queue_wait)
+                .then(
+                    [=](limit_grant& g) {
+                      count_queued(self, provider, priority, -1);
+                      if (!g.granted) {
+                        self->send(h.breaker, atoms::cancel_v, ticket);
+                        auto detail = g.wait_ms < 0 ? "the call's tokens exceed " + provider + "'s limit per window"
+                                                    : "no slot within " + std::to_string(queue_wait) + "ms (" + g.rule +
+                                                          "; next in ~" + std::to_string(g.wait_ms) + "ms)";
+                        return not_sent(self, id, target, "limited", detail,
+                                        millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
+                      }
+                      metrics::registry::global().observe(
+                          "squad_limiter_wait_seconds",
+                          {{"provider", provider}, {"class", to_string(static_cast<priority_class>(priority))}},
+                          static_cast<double>(g.waited_ms) / 1000);
+                      auto c = self->state.calls.find(id);
+                      bool gone = c == self->state.calls.end();
+                      // Only a call that waited can have been given up on (and asking costs a system call).
+                      if (gone || (g.waited_ms > 0 && abandoned_by_client(self, c, provider, g.waited_ms))) {
+                        // the call is gone: give the slot back unused
+                        caf::anon_send(h.limiter, atoms::release_v, g.permit, std::int64_t{-1}, limit_signals{},
+                                       outcome::unavailable);
+                        self->send(h.breaker, atoms::cancel_v, ticket);
+                        return;
+                      }
+                      if (g.waited_ms > 0)
+                        note_event(self, c->second.req.events, "step.queued", c->second.req.step_id,
+                                   c->second.req.persona,
+                                   "waited " + std::to_string(g.waited_ms) + "ms for a slot at " + provider,
+                                   nlohmann::json{{"provider", provider}, {"waited_ms", g.waited_ms}}.dump());
+                      send_call(self, id, target, g.permit, ticket);
+                    },
+                    [=](caf::error& err) {
+                      count_queued(self, provider, priority, -1);
+                      not_sent(self, id, target, "unavailable", "limiter: " + error_detail(self->system(), err),
+                               millis{1000});
+                    });
+          },
+          [=](caf::error& err) {
+            count_queued(self, provider, priority, -1);
+            not_sent(self, id, target, "unavailable", "breaker: " + error_detail(self->system(), err), millis{1000});
+          });
 }
 
 // 3. the provider; then, off the answer's path, the limiter and breaker learn how it went.
-void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit,
-               std::uint64_t ticket) {
+void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::uint64_t permit, std::uint64_t ticket) {
   auto i = self->state.calls.find(id);
   if (i == self->state.calls.end())
     return;
@@ -354,10 +361,13 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
       st.held.insert(at, {id, target, permit, ticket, cls, c.req.chain[target].provider});
       held_global_total.get().inc();
       note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
-                 std::to_string(st.upstream_now.size()) + " calls are upstream, the global cap (runtime.global_concurrency)" +
-                   "; " + target_name(c.req.chain[target]) + " goes when one answers",
-                 nlohmann::json{{"reason", "global_concurrency"}, {"in_flight", st.upstream_now.size()},
-                                {"cap", st.opts.global_concurrency}}.dump());
+                 std::to_string(st.upstream_now.size()) +
+                     " calls are upstream, the global cap (runtime.global_concurrency)" + "; " +
+                     target_name(c.req.chain[target]) + " goes when one answers",
+                 nlohmann::json{{"reason", "global_concurrency"},
+                                {"in_flight", st.upstream_now.size()},
+                                {"cap", st.opts.global_concurrency}}
+                     .dump());
       return;
     }
     st.upstream_now.insert(id);
@@ -374,8 +384,9 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
   // The limiter's window counts this call from now, when it goes upstream, not from its grant (which may have
   // waited in this mailbox): the provider counts arrivals.
   auto h = handles_of(self, t.provider);
-  self->send(h.limiter, atoms::start_v, permit,
-             static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+  self->send(
+      h.limiter, atoms::start_v, permit,
+      static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
   provider_call call{t, c.req};
   call.request.answer_direct = c.req.sink && c.attempts.empty(); // a first try: a good answer needs no judging
   call.request.timeout_ms = std::max<std::int64_t>(1, std::chrono::ceil<millis>(remaining).count()); // what is left
@@ -405,30 +416,35 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
     self->state.inputs.on_reply(r.result == outcome::rate_limited, r.result == outcome::ok, r.latency_ms,
                                 self->clock().now());
     self->request(h.limiter, caf::infinite, atoms::release_v, permit, used, r.signals, r.result)
-      .then([self, events, step_id, persona, provider](std::string& note) {
-        wake_parked(self, provider); // the slot is free at the limiter now
-        if (!note.empty())
-          note_event(self, events, "provider.throttled", step_id, persona, note,
-                     nlohmann::json{{"provider", provider}}.dump());
-      }, [](caf::error&) {});
+        .then(
+            [self, events, step_id, persona, provider](std::string& note) {
+              wake_parked(self, provider); // the slot is free at the limiter now
+              if (!note.empty())
+                note_event(self, events, "provider.throttled", step_id, persona, note,
+                           nlohmann::json{{"provider", provider}}.dump());
+            },
+            [](caf::error&) {});
     if (client_left)
       return self->send(h.breaker, atoms::cancel_v, ticket);
     self->request(h.breaker, caf::infinite, atoms::report_v, r.result, ticket)
-      .then([self, events, step_id, persona, provider](std::string& change) {
-        if (change.empty())
-          return;
-        note_event(self, events, "provider.breaker", step_id, persona, provider + " circuit breaker " + change,
-                   nlohmann::json{{"provider", provider}, {"change", change}}.dump());
-        if (change.size() > 4 && change.compare(change.size() - 4, 4, "open") == 0)
-          wake_resting(self, provider);
-      }, [](caf::error&) {});
+        .then(
+            [self, events, step_id, persona, provider](std::string& change) {
+              if (change.empty())
+                return;
+              note_event(self, events, "provider.breaker", step_id, persona, provider + " circuit breaker " + change,
+                         nlohmann::json{{"provider", provider}, {"change", change}}.dump());
+              if (change.size() > 4 && change.compare(change.size() - 4, 4, "open") == 0)
+                wake_resting(self, provider);
+            },
+            [](caf::error&) {});
   };
   if (!self->state.sweeping) {
     self->state.sweeping = true;
     self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);
   }
   self->request(h.provider, caf::infinite, std::move(call))
-    .then([self, id, target, learn](upstream_reply& r) {
+      .then(
+          [self, id, target, learn](upstream_reply& r) {
             if (auto c = self->state.calls.find(id); c != self->state.calls.end())
               c->second.permit = 0; // answered: learn() releases it
             learn(r);
@@ -443,58 +459,6 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
             learn(r);
             on_reply(self, id, target, std::move(r));
           });
-}
-
-// `provider`'s breaker opened: calls resting before another try of it look again now, so a chain that has become
-// hopeless answers at once rather than after its backoff (they see the open breaker, and wait for its probe only
-// when that fits).
-void wake_resting(dispatcher_self self, const std::string& provider) {
-  std::vector<std::uint64_t> woke;
-  auto now = self->clock().now();
-  for (auto& [id, c] : self->state.calls) {
-    if (!c.resting)
-      continue;
-    bool hit = false;
-    for (std::size_t k = 0; k < c.req.chain.size(); ++k)
-      if (c.req.chain[k].provider == provider && c.walker.usable(k)) {
-        c.walker.wake(k, now);
-        hit = true;
-      }
-    if (hit)
-      woke.push_back(id);
-  }
-  for (auto id : woke)
-    if (auto c = self->state.calls.find(id); c != self->state.calls.end()) {
-      c->second.resting = false;
-      step(self, id);
-    }
-}
-
-void release_global(dispatcher_self self, std::uint64_t id) {
-  auto& st = self->state;
-  auto give_back = [self](const dispatcher_state::held_send& h) {
-    auto p = handles_of(self, h.provider);
-    caf::anon_send(p.limiter, atoms::release_v, h.permit, std::int64_t{-1}, limit_signals{}, outcome::unavailable);
-    caf::anon_send(p.breaker, atoms::cancel_v, h.ticket);
-  };
-  if (st.upstream_now.erase(id) == 0) {
-    auto h = std::find_if(st.held.begin(), st.held.end(), [id](auto& x) { return x.id == id; });
-    if (h != st.held.end()) { // it ended while held (its deadline)
-      give_back(*h);
-      st.held.erase(h);
-    }
-    return;
-  }
-  while (!st.held.empty()) {
-    auto h = st.held.front();
-    st.held.pop_front();
-    if (st.calls.count(h.id) == 0) {
-      give_back(h);
-      continue;
-    }
-    st.upstream_now.insert(h.id);
-    return send_call(self, h.id, h.target, h.permit, h.ticket);
-  }
 }
 
 } // namespace squad::dispatch

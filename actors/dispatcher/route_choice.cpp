@@ -22,10 +22,14 @@ route_pick choose_route(const std::vector<route_option>& options, std::int64_t s
 
 const char* to_string(route_strategy s) {
   switch (s) {
-    case route_strategy::preference: return "preference";
-    case route_strategy::latency: return "latency";
-    case route_strategy::cost: return "cost";
-    case route_strategy::adaptive: return "adaptive";
+  case route_strategy::preference:
+    return "preference";
+  case route_strategy::latency:
+    return "latency";
+  case route_strategy::cost:
+    return "cost";
+  case route_strategy::adaptive:
+    return "adaptive";
   }
   return "?";
 }
@@ -56,11 +60,14 @@ std::vector<std::size_t> order_targets(route_strategy s, const std::vector<targe
   auto key = [&](std::size_t k) -> double {
     auto& t = targets[k];
     switch (s) {
-      case route_strategy::preference: return 0;
-      case route_strategy::latency: return t.samples == 0 ? -1 : t.latency_ms;
-      case route_strategy::cost: return t.cost;
-      case route_strategy::adaptive: // latency per unit of success: lower is better
-        return t.samples == 0 ? -1 : std::max(1.0, t.latency_ms) / std::max(0.001, t.success);
+    case route_strategy::preference:
+      return 0;
+    case route_strategy::latency:
+      return t.samples == 0 ? -1 : t.latency_ms;
+    case route_strategy::cost:
+      return t.cost;
+    case route_strategy::adaptive: // latency per unit of success: lower is better
+      return t.samples == 0 ? -1 : std::max(1.0, t.latency_ms) / std::max(0.001, t.success);
     }
     return 0;
   };

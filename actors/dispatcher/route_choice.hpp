@@ -44,7 +44,7 @@ struct target_view {
   double latency_ms = 0; ///< EMA of observed latency
   double success = 1;    ///< EMA of ok (1) against failures other than 429 (0)
   std::int64_t samples = 0;
-  double cost = 0;       ///< the call's estimated price there (USD)
+  double cost = 0; ///< the call's estimated price there (USD)
 };
 
 /// EMA weight of a new observation.

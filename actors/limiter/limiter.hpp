@@ -28,15 +28,13 @@
 namespace squad {
 
 using limiter_actor = caf::typed_actor<
-  caf::replies_to<atoms::admit, std::int64_t, std::int64_t, std::uint8_t>::with<limit_grant>,
-  caf::replies_to<atoms::acquire, std::uint8_t, std::int64_t, std::int64_t>::with<limit_grant>,
-  caf::replies_to<atoms::query, std::int64_t, std::int64_t, std::uint8_t>::with<limit_grant>,
-  caf::replies_to<atoms::release, std::uint64_t, std::int64_t, limit_signals, outcome>::with<std::string>,
-  caf::reacts_to<atoms::start, std::uint64_t, std::int64_t>,
-  caf::reacts_to<atoms::phase, std::uint8_t, std::int64_t, std::uint64_t>,
-  caf::reacts_to<atoms::tick>,
-  caf::replies_to<atoms::stats>::with<std::string>,
-  caf::reacts_to<atoms::crash>>;
+    caf::replies_to<atoms::admit, std::int64_t, std::int64_t, std::uint8_t>::with<limit_grant>,
+    caf::replies_to<atoms::acquire, std::uint8_t, std::int64_t, std::int64_t>::with<limit_grant>,
+    caf::replies_to<atoms::query, std::int64_t, std::int64_t, std::uint8_t>::with<limit_grant>,
+    caf::replies_to<atoms::release, std::uint64_t, std::int64_t, limit_signals, outcome>::with<std::string>,
+    caf::reacts_to<atoms::start, std::uint64_t, std::int64_t>,
+    caf::reacts_to<atoms::phase, std::uint8_t, std::int64_t, std::uint64_t>, caf::reacts_to<atoms::tick>,
+    caf::replies_to<atoms::stats>::with<std::string>, caf::reacts_to<atoms::crash>>;
 
 /// `confirm_sends`: the caller tells (start, permit, at) for each granted call (the dispatcher does); false for
 /// tests of the queue alone, where a window entry counts from its grant. With `dir`, a restarted limiter asks its

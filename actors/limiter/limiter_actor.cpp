@@ -166,8 +166,8 @@ limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead,
     auto waiting = std::max(ahead, before);
     auto over = waiting + st.limiter->in_flight() + 1 - conc; // calls that must wait for a permit first
     if (g.wait_ms >= 0 && over > 0)
-      g.wait_ms = std::max(g.wait_ms,
-                           static_cast<std::int64_t>(std::ceil(static_cast<double>(over) / static_cast<double>(conc)) * hold_ms));
+      g.wait_ms = std::max(g.wait_ms, static_cast<std::int64_t>(
+                                          std::ceil(static_cast<double>(over) / static_cast<double>(conc)) * hold_ms));
   }
   if (st.breaker == static_cast<std::uint8_t>(breaker_phase::open)) {
     if (now >= st.breaker_open_until) // the cooldown is over: the breaker lets a probe through when asked
@@ -190,101 +190,100 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
   settings.confirm_sends = confirm_sends; // the dispatcher tells (start, permit, at) when a granted call goes upstream
   self->state.limiter.emplace(settings, self->clock().now());
   return {
-    [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t queue_wait_ms)
-      -> caf::result<limit_grant> {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      auto deadline = now + millis{std::max<std::int64_t>(0, queue_wait_ms)};
-      if (auto v = st.limiter->probe(now, tokens); !v.admitted && v.blocked_by != limit_rule::concurrency &&
+      [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens,
+             std::int64_t queue_wait_ms) -> caf::result<limit_grant> {
+        auto& st = self->state;
+        auto now = self->clock().now();
+        auto deadline = now + millis{std::max<std::int64_t>(0, queue_wait_ms)};
+        if (auto v = st.limiter->probe(now, tokens); !v.admitted && v.blocked_by != limit_rule::concurrency &&
                                                      (v.retry_at > deadline || v.blocked_by == limit_rule::too_big)) {
-        limit_grant g; // no slot can come in time: say so now, so the caller falls back at once
-        g.rule = to_string(v.blocked_by);
-        g.wait_ms = v.blocked_by == limit_rule::too_big ? -1 : std::max<std::int64_t>(1, ms_until(now, v.retry_at));
-        g.breaker = st.breaker;
-        ++st.refused;
-        return g;
-      }
-      auto rp = self->make_response_promise<limit_grant>();
-      st.queue.emplace(std::make_pair(priority, st.arrivals++),
-                       waiter{rp, tokens, now, deadline});
-      pump(self);
-      return rp;
-    },
-    [self](atoms::admit, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
-      auto& st = self->state;
-      auto closed = static_cast<std::uint8_t>(breaker_phase::closed);
-      if (st.queue.empty() && ahead == 0 && st.breaker_known && st.breaker == closed) {
-        auto v = st.limiter->try_acquire(self->clock().now(), tokens);
-        if (v.admitted) { // routing and admission in one exchange: the breaker is closed, so it need not be asked
-          limit_grant g;
-          g.granted = true;
-          g.permit = v.permit;
-          g.breaker = closed;
-          g.ticket = st.breaker_generation + 1;
-          ++st.granted;
+          limit_grant g; // no slot can come in time: say so now, so the caller falls back at once
+          g.rule = to_string(v.blocked_by);
+          g.wait_ms = v.blocked_by == limit_rule::too_big ? -1 : std::max<std::int64_t>(1, ms_until(now, v.retry_at));
+          g.breaker = st.breaker;
+          ++st.refused;
           return g;
         }
-      }
-      auto g = estimate(self, tokens, ahead, priority);
-      g.granted = false; // an estimate only: nothing was taken
-      return g;
-    },
-    [self](atoms::query, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
-      return estimate(self, tokens, ahead, priority);
-    },
-    [self](atoms::release, std::uint64_t permit, std::int64_t tokens, const limit_signals& signals,
-           outcome result) -> std::string {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
-      // The dispatcher gives a permit back unused as (tokens -1, unavailable): the call never went upstream.
-      st.limiter->release(permit, now, tokens, !(tokens < 0 && result == outcome::unavailable));
-      // Waiters are reassessed (a simulation over the whole queue) when the limiter's view got worse: a throttle
-      // step, a 429, or the provider's own count now binding. Not on every reply that carries headers: with
-      // hundreds queued that cost more than the calls it routes.
-      if (changed || result == outcome::rate_limited ||
-          (signals.remaining_requests >= 0 && st.limiter->probe(now, 0).blocked_by == limit_rule::quota))
-        reassess(self);
-      pump(self);
-      if (!changed)
-        return {};
-      ++st.throttle_changes;
-      return st.provider + " " + st.limiter->change_note();
-    },
-    [self](atoms::start, std::uint64_t permit, std::int64_t sent_at_ns) {
-      self->state.limiter->sent(permit, steady_time{std::chrono::nanoseconds{sent_at_ns}});
-    },
-    [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
-      self->state.breaker = phase;
-      self->state.breaker_generation = generation;
-      self->state.breaker_known = true;
-      self->state.breaker_open_until = self->clock().now() + millis{open_ms};
-    },
-    [self](atoms::tick) {
-      auto& st = self->state;
-      st.limiter->maybe_restore(self->clock().now());
-      pump(self);
-    },
-    [self](atoms::stats) {
-      auto& st = self->state;
-      auto now = self->clock().now();
-      auto& l = *st.limiter;
-      return nlohmann::json{{"provider", st.provider},
-                            {"effective_rate_per_s", l.effective_rate_per_s()},
-                            {"throttle_factor", l.factor()},
-                            {"window_cap", l.effective_window_cap()},
-                            {"concurrency", l.concurrency_now()},
-                            {"window_occupancy", l.window_occupancy(now)},
-                            {"queue_depth", st.queue.size()},
-                            {"in_flight", l.in_flight()},
-                            {"paused_ms", ms_until(now, l.paused_until())},
-                            {"granted", st.granted},
-                            {"refused", st.refused},
-                            {"throttle_changes", st.throttle_changes},
-                            {"permits_reclaimed", l.reclaimed()}}
-        .dump();
-    },
-    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+        auto rp = self->make_response_promise<limit_grant>();
+        st.queue.emplace(std::make_pair(priority, st.arrivals++), waiter{rp, tokens, now, deadline});
+        pump(self);
+        return rp;
+      },
+      [self](atoms::admit, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
+        auto& st = self->state;
+        auto closed = static_cast<std::uint8_t>(breaker_phase::closed);
+        if (st.queue.empty() && ahead == 0 && st.breaker_known && st.breaker == closed) {
+          auto v = st.limiter->try_acquire(self->clock().now(), tokens);
+          if (v.admitted) { // routing and admission in one exchange: the breaker is closed, so it need not be asked
+            limit_grant g;
+            g.granted = true;
+            g.permit = v.permit;
+            g.breaker = closed;
+            g.ticket = st.breaker_generation + 1;
+            ++st.granted;
+            return g;
+          }
+        }
+        auto g = estimate(self, tokens, ahead, priority);
+        g.granted = false; // an estimate only: nothing was taken
+        return g;
+      },
+      [self](atoms::query, std::int64_t tokens, std::int64_t ahead, std::uint8_t priority) {
+        return estimate(self, tokens, ahead, priority);
+      },
+      [self](atoms::release, std::uint64_t permit, std::int64_t tokens, const limit_signals& signals,
+             outcome result) -> std::string {
+        auto& st = self->state;
+        auto now = self->clock().now();
+        bool changed = st.limiter->on_signals(permit, now, signals, result == outcome::rate_limited);
+        // The dispatcher gives a permit back unused as (tokens -1, unavailable): the call never went upstream.
+        st.limiter->release(permit, now, tokens, !(tokens < 0 && result == outcome::unavailable));
+        // Waiters are reassessed (a simulation over the whole queue) when the limiter's view got worse: a throttle
+        // step, a 429, or the provider's own count now binding. Not on every reply that carries headers: with
+        // hundreds queued that cost more than the calls it routes.
+        if (changed || result == outcome::rate_limited ||
+            (signals.remaining_requests >= 0 && st.limiter->probe(now, 0).blocked_by == limit_rule::quota))
+          reassess(self);
+        pump(self);
+        if (!changed)
+          return {};
+        ++st.throttle_changes;
+        return st.provider + " " + st.limiter->change_note();
+      },
+      [self](atoms::start, std::uint64_t permit, std::int64_t sent_at_ns) {
+        self->state.limiter->sent(permit, steady_time{std::chrono::nanoseconds{sent_at_ns}});
+      },
+      [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
+        self->state.breaker = phase;
+        self->state.breaker_generation = generation;
+        self->state.breaker_known = true;
+        self->state.breaker_open_until = self->clock().now() + millis{open_ms};
+      },
+      [self](atoms::tick) {
+        auto& st = self->state;
+        st.limiter->maybe_restore(self->clock().now());
+        pump(self);
+      },
+      [self](atoms::stats) {
+        auto& st = self->state;
+        auto now = self->clock().now();
+        auto& l = *st.limiter;
+        return nlohmann::json{{"provider", st.provider},
+                              {"effective_rate_per_s", l.effective_rate_per_s()},
+                              {"throttle_factor", l.factor()},
+                              {"window_cap", l.effective_window_cap()},
+                              {"concurrency", l.concurrency_now()},
+                              {"window_occupancy", l.window_occupancy(now)},
+                              {"queue_depth", st.queue.size()},
+                              {"in_flight", l.in_flight()},
+                              {"paused_ms", ms_until(now, l.paused_until())},
+                              {"granted", st.granted},
+                              {"refused", st.refused},
+                              {"throttle_changes", st.throttle_changes},
+                              {"permits_reclaimed", l.reclaimed()}}
+            .dump();
+      },
+      [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
 

@@ -12,7 +12,9 @@ using nanos = std::chrono::nanoseconds;
 
 constexpr nanos max_send_delay = std::chrono::seconds{30}; // a grant not confirmed sent by then was lost
 
-steady_time later(steady_time a, steady_time b) { return a < b ? b : a; }
+steady_time later(steady_time a, steady_time b) {
+  return a < b ? b : a;
+}
 
 } // namespace
 
@@ -47,22 +49,32 @@ limiter_settings limiter_settings_from(const provider_config& p) {
 
 const char* to_string(limit_rule r) {
   switch (r) {
-    case limit_rule::none: return "none";
-    case limit_rule::pause: return "pause";
-    case limit_rule::quota: return "quota";
-    case limit_rule::bucket: return "bucket";
-    case limit_rule::window: return "window";
-    case limit_rule::interval: return "interval";
-    case limit_rule::concurrency: return "concurrency";
-    case limit_rule::tokens: return "tokens";
-    case limit_rule::too_big: return "too_big";
-    case limit_rule::day: return "day";
+  case limit_rule::none:
+    return "none";
+  case limit_rule::pause:
+    return "pause";
+  case limit_rule::quota:
+    return "quota";
+  case limit_rule::bucket:
+    return "bucket";
+  case limit_rule::window:
+    return "window";
+  case limit_rule::interval:
+    return "interval";
+  case limit_rule::concurrency:
+    return "concurrency";
+  case limit_rule::tokens:
+    return "tokens";
+  case limit_rule::too_big:
+    return "too_big";
+  case limit_rule::day:
+    return "day";
   }
   return "?";
 }
 
 rate_limiter::rate_limiter(limiter_settings s, steady_time now)
-  : s_(s), bucket_(static_cast<double>(std::max<std::int64_t>(1, s.burst))), refilled_at_(now) {}
+    : s_(s), bucket_(static_cast<double>(std::max<std::int64_t>(1, s.burst))), refilled_at_(now) {}
 
 namespace {
 std::int64_t requests_now(const limiter_settings& s, const std::optional<std::int64_t>& announced) {
@@ -206,8 +218,8 @@ rate_limiter::verdict rate_limiter::try_acquire(steady_time now, std::int64_t to
   window_log_.push_back({now, v.permit, s_.confirm_sends});
   last_send_ = now;
   auto together = static_cast<std::int64_t>(permits_.size()) + 1;
-  permits_.emplace(v.permit, permit_info{now, ++admitted_seq_, tokens, together,
-                                         static_cast<std::int64_t>(window_log_.size())});
+  permits_.emplace(v.permit,
+                   permit_info{now, ++admitted_seq_, tokens, together, static_cast<std::int64_t>(window_log_.size())});
   if (s_.per_day > 0) {
     if (day_start_ == steady_time{} || day_start_ + std::chrono::hours{24} <= now)
       day_start_ = now, day_count_ = 0;
@@ -246,9 +258,10 @@ std::int64_t rate_limiter::headroom(steady_time now) const {
   if (quota_left_ && quota_reset_ > now)
     n = std::min(n, *quota_left_ - static_cast<std::int64_t>(admitted_seq_ - quota_seq_));
   double cap = static_cast<double>(std::max<std::int64_t>(1, std::min(s_.burst, requests_now(s_, announced_))));
-  double bucket = now > refilled_at_
-                    ? std::min(cap, bucket_ + std::chrono::duration<double>(now - refilled_at_).count() * effective_rate_per_s())
-                    : bucket_;
+  double bucket =
+      now > refilled_at_
+          ? std::min(cap, bucket_ + std::chrono::duration<double>(now - refilled_at_).count() * effective_rate_per_s())
+          : bucket_;
   n = std::min(n, static_cast<std::int64_t>(std::floor(bucket + 1e-9)));
   std::int64_t held = 0;
   for (auto& [id, p] : permits_)
@@ -268,7 +281,7 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
   // hold/concurrency when concurrency binds): the rest is extrapolated at that pace.
   constexpr std::int64_t walk = 128;
   auto n = std::min<std::int64_t>(ahead, walk);
-  for (std::int64_t i = 0;; ) {
+  for (std::int64_t i = 0;;) {
     auto v = sim.check(t, tokens);
     if (v.admitted) {
       if (i == n)
@@ -286,7 +299,7 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
   double slot_s = 1.0 / std::max(1e-9, effective_rate_per_s());
   if (auto hold = expected_hold(); hold > nanos::zero() && s_.concurrency < std::numeric_limits<std::int64_t>::max())
     slot_s = std::max(slot_s, std::chrono::duration<double>(hold).count() /
-                                static_cast<double>(std::max<std::int64_t>(1, concurrency_now())));
+                                  static_cast<double>(std::max<std::int64_t>(1, concurrency_now())));
   auto rest = std::chrono::duration<double>(slot_s * static_cast<double>(ahead - n));
   if (rest > std::chrono::hours{24})
     return never;
@@ -384,7 +397,8 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
   }
   // The window's count, or the day's when fewer are left of it (Cerebras sends both).
   auto left = s.remaining_requests, reset_ms = s.reset_requests_ms;
-  bool day = s.remaining_requests_day >= 0 && s.reset_requests_day_ms >= 0 && (left < 0 || s.remaining_requests_day < left);
+  bool day =
+      s.remaining_requests_day >= 0 && s.reset_requests_day_ms >= 0 && (left < 0 || s.remaining_requests_day < left);
   if (day)
     left = s.remaining_requests_day, reset_ms = s.reset_requests_day_ms;
   if (left >= 0 && reset_ms >= 0 && (!quota_left_ || seq >= quota_seq_)) {
@@ -394,8 +408,9 @@ bool rate_limiter::on_signals(std::uint64_t permit, steady_time now, const limit
     // The reset names when the provider's window is empty again; its oldest entry (ours, as far as we know)
     // leaves sooner, and from then on the window rule knows as much as the quota does.
     if (!window_log_.empty() && !day) // (a day's count does not come back with our window)
-      quota_reset_ = std::min(quota_reset_, later(window_log_.front().at, window_log_.front().pending ? now : steady_time{}) +
-                                              nanos(s_.per) + nanos(s_.window_margin));
+      quota_reset_ =
+          std::min(quota_reset_, later(window_log_.front().at, window_log_.front().pending ? now : steady_time{}) +
+                                     nanos(s_.per) + nanos(s_.window_margin));
   }
   if (s.remaining_tokens == 0 && s.reset_tokens_ms >= 0)
     pause_until(now + millis{s.reset_tokens_ms});

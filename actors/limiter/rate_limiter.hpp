@@ -42,17 +42,17 @@ struct limiter_settings {
   std::int64_t burst = 1;
   std::int64_t concurrency = 4;
   millis min_interval{0};
-  std::int64_t tokens = 0;            ///< 0: not limited
-  std::int64_t per_day = 0;           ///< admissions per 24 h window; 0: not limited
-  millis window_margin{0};            ///< added to `per` by the window rule
-  millis permit_ttl{600000};          ///< a permit held longer is reclaimed (a lost reply cannot leak a slot)
-  millis hold_prior{0};               ///< how long a call holds its permit until releases have measured it; 0: unknown
+  std::int64_t tokens = 0;   ///< 0: not limited
+  std::int64_t per_day = 0;  ///< admissions per 24 h window; 0: not limited
+  millis window_margin{0};   ///< added to `per` by the window rule
+  millis permit_ttl{600000}; ///< a permit held longer is reclaimed (a lost reply cannot leak a slot)
+  millis hold_prior{0};      ///< how long a call holds its permit until releases have measured it; 0: unknown
   /// The caller tells when each admitted call actually went upstream (sent()): until then its window entry cannot
   /// leave the window, and then it counts from the send, not the admission. A call admitted at t but sent at
   /// t + d (a busy dispatcher, a loaded machine) otherwise leaves our window d early, and the provider, which
   /// counts arrivals, sees one call too many.
   bool confirm_sends = false;
-  std::int64_t throttle_after = 3;    ///< 429s within throttle_period that cut the rate
+  std::int64_t throttle_after = 3; ///< 429s within throttle_period that cut the rate
   millis throttle_period{60000};
   double throttle_step = 0.2;
   double throttle_floor = 0.5;
@@ -66,7 +66,18 @@ limiter_settings limiter_settings_from(const limits_config& l);
 limiter_settings limiter_settings_from(const provider_config& p);
 
 /// Which rule holds a call back.
-enum class limit_rule : std::uint8_t { none, pause, quota, bucket, window, interval, concurrency, tokens, too_big, day };
+enum class limit_rule : std::uint8_t {
+  none,
+  pause,
+  quota,
+  bucket,
+  window,
+  interval,
+  concurrency,
+  tokens,
+  too_big,
+  day
+};
 const char* to_string(limit_rule r);
 
 class rate_limiter {
@@ -77,8 +88,8 @@ public:
 
   struct verdict {
     bool admitted = false;
-    std::uint64_t permit = 0;      ///< when admitted
-    steady_time retry_at = never;  ///< when not: the earliest time every rule but concurrency could allow it
+    std::uint64_t permit = 0;     ///< when admitted
+    steady_time retry_at = never; ///< when not: the earliest time every rule but concurrency could allow it
     limit_rule blocked_by = limit_rule::none;
   };
 
@@ -132,7 +143,9 @@ public:
 
   double factor() const { return factor_; }
   /// The mean time a permit is held (an EWMA over releases; 0 before the first).
-  std::chrono::nanoseconds mean_hold() const { return std::chrono::nanoseconds{static_cast<std::int64_t>(hold_ewma_ns_)}; }
+  std::chrono::nanoseconds mean_hold() const {
+    return std::chrono::nanoseconds{static_cast<std::int64_t>(hold_ewma_ns_)};
+  }
   /// The hold time routing plans with: the measured mean once a release measured one, else `hold_prior`.
   std::chrono::nanoseconds expected_hold() const {
     return hold_ewma_ns_ > 0 ? mean_hold() : std::chrono::nanoseconds{s_.hold_prior};
@@ -156,9 +169,9 @@ private:
     std::int64_t window_at = 0; // window entries then
   };
   struct window_entry {
-    steady_time at;        // the admission, or the send once confirmed
+    steady_time at; // the admission, or the send once confirmed
     std::uint64_t permit;
-    bool pending;          // admitted, send not confirmed yet: it stays in the window
+    bool pending; // admitted, send not confirmed yet: it stays in the window
   };
   struct token_entry {
     steady_time at;
@@ -178,7 +191,7 @@ private:
   double bucket_;
   steady_time refilled_at_;
   void confirm(std::deque<window_entry>::iterator it, steady_time at); // a pending entry counts from `at`
-  std::deque<window_entry> window_log_; // admissions inside per + margin, in time order
+  std::deque<window_entry> window_log_;                                // admissions inside per + margin, in time order
   std::optional<steady_time> last_send_;
   steady_time pause_until_{};
   std::map<std::uint64_t, permit_info> permits_;
@@ -196,12 +209,12 @@ private:
   std::optional<std::int64_t> announced_; // a request limit the provider announced below `requests`
   double hold_ewma_ns_ = 0;
   std::optional<steady_time> raise_since_; // since when every announcement was above announced_
-  std::int64_t raise_to_ = 0;               // the lowest of those
-  std::int64_t learned_conc_ = 0;        // 0: none learned
-  steady_time learned_conc_at_{};        // when it last changed
-  std::int64_t ok_together_ = 0;         // the most calls in flight together that were answered without a 429...
-  steady_time ok_together_at_{};         // ...lately (it counts for a minute)
-  std::int64_t day_count_ = 0;           // admissions in the day window that began at day_start_
+  std::int64_t raise_to_ = 0;              // the lowest of those
+  std::int64_t learned_conc_ = 0;          // 0: none learned
+  steady_time learned_conc_at_{};          // when it last changed
+  std::int64_t ok_together_ = 0;           // the most calls in flight together that were answered without a 429...
+  steady_time ok_together_at_{};           // ...lately (it counts for a minute)
+  std::int64_t day_count_ = 0;             // admissions in the day window that began at day_start_
   steady_time day_start_{};
   std::string change_note_;
 };

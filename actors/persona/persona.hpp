@@ -9,9 +9,7 @@
 
 namespace squad {
 
-using persona_actor = caf::typed_actor<
-  caf::replies_to<call_request>::with<call_result>,
-  caf::reacts_to<atoms::crash>>;
+using persona_actor = caf::typed_actor<caf::replies_to<call_request>::with<call_result>, caf::reacts_to<atoms::crash>>;
 
 class directory;
 

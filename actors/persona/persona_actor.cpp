@@ -1,5 +1,5 @@
-#include "actors/persona/persona.hpp"
 #include "actors/dispatcher/route_choice.hpp"
+#include "actors/persona/persona.hpp"
 #include "actors/registry/directory.hpp"
 
 namespace squad {
@@ -21,30 +21,32 @@ persona_actor::behavior_type persona(persona_self self, persona_def def, std::ve
   self->state.chain = std::move(chain);
   self->state.dir = directory_view{std::move(dir)};
   return {
-    [self](call_request& req) -> caf::result<call_result> {
-      auto& st = self->state;
-      if (req.chain.empty())
-        req.chain = st.chain;
-      req.persona = st.def.id;
-      if (req.priority > 3)
-        req.priority = static_cast<std::uint8_t>(st.def.priority);
-      if (req.strategy == 255)
-        req.strategy = static_cast<std::uint8_t>(parse_route_strategy(st.def.strategy).value_or(route_strategy::preference));
-      // The persona's system prompt comes first; a caller's own system message (an API client's) follows it.
-      bool has_own = !req.messages.empty() && req.messages.front().role == "system" &&
-                     req.messages.front().content == st.def.system_prompt;
-      if (!has_own)
-        req.messages.insert(req.messages.begin(), chat_message{"system", st.def.system_prompt});
-      auto dispatcher = st.dir->dispatcher;
-      if (!dispatcher) { // between the dispatcher's crash and its restart
-        auto why = std::string{"the dispatcher is restarting"};
-        if (req.sink)
-          std::exchange(req.sink, nullptr)->failed(call_failure{squad_errc::child_unavailable, why, -1, failure_class::unknown});
-        return make_squad_error(squad_errc::child_unavailable, std::move(why));
-      }
-      return self->delegate(dispatcher, std::move(req));
-    },
-    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+      [self](call_request& req) -> caf::result<call_result> {
+        auto& st = self->state;
+        if (req.chain.empty())
+          req.chain = st.chain;
+        req.persona = st.def.id;
+        if (req.priority > 3)
+          req.priority = static_cast<std::uint8_t>(st.def.priority);
+        if (req.strategy == 255)
+          req.strategy =
+              static_cast<std::uint8_t>(parse_route_strategy(st.def.strategy).value_or(route_strategy::preference));
+        // The persona's system prompt comes first; a caller's own system message (an API client's) follows it.
+        bool has_own = !req.messages.empty() && req.messages.front().role == "system" &&
+                       req.messages.front().content == st.def.system_prompt;
+        if (!has_own)
+          req.messages.insert(req.messages.begin(), chat_message{"system", st.def.system_prompt});
+        auto dispatcher = st.dir->dispatcher;
+        if (!dispatcher) { // between the dispatcher's crash and its restart
+          auto why = std::string{"the dispatcher is restarting"};
+          if (req.sink)
+            std::exchange(req.sink, nullptr)
+                ->failed(call_failure{squad_errc::child_unavailable, why, -1, failure_class::unknown});
+          return make_squad_error(squad_errc::child_unavailable, std::move(why));
+        }
+        return self->delegate(dispatcher, std::move(req));
+      },
+      [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
 

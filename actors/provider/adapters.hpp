@@ -82,8 +82,9 @@ header_list request_headers(const std::string& api_key);
 /// A /v1/messages body: anthropic_request_body (chat_params.hpp).
 std::string build_request_body(const call_request& req, const std::string& model_id, bool stream);
 
-/// A whole /v1/messages reply: its text blocks joined, its tool_use blocks as OpenAI tool_calls, stop_reason as an OpenAI finish_reason (end_turn and
-/// stop_sequence: stop; max_tokens: length; tool_use: tool_calls), and usage (prompt tokens include cached ones).
+/// A whole /v1/messages reply: its text blocks joined, its tool_use blocks as OpenAI tool_calls, stop_reason as an
+/// OpenAI finish_reason (end_turn and stop_sequence: stop; max_tokens: length; tool_use: tool_calls), and usage (prompt
+/// tokens include cached ones).
 upstream_reply parse_response(std::string_view body);
 
 /// Reassembles a streamed reply from its SSE events (message_start, content_block_start of tool_use blocks,

@@ -66,8 +66,9 @@ std::optional<param_refusal> refuse_anthropic(const call_request& req, const ord
     if (key == "metadata" && v.is_object() && v.size() == 1 && v.contains("user_id"))
       continue; // Anthropic's own metadata field
     if (key == "response_format")
-      return cannot(f, key, " " + v.value("type", std::string{"?"}) +
-                              " (Anthropic has no JSON mode: describe the shape in the prompt, or use a tool)");
+      return cannot(f, key,
+                    " " + v.value("type", std::string{"?"}) +
+                        " (Anthropic has no JSON mode: describe the shape in the prompt, or use a tool)");
     if (key == "n")
       return cannot(f, key, " above 1 (one answer per call)");
     return cannot(f, key, " (the Messages API has no such parameter)");
@@ -76,7 +77,8 @@ std::optional<param_refusal> refuse_anthropic(const call_request& req, const ord
     auto& m = req.messages[i];
     if (!m.name.empty()) {
       auto p = "messages[" + std::to_string(i) + "].name";
-      return param_refusal{p, "anthropic providers cannot honour " + p + " (the Messages API has no participant names)"};
+      return param_refusal{p,
+                           "anthropic providers cannot honour " + p + " (the Messages API has no participant names)"};
     }
     if (m.tool_calls_json.empty())
       continue;
@@ -97,8 +99,9 @@ std::optional<param_refusal> refuse_sim(const ordered_json& params) {
   constexpr auto f = provider_family::sim;
   for (auto& [key, v] : params.items()) {
     // A simulator has no sampling: these are accepted and have no effect (documented in docs/api.md).
-    if (neutral(key, v) || is_one_of(key, {"top_p", "seed", "frequency_penalty", "presence_penalty", "logit_bias",
-                                           "user", "metadata", "store", "parallel_tool_calls", "max_completion_tokens"}))
+    if (neutral(key, v) ||
+        is_one_of(key, {"top_p", "seed", "frequency_penalty", "presence_penalty", "logit_bias", "user", "metadata",
+                        "store", "parallel_tool_calls", "max_completion_tokens"}))
       continue;
     if (key == "tool_choice" && v.is_string() && (v == "none" || v == "auto"))
       continue;
@@ -148,8 +151,8 @@ ordered_json anthropic_tools(const ordered_json& tools) {
     if (fn.contains("description") && fn["description"].is_string())
       a["description"] = fn["description"];
     a["input_schema"] = fn.contains("parameters") && fn["parameters"].is_object()
-                          ? fn["parameters"]
-                          : ordered_json{{"type", "object"}, {"properties", ordered_json::object()}};
+                            ? fn["parameters"]
+                            : ordered_json{{"type", "object"}, {"properties", ordered_json::object()}};
     out.push_back(std::move(a));
   }
   return out;
@@ -176,23 +179,31 @@ ordered_json turn_content(const turn& t) {
 } // namespace
 
 provider_family family_of(const std::string& kind) {
-  return kind == "anthropic" ? provider_family::anthropic : kind == "sim" ? provider_family::sim : provider_family::openai;
+  return kind == "anthropic" ? provider_family::anthropic
+         : kind == "sim"     ? provider_family::sim
+                             : provider_family::openai;
 }
 
 const char* to_string(provider_family f) {
   switch (f) {
-    case provider_family::openai: return "openai";
-    case provider_family::anthropic: return "anthropic";
-    case provider_family::sim: return "sim";
+  case provider_family::openai:
+    return "openai";
+  case provider_family::anthropic:
+    return "anthropic";
+  case provider_family::sim:
+    return "sim";
   }
   return "openai";
 }
 
 std::optional<param_refusal> refuse_params(provider_family family, const call_request& req) {
   switch (family) {
-    case provider_family::openai: return std::nullopt; // everything passes through: nothing to parse
-    case provider_family::anthropic: return refuse_anthropic(req, params_of(req));
-    case provider_family::sim: return req.params_json.empty() ? std::nullopt : refuse_sim(params_of(req));
+  case provider_family::openai:
+    return std::nullopt; // everything passes through: nothing to parse
+  case provider_family::anthropic:
+    return refuse_anthropic(req, params_of(req));
+  case provider_family::sim:
+    return req.params_json.empty() ? std::nullopt : refuse_sim(params_of(req));
   }
   return std::nullopt;
 }
@@ -282,7 +293,8 @@ std::string anthropic_request_body(const call_request& req, const std::string& m
   if (has_tools) {
     body["tools"] = anthropic_tools(params["tools"]);
     bool parallel = !(params.contains("parallel_tool_calls") && params["parallel_tool_calls"] == false);
-    auto* choice = params.contains("tool_choice") && !params["tool_choice"].is_null() ? &params["tool_choice"] : nullptr;
+    auto* choice =
+        params.contains("tool_choice") && !params["tool_choice"].is_null() ? &params["tool_choice"] : nullptr;
     if (choice || !parallel)
       body["tool_choice"] = anthropic_tool_choice(choice, parallel);
   }

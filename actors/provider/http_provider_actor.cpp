@@ -28,8 +28,8 @@ class call_handler final : public net::http_handler {
 public:
   call_handler(caf::actor owner, std::uint64_t id, api_kind kind, const std::string& secret,
                std::shared_ptr<call_sink> sink, bool stream, bool direct, chain_target target)
-    : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()),
-      sink_(std::move(sink)), stream_(stream), direct_(direct), target_(std::move(target)) {}
+      : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()),
+        sink_(std::move(sink)), stream_(stream), direct_(direct), target_(std::move(target)) {}
 
   void on_head(int status, const header_list& headers) override {
     assembler_.on_head(status, headers, std::chrono::system_clock::now());
@@ -91,56 +91,57 @@ private:
   mutable std::chrono::steady_clock::time_point last_asked_{}; // when wanted() last asked the sink
 };
 
-provider_actor::behavior_type http_provider(http_provider_actor self, provider_config cfg, std::shared_ptr<net::http_pool> pool) {
+provider_actor::behavior_type http_provider(http_provider_actor self, provider_config cfg,
+                                            std::shared_ptr<net::http_pool> pool) {
   auto& st = self->state;
   st.kind = cfg.kind == "anthropic" ? api_kind::anthropic : api_kind::openai;
   st.target = provider_request_path(cfg.kind, pool->options().origin.path);
   st.cfg = std::move(cfg);
   st.pool = std::move(pool);
   return {
-    [self](provider_call& call) -> caf::result<upstream_reply> {
-      auto& st = self->state;
-      if (auto no = refuse_params(family_of(st.cfg.kind), call.request)) { // a fallback chain goes on to the next
-        upstream_reply r;
-        r.result = outcome::bad_request;
-        r.detail = no->message + " (param " + no->param + ")";
-        return r;
-      }
-      bool stream = call.request.stream || st.cfg.http.stream;
-      net::http_request req;
-      req.target = st.target;
-      if (st.kind == api_kind::openai) {
-        req.headers = openai::request_headers(st.cfg.api_key);
-        req.body = openai::build_request_body(call.request, call.target.model_id, stream);
-      } else {
-        req.headers = anthropic::request_headers(st.cfg.api_key);
-        req.body = anthropic::build_request_body(call.request, call.target.model_id, stream);
-      }
-      if (stream)
-        req.headers.emplace_back("accept", "text/event-stream");
-      if (call.request.timeout_ms > 0)
-        req.total = millis{call.request.timeout_ms};
-      if (call.request.head_ms > 0)
-        req.first_byte = millis{call.request.head_ms};
-      auto id = st.next_id++;
-      st.pending.emplace(id, self->make_response_promise());
-      bool direct = call.request.answer_direct;
-      auto sink = call.request.stream || direct ? call.request.sink : nullptr;
-      auto handler = std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key,
-                                                    std::move(sink), call.request.stream, direct, call.target);
-      st.pool->submit(std::move(req), std::move(handler));
-      return caf::delegated<upstream_reply>{};
-    },
-    [self](atoms::done, std::uint64_t id, upstream_reply& reply) {
-      auto& pending = self->state.pending;
-      auto it = pending.find(id);
-      if (it == pending.end())
-        return;
-      it->second.deliver(std::move(reply));
-      pending.erase(it);
-    },
-    [](atoms::done, std::uint64_t) {}, // a simulated provider's: never sent here
-    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+      [self](provider_call& call) -> caf::result<upstream_reply> {
+        auto& st = self->state;
+        if (auto no = refuse_params(family_of(st.cfg.kind), call.request)) { // a fallback chain goes on to the next
+          upstream_reply r;
+          r.result = outcome::bad_request;
+          r.detail = no->message + " (param " + no->param + ")";
+          return r;
+        }
+        bool stream = call.request.stream || st.cfg.http.stream;
+        net::http_request req;
+        req.target = st.target;
+        if (st.kind == api_kind::openai) {
+          req.headers = openai::request_headers(st.cfg.api_key);
+          req.body = openai::build_request_body(call.request, call.target.model_id, stream);
+        } else {
+          req.headers = anthropic::request_headers(st.cfg.api_key);
+          req.body = anthropic::build_request_body(call.request, call.target.model_id, stream);
+        }
+        if (stream)
+          req.headers.emplace_back("accept", "text/event-stream");
+        if (call.request.timeout_ms > 0)
+          req.total = millis{call.request.timeout_ms};
+        if (call.request.head_ms > 0)
+          req.first_byte = millis{call.request.head_ms};
+        auto id = st.next_id++;
+        st.pending.emplace(id, self->make_response_promise());
+        bool direct = call.request.answer_direct;
+        auto sink = call.request.stream || direct ? call.request.sink : nullptr;
+        auto handler = std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key,
+                                                      std::move(sink), call.request.stream, direct, call.target);
+        st.pool->submit(std::move(req), std::move(handler));
+        return caf::delegated<upstream_reply>{};
+      },
+      [self](atoms::done, std::uint64_t id, upstream_reply& reply) {
+        auto& pending = self->state.pending;
+        auto it = pending.find(id);
+        if (it == pending.end())
+          return;
+        it->second.deliver(std::move(reply));
+        pending.erase(it);
+      },
+      [](atoms::done, std::uint64_t) {}, // a simulated provider's: never sent here
+      [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
 
@@ -178,7 +179,7 @@ std::shared_ptr<net::http_pool> make_provider_pool(net::io_runtime& io, const pr
 }
 
 provider_actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
-                               std::shared_ptr<net::http_pool> pool) {
+                                   std::shared_ptr<net::http_pool> pool) {
   return parent->spawn(http_provider, cfg, std::move(pool));
 }
 

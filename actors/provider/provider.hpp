@@ -18,18 +18,16 @@
 
 namespace squad {
 
-using provider_actor = caf::typed_actor<
-  caf::replies_to<provider_call>::with<upstream_reply>,
-  caf::reacts_to<atoms::done, std::uint64_t>,
-  caf::reacts_to<atoms::done, std::uint64_t, upstream_reply>,
-  caf::reacts_to<atoms::crash>>;
+using provider_actor =
+    caf::typed_actor<caf::replies_to<provider_call>::with<upstream_reply>, caf::reacts_to<atoms::done, std::uint64_t>,
+                     caf::reacts_to<atoms::done, std::uint64_t, upstream_reply>, caf::reacts_to<atoms::crash>>;
 
 /// HTTP pools by provider name (openai and anthropic providers only).
 using provider_pools = std::map<std::string, std::shared_ptr<net::http_pool>>;
 
 /// Spawns the actor for `cfg.kind`; nullptr with `why` set when it cannot run (no pool for an HTTP provider).
 provider_actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
-                          std::string& why);
+                              std::string& why);
 
 /// The simulated provider (kind: sim): enforces its own limits at arrival the way a strict upstream does
 /// (a sliding window of `requests` per `per` and a concurrency cap, answering rate_limited with a
@@ -38,7 +36,7 @@ provider_actor spawn_sim_provider(caf::local_actor* parent, const provider_confi
 
 /// An OpenAI-compatible or Anthropic provider over `pool`.
 provider_actor spawn_http_provider(caf::local_actor* parent, const provider_config& cfg,
-                               std::shared_ptr<net::http_pool> pool);
+                                   std::shared_ptr<net::http_pool> pool);
 
 /// The pool for an openai/anthropic provider; nullptr with `why` naming the config path on a bad base_url or
 /// ca_file.

@@ -49,7 +49,7 @@ std::string redact_secrets(std::string text, const std::string& secret) {
 }
 
 reply_assembler::reply_assembler(api_kind kind, std::string secret, std::size_t max_body_bytes)
-  : kind_(kind), secret_(std::move(secret)), max_body_bytes_(max_body_bytes) {}
+    : kind_(kind), secret_(std::move(secret)), max_body_bytes_(max_body_bytes) {}
 
 void reply_assembler::on_head(int status, const header_list& headers, std::chrono::system_clock::time_point now) {
   status_ = status;
@@ -129,28 +129,28 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
     classified = true;
   } else {
     switch (failure) {
-      case http_failure::timeout_connect:
-      case http_failure::timeout_first_byte:
-      case http_failure::timeout_idle:
-      case http_failure::timeout_total:
-        r.result = outcome::timeout;
-        break;
-      case http_failure::connect_failed:
-      case http_failure::tls_failed:
-        r.result = outcome::connect_failed;
-        break;
-      case http_failure::closed_early:
-      case http_failure::abandoned: // the dispatcher tells the breaker nothing of it (the client left)
-        r.result = outcome::stream_cut;
-        break;
-      case http_failure::shut_down:
-        r.result = outcome::unavailable;
-        break;
-      case http_failure::bad_http:
-      case http_failure::body_too_large:
-      case http_failure::none:
-        r.result = outcome::bad_response;
-        break;
+    case http_failure::timeout_connect:
+    case http_failure::timeout_first_byte:
+    case http_failure::timeout_idle:
+    case http_failure::timeout_total:
+      r.result = outcome::timeout;
+      break;
+    case http_failure::connect_failed:
+    case http_failure::tls_failed:
+      r.result = outcome::connect_failed;
+      break;
+    case http_failure::closed_early:
+    case http_failure::abandoned: // the dispatcher tells the breaker nothing of it (the client left)
+      r.result = outcome::stream_cut;
+      break;
+    case http_failure::shut_down:
+      r.result = outcome::unavailable;
+      break;
+    case http_failure::bad_http:
+    case http_failure::body_too_large:
+    case http_failure::none:
+      r.result = outcome::bad_response;
+      break;
     }
     r.detail = detail;
     if (sse_)

@@ -53,12 +53,13 @@ std::vector<std::string> input_headings(const std::string& text) {
   return out;
 }
 
-constexpr std::array<const char*, 12> verbs = {"Clarify", "Prioritise", "Validate", "Split", "Measure", "Document",
-                                               "Prototype", "Review", "Automate", "Simplify", "Secure", "Schedule"};
+constexpr std::array<const char*, 12> verbs = {"Clarify",  "Prioritise", "Validate",  "Split",
+                                               "Measure",  "Document",   "Prototype", "Review",
+                                               "Automate", "Simplify",   "Secure",    "Schedule"};
 constexpr std::array<const char*, 12> objects = {
-  "the core user journey",      "the riskiest assumption", "the data model",        "the acceptance criteria",
-  "the rate-limit budget",      "the onboarding flow",     "the failure modes",     "the release plan",
-  "the smallest useful slice",  "the integration points",  "the open questions",    "the success measures"};
+    "the core user journey",     "the riskiest assumption", "the data model",     "the acceptance criteria",
+    "the rate-limit budget",     "the onboarding flow",     "the failure modes",  "the release plan",
+    "the smallest useful slice", "the integration points",  "the open questions", "the success measures"};
 
 } // namespace
 
@@ -75,7 +76,8 @@ sim_answer make_sim_answer(const std::string& provider, const std::string& model
   // always says so) and is not counted as completion tokens.
   auto marker = "> [simulated answer: " + provider + "/" + model_id + "; no real model was called]\n\n";
   std::ostringstream out;
-  out << "## Summary\n" << "Response to: " << first_line(user, 120) << "\n";
+  out << "## Summary\n"
+      << "Response to: " << first_line(user, 120) << "\n";
   out << "Acting as: " << first_line(system, 100) << "\n\n";
   auto inputs = input_headings(user);
   if (!inputs.empty()) {

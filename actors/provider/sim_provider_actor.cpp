@@ -17,8 +17,8 @@ struct sim_state {
   std::map<std::uint64_t, caf::response_promise> pending;
   std::map<std::uint64_t, upstream_reply> replies;
   std::map<std::uint64_t, std::shared_ptr<call_sink>> sinks; // calls that asked to stream
-  std::multiset<steady_time> due; // completion times of calls in flight
-  std::int64_t calls = 0;         // answered so far (for sim.fault_every)
+  std::multiset<steady_time> due;                            // completion times of calls in flight
+  std::int64_t calls = 0;                                    // answered so far (for sim.fault_every)
   static inline const char* name = "squad.sim_provider";
 };
 
@@ -46,82 +46,83 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
   self->state.window.emplace(cfg.limits.requests, cfg.limits.per);
   self->state.cfg = std::move(cfg);
   return {
-    [self](provider_call& call) -> caf::result<upstream_reply> {
-      auto& st = self->state;
-      if (auto no = refuse_params(provider_family::sim, call.request)) { // tools and the like: say so, never drop them
+      [self](provider_call& call) -> caf::result<upstream_reply> {
+        auto& st = self->state;
+        if (auto no =
+                refuse_params(provider_family::sim, call.request)) { // tools and the like: say so, never drop them
+          upstream_reply r;
+          r.result = outcome::bad_request;
+          r.simulated = true;
+          r.detail = no->message + " (param " + no->param + ")";
+          return r;
+        }
+        auto now = self->clock().now();
+        while (!st.due.empty() && *st.due.begin() <= now) // calls whose answer is due have finished
+          st.due.erase(st.due.begin());
+        if (static_cast<std::int64_t>(st.pending.size()) >= st.cfg.limits.concurrency)
+          return limited(st, st.due.empty() ? caf::timespan{millis{1}} : *st.due.begin() - now,
+                         "concurrency limit reached");
+        if (!st.window->try_admit(now))
+          return limited(st, st.window->earliest_admit(now) - now, "request window full");
+        auto answer = make_sim_answer(st.cfg.name, call.target.model_id, last_of_role(call.request.messages, "system"),
+                                      last_of_role(call.request.messages, "user"), call.request.max_tokens, st.cfg.sim);
         upstream_reply r;
-        r.result = outcome::bad_request;
+        r.text = std::move(answer.text);
+        r.finish_reason = answer.finish_reason;
+        r.usage = {answer.prompt_tokens, answer.completion_tokens};
         r.simulated = true;
-        r.detail = no->message + " (param " + no->param + ")";
-        return r;
-      }
-      auto now = self->clock().now();
-      while (!st.due.empty() && *st.due.begin() <= now) // calls whose answer is due have finished
-        st.due.erase(st.due.begin());
-      if (static_cast<std::int64_t>(st.pending.size()) >= st.cfg.limits.concurrency)
-        return limited(st, st.due.empty() ? caf::timespan{millis{1}} : *st.due.begin() - now,
-                       "concurrency limit reached");
-      if (!st.window->try_admit(now))
-        return limited(st, st.window->earliest_admit(now) - now, "request window full");
-      auto answer = make_sim_answer(st.cfg.name, call.target.model_id, last_of_role(call.request.messages, "system"),
-                                    last_of_role(call.request.messages, "user"), call.request.max_tokens, st.cfg.sim);
-      upstream_reply r;
-      r.text = std::move(answer.text);
-      r.finish_reason = answer.finish_reason;
-      r.usage = {answer.prompt_tokens, answer.completion_tokens};
-      r.simulated = true;
-      r.latency_ms = answer.latency.count();
-      r.latency_us = r.latency_ms * 1000;
-      r.signals.remaining_requests = st.window->limit() - st.window->occupancy(now);
-      auto id = st.next_id++;
-      st.pending.emplace(id, self->make_response_promise());
-      st.replies.emplace(id, std::move(r));
-      if (call.request.stream && call.request.sink)
-        st.sinks.emplace(id, call.request.sink);
-      st.due.insert(now + answer.latency);
-      self->delayed_send(self, answer.latency, atoms::done_v, id);
-      return caf::delegated<upstream_reply>{};
-    },
-    [self](atoms::done, std::uint64_t id) {
-      auto& st = self->state;
-      auto p = st.pending.find(id);
-      auto r = st.replies.find(id);
-      if (p == st.pending.end() || r == st.replies.end())
-        return;
-      if (st.cfg.sim.fault != "none" && ++st.calls % st.cfg.sim.fault_every == 0) { // sim.fault
-        auto& reply = r->second;
-        reply.result = st.cfg.sim.fault == "cut" ? outcome::stream_cut : outcome::server_error;
-        reply.detail = st.cfg.name + ": simulated " + st.cfg.sim.fault + " (sim.fault)";
-        if (reply.result == outcome::stream_cut) { // a few words got through before the cut
-          auto cut = reply.text.find(' ', reply.text.find(' ') + 1);
-          reply.partial_text = reply.text.substr(0, std::min(cut, reply.text.size()));
-          if (auto s = st.sinks.find(id); s != st.sinks.end())
-            s->second->delta(reply.partial_text);
-        }
-        reply.text.clear();
-        reply.finish_reason.clear();
-        st.sinks.erase(id);
-      }
-      if (auto s = st.sinks.find(id); s != st.sinks.end()) { // "streams" the answer in pieces of a few words
-        std::string_view text = r->second.text;
-        while (!text.empty()) {
-          std::size_t cut = 0;
-          for (int words = 0; words < 4 && cut < text.size(); ++words) {
-            cut = text.find(' ', cut + 1);
-            if (cut == std::string_view::npos)
-              cut = text.size();
+        r.latency_ms = answer.latency.count();
+        r.latency_us = r.latency_ms * 1000;
+        r.signals.remaining_requests = st.window->limit() - st.window->occupancy(now);
+        auto id = st.next_id++;
+        st.pending.emplace(id, self->make_response_promise());
+        st.replies.emplace(id, std::move(r));
+        if (call.request.stream && call.request.sink)
+          st.sinks.emplace(id, call.request.sink);
+        st.due.insert(now + answer.latency);
+        self->delayed_send(self, answer.latency, atoms::done_v, id);
+        return caf::delegated<upstream_reply>{};
+      },
+      [self](atoms::done, std::uint64_t id) {
+        auto& st = self->state;
+        auto p = st.pending.find(id);
+        auto r = st.replies.find(id);
+        if (p == st.pending.end() || r == st.replies.end())
+          return;
+        if (st.cfg.sim.fault != "none" && ++st.calls % st.cfg.sim.fault_every == 0) { // sim.fault
+          auto& reply = r->second;
+          reply.result = st.cfg.sim.fault == "cut" ? outcome::stream_cut : outcome::server_error;
+          reply.detail = st.cfg.name + ": simulated " + st.cfg.sim.fault + " (sim.fault)";
+          if (reply.result == outcome::stream_cut) { // a few words got through before the cut
+            auto cut = reply.text.find(' ', reply.text.find(' ') + 1);
+            reply.partial_text = reply.text.substr(0, std::min(cut, reply.text.size()));
+            if (auto s = st.sinks.find(id); s != st.sinks.end())
+              s->second->delta(reply.partial_text);
           }
-          s->second->delta(text.substr(0, cut));
-          text.remove_prefix(cut);
+          reply.text.clear();
+          reply.finish_reason.clear();
+          st.sinks.erase(id);
         }
-        st.sinks.erase(s);
-      }
-      p->second.deliver(std::move(r->second));
-      st.pending.erase(p);
-      st.replies.erase(r);
-    },
-    [](atoms::done, std::uint64_t, upstream_reply&) {}, // an HTTP provider's: never sent here
-    [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+        if (auto s = st.sinks.find(id); s != st.sinks.end()) { // "streams" the answer in pieces of a few words
+          std::string_view text = r->second.text;
+          while (!text.empty()) {
+            std::size_t cut = 0;
+            for (int words = 0; words < 4 && cut < text.size(); ++words) {
+              cut = text.find(' ', cut + 1);
+              if (cut == std::string_view::npos)
+                cut = text.size();
+            }
+            s->second->delta(text.substr(0, cut));
+            text.remove_prefix(cut);
+          }
+          st.sinks.erase(s);
+        }
+        p->second.deliver(std::move(r->second));
+        st.pending.erase(p);
+        st.replies.erase(r);
+      },
+      [](atoms::done, std::uint64_t, upstream_reply&) {}, // an HTTP provider's: never sent here
+      [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
   };
 }
 
@@ -132,7 +133,7 @@ provider_actor spawn_sim_provider(caf::local_actor* parent, const provider_confi
 }
 
 provider_actor spawn_provider(caf::local_actor* parent, const provider_config& cfg, const provider_pools& pools,
-                          std::string& why) {
+                              std::string& why) {
   if (cfg.kind == "sim")
     return spawn_sim_provider(parent, cfg);
   if (auto it = pools.find(cfg.name); it != pools.end() && it->second)

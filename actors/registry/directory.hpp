@@ -39,7 +39,7 @@ public:
     std::map<std::string, persona_actor, std::less<>> personas;
     std::map<std::string, provider_handles, std::less<>> providers;
     dispatcher_actor dispatcher;
-    supervisor_actor runs;     ///< runs are started as its children
+    supervisor_actor runs;                ///< runs are started as its children
     supervisor_actor personas_supervisor; ///< restarts of personas are followed here
     /// The persona `id`, or null (unknown, or not started yet).
     persona_actor persona(std::string_view id) const;

@@ -13,21 +13,22 @@ enum class restart_kind { permanent, transient, temporary };
 /// shutdown its supervisor asked for.
 constexpr bool should_restart(restart_kind kind, bool abnormal) {
   switch (kind) {
-    case restart_kind::permanent: return true;
-    case restart_kind::transient: return abnormal;
-    case restart_kind::temporary: return false;
+  case restart_kind::permanent:
+    return true;
+  case restart_kind::transient:
+    return abnormal;
+  case restart_kind::temporary:
+    return false;
   }
   return false;
 }
 
 /// At most `max_restarts` restarts within any `period`; past that the supervisor gives up and escalates.
-template <class TimePoint>
-class restart_intensity {
+template <class TimePoint> class restart_intensity {
 public:
   using duration = typename TimePoint::duration;
 
-  restart_intensity(std::size_t max_restarts, duration period)
-    : max_restarts_(max_restarts), period_(period) {}
+  restart_intensity(std::size_t max_restarts, duration period) : max_restarts_(max_restarts), period_(period) {}
 
   /// Records a restart wanted at `now`; false when it would exceed the limit (then nothing is recorded).
   bool try_restart(TimePoint now) {

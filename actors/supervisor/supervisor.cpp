@@ -88,14 +88,14 @@ void on_child_exit(supervisor_self self, child_slot& c, const caf::error& reason
   }
   notify(self, c, "escalated", reason);
   shut_down(self, make_squad_error(squad_errc::intensity_exceeded,
-                                   self->state.opts.name + ": more than "
-                                     + std::to_string(self->state.opts.max_restarts) + " restarts in "
-                                     + std::to_string(caf::timespan{self->state.opts.period}.count() / 1000000)
-                                     + "ms (last: " + c.spec.name + ", "
-                                     + self->system().render(reason) + ")"));
+                                   self->state.opts.name + ": more than " +
+                                       std::to_string(self->state.opts.max_restarts) + " restarts in " +
+                                       std::to_string(caf::timespan{self->state.opts.period}.count() / 1000000) +
+                                       "ms (last: " + c.spec.name + ", " + self->system().render(reason) + ")"));
 }
 
-supervisor_actor::behavior_type supervisor_impl(supervisor_self self, supervisor_options opts, std::vector<child_spec> specs) {
+supervisor_actor::behavior_type supervisor_impl(supervisor_self self, supervisor_options opts,
+                                                std::vector<child_spec> specs) {
   self->state.intensity.emplace(opts.max_restarts, opts.period);
   self->state.opts = std::move(opts);
   self->attach_functor([started = self->state.started] {
@@ -127,43 +127,43 @@ supervisor_actor::behavior_type supervisor_impl(supervisor_self self, supervisor
     }
   }
   return {
-    [self](atoms::whereis, const std::string& name) -> caf::result<caf::actor> {
-      auto* c = find_by_name(self, name);
-      if (!c)
-        return make_squad_error(squad_errc::no_such_child, self->state.opts.name + " has no child " + name);
-      if (!c->handle)
-        return make_squad_error(squad_errc::child_unavailable, self->state.opts.name + "/" + name + " is restarting");
-      return c->handle;
-    },
-    [self](atoms::start_child, child_spec& spec) -> caf::result<caf::actor> {
-      // Dynamic children reuse finished slots of the same name.
-      auto* c = find_by_name(self, spec.name);
-      if (c && c->handle)
-        return make_squad_error(squad_errc::no_such_child, spec.name + " is already running");
-      if (!c) {
-        self->state.children.push_back(child_slot{std::move(spec), nullptr, 0});
-        c = &self->state.children.back();
-      } else {
-        c->spec = std::move(spec);
-      }
-      if (!start(self, *c))
-        return make_squad_error(squad_errc::child_unavailable, c->spec.name + " failed to start");
-      return c->handle;
-    },
-    [self](atoms::subscribe, const caf::actor& who) {
-      self->monitor(who);
-      self->state.subscribers.push_back(who);
-    },
-    [self](atoms::unsubscribe, const caf::actor& who) {
-      auto& subs = self->state.subscribers;
-      subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
-    },
-    [self](atoms::children) {
-      std::vector<std::string> out;
-      for (auto& c : self->state.children)
-        out.push_back(c.spec.name + (c.handle ? " running " : " down ") + std::to_string(c.restarts));
-      return out;
-    },
+      [self](atoms::whereis, const std::string& name) -> caf::result<caf::actor> {
+        auto* c = find_by_name(self, name);
+        if (!c)
+          return make_squad_error(squad_errc::no_such_child, self->state.opts.name + " has no child " + name);
+        if (!c->handle)
+          return make_squad_error(squad_errc::child_unavailable, self->state.opts.name + "/" + name + " is restarting");
+        return c->handle;
+      },
+      [self](atoms::start_child, child_spec& spec) -> caf::result<caf::actor> {
+        // Dynamic children reuse finished slots of the same name.
+        auto* c = find_by_name(self, spec.name);
+        if (c && c->handle)
+          return make_squad_error(squad_errc::no_such_child, spec.name + " is already running");
+        if (!c) {
+          self->state.children.push_back(child_slot{std::move(spec), nullptr, 0});
+          c = &self->state.children.back();
+        } else {
+          c->spec = std::move(spec);
+        }
+        if (!start(self, *c))
+          return make_squad_error(squad_errc::child_unavailable, c->spec.name + " failed to start");
+        return c->handle;
+      },
+      [self](atoms::subscribe, const caf::actor& who) {
+        self->monitor(who);
+        self->state.subscribers.push_back(who);
+      },
+      [self](atoms::unsubscribe, const caf::actor& who) {
+        auto& subs = self->state.subscribers;
+        subs.erase(std::remove(subs.begin(), subs.end(), who), subs.end());
+      },
+      [self](atoms::children) {
+        std::vector<std::string> out;
+        for (auto& c : self->state.children)
+          out.push_back(c.spec.name + (c.handle ? " running " : " down ") + std::to_string(c.restarts));
+        return out;
+      },
   };
 }
 

@@ -19,12 +19,11 @@ namespace squad {
 
 struct child_spec;
 
-using supervisor_actor = caf::typed_actor<
-  caf::replies_to<atoms::whereis, std::string>::with<caf::actor>,
-  caf::replies_to<atoms::start_child, child_spec>::with<caf::actor>,
-  caf::reacts_to<atoms::subscribe, caf::actor>,
-  caf::reacts_to<atoms::unsubscribe, caf::actor>,
-  caf::replies_to<atoms::children>::with<std::vector<std::string>>>;
+using supervisor_actor =
+    caf::typed_actor<caf::replies_to<atoms::whereis, std::string>::with<caf::actor>,
+                     caf::replies_to<atoms::start_child, child_spec>::with<caf::actor>,
+                     caf::reacts_to<atoms::subscribe, caf::actor>, caf::reacts_to<atoms::unsubscribe, caf::actor>,
+                     caf::replies_to<atoms::children>::with<std::vector<std::string>>>;
 
 struct child_spec {
   std::string name;

@@ -110,8 +110,8 @@ int run(const run_options& o) {
   caf::actor boss;
   std::string start_error;
   self->request(host.dir()->get()->runs, caf::infinite, atoms::start_child_v, boss_child(spec, host.dir(), self))
-    .receive([&](const caf::actor& b) { boss = b; },
-             [&](const caf::error& err) { start_error = error_detail(sys, err); });
+      .receive([&](const caf::actor& b) { boss = b; },
+               [&](const caf::error& err) { start_error = error_detail(sys, err); });
   if (!boss) {
     std::cerr << "squad run: could not start the run: " << start_error << "\n";
     return 1;
@@ -121,18 +121,19 @@ int run(const run_options& o) {
   auto deadline = cfg.runtime.step_timeout * static_cast<std::int64_t>(spec.workflow.steps.size() + 1);
   bool ended = false;
   self->receive_while([&] { return !ended; })(
-    [&](run_event& ev) { ended = recorder.on_event(ev); },
-    [&](caf::down_msg& msg) {
-      if (msg.source == boss.address()) {
-        recorder.fail("the run's boss actor died: " + error_detail(sys, msg.reason));
-        ended = true;
-      }
-    },
-    [&](child_event&) {},
-    caf::after(deadline) >> [&] {
-      recorder.fail("no event for " + std::to_string(deadline.count()) + "ms");
-      ended = true;
-    });
+      [&](run_event& ev) { ended = recorder.on_event(ev); },
+      [&](caf::down_msg& msg) {
+        if (msg.source == boss.address()) {
+          recorder.fail("the run's boss actor died: " + error_detail(sys, msg.reason));
+          ended = true;
+        }
+      },
+      [&](child_event&) {},
+      caf::after(deadline) >>
+          [&] {
+            recorder.fail("no event for " + std::to_string(deadline.count()) + "ms");
+            ended = true;
+          });
   return recorder.finish();
 }
 
@@ -212,8 +213,9 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   }
   std::string why;
   auto srv = server::start_http_server(
-    io, sopts, [&gw](server::request r, std::shared_ptr<server::responder> out) { gw.handle(std::move(r), std::move(out)); },
-    [&gw](const server::request& r, server::ws_refusal& refusal) { return gw.accept_ws(r, refusal); }, why);
+      io, sopts,
+      [&gw](server::request r, std::shared_ptr<server::responder> out) { gw.handle(std::move(r), std::move(out)); },
+      [&gw](const server::request& r, server::ws_refusal& refusal) { return gw.accept_ws(r, refusal); }, why);
   if (!srv) {
     std::cerr << "squad serve: " << why << "\n";
     return 2;
@@ -221,8 +223,8 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   gw.attach(srv);
   auto shown = sopts.host.find(':') != std::string::npos ? "[" + sopts.host + "]" : sopts.host;
   std::cout << "squad serve: listening on http://" << shown << ":" << srv->port() << " (auth: " << cfg.server.auth
-            << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers, "
-            << open_files << " open files)" << std::endl;
+            << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers, " << open_files
+            << " open files)" << std::endl;
   int sig = 0;
   // SIGHUP (a service manager's reload) re-reads and checks the config file but applies nothing yet: there is no
   // live reload, so the answer says whether a restart would start. Without this SIGHUP would kill the process.
@@ -282,13 +284,14 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
   run_cmd->add_flag("--quiet,-q", ro.quiet, "no live view");
   run_cmd->add_option("--test-kill-persona", ro.hooks.kill_persona, "test hook: kill this persona's actor mid-run")
-    ->group("");
+      ->group("");
   run_cmd->add_option("--test-crash-step", ro.hooks.crash_step, "test hook: crash this step's worker")->group("");
   run_cmd->add_option("--test-crash-times", ro.hooks.crash_times, "test hook: how many times")->group("");
 
   auto* config_cmd = app.add_subcommand("config", "configuration tools");
   config_cmd->require_subcommand(1);
-  auto* check_cmd = config_cmd->add_subcommand("check", "validate a config, its personas and workflows (exit 2 on problems)");
+  auto* check_cmd =
+      config_cmd->add_subcommand("check", "validate a config, its personas and workflows (exit 2 on problems)");
   std::string check_file = "config/squad.yaml";
   check_cmd->add_option("file", check_file, "config file")->capture_default_str();
   auto* keys_cmd = config_cmd->add_subcommand("keys", "list every config key with its default, bounds and meaning");
@@ -299,7 +302,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen,-l", listen, "host:port to listen on (default: the config's server.listen)");
   auto* key_cmd = app.add_subcommand("key", "API key tools");
   key_cmd->require_subcommand(1);
-  auto* hash_cmd = key_cmd->add_subcommand("hash", "print the SHA-256 of a key for server.keys (reads stdin if no key)");
+  auto* hash_cmd =
+      key_cmd->add_subcommand("hash", "print the SHA-256 of a key for server.keys (reads stdin if no key)");
   std::string key_arg;
   hash_cmd->add_option("key", key_arg, "the key (prefer standard input: arguments land in shell history)");
   app.add_subcommand("version", "print the version");

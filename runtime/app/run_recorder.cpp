@@ -39,7 +39,7 @@ void write_file(const fs::path& p, const std::string& text) {
 } // namespace
 
 run_recorder::run_recorder(fs::path out_dir, std::string task, std::string workflow, std::ostream* term)
-  : out_dir_(std::move(out_dir)), task_(std::move(task)), workflow_(std::move(workflow)), term_(term) {
+    : out_dir_(std::move(out_dir)), task_(std::move(task)), workflow_(std::move(workflow)), term_(term) {
   fs::create_directories(out_dir_);
 }
 
@@ -48,12 +48,16 @@ bool run_recorder::on_event(const run_event& ev) {
   if (data.is_discarded())
     data = json::object();
   run_id_ = ev.run_id;
-  events_.push_back({{"seq", ev.seq},         {"at_ms", ev.at_ms},     {"type", ev.type},
-                     {"step", ev.step_id},    {"persona", ev.persona}, {"message", ev.message},
+  events_.push_back({{"seq", ev.seq},
+                     {"at_ms", ev.at_ms},
+                     {"type", ev.type},
+                     {"step", ev.step_id},
+                     {"persona", ev.persona},
+                     {"message", ev.message},
                      {"data", data}});
-  static const char* governance[] = {"call.skipped", "step.skipped", "step.degraded", "call.shed",
+  static const char* governance[] = {"call.skipped",   "step.skipped",     "step.degraded",    "call.shed",
                                      "step.escalated", "pressure.changed", "provider.breaker", "provider.throttled",
-                                     "step.partial", "call.cached", "call.budget_spent"};
+                                     "step.partial",   "call.cached",      "call.budget_spent"};
   for (auto* g : governance)
     if (ev.type == g)
       governance_.push_back((ev.step_id.empty() ? std::string() : ev.step_id + ": ") + ev.message);
@@ -107,9 +111,8 @@ void run_recorder::write_step(const run_event& ev, const json& data) {
     md += "- " + o.value("persona", "") + ": ";
     if (o.value("ok", false))
       md += "served by " + o.value("provider", "") + "/" + o.value("model", "") +
-            (o.value("simulated", false) ? " (simulated)" : "") + ", " +
-            std::to_string(o.value("prompt_tokens", 0)) + " prompt + " +
-            std::to_string(o.value("completion_tokens", 0)) + " completion tokens, " +
+            (o.value("simulated", false) ? " (simulated)" : "") + ", " + std::to_string(o.value("prompt_tokens", 0)) +
+            " prompt + " + std::to_string(o.value("completion_tokens", 0)) + " completion tokens, " +
             seconds(o.value("latency_ms", 0)) + ", " + std::to_string(o.value("attempts", 0)) + " attempt(s)\n";
     else
       md += "failed: " + o.value("error", "") + "\n";
@@ -167,27 +170,30 @@ void run_recorder::print(const run_event& ev, const json& data) {
 int run_recorder::finish() {
   json steps = json::object();
   for (auto& [id, row] : steps_)
-    steps[id] = {{"index", row.index},         {"status", row.status},   {"personas", row.personas},
-                 {"served_by", row.served_by}, {"tokens", row.tokens},   {"elapsed_ms", row.elapsed_ms},
+    steps[id] = {{"index", row.index},       {"status", row.status},
+                 {"personas", row.personas}, {"served_by", row.served_by},
+                 {"tokens", row.tokens},     {"elapsed_ms", row.elapsed_ms},
                  {"note", row.note}};
   json artifacts = json::array();
   for (auto& a : artifacts_)
     artifacts.push_back(a.filename().string());
-  json run{{"run_id", run_id_},   {"task", task_},       {"workflow", workflow_}, {"status", status_},
-           {"reason", reason_},   {"elapsed_ms", elapsed_ms_}, {"calls", calls_}, {"tokens", tokens_},
-           {"steps", steps},      {"artifacts", artifacts},    {"events", events_}};
+  json run{{"run_id", run_id_},      {"task", task_},     {"workflow", workflow_},
+           {"status", status_},      {"reason", reason_}, {"elapsed_ms", elapsed_ms_},
+           {"calls", calls_},        {"tokens", tokens_}, {"steps", steps},
+           {"artifacts", artifacts}, {"events", events_}};
   write_file(out_dir_ / "run.json", run.dump(2) + "\n");
   if (term_) {
     auto& t = *term_;
-    t << "\n" << pad("step", 13) << pad("status", 11) << pad("persona(s)", 22) << pad("served by", 46)
-      << pad("tokens", 8) << "elapsed\n";
+    t << "\n"
+      << pad("step", 13) << pad("status", 11) << pad("persona(s)", 22) << pad("served by", 46) << pad("tokens", 8)
+      << "elapsed\n";
     for (auto& id : order_) {
       auto& r = steps_[id];
       t << pad(id, 13) << pad(r.status, 11) << pad(r.personas, 22) << pad(r.served_by, 46)
         << pad(std::to_string(r.tokens), 8) << seconds(r.elapsed_ms) << "\n";
     }
-    t << "\nrun " << status_ << (reason_.empty() ? "" : " (" + reason_ + ")") << " in " << seconds(elapsed_ms_)
-      << ": " << calls_ << " upstream attempts, " << tokens_ << " tokens; " << artifacts_.size()
+    t << "\nrun " << status_ << (reason_.empty() ? "" : " (" + reason_ + ")") << " in " << seconds(elapsed_ms_) << ": "
+      << calls_ << " upstream attempts, " << tokens_ << " tokens; " << artifacts_.size()
       << " artifacts and run.json in " << out_dir_.string() << "\n";
     t.flush();
   }

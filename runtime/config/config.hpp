@@ -32,11 +32,11 @@ std::string to_string(const config_problem& p);
 /// The adaptive throttle: `after` 429s within `period` cut the rate by `step` (down to `floor` of it); each
 /// `quiet` without a 429 restores a step.
 struct throttle_config {
-  std::int64_t after = 3;       ///< 429s within `period` that cut the rate (>= 1)
-  millis period{60000};         ///< default 60s
-  double step = 0.2;            ///< the share of the rate one cut takes, in (0, 1]
-  double floor = 0.5;           ///< the lowest share of the configured rate, in (0, 1]
-  millis quiet{600000};         ///< without a 429 this long, one step comes back; default 10m
+  std::int64_t after = 3; ///< 429s within `period` that cut the rate (>= 1)
+  millis period{60000};   ///< default 60s
+  double step = 0.2;      ///< the share of the rate one cut takes, in (0, 1]
+  double floor = 0.5;     ///< the lowest share of the configured rate, in (0, 1]
+  millis quiet{600000};   ///< without a 429 this long, one step comes back; default 10m
 };
 
 struct limits_config {
@@ -53,19 +53,19 @@ struct limits_config {
 };
 
 struct model_config {
-  std::string name;             ///< the key under `models:`; targets are written "provider/name"
-  std::string id;               ///< the upstream model id (required)
-  std::string tier = "worker";  ///< worker | boss
-  double input_price = 0;       ///< USD per 1M prompt tokens, for strategy: cost (0: free or not said)
-  double output_price = 0;      ///< USD per 1M completion tokens
+  std::string name;            ///< the key under `models:`; targets are written "provider/name"
+  std::string id;              ///< the upstream model id (required)
+  std::string tier = "worker"; ///< worker | boss
+  double input_price = 0;      ///< USD per 1M prompt tokens, for strategy: cost (0: free or not said)
+  double output_price = 0;     ///< USD per 1M completion tokens
 };
 
 /// Behaviour of a `kind: sim` provider (ignored by other kinds).
 struct sim_config {
-  millis latency{150};          ///< fixed part of a call's latency
-  millis jitter{50};            ///< deterministic jitter added on top, in [0, jitter]
-  millis per_token{0};          ///< added per completion token
-  std::int64_t max_tokens = 400;///< completion tokens of a simulated answer at most
+  millis latency{150};           ///< fixed part of a call's latency
+  millis jitter{50};             ///< deterministic jitter added on top, in [0, jitter]
+  millis per_token{0};           ///< added per completion token
+  std::int64_t max_tokens = 400; ///< completion tokens of a simulated answer at most
   /// A fault to simulate (demos, tests of governance without a network): none | server_error (a 500) | cut (a
   /// stream cut after a few words, its text kept as partial). Applied to every `fault_every`-th call.
   std::string fault = "none";
@@ -78,8 +78,8 @@ struct http_client_config {
   millis first_byte_timeout{60000}; ///< request sent -> response head, default 60s
   millis idle_timeout{30000};       ///< gap between two pieces of a body, default 30s
   millis total_timeout{300000};     ///< a whole attempt, default 5m (a call's own deadline may cut it shorter)
-  std::int64_t max_connections = 0;  ///< keep-alive pool cap; 0 = limits.concurrency
-  bool stream = false;               ///< stream from the upstream even when the caller did not ask to
+  std::int64_t max_connections = 0; ///< keep-alive pool cap; 0 = limits.concurrency
+  bool stream = false;              ///< stream from the upstream even when the caller did not ask to
 };
 
 /// When a provider's circuit breaker opens and how it probes again.
@@ -94,20 +94,20 @@ struct retry_config {
 };
 
 struct breaker_config {
-  std::int64_t failures = 10;         ///< consecutive failures that open it
-  double ratio = 0.8;                 ///< or this share of failures among the calls of `window`...
-  std::int64_t min_calls = 10;        ///< ...once the window holds at least this many calls
+  std::int64_t failures = 10;  ///< consecutive failures that open it
+  double ratio = 0.8;          ///< or this share of failures among the calls of `window`...
+  std::int64_t min_calls = 10; ///< ...once the window holds at least this many calls
   millis window{60000};
-  millis cooldown{60000};             ///< open this long, then half-open
-  std::int64_t probes = 1;            ///< calls let through while half-open
-  bool count_rate_limits = false;     ///< a 429 counts as a failure (default: it is the limiter's business)
+  millis cooldown{60000};         ///< open this long, then half-open
+  std::int64_t probes = 1;        ///< calls let through while half-open
+  bool count_rate_limits = false; ///< a 429 counts as a failure (default: it is the limiter's business)
 };
 
 struct provider_config {
-  std::string name;             ///< the key under `providers:`
-  std::string kind;             ///< openai | anthropic | sim (required)
-  std::string base_url;         ///< required for openai and anthropic
-  std::string api_key;          ///< after ${VAR} expansion; never logged
+  std::string name;                   ///< the key under `providers:`
+  std::string kind;                   ///< openai | anthropic | sim (required)
+  std::string base_url;               ///< required for openai and anthropic
+  std::string api_key;                ///< after ${VAR} expansion; never logged
   std::optional<std::string> ca_file; ///< extra CA bundle for TLS verification
   limits_config limits;
   http_client_config http;
@@ -125,24 +125,25 @@ struct persona_override {
 
 /// An API key of `squad serve`, stored as the SHA-256 of the key (`squad key hash` prints it).
 struct api_key_config {
-  std::string name;               ///< the key's name in metrics and logs
-  std::string sha256;             ///< 64 lowercase hex digits
-  std::int64_t rpm = 0;           ///< requests per minute, 0: unlimited
-  std::int64_t concurrency = 0;   ///< requests in flight, 0: unlimited
-  std::int64_t daily_calls = 0;   ///< requests per UTC day, 0: unlimited
-  std::vector<std::string> models; ///< API model names this key may use (persona/<id>, <provider>/<model>, alias); empty: all
-  bool admin = false;             ///< sees, follows and cancels every key's runs; other keys see only their own
+  std::string name;             ///< the key's name in metrics and logs
+  std::string sha256;           ///< 64 lowercase hex digits
+  std::int64_t rpm = 0;         ///< requests per minute, 0: unlimited
+  std::int64_t concurrency = 0; ///< requests in flight, 0: unlimited
+  std::int64_t daily_calls = 0; ///< requests per UTC day, 0: unlimited
+  std::vector<std::string>
+      models;         ///< API model names this key may use (persona/<id>, <provider>/<model>, alias); empty: all
+  bool admin = false; ///< sees, follows and cancels every key's runs; other keys see only their own
 };
 
 struct server_config {
-  std::string listen = "127.0.0.1:8080"; ///< host:port
-  std::string auth = "none";             ///< none (loopback only) | keys
-  std::vector<api_key_config> keys;      ///< with auth: keys
-  std::int64_t body_limit = 1 << 20;     ///< request body limit in bytes, default 1 MiB
-  std::int64_t header_limit = 16384;     ///< request header limit in bytes, default 16 KiB
-  millis read_timeout{30000};            ///< a request must arrive within this, default 30s
-  millis drain_timeout{30000};           ///< on SIGTERM, in-flight work gets this long, default 30s
-  millis call_timeout{60000};            ///< an API chat call's deadline (X-Squad-Timeout may ask less), default 60s
+  std::string listen = "127.0.0.1:8080";    ///< host:port
+  std::string auth = "none";                ///< none (loopback only) | keys
+  std::vector<api_key_config> keys;         ///< with auth: keys
+  std::int64_t body_limit = 1 << 20;        ///< request body limit in bytes, default 1 MiB
+  std::int64_t header_limit = 16384;        ///< request header limit in bytes, default 16 KiB
+  millis read_timeout{30000};               ///< a request must arrive within this, default 30s
+  millis drain_timeout{30000};              ///< on SIGTERM, in-flight work gets this long, default 30s
+  millis call_timeout{60000};               ///< an API chat call's deadline (X-Squad-Timeout may ask less), default 60s
   std::int64_t stream_max_queued = 8 << 20; ///< answer bytes queued for a slow HTTP reader before it is cut off
   std::int64_t ws_lag_at = 256;      ///< WebSocket messages queued before step.delta events are dropped (`lagged`)
   std::int64_t ws_max_queued = 1024; ///< WebSocket messages queued before a session that does not read is closed
@@ -174,16 +175,16 @@ struct runtime_config {
   /// an io thread reaches a polling worker at once, but must wake a sleeping one (tens of microseconds on a VM):
   /// more polls, lower latency, more CPU spent while busy (an idle process still sleeps after about a millisecond).
   std::int64_t spin_polls = 20000;
-  millis step_timeout{120000};        ///< a workflow step's deadline, default 120s
-  millis queue_wait{30000};           ///< longest wait in one limiter's queue before falling back, default 30s
-  millis route_slack{250};            ///< routing leaves the preferred target only to be sooner by more than this
-  bool cache = true;                  ///< the response cache (exact match, complete answers only)
-  std::int64_t cache_entries = 1000;  ///< its size bound in entries, default 1000
-  millis cache_ttl{600000};           ///< how long an answer is served, default 10 minutes
-  std::int64_t request_calls = 5;     ///< LLM calls (retries and fallbacks included) a call outside a run may make
-  std::int64_t shared_calls = 16;     ///< LLM calls the API calls sharing one X-Squad-Run id may make together
+  millis step_timeout{120000};          ///< a workflow step's deadline, default 120s
+  millis queue_wait{30000};             ///< longest wait in one limiter's queue before falling back, default 30s
+  millis route_slack{250};              ///< routing leaves the preferred target only to be sooner by more than this
+  bool cache = true;                    ///< the response cache (exact match, complete answers only)
+  std::int64_t cache_entries = 1000;    ///< its size bound in entries, default 1000
+  millis cache_ttl{600000};             ///< how long an answer is served, default 10 minutes
+  std::int64_t request_calls = 5;       ///< LLM calls (retries and fallbacks included) a call outside a run may make
+  std::int64_t shared_calls = 16;       ///< LLM calls the API calls sharing one X-Squad-Run id may make together
   tolerable_wait_config tolerable_wait; ///< runtime.tolerable_wait: {P1, P2, P3}
-  millis bind_horizon{1000};          ///< a call whose earliest slot is further away waits unbound (late binding); 0: off
+  millis bind_horizon{1000}; ///< a call whose earliest slot is further away waits unbound (late binding); 0: off
   /// The longest a call waits for an open breaker's half-open probe (within its deadline and tolerable wait);
   /// a chain whose targets are all open further than this answers at once, naming them. Default 2s.
   millis probe_wait{2000};

@@ -171,9 +171,12 @@ const table<http_client_config>& provider_http_fields() {
 
 const std::vector<sub_section>& provider_sections() {
   static const std::vector<sub_section> s{
-      {"limits", "rate and concurrency limits"},  {"timeouts", "HTTP timeouts"},    {"breaker", "circuit breaker"},
+      {"limits", "rate and concurrency limits"},
+      {"timeouts", "HTTP timeouts"},
+      {"breaker", "circuit breaker"},
       {"retry", "retries of this provider after a failure"},
-      {"models", "models by name; at least one"}, {"sim", "behaviour of kind sim"},
+      {"models", "models by name; at least one"},
+      {"sim", "behaviour of kind sim"},
   };
   return s;
 }

@@ -34,8 +34,8 @@ bounds between(std::int64_t lo, std::int64_t hi, std::string_view unit = ""); //
 bounds non_empty();                                                           ///< "must not be empty"
 bounds required(); ///< "required" (a string that must be given)
 bounds one_of(std::vector<std::string_view> choices, std::string message, bool quote_value);
-bounds fraction(); ///< "must be in (0, 1]"
-bounds share();    ///< "must be in [0, 1)"
+bounds fraction();     ///< "must be in (0, 1]"
+bounds share();        ///< "must be in [0, 1)"
 bounds non_negative(); ///< "must be >= 0" (a double)
 
 /// Where a field of section struct S lands; the member's type picks how it is read and checked.

@@ -18,7 +18,6 @@ std::string strategy_problem(const std::string& s) {
 }
 } // namespace
 
-
 namespace fs = std::filesystem;
 using detail::yaml_reader;
 
@@ -120,8 +119,8 @@ std::vector<chain_target> resolve_chain(const std::vector<std::string>& chain, c
       problems.push_back({entry_path, "unknown provider \"" + provider + "\""});
       continue;
     }
-    auto m = std::find_if(p->models.begin(), p->models.end(),
-                          [&model](const model_config& mc) { return mc.name == model; });
+    auto m =
+        std::find_if(p->models.begin(), p->models.end(), [&model](const model_config& mc) { return mc.name == model; });
     if (m == p->models.end()) {
       problems.push_back({entry_path, "unknown model \"" + model + "\" for provider \"" + provider + "\""});
       continue;

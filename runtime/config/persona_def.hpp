@@ -8,23 +8,24 @@ namespace squad {
 
 /// One concrete call target after chain resolution.
 struct chain_target {
-  std::string provider; ///< provider name from the config
-  std::string model;    ///< model name (the key under models:)
-  std::string model_id; ///< upstream model id
-  std::string tier;     ///< worker | boss
+  std::string provider;    ///< provider name from the config
+  std::string model;       ///< model name (the key under models:)
+  std::string model_id;    ///< upstream model id
+  std::string tier;        ///< worker | boss
   double input_price = 0;  ///< USD per 1M prompt tokens (models.<m>.input_price; 0: free or not said)
   double output_price = 0; ///< USD per 1M completion tokens
   friend bool operator==(const chain_target&, const chain_target&) = default;
 };
 
 struct persona_def {
-  std::string id;            ///< equals the file name without .yaml; [a-z0-9-]+
-  std::string name;          ///< display name
+  std::string id;   ///< equals the file name without .yaml; [a-z0-9-]+
+  std::string name; ///< display name
   std::string role;
   std::string goal;
   priority_class priority = priority_class::p1;
   std::vector<std::string> chain; ///< entries "provider/model" or "@worker" / "@boss" (all models of that tier)
-  std::string strategy = "preference"; ///< how the chain's ready targets are ordered: preference | latency | cost | adaptive
+  std::string strategy =
+      "preference"; ///< how the chain's ready targets are ordered: preference | latency | cost | adaptive
   std::string system_prompt;
 };
 
@@ -43,8 +44,9 @@ personas_load_result load_personas(const std::string& dir, const config& cfg, bo
 /// `dir`, every persona's chain resolves to a model (reported at the config's override or at the file's
 /// chain), every `persona/<id>` alias names a loaded persona. `files` are the ids of all persona files present,
 /// so a broken file, already reported, does not also make its overrides and aliases unknown.
-std::vector<config_problem> validate(const config& cfg, const std::string& dir, const std::vector<persona_def>& personas,
-                                     const std::set<std::string>& files, bool check_chains = true);
+std::vector<config_problem> validate(const config& cfg, const std::string& dir,
+                                     const std::vector<persona_def>& personas, const std::set<std::string>& files,
+                                     bool check_chains = true);
 
 /// True if `problems` (of reading and validating `cfg`) touch what chains resolve against: the providers
 /// section, a provider, its models or a model's tier. Checking chains then would only echo those problems

@@ -23,8 +23,9 @@ workflow_step read_step(yaml_reader& r, const YAML::Node& node, const std::strin
   workflow_step s;
   if (!r.is_map(node, path))
     return s;
-  r.check_keys(node, path, {"id", "persona", "personas", "strategy", "merge", "inputs", "priority", "prompt",
-                            "max_tokens", "optional", "feedback"});
+  r.check_keys(node, path,
+               {"id", "persona", "personas", "strategy", "merge", "inputs", "priority", "prompt", "max_tokens",
+                "optional", "feedback"});
 
   if (!yaml_reader::find(node, "id"))
     r.problem(join(path, "id"), "required");
@@ -109,7 +110,7 @@ workflow_step read_step(yaml_reader& r, const YAML::Node& node, const std::strin
 class cycle_finder {
 public:
   cycle_finder(const std::vector<workflow_step>& steps, const std::map<std::string, std::size_t>& index)
-    : steps_(steps), index_(index), color_(steps.size(), white) {}
+      : steps_(steps), index_(index), color_(steps.size(), white) {}
 
   std::vector<std::string> find() {
     for (std::size_t i = 0; i < steps_.size(); ++i)
@@ -180,8 +181,7 @@ void check_graph(yaml_reader& r, const std::vector<workflow_step>& steps, const 
 
 // parse_workflow plus, for load_workflow, the check that the id matches the file name.
 workflow_load_result parse_workflow_file(const std::string& yaml_text, const std::string& origin,
-                                         const std::set<std::string>& known_personas,
-                                         const std::string* expected_id) {
+                                         const std::set<std::string>& known_personas, const std::string* expected_id) {
   workflow_load_result result;
   auto& problems = result.problems;
   try {

@@ -13,23 +13,23 @@ enum class step_strategy : std::uint8_t {
 };
 
 struct workflow_step {
-  std::string id;                     ///< [a-z0-9_-]+, unique in the workflow
+  std::string id; ///< [a-z0-9_-]+, unique in the workflow
   step_strategy strategy = step_strategy::single;
-  std::vector<std::string> personas;  ///< `persona: x` is shorthand for personas: [x]
+  std::vector<std::string> personas;      ///< `persona: x` is shorthand for personas: [x]
   std::optional<priority_class> priority; ///< default: the (first) persona's
-  std::vector<std::string> inputs;    ///< ids of earlier steps whose output this step reads
-  std::string prompt;                 ///< instruction; "{{task}}" is replaced by the run's task
-  std::string merge = "concat";       ///< parallel only: concat | best
-  std::int64_t max_tokens = 1024;     ///< completion tokens asked for
-  bool optional = false;              ///< may be dropped under pressure
-  millis feedback{0};                 ///< > 0: after its output, the step waits this long for a person's input
+  std::vector<std::string> inputs;        ///< ids of earlier steps whose output this step reads
+  std::string prompt;                     ///< instruction; "{{task}}" is replaced by the run's task
+  std::string merge = "concat";           ///< parallel only: concat | best
+  std::int64_t max_tokens = 1024;         ///< completion tokens asked for
+  bool optional = false;                  ///< may be dropped under pressure
+  millis feedback{0};                     ///< > 0: after its output, the step waits this long for a person's input
 };
 
 struct workflow_def {
-  std::string id;            ///< equals the file name without .yaml
+  std::string id; ///< equals the file name without .yaml
   std::string description;
-  std::int64_t budget_calls = 16; ///< LLM calls a run of this workflow may make (budget: {calls: N})
-  std::int64_t budget_tokens = 0; ///< tokens (prompt + completion) it may use (budget: {tokens: N}); 0: no limit
+  std::int64_t budget_calls = 16;   ///< LLM calls a run of this workflow may make (budget: {calls: N})
+  std::int64_t budget_tokens = 0;   ///< tokens (prompt + completion) it may use (budget: {tokens: N}); 0: no limit
   std::vector<workflow_step> steps; ///< in file order
 };
 

@@ -58,8 +58,7 @@ public:
   bool is_map(const YAML::Node& node, const std::string& path);
 
   /// Reports unknown, duplicate and non-string keys of a map.
-  void check_keys(const YAML::Node& map, const std::string& path,
-                  std::initializer_list<std::string_view> allowed);
+  void check_keys(const YAML::Node& map, const std::string& path, std::initializer_list<std::string_view> allowed);
   void check_keys(const YAML::Node& map, const std::string& path, const std::vector<std::string_view>& allowed);
 
   /// The value under `key`, if the map has it.
@@ -75,8 +74,7 @@ public:
   bool get(const YAML::Node& map, const std::string& path, std::string_view key, priority_class& out);
   bool get(const YAML::Node& map, const std::string& path, std::string_view key, bool& out);
   bool get(const YAML::Node& map, const std::string& path, std::string_view key, double& out);
-  bool get(const YAML::Node& map, const std::string& path, std::string_view key,
-           std::vector<std::string>& out);
+  bool get(const YAML::Node& map, const std::string& path, std::string_view key, std::vector<std::string>& out);
 
   /// Reads a scalar as text (null is ""); `env_required` false lets an unset ${VAR} expand to "".
   bool text(const YAML::Node& node, const std::string& path, std::string& out, bool env_required = true);

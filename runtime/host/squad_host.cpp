@@ -7,7 +7,7 @@ squad_host::configured::configured(const runtime_config& rt) : io(static_cast<in
 }
 
 squad_host::squad_host(const loaded_squad& squad, std::vector<config_problem>& problems)
-  : boot_(squad.cfg->runtime), io_(boot_.io), sys_(boot_.cfg), stop_io_(io_, squad.cfg->runtime) {
+    : boot_(squad.cfg->runtime), io_(boot_.io), sys_(boot_.cfg), stop_io_(io_, squad.cfg->runtime) {
   if (needs_http(*squad.cfg)) {
     pools_ = make_provider_pools(io_, *squad.cfg, problems);
     if (!problems.empty())

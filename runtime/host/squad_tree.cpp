@@ -168,17 +168,19 @@ squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
   dopts.bind_horizon = cfg.runtime.bind_horizon;
   std::vector<child_spec> personas;
   for (auto& p : squad.personas)
-    personas.push_back({p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), dir](caf::local_actor* parent) {
-                          auto h = spawn_persona(parent, p, chain, dir);
-                          dir->announce(p.id, h);
-                          return caf::actor_cast<caf::actor>(h);
-                        }});
+    personas.push_back(
+        {p.id, restart_kind::permanent, [p, chain = squad.chains.at(p.id), dir](caf::local_actor* parent) {
+           auto h = spawn_persona(parent, p, chain, dir);
+           dir->announce(p.id, h);
+           return caf::actor_cast<caf::actor>(h);
+         }});
   auto announce_as = [dir](std::string role) {
     return [dir, role](const supervisor_actor& h) { dir->announce(role, h); };
   };
   caf::anon_send(root, atoms::start_child_v, supervisor_child(opts("providers"), std::move(providers)));
-  caf::anon_send(root, atoms::start_child_v,
-                 supervisor_child(opts("personas"), std::move(personas), restart_kind::permanent, announce_as("personas")));
+  caf::anon_send(
+      root, atoms::start_child_v,
+      supervisor_child(opts("personas"), std::move(personas), restart_kind::permanent, announce_as("personas")));
   caf::anon_send(root, atoms::start_child_v,
                  child_spec{"dispatcher", restart_kind::permanent, [dir, dopts](caf::local_actor* parent) {
                               auto h = spawn_dispatcher(parent, dir, dopts);

@@ -39,7 +39,8 @@ loaded_squad check_squad(const std::string& config_file, std::vector<config_prob
 
 /// Applies Squad's scheduler settings (threads, no sleep-and-poll phase) and registers message types.
 /// `spin_polls`: runtime.spin_polls (CAF's aggressive-poll-attempts).
-void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads, std::int64_t spin_polls = 100);
+void configure_actor_system(caf::actor_system_config& cfg, std::int64_t scheduler_threads,
+                            std::int64_t spin_polls = 100);
 
 /// The same as runtime.scheduler says: "io" runs the actors on `io`'s threads (net::run_actors_on_io_threads;
 /// `io` must then outlive the actor system), "caf" on CAF's workers (scheduler_threads, spin_polls).
@@ -50,8 +51,7 @@ void configure_actor_system(caf::actor_system_config& cfg, const runtime_config&
 /// system's scheduler stops them itself, after its actors are done).
 class stop_io_before_system {
 public:
-  stop_io_before_system(net::io_runtime& io, const runtime_config& rt)
-    : io_(io), caf_workers_(rt.scheduler == "caf") {}
+  stop_io_before_system(net::io_runtime& io, const runtime_config& rt) : io_(io), caf_workers_(rt.scheduler == "caf") {}
   ~stop_io_before_system();
   stop_io_before_system(const stop_io_before_system&) = delete;
   stop_io_before_system& operator=(const stop_io_before_system&) = delete;

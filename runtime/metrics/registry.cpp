@@ -11,7 +11,8 @@ registry& registry::global() {
 }
 
 std::vector<double> latency_buckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+          0.1,     0.25,   0.5,     1,      2.5,   5,      10,    30,   60};
 }
 
 namespace {
@@ -44,9 +45,12 @@ void escape_into(std::string_view v, std::string& out) {
 
 const char* type_name(kind k) {
   switch (k) {
-    case kind::counter: return "counter";
-    case kind::gauge: return "gauge";
-    case kind::histogram: return "histogram";
+  case kind::counter:
+    return "counter";
+  case kind::gauge:
+    return "gauge";
+  case kind::histogram:
+    return "histogram";
   }
   return "untyped";
 }
@@ -213,7 +217,7 @@ gauge_family::gauge_family(std::string name, std::string help, registry& r) : na
 }
 
 histogram_family::histogram_family(std::string name, std::string help, std::vector<double> buckets, registry& r)
-  : name_(std::move(name)), r_(r) {
+    : name_(std::move(name)), r_(r) {
   r_.describe(name_, kind::histogram, std::move(help), std::move(buckets));
 }
 

@@ -29,8 +29,8 @@ enum class kind { counter, gauge, histogram };
 
 /// One series' storage: stable for the process's life once created, updated with atomics.
 struct series {
-  std::atomic<double> value{0}; ///< counter, gauge; histogram: the sum
-  std::shared_ptr<const std::vector<double>> bounds; ///< histogram: its upper bounds (+Inf implied)
+  std::atomic<double> value{0};                         ///< counter, gauge; histogram: the sum
+  std::shared_ptr<const std::vector<double>> bounds;    ///< histogram: its upper bounds (+Inf implied)
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts; ///< histogram: per bucket (not cumulative), +Inf last
 };
 
@@ -119,9 +119,9 @@ private:
   family& get(std::string_view name, kind fallback); // under m_
   series& row(family& f, const labels& l);           // under m_
 
-  mutable std::mutex m_; // guards the maps, not the values
+  mutable std::mutex m_;                                // guards the maps, not the values
   std::map<std::string, family, std::less<>> families_; // heterogeneous: lookups without a copy
-  std::string scratch_;                                  // under m_: a label set being rendered
+  std::string scratch_;                                 // under m_: a label set being rendered
 };
 
 /// A counter family declared where it is updated: describes itself on construction; with() resolves a handle.
@@ -163,8 +163,7 @@ private:
 
 /// A handle resolved on its first use, so that a series never updated stays out of the exposition (as with updates by
 /// name); after that a use is one atomic load. Racing first uses may each resolve: they get the same series.
-template <class Handle>
-class lazy {
+template <class Handle> class lazy {
 public:
   explicit lazy(std::function<Handle()> resolve) : resolve_(std::move(resolve)) {}
   lazy(const lazy&) = delete;

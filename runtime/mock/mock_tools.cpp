@@ -58,7 +58,9 @@ json openai_chunk(const completion& c, json delta, json finish) {
           {"created", created_at},
           {"model", c.model},
           {"system_fingerprint", fingerprint},
-          {"choices", json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr},
+          {"choices", json::array({{{"index", 0},
+                                    {"delta", std::move(delta)},
+                                    {"logprobs", nullptr},
                                     {"finish_reason", std::move(finish)}}})}};
 }
 
@@ -88,8 +90,8 @@ std::vector<mock_tool_call> plan_tool_calls(const std::string& body, bool anthro
     std::string name = anthropic ? t.value("name", "") : t.contains("function") ? t["function"].value("name", "") : "";
     if (name.empty() || (!only.empty() && name != only))
       continue;
-    const json& params = anthropic ? t.value("input_schema", json::object())
-                                   : t["function"].value("parameters", json::object());
+    const json& params =
+        anthropic ? t.value("input_schema", json::object()) : t["function"].value("parameters", json::object());
     auto n = out.size() + 1;
     out.push_back({(anthropic ? "toolu_mock_" : "call_mock_") + std::to_string(seq) + "_" + std::to_string(n), name,
                    arguments_for(params)});
@@ -102,7 +104,8 @@ std::vector<mock_tool_call> plan_tool_calls(const std::string& body, bool anthro
 std::string openai_tool_json(const completion& c, const std::vector<mock_tool_call>& calls) {
   json tool_calls = json::array();
   for (auto& t : calls)
-    tool_calls.push_back({{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+    tool_calls.push_back(
+        {{"id", t.id}, {"type", "function"}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
   json message = {{"role", "assistant"}, {"content", nullptr}, {"tool_calls", std::move(tool_calls)}};
   json choice = {{"index", 0}, {"message", std::move(message)}, {"logprobs", nullptr}, {"finish_reason", "tool_calls"}};
   return json{{"id", c.id},
@@ -157,29 +160,37 @@ std::string anthropic_tool_json(const completion& c, const std::vector<mock_tool
 
 std::vector<sse_frame> anthropic_tool_sse(const completion& c, const std::vector<mock_tool_call>& calls) {
   std::vector<sse_frame> out;
-  json message = {{"id", c.id},          {"type", "message"},     {"role", "assistant"},
-                  {"model", c.model},    {"content", json::array()}, {"stop_reason", nullptr},
+  json message = {{"id", c.id},
+                  {"type", "message"},
+                  {"role", "assistant"},
+                  {"model", c.model},
+                  {"content", json::array()},
+                  {"stop_reason", nullptr},
                   {"stop_sequence", nullptr},
                   {"usage", {{"input_tokens", c.prompt_tokens}, {"output_tokens", 1}}}};
   out.push_back({sse("message_start", {{"type", "message_start"}, {"message", message}}), false});
-  out.push_back({sse("content_block_start", {{"type", "content_block_start"}, {"index", 0},
-                                             {"content_block", {{"type", "text"}, {"text", ""}}}}),
-                 false});
-  out.push_back({sse("content_block_delta", {{"type", "content_block_delta"}, {"index", 0},
-                                             {"delta", {{"type", "text_delta"}, {"text", lead_text}}}}),
-                 true});
+  out.push_back(
+      {sse("content_block_start",
+           {{"type", "content_block_start"}, {"index", 0}, {"content_block", {{"type", "text"}, {"text", ""}}}}),
+       false});
+  out.push_back(
+      {sse("content_block_delta",
+           {{"type", "content_block_delta"}, {"index", 0}, {"delta", {{"type", "text_delta"}, {"text", lead_text}}}}),
+       true});
   out.push_back({sse("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}), false});
   for (std::size_t i = 0; i < calls.size(); ++i) {
     auto& t = calls[i];
     auto index = i + 1;
-    out.push_back({sse("content_block_start",
-                       {{"type", "content_block_start"},
-                        {"index", index},
-                        {"content_block", {{"type", "tool_use"}, {"id", t.id}, {"name", t.name}, {"input", json::object()}}}}),
-                   false});
+    out.push_back(
+        {sse("content_block_start",
+             {{"type", "content_block_start"},
+              {"index", index},
+              {"content_block", {{"type", "tool_use"}, {"id", t.id}, {"name", t.name}, {"input", json::object()}}}}),
+         false});
     auto half = t.arguments.size() / 2;
     for (auto part : {t.arguments.substr(0, half), t.arguments.substr(half)})
-      out.push_back({sse("content_block_delta", {{"type", "content_block_delta"}, {"index", index},
+      out.push_back({sse("content_block_delta", {{"type", "content_block_delta"},
+                                                 {"index", index},
                                                  {"delta", {{"type", "input_json_delta"}, {"partial_json", part}}}}),
                      true});
     out.push_back({sse("content_block_stop", {{"type", "content_block_stop"}, {"index", index}}), false});

@@ -303,13 +303,13 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
                          ", which is the maximum allowed number of output tokens");
   if (cfg_.context > 0 && ep != endpoint::embeddings &&
       prompt_tokens + (p.max_tokens > 0 ? p.max_tokens : cfg_.reply_tokens) > cfg_.context)
-    return fail(400, anthropic ? "prompt is too long: " + std::to_string(prompt_tokens) + " tokens > " +
-                                     std::to_string(cfg_.context) + " maximum"
-                               : "This model's maximum context length is " + std::to_string(cfg_.context) +
-                                     " tokens. However, you requested " +
-                                     std::to_string(prompt_tokens + (p.max_tokens > 0 ? p.max_tokens
-                                                                                        : cfg_.reply_tokens)) +
-                                     " tokens. Please reduce the length of the messages.");
+    return fail(400, anthropic
+                         ? "prompt is too long: " + std::to_string(prompt_tokens) + " tokens > " +
+                               std::to_string(cfg_.context) + " maximum"
+                         : "This model's maximum context length is " + std::to_string(cfg_.context) +
+                               " tokens. However, you requested " +
+                               std::to_string(prompt_tokens + (p.max_tokens > 0 ? p.max_tokens : cfg_.reply_tokens)) +
+                               " tokens. Please reduce the length of the messages.");
   // The token limit counts what the request could cost at most, as real providers do at arrival.
   std::int64_t cost = prompt_tokens;
   if (ep != endpoint::embeddings)

@@ -23,7 +23,17 @@ const char* to_string(reject_reason r);
 
 /// Faults switchable at run time through POST /admin/fault. GET /admin/requests lists the last 32 request
 /// bodies (path and body) this upstream received; POST /admin/reset clears them with the counters.
-enum class fault_mode : std::uint8_t { none, down, error500, slow, garbage, cut, unauthorized, overloaded, ratelimited };
+enum class fault_mode : std::uint8_t {
+  none,
+  down,
+  error500,
+  slow,
+  garbage,
+  cut,
+  unauthorized,
+  overloaded,
+  ratelimited
+};
 std::optional<fault_mode> parse_fault_mode(std::string_view text);
 const char* to_string(fault_mode m);
 

@@ -33,18 +33,30 @@ using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 const char* to_string(http_failure f) {
   switch (f) {
-    case http_failure::none: return "none";
-    case http_failure::connect_failed: return "connect_failed";
-    case http_failure::tls_failed: return "tls_failed";
-    case http_failure::timeout_connect: return "connect";
-    case http_failure::timeout_first_byte: return "first_byte";
-    case http_failure::timeout_idle: return "idle";
-    case http_failure::timeout_total: return "total";
-    case http_failure::closed_early: return "closed_early";
-    case http_failure::bad_http: return "bad_http";
-    case http_failure::abandoned: return "abandoned";
-    case http_failure::body_too_large: return "body_too_large";
-    case http_failure::shut_down: return "shut_down";
+  case http_failure::none:
+    return "none";
+  case http_failure::connect_failed:
+    return "connect_failed";
+  case http_failure::tls_failed:
+    return "tls_failed";
+  case http_failure::timeout_connect:
+    return "connect";
+  case http_failure::timeout_first_byte:
+    return "first_byte";
+  case http_failure::timeout_idle:
+    return "idle";
+  case http_failure::timeout_total:
+    return "total";
+  case http_failure::closed_early:
+    return "closed_early";
+  case http_failure::bad_http:
+    return "bad_http";
+  case http_failure::abandoned:
+    return "abandoned";
+  case http_failure::body_too_large:
+    return "body_too_large";
+  case http_failure::shut_down:
+    return "shut_down";
   }
   return "?";
 }
@@ -77,8 +89,8 @@ public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
   explicit connection_impl(const std::shared_ptr<pool_impl>& pool)
-    : pool_(pool), opts_(pool->options()), stream_(make_stream(*pool)), resolver_(pool->strand()),
-      resolve_timer_(pool->strand()) {}
+      : pool_(pool), opts_(pool->options()), stream_(make_stream(*pool)), resolver_(pool->strand()),
+        resolve_timer_(pool->strand()) {}
 
   void run(std::shared_ptr<exchange> ex, bool reused) override {
     ex_ = std::move(ex);
@@ -232,9 +244,8 @@ private:
     if (ex_->req.first_byte)
       head = std::min(head, *ex_->req.first_byte);
     arm(head, http_failure::timeout_first_byte);
-    http::async_write(stream_, request_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-      self->on_write(ec);
-    });
+    http::async_write(stream_, request_,
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
   // Before any byte of a response: a stale kept-alive connection is resent once; on a new one the server hung up.
@@ -264,10 +275,9 @@ private:
     parser_.emplace();
     parser_->header_limit(64 * 1024);
     parser_->body_limit(opts_.max_body_bytes);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->on_header(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -308,12 +318,12 @@ private:
       } catch (...) {
       }
       if (!wanted)
-        return fail(http_failure::abandoned,
-                    "the caller stopped reading " + where() + " after " + std::to_string(body_bytes_) + " bytes of body");
+        return fail(http_failure::abandoned, "the caller stopped reading " + where() + " after " +
+                                                 std::to_string(body_bytes_) + " bytes of body");
     }
     if (ec == beast::error::timeout)
-      return fail(binding_, timeout_detail() + " from " + where() + " after " + std::to_string(body_bytes_) +
-                                " bytes of body");
+      return fail(binding_,
+                  timeout_detail() + " from " + where() + " after " + std::to_string(body_bytes_) + " bytes of body");
     if (ec == http::error::body_limit)
       return fail(http_failure::body_too_large,
                   "response body from " + where() + " exceeds " + std::to_string(opts_.max_body_bytes) + " bytes");

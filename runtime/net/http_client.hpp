@@ -13,8 +13,8 @@
 // idle (gap between two body reads), and total (from submit, including the wait for a connection). Failures
 // are values (http_failure), never exceptions. A pooled connection the server closed while idle is detected on
 // use and the request is retried once on a new connection, only when no byte of a response had arrived.
-#include "runtime/time/duration.hpp"
 #include "runtime/net/url.hpp"
+#include "runtime/time/duration.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -40,14 +40,14 @@ namespace net {
 std::string_view trim_ows(std::string_view s);
 
 struct http_timeouts {
-  millis connect{10000};     ///< DNS + TCP connect + TLS handshake
-  millis first_byte{60000};  ///< from sending the request to the response head
-  millis idle{30000};        ///< between two pieces of the body
-  millis total{300000};      ///< from submit to the end of the body
+  millis connect{10000};    ///< DNS + TCP connect + TLS handshake
+  millis first_byte{60000}; ///< from sending the request to the response head
+  millis idle{30000};       ///< between two pieces of the body
+  millis total{300000};     ///< from submit to the end of the body
 };
 
 struct pool_options {
-  std::string name;                   ///< the provider's name, for details
+  std::string name; ///< the provider's name, for details
   url_parts origin;
   std::optional<std::string> ca_file; ///< extra trusted CA certificates (PEM), besides the system store
   std::size_t max_connections = 4;
@@ -58,26 +58,26 @@ struct pool_options {
 /// How an exchange failed below HTTP. `none`: a whole response arrived (whatever its status).
 enum class http_failure : std::uint8_t {
   none,
-  connect_failed,     ///< DNS, refused, unreachable, or the server closed before sending a response
-  tls_failed,         ///< handshake or certificate verification
+  connect_failed, ///< DNS, refused, unreachable, or the server closed before sending a response
+  tls_failed,     ///< handshake or certificate verification
   timeout_connect,
   timeout_first_byte,
   timeout_idle,
   timeout_total,
-  closed_early,       ///< the connection ended after the response head, before the end of the body
-  bad_http,           ///< not a well-formed HTTP/1.x response
+  closed_early, ///< the connection ended after the response head, before the end of the body
+  bad_http,     ///< not a well-formed HTTP/1.x response
   body_too_large,
-  shut_down,          ///< the io_runtime stopped first
-  abandoned,          ///< the handler stopped wanting the response (its client hung up): the connection is closed
+  shut_down, ///< the io_runtime stopped first
+  abandoned, ///< the handler stopped wanting the response (its client hung up): the connection is closed
 };
 const char* to_string(http_failure f);
 
 struct http_request {
   std::string method = "POST";
-  std::string target;        ///< path and query, e.g. "/v1/chat/completions"
-  header_list headers;       ///< host, content-length and user-agent are added
+  std::string target;  ///< path and query, e.g. "/v1/chat/completions"
+  header_list headers; ///< host, content-length and user-agent are added
   std::string body;
-  std::optional<millis> total; ///< a tighter total deadline for this request than the pool's
+  std::optional<millis> total;      ///< a tighter total deadline for this request than the pool's
   std::optional<millis> first_byte; ///< a tighter wait for the response head than the pool's
 };
 

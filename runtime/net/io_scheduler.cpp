@@ -28,7 +28,7 @@ namespace asio = boost::asio;
 class io_coordinator final : public caf::scheduler::abstract_coordinator {
 public:
   io_coordinator(caf::actor_system& sys, io_runtime& io, std::size_t max_throughput)
-    : abstract_coordinator(sys), io_(io), ioc_(io.context()), unit_(this, &sys), turn_(max_throughput) {}
+      : abstract_coordinator(sys), io_(io), ioc_(io.context()), unit_(this, &sys), turn_(max_throughput) {}
 
   void enqueue(caf::resumable* job) override { schedule(job); }
 
@@ -103,15 +103,15 @@ private:
       jobs_.pop_front();
     }
     switch (job->resume(&unit_, turn_)) {
-      case caf::resumable::resume_later:
-        schedule(job); // keeps its reference
-        break;
-      case caf::resumable::done:
-      case caf::resumable::awaiting_message:
-        caf::intrusive_ptr_release(job);
-        break;
-      case caf::resumable::shutdown_execution_unit: // only CAF's own coordinators send these
-        break;
+    case caf::resumable::resume_later:
+      schedule(job); // keeps its reference
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+      caf::intrusive_ptr_release(job);
+      break;
+    case caf::resumable::shutdown_execution_unit: // only CAF's own coordinators send these
+      break;
     }
     busy_.fetch_sub(1, std::memory_order_acq_rel);
   }
@@ -137,10 +137,9 @@ private:
 } // namespace
 
 void run_actors_on_io_threads(caf::actor_system_config& cfg, io_runtime& io, std::size_t max_throughput) {
-  cfg.module_factories.push_back(
-    [&io, max_throughput](caf::actor_system& sys) -> caf::actor_system::module* {
-      return new io_coordinator(sys, io, max_throughput);
-    });
+  cfg.module_factories.push_back([&io, max_throughput](caf::actor_system& sys) -> caf::actor_system::module* {
+    return new io_coordinator(sys, io, max_throughput);
+  });
 }
 
 } // namespace squad::net

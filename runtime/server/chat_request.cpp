@@ -28,7 +28,8 @@ refusal read_content(const json& m, const std::string& p, bool may_be_null, std:
   if (it != m.end() && it->is_array()) {
     for (auto& part : *it) {
       if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
-        return bad(p + ".content", p + ".content parts must be {type: text, text: string} (other parts are not supported)");
+        return bad(p + ".content",
+                   p + ".content parts must be {type: text, text: string} (other parts are not supported)");
       out += part["text"].get<std::string>();
     }
     return std::nullopt;
@@ -194,7 +195,8 @@ std::optional<api_error> read_headers(const chat_headers& h, std::chrono::millis
     up[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(up[0])));
     auto p = parse_priority(up);
     if (!p)
-      return invalid("X-Squad-Priority", "X-Squad-Priority must be P0, P1, P2 or P3 (got \"" + std::string{h.priority} + "\")");
+      return invalid("X-Squad-Priority",
+                     "X-Squad-Priority must be P0, P1, P2 or P3 (got \"" + std::string{h.priority} + "\")");
     call.priority = static_cast<std::uint8_t>(*p);
   }
   call.cache_mode = cache_bypass; // API calls use the response cache only when they ask
@@ -204,13 +206,15 @@ std::optional<api_error> read_headers(const chat_headers& h, std::chrono::millis
     else if (h.cache == "only")
       call.cache_mode = cache_only;
     else if (h.cache != "bypass")
-      return invalid("X-Squad-Cache", "X-Squad-Cache must be use, only or bypass (got \"" + std::string{h.cache} + "\")");
+      return invalid("X-Squad-Cache",
+                     "X-Squad-Cache must be use, only or bypass (got \"" + std::string{h.cache} + "\")");
   }
   if (!h.run.empty()) {
     if (h.run.size() > 128 ||
         h.run.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") !=
-          std::string_view::npos)
-      return invalid("X-Squad-Run", "X-Squad-Run must be 1 to 128 of [A-Za-z0-9._:-] (got \"" + std::string{h.run} + "\")");
+            std::string_view::npos)
+      return invalid("X-Squad-Run",
+                     "X-Squad-Run must be 1 to 128 of [A-Za-z0-9._:-] (got \"" + std::string{h.run} + "\")");
     call.budget_id = std::string{h.run};
   }
   call.timeout_ms = call_timeout.count();
@@ -221,9 +225,10 @@ std::optional<api_error> read_headers(const chat_headers& h, std::chrono::millis
     else
       t = parse_duration(h.timeout);
     if (!t || t->count() <= 0 || *t > call_timeout)
-      return invalid("X-Squad-Timeout",
-                     "X-Squad-Timeout must be milliseconds or a duration (500ms, 30s) from 1ms to server.call_timeout (" +
-                       std::to_string(call_timeout.count()) + "ms) (got \"" + std::string{h.timeout} + "\")");
+      return invalid(
+          "X-Squad-Timeout",
+          "X-Squad-Timeout must be milliseconds or a duration (500ms, 30s) from 1ms to server.call_timeout (" +
+              std::to_string(call_timeout.count()) + "ms) (got \"" + std::string{h.timeout} + "\")");
     call.timeout_ms = t->count();
   }
   return std::nullopt;
@@ -263,16 +268,23 @@ std::variant<parsed_chat, api_error> parse_chat_request(const json& b, const cha
     }
     return api_error{404,
                      "unknown model \"" + model_name + "\": use persona/<id>, <provider>/<model> or an alias (e.g. " +
-                       some + "; GET /v1/models lists all)",
-                     "invalid_request_error", "model", "model_not_found", 0};
+                         some + "; GET /v1/models lists all)",
+                     "invalid_request_error",
+                     "model",
+                     "model_not_found",
+                     0};
   }
   auto& allowed = ctx.allowed_models;
   if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), model_name) == allowed.end()) {
     std::string list;
     for (auto& a : allowed)
       list += (list.empty() ? "" : ", ") + a;
-    return api_error{403, "this API key may not use model \"" + model_name + "\" (allowed: " + list + ")",
-                     "permission_denied", "model", std::string{model_not_allowed}, 0};
+    return api_error{403,
+                     "this API key may not use model \"" + model_name + "\" (allowed: " + list + ")",
+                     "permission_denied",
+                     "model",
+                     std::string{model_not_allowed},
+                     0};
   }
   parsed_chat out;
   out.model = &found->second;
@@ -323,7 +335,8 @@ std::optional<chat_refusal> read_chat_body(const json& b, call_request& call, ch
     params[k] = v; // unknown fields too: the rule of chat_params.hpp decides per provider
   }
   bool has_tools = params.contains("tools") && params["tools"].is_array() && !params["tools"].empty();
-  if (params.contains("tool_choice") && !params["tool_choice"].is_null() && params["tool_choice"] != "none" && !has_tools)
+  if (params.contains("tool_choice") && !params["tool_choice"].is_null() && params["tool_choice"] != "none" &&
+      !has_tools)
     return bad("tool_choice", "tool_choice needs tools: no tool is offered to choose from");
   if (flags.stream && params.contains("logprobs") && params["logprobs"] == true)
     return bad("logprobs", "logprobs is not available with stream: true in Squad (ask without streaming)");

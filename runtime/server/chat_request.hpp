@@ -21,12 +21,12 @@ namespace squad::server {
 
 /// What a `model` name of the API resolves to.
 struct api_model {
-  std::string name;    ///< as the client writes it
-  std::string persona; ///< set for persona/<id> (and aliases of one)
+  std::string name;                ///< as the client writes it
+  std::string persona;             ///< set for persona/<id> (and aliases of one)
   std::vector<chain_target> chain; ///< the persona's chain, or the one direct target
   priority_class priority = priority_class::p1;
-  std::string kind;    ///< persona | model | alias
-  std::string target;  ///< for an alias: what it names
+  std::string kind;   ///< persona | model | alias
+  std::string target; ///< for an alias: what it names
 };
 
 /// Squad's own request headers of a chat call, trimmed ("" : not sent).
@@ -40,9 +40,9 @@ struct chat_headers {
 /// What a chat request is checked against besides itself.
 struct chat_context {
   const std::map<std::string, api_model>& models;
-  const std::vector<std::string>& allowed_models;           ///< the API key's models; empty: every model
-  const std::map<std::string, provider_family>& providers;  ///< by name (an unknown one counts as openai)
-  std::chrono::milliseconds call_timeout{60000};            ///< server.call_timeout
+  const std::vector<std::string>& allowed_models;          ///< the API key's models; empty: every model
+  const std::map<std::string, provider_family>& providers; ///< by name (an unknown one counts as openai)
+  std::chrono::milliseconds call_timeout{60000};           ///< server.call_timeout
 };
 
 /// The refusals parse_chat_request can give, as their api_error::code (403s count in squad_auth_refusals_total).

@@ -13,18 +13,17 @@ using steady = std::chrono::steady_clock;
 
 // Updated once per answered call, from whichever thread answers it.
 const metrics::histogram& overhead_seconds() {
-  static const auto h =
-    metrics::histogram_family{"squad_gateway_overhead_seconds",
-                              "time a chat call spent in Squad, outside the upstream exchanges"}
-      .with();
+  static const auto h = metrics::histogram_family{"squad_gateway_overhead_seconds",
+                                                  "time a chat call spent in Squad, outside the upstream exchanges"}
+                            .with();
   return h;
 }
 
 class chat_sink final : public call_sink {
 public:
   chat_sink(std::shared_ptr<responder> out, chat_answer_options o, steady::time_point t0)
-    : out_(std::move(out)), o_(std::move(o)), t0_(t0),
-      ids_{o_.id, o_.model, static_cast<std::int64_t>(std::time(nullptr)), {}} {}
+      : out_(std::move(out)), o_(std::move(o)),
+        t0_(t0), ids_{o_.id, o_.model, static_cast<std::int64_t>(std::time(nullptr)), {}} {}
 
   ~chat_sink() override {
     if (!answered_.exchange(true)) // the call was lost between the actors: say so, never leave the client hanging

@@ -28,7 +28,8 @@ struct refusal_counters {
   metrics::lazy<metrics::counter> bad_scheme{metrics::resolver(auth_refusals, {{"reason", "bad_scheme"}})};
   metrics::lazy<metrics::counter> invalid_key{metrics::resolver(auth_refusals, {{"reason", "invalid_key"}})};
   metrics::lazy<metrics::counter> key_limit{metrics::resolver(auth_refusals, {{"reason", "key_limit"}})};
-  metrics::lazy<metrics::counter> model_not_allowed{metrics::resolver(auth_refusals, {{"reason", "model_not_allowed"}})};
+  metrics::lazy<metrics::counter> model_not_allowed{
+      metrics::resolver(auth_refusals, {{"reason", "model_not_allowed"}})};
 };
 
 const refusal_counters& refusals() {
@@ -60,8 +61,8 @@ public:
 
 gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
                  std::vector<config_problem>& /*problems: none left here since validate() checks aliases*/)
-  : sys_(sys), dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad)),
-    metrics_(sys, dir_, provider_names(*squad.cfg)) {
+    : sys_(sys), dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad)),
+      metrics_(sys, dir_, provider_names(*squad.cfg)) {
   for (auto& p : squad.personas) {
     api_model m;
     m.name = "persona/" + p.id;
@@ -111,14 +112,16 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
   auto h = net::trim_ows(req.header("authorization"));
   if (h.empty()) {
     refusals().missing_key.get().inc();
-    send_error(*out, 401, "missing API key: send Authorization: Bearer <key>", "invalid_request_error", {}, "missing_api_key");
+    send_error(*out, 401, "missing API key: send Authorization: Bearer <key>", "invalid_request_error", {},
+               "missing_api_key");
     return false;
   }
   if (h.size() < 7 || !std::equal(h.begin(), h.begin() + 7, "Bearer ", [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
       })) {
     refusals().bad_scheme.get().inc();
-    send_error(*out, 401, "the Authorization header must be: Bearer <key>", "invalid_request_error", {}, "invalid_api_key");
+    send_error(*out, 401, "the Authorization header must be: Bearer <key>", "invalid_request_error", {},
+               "invalid_api_key");
     return false;
   }
   auto it = key_index_.find(sha256_hex(net::trim_ows(h.substr(7))));
@@ -133,8 +136,8 @@ bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std
 }
 
 key_verdict gateway::key_table::admit(std::size_t key) {
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
+  auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::lock_guard<std::mutex> g{m};
   auto v = keys[key]->admit(steady::now(), secs / 86400, 86400 - secs % 86400);
   if (!v.ok)
@@ -178,7 +181,8 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
     return out->reply(200, json_headers(), R"({"status":"ok"})");
   if (r == route::readyz) {
     bool draining = draining_;
-    return out->reply(draining ? 503 : 200, json_headers(), draining ? R"({"status":"draining"})" : R"({"status":"ready"})");
+    return out->reply(draining ? 503 : 200, json_headers(),
+                      draining ? R"({"status":"draining"})" : R"({"status":"ready"})");
   }
   std::size_t key = no_key;
   if (!authorize(req, out, &key))
@@ -186,20 +190,26 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   if (!spec.open && *spec.methods && !method_is(spec.methods))
     return;
   switch (r) {
-    case route::models: return list_models(out);
-    case route::model: return get_model(out, path.substr(std::string_view{"/v1/models/"}.size()));
-    case route::metrics: return metrics_.serve(out, server_);
-    case route::ws: {
-      auto headers = json_headers();
-      headers.emplace_back("Upgrade", "websocket");
-      return out->reply(426, std::move(headers),
-                        error_body("GET /v1/ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
-                                   "invalid_request_error", {}, "upgrade_required"));
-    }
-    case route::runs:
-    case route::run_events: return serve_runs(*runs_, req, out, run_access(key));
-    case route::chat: return chat(req, out, t0, key);
-    default: return;
+  case route::models:
+    return list_models(out);
+  case route::model:
+    return get_model(out, path.substr(std::string_view{"/v1/models/"}.size()));
+  case route::metrics:
+    return metrics_.serve(out, server_);
+  case route::ws: {
+    auto headers = json_headers();
+    headers.emplace_back("Upgrade", "websocket");
+    return out->reply(426, std::move(headers),
+                      error_body("GET /v1/ws is a WebSocket endpoint: send Connection: Upgrade and Upgrade: websocket",
+                                 "invalid_request_error", {}, "upgrade_required"));
+  }
+  case route::runs:
+  case route::run_events:
+    return serve_runs(*runs_, req, out, run_access(key));
+  case route::chat:
+    return chat(req, out, t0, key);
+  default:
+    return;
   }
 }
 
@@ -267,7 +277,8 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
     return;
   auto id = "chatcmpl-" + random_id(24);
   call.trace_id = id;
-  call.sink = make_chat_sink(out, {id, model->name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
+  call.sink =
+      make_chat_sink(out, {id, model->name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
   send_chat_call(dir_, model->persona, std::move(call));
 }
 

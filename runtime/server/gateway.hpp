@@ -27,7 +27,8 @@ class gateway {
 public:
   /// Resolves the API's models (personas, provider models, aliases) of a squad load_squad validated; `problems`
   /// stays for callers' sake and gets nothing (validate() checks aliases).
-  gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad, std::vector<config_problem>& problems);
+  gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
+          std::vector<config_problem>& problems);
 
   void handle(request req, std::shared_ptr<responder> out);
   std::shared_ptr<ws_handler> accept_ws(const request& req, ws_refusal& refusal);

@@ -1,8 +1,8 @@
 #pragma once
 // Internal to the HTTP server (http_server.cpp, http_sessions.cpp): the server, its HTTP and WebSocket sessions
 // and the responder. The only Beast server code, in one header and two files.
-#include "runtime/server/http_server.hpp"
 #include "runtime/metrics/registry.hpp"
+#include "runtime/server/http_server.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -85,9 +85,8 @@ private:
 class server_impl final : public http_server, public std::enable_shared_from_this<server_impl> {
 public:
   server_impl(std::shared_ptr<asio::io_context> ioc, server_options opts, request_fn on_request, ws_accept_fn on_ws)
-    : ioc_(std::move(ioc)), acceptor_(asio::make_strand(*ioc_)), accept_pause_(acceptor_.get_executor()),
-      opts_(std::move(opts)),
-      on_request_(std::move(on_request)), on_ws_(std::move(on_ws)) {}
+      : ioc_(std::move(ioc)), acceptor_(asio::make_strand(*ioc_)), accept_pause_(acceptor_.get_executor()),
+        opts_(std::move(opts)), on_request_(std::move(on_request)), on_ws_(std::move(on_ws)) {}
 
   bool listen(std::string& why) {
     beast::error_code ec;
@@ -132,9 +131,9 @@ public:
       }
       // Out of file descriptors (or memory) the connection stays in the backlog and every retry fails at once: pause
       // instead of spinning, count it, and try again (the connections already open go on being served meanwhile).
-      auto reason = ec == asio::error::no_descriptors ? "no_descriptors"
+      auto reason = ec == asio::error::no_descriptors                                    ? "no_descriptors"
                     : ec == asio::error::no_buffer_space || ec == asio::error::no_memory ? "no_memory"
-                                                                                           : "other";
+                                                                                         : "other";
       metrics::registry::global().inc("squad_accept_errors_total", {{"reason", reason}});
       self->accept_pause_.expires_after(std::chrono::milliseconds{50});
       self->accept_pause_.async_wait([self](beast::error_code) {
@@ -150,9 +149,7 @@ public:
 
   void stop() override;
 
-  server_stats stats() const override {
-    return {connections_.load(), in_flight_.load(), ws_open_.load()};
-  }
+  server_stats stats() const override { return {connections_.load(), in_flight_.load(), ws_open_.load()}; }
 
   const server_options& opts() const { return opts_; }
   const request_fn& on_request() const { return on_request_; }
@@ -178,7 +175,7 @@ private:
 class session final : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& s, std::shared_ptr<server_impl> srv)
-    : stream_(std::move(s)), srv_(std::move(srv)), read_timer_(stream_.get_executor()) {}
+      : stream_(std::move(s)), srv_(std::move(srv)), read_timer_(stream_.get_executor()) {}
 
   void start() {
     beast::error_code ec;
@@ -191,9 +188,7 @@ public:
   }
 
   // -- called through responder_impl; every step runs on the strand
-  void post(std::function<void()> fn) {
-    asio::post(stream_.get_executor(), std::move(fn));
-  }
+  void post(std::function<void()> fn) { asio::post(stream_.get_executor(), std::move(fn)); }
   void queue(std::string bytes, bool last) {
     if (gone_)
       return;
@@ -232,10 +227,11 @@ public:
            errno == ENOTSOCK;
   }
   void answered_without_reply() { // the application dropped its responder without answering
-    queue(head_text(500, {{"Content-Type", "application/json"}}, "Content-Length: " +
-                    std::to_string(json_error(500, "server_error", "the request was not answered").size()) + "\r\n",
+    queue(head_text(500, {{"Content-Type", "application/json"}},
+                    "Content-Length: " +
+                        std::to_string(json_error(500, "server_error", "the request was not answered").size()) + "\r\n",
                     close_after_) +
-            json_error(500, "server_error", "the request was not answered"),
+              json_error(500, "server_error", "the request was not answered"),
           true);
   }
   void close_if_idle() {
@@ -279,12 +275,11 @@ private:
       if (self->parser_->is_done())
         return self->on_request();
       self->arm_read_timer(self->srv_->opts().read_timeout);
-      http::async_read(self->stream_, self->buffer_, *self->parser_,
-                       [self](beast::error_code ec, std::size_t) {
-                         if (ec)
-                           return self->on_error(ec);
-                         self->on_request();
-                       });
+      http::async_read(self->stream_, self->buffer_, *self->parser_, [self](beast::error_code ec, std::size_t) {
+        if (ec)
+          return self->on_error(ec);
+        self->on_request();
+      });
     });
   }
 
@@ -301,7 +296,8 @@ private:
                     "the request body is over the limit of " + std::to_string(srv_->opts().body_limit) + " bytes");
     if (ec == http::error::header_limit)
       return refuse(431, "invalid_request_error",
-                    "the request headers are over the limit of " + std::to_string(srv_->opts().header_limit) + " bytes");
+                    "the request headers are over the limit of " + std::to_string(srv_->opts().header_limit) +
+                        " bytes");
     if (ec == beast::error::timeout && parser_ && parser_->got_some())
       return refuse(408, "invalid_request_error", "the request did not arrive in time");
     bool http_error = ec.category() == http::make_error_code(http::error::bad_target).category();
@@ -315,8 +311,9 @@ private:
     srv_->in_flight_++;
     counted_ = true;
     auto body = json_error(status, type, message);
-    queue(head_text(status, {{"Content-Type", "application/json"}}, "Content-Length: " + std::to_string(body.size()) + "\r\n",
-                    true) + body,
+    queue(head_text(status, {{"Content-Type", "application/json"}},
+                    "Content-Length: " + std::to_string(body.size()) + "\r\n", true) +
+              body,
           true);
   }
 
@@ -358,27 +355,28 @@ private:
     }
     writing_ = true;
     stream_.expires_after(srv_->opts().write_timeout);
-    asio::async_write(stream_, asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->writing_ = false;
-      self->queued_bytes_ -= std::min(self->queued_bytes_, self->out_.front().size());
-      self->out_.pop_front();
-      if (ec) {
-        self->gone_ = true;
-        self->out_.clear();
-        self->finish_answer();
-        return self->shutdown();
-      }
-      if (!self->out_.empty())
-        return self->write_next();
-      self->stream_.expires_never();
-      if (!self->answer_done_)
-        return;
-      self->finish_answer();
-      if (self->close_after_ || self->srv_->stopped())
-        self->shutdown();
-      else
-        self->read(false);
-    });
+    asio::async_write(stream_, asio::buffer(out_.front()),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        self->queued_bytes_ -= std::min(self->queued_bytes_, self->out_.front().size());
+                        self->out_.pop_front();
+                        if (ec) {
+                          self->gone_ = true;
+                          self->out_.clear();
+                          self->finish_answer();
+                          return self->shutdown();
+                        }
+                        if (!self->out_.empty())
+                          return self->write_next();
+                        self->stream_.expires_never();
+                        if (!self->answer_done_)
+                          return;
+                        self->finish_answer();
+                        if (self->close_after_ || self->srv_->stopped())
+                          self->shutdown();
+                        else
+                          self->read(false);
+                      });
   }
 
   void finish_answer() {
@@ -420,9 +418,9 @@ private:
   std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
-  std::string peer_;           // the client's address
-  mutable std::mutex fd_m_;    // hung_up() peeks (any thread) vs. closing (the session's strand)
-  int fd_ = -1;                // the socket, for hung_up(); -1 once closed or handed to a WebSocket session
+  std::string peer_;              // the client's address
+  mutable std::mutex fd_m_;       // hung_up() peeks (any thread) vs. closing (the session's strand)
+  int fd_ = -1;                   // the socket, for hung_up(); -1 once closed or handed to a WebSocket session
   std::atomic<bool> gone_{false}; // cut off, or a write failed: nothing more is written
   friend class responder_impl;
 };

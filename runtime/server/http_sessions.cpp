@@ -62,8 +62,12 @@ void responder_impl::end() {
   s_->post([s = s_] { s->queue("0\r\n\r\n", true); });
 }
 
-bool responder_impl::gone() const { return s_->gone(); }
-bool responder_impl::hung_up() const { return s_->hung_up(); }
+bool responder_impl::gone() const {
+  return s_->gone();
+}
+bool responder_impl::hung_up() const {
+  return s_->hung_up();
+}
 
 // -- WebSocket session ----------------------------------------------------------------------------------------------
 
@@ -72,8 +76,8 @@ void session::upgrade(http::request<http::string_body> msg, request req) {
   auto handler = srv_->on_ws() ? srv_->on_ws()(req, refusal) : nullptr;
   if (!handler) {
     close_after_ = true;
-    auto text = head_text(refusal.status, refusal.headers, "Content-Length: " + std::to_string(refusal.body.size()) + "\r\n",
-                          true);
+    auto text = head_text(refusal.status, refusal.headers,
+                          "Content-Length: " + std::to_string(refusal.body.size()) + "\r\n", true);
     return queue(text + refusal.body, true);
   }
   // The HTTP session ends here; the socket moves to a WebSocket session.
@@ -87,7 +91,8 @@ void session::upgrade(http::request<http::string_body> msg, request req) {
   ws->run(std::move(msg), std::move(handler));
 }
 
-ws_session::ws_session(tcp::socket&& socket, std::shared_ptr<server_impl> srv) : ws_(std::move(socket)), srv_(std::move(srv)) {}
+ws_session::ws_session(tcp::socket&& socket, std::shared_ptr<server_impl> srv)
+    : ws_(std::move(socket)), srv_(std::move(srv)) {}
 
 void ws_session::run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler) {
   handler_ = std::move(handler);

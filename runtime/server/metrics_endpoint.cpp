@@ -108,7 +108,8 @@ struct metrics_endpoint::provider_gauges {
   lazy_gauge breaker_opens{copied_total(families().breaker_opens, of(provider))};
 };
 
-metrics_endpoint::metrics_endpoint(caf::actor_system& sys, std::shared_ptr<directory> dir, std::vector<std::string> providers)
+metrics_endpoint::metrics_endpoint(caf::actor_system& sys, std::shared_ptr<directory> dir,
+                                   std::vector<std::string> providers)
     : sys_(sys), dir_(std::move(dir)), paths_(stats_paths(providers)),
       providers_(std::make_shared<std::vector<std::unique_ptr<provider_gauges>>>()) {
   describe_foreign_families();

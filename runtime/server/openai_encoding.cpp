@@ -99,10 +99,18 @@ api_error error_for(const call_failure& f, bool cache_only) {
     if (f.upstream == failure_class::request_refused)
       return {400, "the upstream refused the request: " + d, "invalid_request_error", {}, "upstream_bad_request", 0};
     if (f.upstream == failure_class::rate_limited) // every target is at its rate limit: a 429 with when to retry
-      return {429, "every provider of the call is at its rate limit: " + d, "rate_limit_exceeded", {},
-              "upstream_rate_limited", f.retry_after_ms >= 0 ? std::max<std::int64_t>(1, (f.retry_after_ms + 999) / 1000) : 1};
+      return {429,
+              "every provider of the call is at its rate limit: " + d,
+              "rate_limit_exceeded",
+              {},
+              "upstream_rate_limited",
+              f.retry_after_ms >= 0 ? std::max<std::int64_t>(1, (f.retry_after_ms + 999) / 1000) : 1};
     // Retry-After: when the soonest open breaker probes again, if that is what ended the call.
-    return {503, "no provider could serve the call: " + d, "service_unavailable", {}, "no_provider",
+    return {503,
+            "no provider could serve the call: " + d,
+            "service_unavailable",
+            {},
+            "no_provider",
             f.retry_after_ms >= 0 ? std::max<std::int64_t>(1, (f.retry_after_ms + 999) / 1000) : 1};
   default:
     return {503, d, "service_unavailable", {}, to_string(f.code), 1};

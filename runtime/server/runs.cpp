@@ -32,47 +32,47 @@ caf::behavior run_listener(caf::stateful_actor<listener_state>* self, std::weak_
                            run_spec spec, std::shared_ptr<directory> dir) {
   auto runs = dir->get()->runs;
   self->request(runs, caf::infinite, atoms::start_child_v, boss_child(std::move(spec), dir, self))
-    .then(
-      [self, hub, id](const caf::actor& boss) {
-        auto& st = self->state;
-        st.boss = boss;
-        self->monitor(boss);
-        if (auto h = hub.lock())
-          h->on_boss_started(id, boss);
-        for (auto& [step, text] : st.feedback_pending)
-          self->send(boss, atoms::feedback_v, step, text);
-        st.feedback_pending.clear();
-        if (st.cancel_pending)
-          self->send(boss, atoms::cancel_v);
-      },
-      [self, hub, id](caf::error& err) {
-        if (auto h = hub.lock())
-          h->on_lost(id, "the run could not start: " + error_detail(self->system(), err));
-        self->quit();
-      });
+      .then(
+          [self, hub, id](const caf::actor& boss) {
+            auto& st = self->state;
+            st.boss = boss;
+            self->monitor(boss);
+            if (auto h = hub.lock())
+              h->on_boss_started(id, boss);
+            for (auto& [step, text] : st.feedback_pending)
+              self->send(boss, atoms::feedback_v, step, text);
+            st.feedback_pending.clear();
+            if (st.cancel_pending)
+              self->send(boss, atoms::cancel_v);
+          },
+          [self, hub, id](caf::error& err) {
+            if (auto h = hub.lock())
+              h->on_lost(id, "the run could not start: " + error_detail(self->system(), err));
+            self->quit();
+          });
   self->set_down_handler([self, hub, id](caf::down_msg& msg) {
     if (auto h = hub.lock())
       h->on_lost(id, "the run's boss actor stopped: " + error_detail(self->system(), msg.reason));
     self->quit();
   });
   return {
-    [hub, id](run_event& ev) {
-      if (auto h = hub.lock())
-        h->on_event(id, ev);
-    },
-    [](child_event&) {},
-    [self](atoms::cancel) {
-      if (self->state.boss)
-        self->send(self->state.boss, atoms::cancel_v);
-      else
-        self->state.cancel_pending = true;
-    },
-    [self](atoms::feedback, std::string& step, std::string& text) {
-      if (self->state.boss)
-        self->send(self->state.boss, atoms::feedback_v, std::move(step), std::move(text));
-      else
-        self->state.feedback_pending.emplace_back(std::move(step), std::move(text));
-    },
+      [hub, id](run_event& ev) {
+        if (auto h = hub.lock())
+          h->on_event(id, ev);
+      },
+      [](child_event&) {},
+      [self](atoms::cancel) {
+        if (self->state.boss)
+          self->send(self->state.boss, atoms::cancel_v);
+        else
+          self->state.cancel_pending = true;
+      },
+      [self](atoms::feedback, std::string& step, std::string& text) {
+        if (self->state.boss)
+          self->send(self->state.boss, atoms::feedback_v, std::move(step), std::move(text));
+        else
+          self->state.feedback_pending.emplace_back(std::move(step), std::move(text));
+      },
   };
 }
 
@@ -98,7 +98,7 @@ json event_json(const run_event& ev) {
 
 run_hub::run_hub(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
                  std::size_t keep_finished)
-  : sys_(sys), dir_(std::move(dir)), squad_(squad), keep_finished_(keep_finished) {}
+    : sys_(sys), dir_(std::move(dir)), squad_(squad), keep_finished_(keep_finished) {}
 
 run_hub::~run_hub() {
   std::lock_guard<std::mutex> g{m_};
@@ -250,8 +250,12 @@ void run_hub::on_lost(const std::string& id, const std::string& why) {
   auto& r = *it->second;
   r.state = "failed";
   r.reason = why;
-  json ev{{"type", "run.failed"}, {"seq", ++r.last_seq}, {"at_ms", r.last_at_ms}, {"run_id", id},
-          {"message", "run failed: " + why}, {"data", {{"reason", why}}}};
+  json ev{{"type", "run.failed"},
+          {"seq", ++r.last_seq},
+          {"at_ms", r.last_at_ms},
+          {"run_id", id},
+          {"message", "run failed: " + why},
+          {"data", {{"reason", why}}}};
   publish(r, ev, true);
   r.subs.clear();
   evict();
@@ -279,7 +283,10 @@ std::optional<json> run_hub::snapshot(const std::string& id, const run_caller& w
       x.erase("text");
       outputs.push_back(std::move(x));
     }
-    steps.push_back({{"id", sid}, {"status", s.status}, {"personas", s.personas}, {"outputs", std::move(outputs)},
+    steps.push_back({{"id", sid},
+                     {"status", s.status},
+                     {"personas", s.personas},
+                     {"outputs", std::move(outputs)},
                      {"error", s.error}});
     if (!s.text.empty())
       artifacts[sid] = s.text;

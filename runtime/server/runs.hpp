@@ -2,8 +2,8 @@
 // The runs of `squad serve` (REST /v1/runs and WebSocket sessions): starts a squad run on the actor tree, keeps its
 // state and event log in memory, and fans its events out to subscribers (SSE streams, WebSocket sessions).
 //
-// Per run, a small listener actor starts the boss under the runs supervisor and turns every run_event into JSON for the hub.
-// step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
+// Per run, a small listener actor starts the boss under the runs supervisor and turns every run_event into JSON for the
+// hub. step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
 // subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
 // evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
 #include "runtime/host/squad_tree.hpp"
@@ -21,16 +21,16 @@ using run_subscriber = std::function<bool(const nlohmann::json& event)>;
 /// Who asks about runs. A run belongs to the API key that started it: another key is told it does not exist
 /// (404, so run ids leak nothing); an admin key, and every caller when the server runs without keys, sees all.
 struct run_caller {
-  std::string key;   ///< the API key's name; "" without auth
-  bool all = true;   ///< sees every run (no auth, or an admin key)
+  std::string key; ///< the API key's name; "" without auth
+  bool all = true; ///< sees every run (no auth, or an admin key)
   bool sees(const std::string& owner) const { return all || owner == key; }
 };
 
 /// What starting a run needs from the client.
 struct run_request {
-  std::string owner;                      ///< the starting key's name ("" without auth)
+  std::string owner; ///< the starting key's name ("" without auth)
   std::string task;
-  std::string workflow;                   ///< "" : the config's default_workflow
+  std::string workflow; ///< "" : the config's default_workflow
   std::optional<std::int64_t> budget_calls, budget_tokens;
   std::map<std::string, millis> feedback; ///< steps that wait for a person's input, beyond the workflow's own
 };

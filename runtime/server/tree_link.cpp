@@ -13,10 +13,10 @@ void send_chat_call(const directory_ptr& dir, const std::string& persona, call_r
     return caf::anon_send(snap->dispatcher, std::move(call));
   }
   std::exchange(call.sink, nullptr)
-    ->failed(call_failure{squad_errc::child_unavailable,
-                          (persona.empty() ? std::string{"the dispatcher"} : "persona " + persona) +
-                            " is restarting; try again",
-                          -1, failure_class::unknown});
+      ->failed(call_failure{squad_errc::child_unavailable,
+                            (persona.empty() ? std::string{"the dispatcher"} : "persona " + persona) +
+                                " is restarting; try again",
+                            -1, failure_class::unknown});
 }
 
 namespace {

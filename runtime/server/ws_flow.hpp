@@ -19,9 +19,9 @@ public:
   std::size_t runs() const { return runs_.size(); }
 
   struct decision {
-    bool tracked = false;      ///< false: not a run of this session (the caller unsubscribes)
-    bool send = false;         ///< send the event
-    std::size_t lagged = 0;    ///< > 0: first send a lagged marker for this many dropped deltas
+    bool tracked = false;   ///< false: not a run of this session (the caller unsubscribes)
+    bool send = false;      ///< send the event
+    std::size_t lagged = 0; ///< > 0: first send a lagged marker for this many dropped deltas
   };
 
   /// One event of `run`, with `queued` messages waiting in the session's send queue.

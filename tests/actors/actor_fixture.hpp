@@ -49,19 +49,17 @@ struct actor_fixture {
   caf::actor_clock::time_point now() { return sched->clock().now(); }
 
   /// The answer to a request, once the scheduler has run.
-  template <class R>
-  struct answer {
+  template <class R> struct answer {
     std::optional<R> value;
     caf::error error;
   };
 
   /// Sends a request from a throwaway actor; the answer fills in as the scheduler runs.
-  template <class R, class... Ts>
-  std::shared_ptr<answer<R>> ask(caf::actor dest, Ts... xs) {
+  template <class R, class... Ts> std::shared_ptr<answer<R>> ask(caf::actor dest, Ts... xs) {
     auto out = std::make_shared<answer<R>>();
     sys->spawn([out, dest, xs...](caf::event_based_actor* self) {
       self->request(dest, caf::infinite, xs...)
-        .then([out](R& r) { out->value = std::move(r); }, [out](caf::error& e) { out->error = std::move(e); });
+          .then([out](R& r) { out->value = std::move(r); }, [out](caf::error& e) { out->error = std::move(e); });
     });
     return out;
   }
@@ -92,9 +90,9 @@ struct recorded {
 inline caf::behavior recorder(caf::event_based_actor* self, std::shared_ptr<recorded> out) {
   self->set_down_handler([out](caf::down_msg& msg) { out->downs.push_back(msg); });
   return {
-    [out](run_event& ev) { out->events.push_back(std::move(ev)); },
-    [out](child_event& ev) { out->children.push_back(std::move(ev)); },
-    [self](atoms::start, const caf::actor& who) { self->monitor(who); }, // monitor `who`
+      [out](run_event& ev) { out->events.push_back(std::move(ev)); },
+      [out](child_event& ev) { out->children.push_back(std::move(ev)); },
+      [self](atoms::start, const caf::actor& who) { self->monitor(who); }, // monitor `who`
   };
 }
 

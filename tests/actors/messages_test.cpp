@@ -14,8 +14,9 @@ TEST_CASE("call_request and upstream_reply round-trip through the binary seriali
   squad::register_message_types(cfg);
   caf::actor_system sys{cfg};
   squad::call_request req;
-  req.messages = {{"assistant", "", R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}])", "", ""},
-                  {"tool", "42", "", "c1", "bob"}};
+  req.messages = {
+      {"assistant", "", R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}])", "", ""},
+      {"tool", "42", "", "c1", "bob"}};
   req.params_json = R"({"tools":[],"seed":3})";
   squad::upstream_reply rep;
   rep.tool_calls_json = R"([{"id":"c2"}])";

@@ -44,9 +44,11 @@ struct burst_fixture {
                             "    base_url: http://127.0.0.1:"} +
                 std::to_string(mock.port("slow")) +
                 "/v1\n    limits: {requests: 10000, per: 1s, burst: 10000, concurrency: 4}\n"
-                "    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n" + extra +
+                "    timeouts: {connect: 1s, first_byte: 5s, idle: 5s, total: 10s}\n" +
+                extra +
                 "    models:\n      m: {id: mock-slow, tier: worker}\n"
-                "personas:\n  analyst: {chain: [slow/m]}\n" + top;
+                "personas:\n  analyst: {chain: [slow/m]}\n" +
+                top;
     std::vector<config_problem> problems;
     auto sq = load_squad_text(yaml, problems);
     INFO((problems.empty() ? std::string() : to_string(problems.front())));
@@ -149,7 +151,7 @@ TEST_CASE("a P1 call whose only target's breaker opened ends at once when the ne
   // deadline). The failure names the target once.
   burst_fixture f{"    stream: true\n    breaker: {failures: 3, cooldown: 60s}\n"};
   REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"cut","cut_after":3})")
-            .status == 200);
+              .status == 200);
   auto r = call_once(f, 1, 120000);
   INFO("took " << r.seconds << " s; error: " << r.error);
   CHECK(r.seconds < 10);
@@ -171,7 +173,8 @@ TEST_CASE("a call whose chain is all open waits once for a probe that fits, then
   // deadline, and its error names slow/m once with its last reason. Retries rest 100 ms, 200 ms, ... so the
   // breaker opens before the first second (with the default 1 s, 2 s, ... it would half-open between retries).
   burst_fixture f{"    breaker: {failures: 3, cooldown: 2s}\n    retry: {base: 100ms, cap: 1s}\n"};
-  REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"error500"})").status == 200);
+  REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"error500"})").status ==
+          200);
   auto r = call_once(f, 0, 30000);
   INFO("took " << r.seconds << " s; error: " << r.error);
   REQUIRE_FALSE(r.ok);
@@ -194,7 +197,8 @@ TEST_CASE("a call whose only target's breaker opens again later than runtime.pro
   // wait the minute for the probe: runtime.probe_wait (2 s) is the most a call waits for one. It ends at once,
   // naming the breaker and when it probes again, and makes no upstream request.
   burst_fixture f{"    breaker: {failures: 3, cooldown: 60s}\n    retry: {base: 100ms, cap: 1s}\n"};
-  REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"error500"})").status == 200);
+  REQUIRE(test::request("POST", "127.0.0.1", f.mock.port("slow"), "/admin/fault", R"({"mode":"error500"})").status ==
+          200);
   auto first = call_once(f, 0, 120000);
   REQUIRE_FALSE(first.ok);
   auto before = json::parse(test::request("GET", "127.0.0.1", f.mock.port("slow"), "/stats").body)["requests_total"];
@@ -234,7 +238,8 @@ TEST_CASE("runtime.global_concurrency caps the calls upstream across providers, 
   while (ok + static_cast<int>(errors.size()) < 12 && !timed_out)
     self->receive([&](call_result&) { ++ok; }, [&](caf::error& e) { errors.push_back(error_detail(f.sys, e)); },
                   [&](run_event& ev) {
-                    if (ev.type == "step.waiting" && json::parse(ev.data_json).value("reason", "") == "global_concurrency")
+                    if (ev.type == "step.waiting" &&
+                        json::parse(ev.data_json).value("reason", "") == "global_concurrency")
                       ++held;
                   },
                   caf::after(30s) >> [&] { timed_out = true; });

@@ -1,8 +1,8 @@
 // Rate governance end to end: the whole actor tree (personas -> dispatcher -> breaker -> limiter -> provider
 // actors -> HTTP) against squad-mock-provider upstreams, one fault mode at a time.
 #include "actors/boss/boss.hpp"
-#include "runtime/host/squad_tree.hpp"
 #include "runtime/config/workflow.hpp"
+#include "runtime/host/squad_tree.hpp"
 #include "tests/integration/http_client.hpp"
 #include "tests/integration/mock_process.hpp"
 
@@ -38,9 +38,8 @@ const char* mock_yaml = R"(upstreams:
 std::string squad_yaml(const test::mock_process& m) {
   auto provider = [&](const std::string& name, const std::string& limits, const std::string& extra) {
     return "  " + name + ":\n    kind: openai\n    base_url: http://127.0.0.1:" + std::to_string(m.port(name)) +
-           "/v1\n    limits: " + limits +
-           "\n    timeouts: {connect: 1s, first_byte: 300ms, idle: 300ms, total: 5s}\n" + extra +
-           "    models:\n      m: {id: mock-" + name + ", tier: worker}\n";
+           "/v1\n    limits: " + limits + "\n    timeouts: {connect: 1s, first_byte: 300ms, idle: 300ms, total: 5s}\n" +
+           extra + "    models:\n      m: {id: mock-" + name + ", tier: worker}\n";
   };
   return "personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR "/config/workflows\n"
          "providers:\n" +
@@ -113,7 +112,7 @@ struct tree_fixture {
 
 std::size_t count(const std::vector<run_event>& events, const std::string& type) {
   return static_cast<std::size_t>(
-    std::count_if(events.begin(), events.end(), [&](const run_event& e) { return e.type == type; }));
+      std::count_if(events.begin(), events.end(), [&](const run_event& e) { return e.type == type; }));
 }
 
 } // namespace
@@ -127,13 +126,13 @@ TEST_CASE_METHOD(tree_fixture, "a burst far over a strict upstream's limit sees 
   CHECK(s["rejected"]["concurrency"] == 0);
   CHECK(s["max_window_occupancy"].get<int>() <= 5);
   CHECK(s["max_in_flight"].get<int>() <= 2);
-  CHECK(s["admitted"].get<int>() >= 2); // the preferred upstream was used as far as it could serve soon...
+  CHECK(s["admitted"].get<int>() >= 2);       // the preferred upstream was used as far as it could serve soon...
   CHECK(count(b.events, "step.routed") >= 1); // ...and the rest was routed, visibly
   // ...and counted: the dispatcher's metrics match the events.
   caf::scoped_actor self{sys};
   std::string text;
   self->request(tree.dir->get()->dispatcher, 5s, atoms::stats_v)
-    .receive([&](std::string& s) { text = std::move(s); }, [](caf::error&) {});
+      .receive([&](std::string& s) { text = std::move(s); }, [](caf::error&) {});
   auto metrics = json::parse(text);
   CHECK(metrics["events"]["step.routed"].get<std::size_t>() == count(b.events, "step.routed"));
   CHECK(metrics["calls_in_flight"] == 0);
@@ -146,13 +145,13 @@ TEST_CASE_METHOD(tree_fixture, "every fault mode of the preferred upstream ends 
     std::string outcome;
   };
   std::vector<mode> modes = {
-    {{{"mode", "down"}}, "connect_failed"},
-    {{{"mode", "error500"}, {"fraction", 1.0}}, "server_error"},
-    {{{"mode", "overloaded"}}, "overloaded"},
-    {{{"mode", "garbage"}}, "bad_response"},
-    {{{"mode", "cut"}, {"cut_after", 2}}, "stream_cut"},
-    {{{"mode", "slow"}, {"slow_ms", 2000}}, "timeout"},
-    {{{"mode", "unauthorized"}}, "auth_failed"},
+      {{{"mode", "down"}}, "connect_failed"},
+      {{{"mode", "error500"}, {"fraction", 1.0}}, "server_error"},
+      {{{"mode", "overloaded"}}, "overloaded"},
+      {{{"mode", "garbage"}}, "bad_response"},
+      {{{"mode", "cut"}, {"cut_after", 2}}, "stream_cut"},
+      {{{"mode", "slow"}, {"slow_ms", 2000}}, "timeout"},
+      {{{"mode", "unauthorized"}}, "auth_failed"},
   };
   for (auto& m : modes) {
     DYNAMIC_SECTION(m.fault["mode"].get<std::string>()) {
@@ -215,7 +214,8 @@ TEST_CASE_METHOD(tree_fixture, "when every target fails, a cut stream's partial 
 TEST_CASE_METHOD(tree_fixture, "a call outside a run stops at its budget of LLM calls, and says so",
                  "[governance][http]") {
   fault({{"mode", "error500"}, {"fraction", 1.0}});
-  auto down = test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"error500","fraction":1.0})");
+  auto down =
+      test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"error500","fraction":1.0})");
   REQUIRE(down.status == 200);
   auto before = stats(mock, "main")["requests_total"].get<int>() + stats(mock, "spare")["requests_total"].get<int>();
   auto b = calls(1); // runtime.request_calls defaults to 5 (a try and the default 4 retries)
@@ -260,7 +260,9 @@ TEST_CASE("in a run, the step after a cut-short step receives its partial text, 
   auto pools = make_provider_pools(io, *sq.cfg, problems);
   auto tree = start_tree(sys, sq, pools);
   REQUIRE(await_tree(tree, sq));
-  REQUIRE(test::request("POST", "127.0.0.1", mock.port("main"), "/admin/fault", R"({"mode":"cut","cut_after":6})").status == 200);
+  REQUIRE(
+      test::request("POST", "127.0.0.1", mock.port("main"), "/admin/fault", R"({"mode":"cut","cut_after":6})").status ==
+      200);
   REQUIRE(test::request("POST", "127.0.0.1", mock.port("spare"), "/admin/fault", R"({"mode":"down"})").status == 200);
   auto wf = load_workflow(sq.cfg->workflows_dir, "greenfield", sq.persona_ids());
   REQUIRE(wf.workflow);
@@ -278,14 +280,14 @@ TEST_CASE("in a run, the step after a cut-short step receives its partial text, 
   bool ended = false, timed_out = false;
   std::vector<std::string> types;
   while (!ended && !timed_out)
-    self->receive([&](run_event& ev) {
-                    types.push_back(ev.type);
-                    if (ev.type == "step.completed" || ev.type == "step.failed")
-                      done[ev.step_id] = json::parse(ev.data_json);
-                    ended = ev.type == "run.completed" || ev.type == "run.failed";
-                  },
-                  [](caf::actor&) {}, [](caf::error&) {},
-                  caf::after(30s) >> [&] { timed_out = true; });
+    self->receive(
+        [&](run_event& ev) {
+          types.push_back(ev.type);
+          if (ev.type == "step.completed" || ev.type == "step.failed")
+            done[ev.step_id] = json::parse(ev.data_json);
+          ended = ev.type == "run.completed" || ev.type == "run.failed";
+        },
+        [](caf::actor&) {}, [](caf::error&) {}, caf::after(30s) >> [&] { timed_out = true; });
   caf::anon_send_exit(tree.root, caf::exit_reason::user_shutdown);
   REQUIRE_FALSE(timed_out);
   REQUIRE(done.count("brief"));

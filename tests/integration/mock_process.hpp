@@ -132,5 +132,4 @@ private:
   std::map<std::string, std::uint16_t> ports_;
 };
 
-
 } // namespace squad::test

@@ -101,11 +101,10 @@ struct fixture {
     caf::scoped_actor self{sys};
     upstream_reply out;
     self->request(a, 30s, std::move(c))
-      .receive([&](upstream_reply& r) { out = std::move(r); },
-               [&](caf::error& err) { FAIL("no reply from the provider actor: " << to_string(err)); });
+        .receive([&](upstream_reply& r) { out = std::move(r); },
+                 [&](caf::error& err) { FAIL("no reply from the provider actor: " << to_string(err)); });
     return out;
   }
-
 };
 
 // A TCP port nothing listens on (bound, then closed).
@@ -182,7 +181,8 @@ TEST_CASE_METHOD(fixture, "keep-alive connections are reused and capped", "[prov
 }
 
 TEST_CASE_METHOD(fixture, "upstream errors are classified", "[provider][http]") {
-  mock_process m(upstream_yaml("{requests: 5, per: 60s, concurrency: 0}", "{fixed: 0ms}", "    context: 500\n    max_output: 200\n"));
+  mock_process m(upstream_yaml("{requests: 5, per: 60s, concurrency: 0}", "{fixed: 0ms}",
+                               "    context: 500\n    max_output: 200\n"));
   for (std::string kind : {"openai", "anthropic"}) {
     DYNAMIC_SECTION(kind) {
       auto [a, pool] = provider(make_cfg(kind, base_url(m, kind)));
@@ -307,8 +307,8 @@ TEST_CASE_METHOD(fixture, "a refused connection is connect_failed", "[provider][
 }
 
 TEST_CASE_METHOD(fixture, "a key echoed by the upstream never reaches a detail", "[provider][http]") {
-  mock_process m(upstream_yaml("{requests: 100, per: 1s, concurrency: 0}", "{fixed: 0ms}",
-                               "    api_key: the-right-key-000000\n"));
+  mock_process m(
+      upstream_yaml("{requests: 100, per: 1s, concurrency: 0}", "{fixed: 0ms}", "    api_key: the-right-key-000000\n"));
   auto cfg = make_cfg("anthropic", base_url(m, "anthropic"));
   cfg.api_key = "sk-ant-wrong-key-1234567890abcdef";
   auto [a, pool] = provider(cfg);
@@ -331,13 +331,14 @@ struct test_pki {
     cert = p("server.pem");
     key = p("server.key");
     std::string cmd =
-      "cd '" + dir.path.string() + "' && ( "
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=Squad Test CA' "
-      "  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign && "
-      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' && "
-      "printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf && "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "  -extfile ext.cnf";
+        "cd '" + dir.path.string() +
+        "' && ( "
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=Squad Test CA' "
+        "  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign && "
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' && "
+        "printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf && "
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+        "  -extfile ext.cnf";
     std::string quiet = cmd + " ) >openssl.log 2>&1";
     if (std::system(quiet.c_str()) != 0)
       throw std::runtime_error("openssl failed: " + test::slurp(dir / "openssl.log"));
@@ -345,8 +346,8 @@ struct test_pki {
 };
 
 const std::string canned_reply =
-  R"({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",)"
-  R"("content":"over TLS"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}})";
+    R"({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",)"
+    R"("content":"over TLS"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}})";
 
 } // namespace
 

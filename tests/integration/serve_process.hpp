@@ -12,8 +12,8 @@ class serve_process {
 public:
   explicit serve_process(const std::string& yaml, std::vector<std::string> env = {}) {
     std::ofstream(dir_ / "squad.yaml") << yaml;
-    std::vector<std::string> args = {SQUAD_BIN, "serve", "--config", (dir_ / "squad.yaml").string(), "--listen",
-                                     "127.0.0.1:0"};
+    std::vector<std::string> args = {SQUAD_BIN,  "serve",      "--config", (dir_ / "squad.yaml").string(),
+                                     "--listen", "127.0.0.1:0"};
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());

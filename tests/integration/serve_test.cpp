@@ -37,8 +37,11 @@ std::string squad_yaml(const test::mock_process& m, const std::string& server = 
            extra + "    models:\n      m: {id: mock-" + name + ", tier: worker}\n";
   };
   return "personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR "/config/workflows\n"
-         "server: " + server + "\n"
-         "providers:\n" + provider("main", "    stream: true\n") + provider("spare", "") +
+         "server: " +
+         server +
+         "\n"
+         "providers:\n" +
+         provider("main", "    stream: true\n") + provider("spare", "") +
          "personas:\n  analyst: {chain: [main/m, spare/m]}\n"
          "aliases:\n  fast: main/m\n  helper: persona/analyst\n";
 }
@@ -47,7 +50,7 @@ struct served {
   test::mock_process mock{mock_yaml()};
   test::serve_process squad;
   explicit served(const std::string& server = "{listen: 127.0.0.1:0}", const std::string& extra = "")
-    : squad{squad_yaml(mock, server) + extra} {}
+      : squad{squad_yaml(mock, server) + extra} {}
 
   test::http_result post(const std::string& target, const std::string& body, const test::header_list& h = {}) {
     return test::request("POST", "127.0.0.1", squad.port(), target, body, h);
@@ -237,14 +240,14 @@ TEST_CASE("serve: 400 names the bad field; 404 lists the valid model forms; 405,
     std::string body, param;
   };
   std::vector<bad_case> cases = {
-    {R"({"messages":[{"role":"user","content":"hi"}]})", "model"},
-    {R"({"model":"persona/analyst"})", "messages"},
-    {R"({"model":"persona/analyst","messages":[]})", "messages"},
-    {R"({"model":"persona/analyst","messages":[{"role":"wizard","content":"hi"}]})", "messages[0].role"},
-    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"temperature":3})", "temperature"},
-    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"max_tokens":-1})", "max_tokens"},
-    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"n":2})", "n"},
-    {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"stream":"yes"})", "stream"},
+      {R"({"messages":[{"role":"user","content":"hi"}]})", "model"},
+      {R"({"model":"persona/analyst"})", "messages"},
+      {R"({"model":"persona/analyst","messages":[]})", "messages"},
+      {R"({"model":"persona/analyst","messages":[{"role":"wizard","content":"hi"}]})", "messages[0].role"},
+      {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"temperature":3})", "temperature"},
+      {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"max_tokens":-1})", "max_tokens"},
+      {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"n":2})", "n"},
+      {R"({"model":"persona/analyst","messages":[{"role":"user","content":"hi"}],"stream":"yes"})", "stream"},
   };
   for (auto& c : cases) {
     auto r = s.post("/v1/chat/completions", c.body);
@@ -320,7 +323,9 @@ TEST_CASE("serve: a call whose client hangs up while it waits for a slot is neve
   test::mock_process mock{mock_yaml()};
   test::serve_process squad{"personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
                             "/config/workflows\nserver: {listen: 127.0.0.1:0}\nproviders:\n  slow:\n    kind: openai\n"
-                            "    base_url: http://127.0.0.1:" + std::to_string(mock.port("main")) + "/v1\n"
+                            "    base_url: http://127.0.0.1:" +
+                            std::to_string(mock.port("main")) +
+                            "/v1\n"
                             "    limits: {requests: 1, per: 2s, burst: 1, concurrency: 4}\n"
                             "    models:\n      m: {id: mock-main, tier: worker}\npersonas: {}\n"};
   auto first = test::request("POST", "127.0.0.1", squad.port(), "/v1/chat/completions", hello("slow/m").dump());
@@ -394,7 +399,9 @@ TEST_CASE("serve: a streamed answer whose client hangs up stops the upstream str
 )"};
   test::serve_process squad{"personas_dir: " SQUAD_SOURCE_DIR "/personas\nworkflows_dir: " SQUAD_SOURCE_DIR
                             "/config/workflows\nserver: {listen: 127.0.0.1:0}\nproviders:\n  slow:\n    kind: openai\n"
-                            "    base_url: http://127.0.0.1:" + std::to_string(mock.port("slow")) + "/v1\n"
+                            "    base_url: http://127.0.0.1:" +
+                            std::to_string(mock.port("slow")) +
+                            "/v1\n"
                             "    limits: {requests: 1000, per: 1s, burst: 100, concurrency: 4}\n"
                             "    timeouts: {connect: 1s, first_byte: 3s, idle: 3s, total: 30s}\n"
                             "    models:\n      m: {id: mock-slow, tier: worker}\npersonas: {}\n"};
@@ -431,13 +438,13 @@ TEST_CASE("serve: pipelined requests on one connection are answered in order") {
     return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra +
            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   };
-  auto got = raw_exchange(s.squad.port(), one("") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" +
-                                            one("Connection: close\r\n"), 10s);
+  auto got = raw_exchange(s.squad.port(),
+                          one("") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + one("Connection: close\r\n"), 10s);
   auto first = got.find("HTTP/1.1 200");
   auto health = got.find("HTTP/1.1 200", first + 1);
   auto third = got.find("HTTP/1.1 200", health + 1);
   REQUIRE(third != std::string::npos);
-  CHECK(got.find("chat.completion") < health);                 // the chat answer came first
+  CHECK(got.find("chat.completion") < health);                    // the chat answer came first
   CHECK(got.find("chat.completion", third) != std::string::npos); // and the third request's after /healthz
 }
 
@@ -446,9 +453,8 @@ TEST_CASE("serve: API keys: 401 without or with a wrong key, 403 outside the key
   auto bob = key_hash("sk-test-bob-0123456789ab");
   auto carol = key_hash("sk-test-carol-0123456789");
   REQUIRE(alice.size() == 64);
-  served s{"{listen: 127.0.0.1:0, auth: keys, keys: {alice: {sha256: " + alice +
-           ", rpm: 2}, bob: {sha256: " + bob + ", daily_calls: 1}, carol: {sha256: " + carol +
-           ", models: [persona/analyst]}}}"};
+  served s{"{listen: 127.0.0.1:0, auth: keys, keys: {alice: {sha256: " + alice + ", rpm: 2}, bob: {sha256: " + bob +
+           ", daily_calls: 1}, carol: {sha256: " + carol + ", models: [persona/analyst]}}}"};
   auto as = [](const std::string& key) { return test::header_list{{"Authorization", "Bearer " + key}}; };
 
   auto none = s.chat(hello("persona/analyst"));
@@ -532,8 +538,8 @@ TEST_CASE("serve: concurrent calls cannot overshoot an X-Squad-Run budget") {
 TEST_CASE("serve: a key limited to some models may not start runs (403); runs count against a key's rpm") {
   auto alice = key_hash("sk-test-alice-0123456789");
   auto carol = key_hash("sk-test-carol-0123456789");
-  served s{"{listen: 127.0.0.1:0, auth: keys, keys: {alice: {sha256: " + alice + ", rpm: 1}, carol: {sha256: " +
-           carol + ", models: [persona/analyst]}}}"};
+  served s{"{listen: 127.0.0.1:0, auth: keys, keys: {alice: {sha256: " + alice + ", rpm: 1}, carol: {sha256: " + carol +
+           ", models: [persona/analyst]}}}"};
   auto as = [](const std::string& key) { return test::header_list{{"Authorization", "Bearer " + key}}; };
   auto run = std::string{R"({"task":"Build a habit tracker","workflow":"quick"})"};
   auto c = s.post("/v1/runs", run, as("sk-test-carol-0123456789"));
@@ -630,7 +636,8 @@ std::vector<std::pair<std::string, json>> sse_events(const std::string& body) {
 TEST_CASE("runs API: POST starts a squad run, its events stream as SSE to run.completed, GET shows the artifacts") {
   test::serve_process squad{sim_yaml()};
   auto port = squad.port();
-  auto started = test::request("POST", "127.0.0.1", port, "/v1/runs", R"({"task":"Build a habit tracker","budget":{"calls":20}})");
+  auto started =
+      test::request("POST", "127.0.0.1", port, "/v1/runs", R"({"task":"Build a habit tracker","budget":{"calls":20}})");
   INFO(started.body);
   REQUIRE(started.status == 202);
   auto id = json::parse(started.body)["id"].get<std::string>();
@@ -699,7 +706,8 @@ TEST_CASE("runs API: a step waits for a person's feedback, which its dependents 
 
   auto no_step = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/nope/feedback", R"({"text":"x"})");
   CHECK(no_step.status == 404);
-  auto not_waiting = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/prd/feedback", R"({"text":"x"})");
+  auto not_waiting =
+      test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/prd/feedback", R"({"text":"x"})");
   CHECK(not_waiting.status == 409);
   auto no_text = test::request("POST", "127.0.0.1", port, "/v1/runs/" + id + "/steps/brief/feedback", R"({"txt":"x"})");
   CHECK(no_text.status == 400);
@@ -739,14 +747,14 @@ TEST_CASE("runs API: bad requests name the field; unknown runs are 404; /v1/ws w
     std::string body, param;
   };
   std::vector<bad_case> cases = {
-    {R"({"workflow":"greenfield"})", "task"},
-    {R"({"task":"  "})", "task"},
-    {R"({"task":"x","workflow":"../etc"})", "workflow"},
-    {R"({"task":"x","workflow":"nope"})", "workflow"},
-    {R"({"task":"x","budget":{"calls":0}})", "budget.calls"},
-    {R"({"task":"x","budget":{"dollars":3}})", "budget.dollars"},
-    {R"({"task":"x","feedback":{"nope":1000}})", "feedback"},
-    {R"({"task":"x","feedback":{"brief":-1}})", "feedback.brief"},
+      {R"({"workflow":"greenfield"})", "task"},
+      {R"({"task":"  "})", "task"},
+      {R"({"task":"x","workflow":"../etc"})", "workflow"},
+      {R"({"task":"x","workflow":"nope"})", "workflow"},
+      {R"({"task":"x","budget":{"calls":0}})", "budget.calls"},
+      {R"({"task":"x","budget":{"dollars":3}})", "budget.dollars"},
+      {R"({"task":"x","feedback":{"nope":1000}})", "feedback"},
+      {R"({"task":"x","feedback":{"brief":-1}})", "feedback.brief"},
   };
   for (auto& c : cases) {
     auto r = test::request("POST", "127.0.0.1", port, "/v1/runs", c.body);

@@ -233,7 +233,7 @@ TEST_CASE("squad run works against squad-mock-provider over HTTP", "[cli][http]"
   mock_upstreams up;
   temp_dir out;
   auto r = run_squad("run --quiet --config config/examples/squad-mock.yaml --out '" + out.path.string() +
-                 "' 'Build a habit tracker for small teams'");
+                     "' 'Build a habit tracker for small teams'");
   INFO(r.out);
   REQUIRE(r.status == 0);
   auto run = read_json(out.path / "run.json");
@@ -254,7 +254,8 @@ TEST_CASE("a run against the mock survives an upstream that is down, and says so
   auto f = squad::test::request("POST", "127.0.0.1", up.mock.port("swift"), "/admin/fault", R"({"mode":"down"})");
   REQUIRE(f.status == 200);
   temp_dir out;
-  auto r = run_squad("run --quiet --config config/examples/squad-mock.yaml --out '" + out.path.string() + "' 'Plan a launch'");
+  auto r = run_squad("run --quiet --config config/examples/squad-mock.yaml --out '" + out.path.string() +
+                     "' 'Plan a launch'");
   INFO(r.out);
   REQUIRE(r.status == 0);
   auto run = read_json(out.path / "run.json");

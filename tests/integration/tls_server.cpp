@@ -57,7 +57,7 @@ struct tls_server::impl {
 };
 
 tls_server::tls_server(const std::string& cert_file, const std::string& key_file, std::string response_body)
-  : impl_(std::make_unique<impl>()) {
+    : impl_(std::make_unique<impl>()) {
   impl_->ctx.use_certificate_chain_file(cert_file);
   impl_->ctx.use_private_key_file(key_file, ssl::context::pem);
   impl_->body = std::move(response_body);
@@ -72,8 +72,14 @@ tls_server::~tls_server() {
   impl_->thread.join();
 }
 
-std::uint16_t tls_server::port() const { return impl_->acceptor.local_endpoint().port(); }
-int tls_server::handshakes_failed() const { return impl_->failed; }
-int tls_server::requests_served() const { return impl_->served; }
+std::uint16_t tls_server::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
+int tls_server::handshakes_failed() const {
+  return impl_->failed;
+}
+int tls_server::requests_served() const {
+  return impl_->served;
+}
 
 } // namespace squad::test

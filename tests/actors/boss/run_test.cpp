@@ -37,12 +37,13 @@ providers:
 
 // One provider for everything, with the given limits.
 std::string single_provider_config(const std::string& limits, const std::string& step_timeout = "60s") {
-  return "personas_dir: " + src + "/personas\nworkflows_dir: " + src + "/config/workflows\n"
-         + "runtime: {step_timeout: " + step_timeout + "}\n" + R"(
+  return "personas_dir: " + src + "/personas\nworkflows_dir: " + src + "/config/workflows\n" +
+         "runtime: {step_timeout: " + step_timeout + "}\n" + R"(
 providers:
   only:
     kind: sim
-    limits: )" + limits + R"(
+    limits: )" +
+         limits + R"(
     sim: {latency: 100ms, jitter: 0ms}
     models: {m: {id: only-m, tier: worker}}
 )";
@@ -92,8 +93,7 @@ struct run_fixture : test::actor_fixture {
 
   json data(const run_event* e) const { return json::parse(e->data_json); }
 
-  template <class Handle>
-  static caf::actor handle(const Handle& h) { return caf::actor_cast<caf::actor>(h); }
+  template <class Handle> static caf::actor handle(const Handle& h) { return caf::actor_cast<caf::actor>(h); }
   caf::actor persona(const std::string& id) { return handle(tree.dir->get()->persona(id)); }
   caf::actor dispatcher() { return handle(tree.dir->get()->dispatcher); }
 };
@@ -264,8 +264,9 @@ TEST_CASE_METHOD(run_fixture, "at critical pressure the synthesis is degraded an
     if (ev.type == "step.degraded" && ev.step_id == "synthesis")
       changes.push_back(data(&ev)["change"].get<std::string>());
   auto has = [&](const std::string& what) {
-    return std::any_of(changes.begin(), changes.end(),
-                       [&](auto& c) { return c.find(what) != std::string::npos && c.find("critical") != std::string::npos; });
+    return std::any_of(changes.begin(), changes.end(), [&](auto& c) {
+      return c.find(what) != std::string::npos && c.find("critical") != std::string::npos;
+    });
   };
   CHECK(has("max_tokens"));
   CHECK(has("temperature"));
@@ -274,7 +275,8 @@ TEST_CASE_METHOD(run_fixture, "at critical pressure the synthesis is degraded an
   CHECK(seen->find("run.completed"));
 }
 
-TEST_CASE_METHOD(run_fixture, "a repeated run is answered from the response cache; only the P0 synthesis calls an LLM") {
+TEST_CASE_METHOD(run_fixture,
+                 "a repeated run is answered from the response cache; only the P0 synthesis calls an LLM") {
   boot(default_config());
   run("greenfield");
   REQUIRE(seen->find("run.completed"));
@@ -327,8 +329,8 @@ TEST_CASE_METHOD(run_fixture, "cache_only answers from the cache or is shed with
 
 TEST_CASE_METHOD(run_fixture, "under pressure a P2 step whose answer is cached is served from the cache, not skipped") {
   // Intent: run once at normal pressure (every answer is stored), then fill the limiters' queues with uncached P0
-  // calls so that pressure is elevated, and run again. The P2 validation call (po), which a miss would skip, is answered
-  // from the cache, and the run still has no skip.
+  // calls so that pressure is elevated, and run again. The P2 validation call (po), which a miss would skip, is
+  // answered from the cache, and the run still has no skip.
   boot(default_config());
   run("greenfield");
   REQUIRE(seen->find("run.completed"));
@@ -346,8 +348,7 @@ TEST_CASE_METHOD(run_fixture, "under pressure a P2 step whose answer is cached i
   sched->run();
   auto level = std::make_shared<int>(-1);
   sys->spawn([level, d = tree.dir->get()->dispatcher](caf::event_based_actor* self) {
-    self->request(d, caf::infinite, atoms::phase_v)
-      .then([level](std::uint8_t l, std::string&) { *level = l; });
+    self->request(d, caf::infinite, atoms::phase_v).then([level](std::uint8_t l, std::string&) { *level = l; });
   });
   sched->run();
   REQUIRE(*level >= 1); // elevated or critical
@@ -364,7 +365,8 @@ TEST_CASE_METHOD(run_fixture, "under pressure a P2 step whose answer is cached i
   };
   CHECK(degraded("architect"));
   CHECK_FALSE(degraded("po"));
-  REQUIRE(run_until([&] { return std::all_of(load.begin(), load.end(), [](auto& a) { return a->value || a->error; }); }));
+  REQUIRE(
+      run_until([&] { return std::all_of(load.begin(), load.end(), [](auto& a) { return a->value || a->error; }); }));
 }
 
 TEST_CASE_METHOD(run_fixture, "a provider that crashes holding a call: the call fails at its deadline, not never") {

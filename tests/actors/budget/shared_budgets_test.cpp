@@ -11,8 +11,7 @@ const steady_time t0 = steady_time{} + std::chrono::hours{1000};
 using verdict = shared_budgets::verdict;
 } // namespace
 
-TEST_CASE("shared_budgets: reservations count at admission, so concurrent calls cannot overshoot",
-          "[budget][shared]") {
+TEST_CASE("shared_budgets: reservations count at admission, so concurrent calls cannot overshoot", "[budget][shared]") {
   // 2 calls per id: two admitted at once reserve both; a third is refused before either has sent.
   shared_budgets b{2, 3600000ms};
   CHECK(b.admit("run-a", t0, true, false) == verdict::ok);

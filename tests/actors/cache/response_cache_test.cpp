@@ -30,13 +30,13 @@ cached_answer answer(std::string text, std::int64_t completion_tokens = 10) {
 
 TEST_CASE("cache keys tell apart persona, roles, contents and message boundaries", "[cache]") {
   std::set<std::string> keys{
-    response_cache::key_of(ask("analyst", {{"user", "hi"}})),
-    response_cache::key_of(ask("pm", {{"user", "hi"}})),
-    response_cache::key_of(ask("analyst", {{"system", "hi"}})),
-    response_cache::key_of(ask("analyst", {{"user", "hi!"}})),
-    response_cache::key_of(ask("analyst", {{"user", "h"}, {"user", "i"}})),
-    response_cache::key_of(ask("analyst", {{"user", "hi"}, {"user", ""}})),
-    response_cache::key_of(ask("analyst", {{"user", "1:h"}})),
+      response_cache::key_of(ask("analyst", {{"user", "hi"}})),
+      response_cache::key_of(ask("pm", {{"user", "hi"}})),
+      response_cache::key_of(ask("analyst", {{"system", "hi"}})),
+      response_cache::key_of(ask("analyst", {{"user", "hi!"}})),
+      response_cache::key_of(ask("analyst", {{"user", "h"}, {"user", "i"}})),
+      response_cache::key_of(ask("analyst", {{"user", "hi"}, {"user", ""}})),
+      response_cache::key_of(ask("analyst", {{"user", "1:h"}})),
   };
   CHECK(keys.size() == 7);
   call_request direct;
@@ -129,13 +129,13 @@ TEST_CASE("replacing an entry keeps the byte count exact under random use", "[ca
     if (rng() % 2)
       c.put(key, answer(std::string(rng() % 50, 'x')), t0 + millis{i});
     else
-      (void) c.get(key, 100, t0 + millis{i});
+      (void)c.get(key, 100, t0 + millis{i});
     REQUIRE(c.size() <= 20);
     REQUIRE(c.bytes() <= 400);
   }
   // Drain by expiry: every entry reports gone and the byte count returns to zero.
   for (int k = 0; k < 40; ++k)
-    (void) c.get("k" + std::to_string(k), 100, t0 + std::chrono::hours{1});
+    (void)c.get("k" + std::to_string(k), 100, t0 + std::chrono::hours{1});
   CHECK(c.size() == 0);
   CHECK(c.bytes() == 0);
 }

@@ -6,7 +6,9 @@ using squad::arrival_rates;
 using squad::steady_time;
 
 namespace {
-steady_time at(std::int64_t ms) { return steady_time{} + std::chrono::milliseconds{ms}; }
+steady_time at(std::int64_t ms) {
+  return steady_time{} + std::chrono::milliseconds{ms};
+}
 } // namespace
 
 TEST_CASE("arrival rates: higher classes over the last five whole seconds, the current one left out",
@@ -33,7 +35,7 @@ TEST_CASE("arrival rates: a one-off burst forecasts nothing while it lasts, and 
     r.add(1, at(200 + i));
   CHECK(r.rate_above(3, at(900)) == 0);
   CHECK(r.rate_above(3, at(1200)) == Approx(60)); // the second after it: the burst looks like a rate...
-  CHECK(r.rate_above(3, at(2200)) == 0);           // ...and once a whole second passes without one, it is not
+  CHECK(r.rate_above(3, at(2200)) == 0);          // ...and once a whole second passes without one, it is not
   CHECK(r.rate_above(3, at(6100)) == 0);
 }
 
@@ -41,8 +43,8 @@ TEST_CASE("arrival rates: the forecast stretches a wait by the capacity higher c
           "[dispatcher][arrival_rates]") {
   // Within the 5 s horizon: wait / (1 - share taken); past it only the horizon's arrivals count.
   CHECK(arrival_rates::forecast_wait(2000, 0, 20) == 2000);
-  CHECK(arrival_rates::forecast_wait(2000, 25, 20) == 4000);  // half the capacity taken
-  CHECK(arrival_rates::forecast_wait(4000, 25, 20) == 6500);  // 8 s would be past 5 s: 4 s + 0.5 x 5 s
+  CHECK(arrival_rates::forecast_wait(2000, 25, 20) == 4000);   // half the capacity taken
+  CHECK(arrival_rates::forecast_wait(4000, 25, 20) == 6500);   // 8 s would be past 5 s: 4 s + 0.5 x 5 s
   CHECK(arrival_rates::forecast_wait(2000, 100, 20) == 12000); // twice the capacity: 2 s + 2 x 5 s
   CHECK(arrival_rates::forecast_wait(2000, 100, 20, 1000) == 4000);
 }

@@ -20,7 +20,9 @@ namespace {
 
 using action = chain_walker::action;
 
-steady_time at(std::int64_t ms) { return steady_time{} + std::chrono::milliseconds{ms}; }
+steady_time at(std::int64_t ms) {
+  return steady_time{} + std::chrono::milliseconds{ms};
+}
 
 // Options with room to spare, so a test only meets the limit it is about.
 walker_options roomy() {
@@ -43,9 +45,13 @@ steady_time waits(const chain_walker& w, steady_time now) {
   return d.until;
 }
 
-bool exhausted(const chain_walker& w, steady_time now) { return w.next(now).what == action::exhausted; }
+bool exhausted(const chain_walker& w, steady_time now) {
+  return w.next(now).what == action::exhausted;
+}
 
-std::string reason(const chain_walker& w, steady_time now) { return w.exhausted_reason(now); }
+std::string reason(const chain_walker& w, steady_time now) {
+  return w.exhausted_reason(now);
+}
 
 } // namespace
 
@@ -210,8 +216,9 @@ TEST_CASE("chain_walker: a success resets the backoff", "[dispatcher][chain_walk
 TEST_CASE("chain_walker: every retryable non-rate-limit failure backs off", "[dispatcher][chain_walker]") {
   // Overload, server errors, timeouts, connection failures, bad responses, cut streams and unavailability
   // all rest the target for the backoff and keep it in the chain.
-  const outcome retryable[] = {outcome::overloaded,  outcome::server_error, outcome::timeout, outcome::connect_failed,
-                               outcome::bad_response, outcome::stream_cut, outcome::unavailable};
+  const outcome retryable[] = {outcome::overloaded,     outcome::server_error, outcome::timeout,
+                               outcome::connect_failed, outcome::bad_response, outcome::stream_cut,
+                               outcome::unavailable};
   for (auto o : retryable) {
     INFO("outcome " << squad::to_string(o));
     chain_walker w{1, at(100000)};
@@ -418,10 +425,12 @@ TEST_CASE("chain_walker: a full walk over a three-target chain", "[dispatcher][c
       break;
   }
   const std::vector<std::string> expected = {
-    "try 0 at 0: rate_limited", "try 1 at 0: server_error", "try 2 at 0: auth_failed",
-    "wait 200",                 "try 1 at 200: server_error", "wait 600",
-    "try 1 at 600: server_error", "wait 1400",              "try 1 at 1400: server_error",
-    "wait 1500",                "try 0 at 1500: ok",
+      "try 0 at 0: rate_limited",    "try 1 at 0: server_error",
+      "try 2 at 0: auth_failed",     "wait 200",
+      "try 1 at 200: server_error",  "wait 600",
+      "try 1 at 600: server_error",  "wait 1400",
+      "try 1 at 1400: server_error", "wait 1500",
+      "try 0 at 1500: ok",
   };
   CHECK(log == expected);
   CHECK(w.attempts() == 7);

@@ -51,7 +51,8 @@ struct dispatch_fixture : test::actor_fixture {
 
 } // namespace
 
-TEST_CASE_METHOD(dispatch_fixture, "a single-target chain whose provider cuts every stream ends soon after its breaker opens",
+TEST_CASE_METHOD(dispatch_fixture,
+                 "a single-target chain whose provider cuts every stream ends soon after its breaker opens",
                  "[dispatcher][dead]") {
   // Every answer is cut after a few words; the breaker opens after 3 failures for 60 s. The call does not wait
   // the minute for a probe (runtime.probe_wait 2 s): it ends within 10 s of the breaker opening, marked partial,

@@ -19,7 +19,8 @@ TEST_CASE("route_choice: the preferred target keeps the call unless another is s
   CHECK(*choose_route(o, 400).chosen == 0); // sooner by exactly the slack is not enough
 }
 
-TEST_CASE("route_choice: open breakers and targets that can never admit are passed over", "[dispatcher][route_choice]") {
+TEST_CASE("route_choice: open breakers and targets that can never admit are passed over",
+          "[dispatcher][route_choice]") {
   // a is open, b can never admit (too big), c is the first usable target: preferred and chosen.
   std::vector<route_option> o{{0, true}, {-1, false}, {3000, false}, {2000, false}};
   auto p = choose_route(o, 250);
@@ -64,15 +65,17 @@ TEST_CASE("strategies: preference keeps the chain's order whatever was observed"
   CHECK(order_targets(route_strategy::preference, {seen(900, 0.1), seen(10, 1), seen(50, 1)}) == order{0, 1, 2});
 }
 
-TEST_CASE("strategies: latency puts the fastest EMA first, and a target never observed before all", "[dispatcher][strategy]") {
+TEST_CASE("strategies: latency puts the fastest EMA first, and a target never observed before all",
+          "[dispatcher][strategy]") {
   CHECK(order_targets(route_strategy::latency, {seen(450, 1), seen(120, 1), seen(300, 0.2)}) == order{1, 2, 0});
   CHECK(order_targets(route_strategy::latency, {seen(450, 1), seen(0, 1, 0), seen(120, 1)}) == order{1, 2, 0});
   CHECK(order_targets(route_strategy::latency, {seen(100, 1), seen(100, 1)}) == order{0, 1}); // ties: chain order
 }
 
-TEST_CASE("strategies: cost puts the cheapest estimate first; equal prices keep the chain's order", "[dispatcher][strategy]") {
-  CHECK(order_targets(route_strategy::cost, {seen(10, 1, 10, 0.002), seen(900, 1, 10, 0.0001), seen(50, 1, 10, 0.0005)}) ==
-        order{1, 2, 0});
+TEST_CASE("strategies: cost puts the cheapest estimate first; equal prices keep the chain's order",
+          "[dispatcher][strategy]") {
+  CHECK(order_targets(route_strategy::cost,
+                      {seen(10, 1, 10, 0.002), seen(900, 1, 10, 0.0001), seen(50, 1, 10, 0.0005)}) == order{1, 2, 0});
   CHECK(order_targets(route_strategy::cost, {seen(10, 1, 10, 0), seen(900, 1, 10, 0)}) == order{0, 1});
 }
 

@@ -55,13 +55,13 @@ struct phase_notes {
 /// Stands in for the provider's limiter in the directory: records what the breaker tells it.
 caf::behavior limiter_stand_in(caf::event_based_actor*, std::shared_ptr<phase_notes> out) {
   return {
-    [out](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
-      out->phases.push_back({phase, open_ms, generation});
-    },
+      [out](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
+        out->phases.push_back({phase, open_ms, generation});
+      },
   };
 }
 
-}  // namespace
+} // namespace
 
 namespace {
 
@@ -392,7 +392,8 @@ TEST_CASE_METHOD(limiter_fixture, "limiter: query estimates the wait without adm
   CHECK(q.wait_ms == 1000);
   CHECK(query(lim, 0, 4).wait_ms == 2010);
 
-  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::open), std::int64_t{30000}, std::uint64_t{1});
+  caf::anon_send(lim, atoms::phase_v, static_cast<std::uint8_t>(breaker_phase::open), std::int64_t{30000},
+                 std::uint64_t{1});
   sched->run();
   q = query(lim, 0, 0);
   CHECK(q.breaker == static_cast<std::uint8_t>(breaker_phase::open));

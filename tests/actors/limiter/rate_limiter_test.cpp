@@ -450,7 +450,8 @@ TEST_CASE("rate_limiter: min_interval spaces two sends", "[limiter][rate_limiter
 
 TEST_CASE("rate_limiter: concurrency full blocks until a release", "[limiter][rate_limiter][concurrency]") {
   // Two permits out: the third call is held by concurrency with retry_at at the earliest permit expiry (no hold
-  // time known yet); releasing one lets it through; a second release of the same permit, or of one never issued, is false.
+  // time known yet); releasing one lets it through; a second release of the same permit, or of one never issued, is
+  // false.
   auto s = open_settings();
   s.concurrency = 2;
   s.permit_ttl = 10000ms;
@@ -1288,8 +1289,8 @@ TEST_CASE("rate_limiter: a permit given back unsent frees its slot but leaves th
   REQUIRE(b.admitted);
   CHECK_FALSE(rl.try_acquire(at(500), 0).admitted); // concurrency 1: held
   CHECK(rl.release(b.permit, at(501), -1, false));
-  CHECK(rl.mean_hold() == 400ms);                     // unchanged
-  CHECK(rl.try_acquire(at(501), 0).admitted);         // and the slot is free again
+  CHECK(rl.mean_hold() == 400ms);             // unchanged
+  CHECK(rl.try_acquire(at(501), 0).admitted); // and the slot is free again
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1517,7 +1518,8 @@ TEST_CASE("rate_limiter: a 429 at more calls in flight than succeeded lately tea
   CHECK_FALSE(rl.maybe_restore(at(40500)));
 }
 
-TEST_CASE("rate_limiter: a 429 storm with nothing answered teaches no concurrency", "[limiter][rate_limiter][concurrency]") {
+TEST_CASE("rate_limiter: a 429 storm with nothing answered teaches no concurrency",
+          "[limiter][rate_limiter][concurrency]") {
   // Every call refused: nothing shows that fewer at once would pass, so the pause (Retry-After) is the answer,
   // not a smaller concurrency that would outlast the storm.
   auto s = open_settings();

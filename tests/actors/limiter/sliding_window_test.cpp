@@ -12,7 +12,9 @@ using squad::steady_time;
 
 namespace {
 
-steady_time at(std::int64_t ms) { return steady_time{} + std::chrono::milliseconds{ms}; }
+steady_time at(std::int64_t ms) {
+  return steady_time{} + std::chrono::milliseconds{ms};
+}
 
 } // namespace
 

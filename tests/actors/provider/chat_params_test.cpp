@@ -37,7 +37,7 @@ sse_event ev(std::string data, std::string name = "") {
 }
 
 const char* weather_tool =
-  R"([{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])";
+    R"([{"type":"function","function":{"name":"get_weather","description":"d","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}])";
 
 } // namespace
 
@@ -69,7 +69,8 @@ TEST_CASE("openai body: every parameter verbatim, unknown ones too, max_completi
 TEST_CASE("openai body: assistant tool_calls and tool_call_id go upstream intact") {
   // An assistant turn that only called tools has content null, as OpenAI sends it.
   call_request req;
-  chat_message a{"assistant", "", R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}])", "", ""};
+  chat_message a{"assistant", "", R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}])", "",
+                 ""};
   chat_message t{"tool", "42", "", "c1", ""};
   req.messages = {{"user", "q"}, a, t};
   auto body = json::parse(squad::openai_request_body(req, "m", false));
@@ -80,11 +81,14 @@ TEST_CASE("openai body: assistant tool_calls and tool_call_id go upstream intact
 
 TEST_CASE("anthropic body: tools, tool_choice, stop, top_p and user translated") {
   // OpenAI's names become Anthropic's; nothing is sent under a name the Messages API does not know.
-  auto req = with_params(R"({"tools":)" + std::string{weather_tool} +
-                         R"(,"tool_choice":"required","parallel_tool_calls":false,"stop":"END","top_p":0.5,"user":"u1"})");
+  auto req =
+      with_params(R"({"tools":)" + std::string{weather_tool} +
+                  R"(,"tool_choice":"required","parallel_tool_calls":false,"stop":"END","top_p":0.5,"user":"u1"})");
   auto body = json::parse(squad::anthropic_request_body(req, "claude", false));
-  CHECK(body["tools"] == json::parse(
-                           R"([{"name":"get_weather","description":"d","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}])"));
+  CHECK(
+      body["tools"] ==
+      json::parse(
+          R"([{"name":"get_weather","description":"d","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}])"));
   CHECK(body["tool_choice"] == json::parse(R"({"type":"any","disable_parallel_tool_use":true})"));
   CHECK(body["stop_sequences"] == json::parse(R"(["END"])"));
   CHECK(body["top_p"] == 0.5);
@@ -140,13 +144,14 @@ TEST_CASE("refuse_params: anthropic refuses what the Messages API cannot do, nam
   CHECK(param_refused(provider_family::anthropic, R"({"logprobs":true})") == "logprobs");
   CHECK(param_refused(provider_family::anthropic, R"({"seed":1})") == "seed");
   CHECK(param_refused(provider_family::anthropic, R"({"frequency_penalty":0.5})") == "frequency_penalty");
-  CHECK(param_refused(provider_family::anthropic, R"({"response_format":{"type":"json_object"}})") == "response_format");
+  CHECK(param_refused(provider_family::anthropic, R"({"response_format":{"type":"json_object"}})") ==
+        "response_format");
   CHECK(param_refused(provider_family::anthropic, R"({"top_k":3})") == "top_k");
   CHECK(param_refused(provider_family::anthropic, R"({"metadata":{"team":"a"}})") == "metadata");
   CHECK(param_refused(provider_family::anthropic,
                       R"({"logprobs":false,"n":1,"frequency_penalty":0,"response_format":{"type":"text"},)"
                       R"("stop":["a"],"top_p":0.1,"user":"u","metadata":{"user_id":"u"},"tool_choice":"auto"})")
-          .empty());
+            .empty());
   auto hot = with_params("");
   hot.temperature = 1.5;
   REQUIRE(refuse_params(provider_family::anthropic, hot));
@@ -156,7 +161,8 @@ TEST_CASE("refuse_params: anthropic refuses what the Messages API cannot do, nam
 TEST_CASE("refuse_params: anthropic needs tool call arguments that are a JSON object") {
   // tool_use input is an object; text that is not one cannot be translated.
   call_request req;
-  req.messages = {{"assistant", "", R"([{"id":"t","type":"function","function":{"name":"f","arguments":"[1"}}])", "", ""}};
+  req.messages = {
+      {"assistant", "", R"([{"id":"t","type":"function","function":{"name":"f","arguments":"[1"}}])", "", ""}};
   auto no = refuse_params(provider_family::anthropic, req);
   REQUIRE(no);
   CHECK(no->param == "messages[0].tool_calls[0].function.arguments");
@@ -197,11 +203,13 @@ TEST_CASE("tool_call_assembler: fragments by index become whole calls") {
 TEST_CASE("openai stream: tool_calls deltas are passed on and reassembled") {
   // What OpenAI streams for a tool call: id and name first, then argument fragments; finish_reason tool_calls.
   squad::openai::stream_accumulator acc;
-  acc.on_event(ev(R"({"system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":null,)"
-                  R"("tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]})"));
+  acc.on_event(
+      ev(R"({"system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":null,)"
+         R"("tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]}}]})"));
   auto first = json::parse(acc.take_tool_deltas());
   CHECK(first[0]["id"] == "call_1");
-  acc.on_event(ev(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\":"}}]}}]})"));
+  acc.on_event(
+      ev(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\":"}}]}}]})"));
   acc.on_event(ev(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]})"));
   CHECK(json::parse(acc.take_tool_deltas()).size() == 2);
   acc.on_event(ev(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})"));
@@ -226,12 +234,18 @@ TEST_CASE("anthropic stream: tool_use blocks and input_json_delta become OpenAI 
   // Block indexes (text at 0, tools at 1 and 2) map to tool-call indexes 0 and 1.
   squad::anthropic::stream_accumulator acc;
   acc.on_event(ev(R"({"type":"message_start","message":{"usage":{"input_tokens":5}}})"));
-  CHECK(acc.on_event(ev(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}})")) == "ok");
-  acc.on_event(ev(R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"tu1","name":"a","input":{}}})"));
-  acc.on_event(ev(R"({"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"tu2","name":"b","input":{}}})"));
-  acc.on_event(ev(R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"y\":"}})"));
-  acc.on_event(ev(R"({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}})"));
-  acc.on_event(ev(R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"2}"}})"));
+  CHECK(acc.on_event(ev(R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"ok"}})")) ==
+        "ok");
+  acc.on_event(ev(
+      R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"tu1","name":"a","input":{}}})"));
+  acc.on_event(ev(
+      R"({"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"tu2","name":"b","input":{}}})"));
+  acc.on_event(
+      ev(R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"y\":"}})"));
+  acc.on_event(
+      ev(R"({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{}"}})"));
+  acc.on_event(
+      ev(R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"2}"}})"));
   auto frags = json::parse(acc.take_tool_deltas());
   REQUIRE(frags.size() == 5);
   CHECK(frags[1] == json::parse(R"({"index":1,"id":"tu2","type":"function","function":{"name":"b","arguments":""}})"));
@@ -250,17 +264,17 @@ TEST_CASE("anthropic stream: tool_use blocks and input_json_delta become OpenAI 
 TEST_CASE("whole replies: tool calls from both APIs in OpenAI form") {
   // OpenAI's tool_calls pass verbatim; Anthropic's tool_use input becomes the arguments text.
   auto o = squad::openai::parse_response(
-    R"({"system_fingerprint":"fp","choices":[{"index":0,"message":{"role":"assistant","content":null,)"
-    R"("tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},)"
-    R"("logprobs":{"content":[]},"finish_reason":"tool_calls"}]})");
+      R"({"system_fingerprint":"fp","choices":[{"index":0,"message":{"role":"assistant","content":null,)"
+      R"("tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},)"
+      R"("logprobs":{"content":[]},"finish_reason":"tool_calls"}]})");
   REQUIRE(o.result == outcome::ok);
   CHECK(json::parse(o.tool_calls_json)[0]["id"] == "c");
   CHECK(o.text.empty());
   CHECK(o.system_fingerprint == "fp");
   CHECK(json::parse(o.logprobs_json) == json::parse(R"({"content":[]})"));
   auto a = squad::anthropic::parse_response(
-    R"({"content":[{"type":"text","text":"hm"},{"type":"tool_use","id":"tu","name":"f","input":{"k":"v"}}],)"
-    R"("stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}})");
+      R"({"content":[{"type":"text","text":"hm"},{"type":"tool_use","id":"tu","name":"f","input":{"k":"v"}}],)"
+      R"("stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}})");
   REQUIRE(a.result == outcome::ok);
   CHECK(a.text == "hm");
   CHECK(a.finish_reason == "tool_calls");
@@ -273,8 +287,11 @@ TEST_CASE("reply_assembler: tool deltas split across network pieces come out onc
   squad::reply_assembler ra(squad::api_kind::openai, "");
   ra.on_head(200, {{"content-type", "text/event-stream"}}, std::chrono::system_clock::time_point{});
   std::string sse =
-    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":\"{\"}}]}}]}\n\n"
-    "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"}\"}}]}}]}\n\n";
+      "data: "
+      "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"f\","
+      "\"arguments\":\"{\"}}]}}]}\n\n"
+      "data: "
+      "{\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"}\"}}]}}]}\n\n";
   std::size_t fragments = 0;
   for (std::size_t i = 0; i < sse.size(); i += 7) {
     ra.on_data(std::string_view{sse}.substr(i, 7));

@@ -184,9 +184,9 @@ void check_no_secret(const std::string& detail) {
 }
 
 const http_failure all_failures[] = {
-    http_failure::connect_failed,  http_failure::tls_failed,   http_failure::timeout_connect,
+    http_failure::connect_failed,     http_failure::tls_failed,   http_failure::timeout_connect,
     http_failure::timeout_first_byte, http_failure::timeout_idle, http_failure::timeout_total,
-    http_failure::closed_early,    http_failure::bad_http,     http_failure::body_too_large,
+    http_failure::closed_early,       http_failure::bad_http,     http_failure::body_too_large,
     http_failure::shut_down,
 };
 
@@ -298,8 +298,8 @@ TEST_CASE("reply_assembler: an OpenAI stream in awkward chunks equals the whole 
   auto whole = exchange(api_kind::openai, 200, json_head(), openai_reply);
   REQUIRE(whole.result == outcome::ok);
   for (const auto& body : {openai_stream(), crlf(openai_stream())}) {
-    for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, std::size_t{64},
-                              body.size()}) {
+    for (std::size_t chunk :
+         {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, std::size_t{64}, body.size()}) {
       INFO("chunk " << chunk << (body.find('\r') != std::string::npos ? " crlf" : ""));
       reply_assembler a(api_kind::openai, secret);
       a.on_head(200, sse_head(), now);
@@ -369,8 +369,9 @@ TEST_CASE("reply_assembler: a stream that ends cleanly without its end marker is
 
 TEST_CASE("reply_assembler: an error event in a stream gives its outcome") {
   // Anthropic may send an overloaded error after a 200 head.
-  auto body = anthropic_stream_head() +
-              anthropic_event("error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
+  auto body =
+      anthropic_stream_head() +
+      anthropic_event("error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
   auto r = exchange(api_kind::anthropic, 200, sse_head(), body, 1);
   CHECK(r.result == outcome::overloaded);
   CHECK(r.text.empty());
@@ -381,8 +382,8 @@ TEST_CASE("reply_assembler: an error event in a stream gives its outcome") {
 TEST_CASE("reply_assembler: an event stream the parser cannot read is bad_response") {
   // An event beyond the parser's 1 MiB bound makes the stream untrustworthy. Its end marker is never read, so
   // this must not pass for a merely cut stream.
-  std::string body = openai_chunk(R"({"content":"Hel"})") + "data: " + std::string((1u << 20) + 16, 'x') +
-                     "\n\ndata: [DONE]\n\n";
+  std::string body =
+      openai_chunk(R"({"content":"Hel"})") + "data: " + std::string((1u << 20) + 16, 'x') + "\n\ndata: [DONE]\n\n";
   for (auto failure : {http_failure::none, http_failure::closed_early}) {
     INFO(squad::net::to_string(failure));
     auto r = exchange(api_kind::openai, 200, sse_head(), body, 1u << 16, failure, "connection closed");
@@ -402,7 +403,8 @@ TEST_CASE("reply_assembler: an event stream the parser cannot read is bad_respon
 TEST_CASE("reply_assembler: a 429 with retry-after is rate_limited with the wait") {
   // The wait reaches the limiter through signals.retry_after_ms.
   auto h = with_limits({{"Content-Type", "application/json"}, {"Retry-After", "3"}});
-  auto body = R"({"error":{"message":"Rate limit reached for gpt-4o-mini","type":"tokens","code":"rate_limit_exceeded"}})";
+  auto body =
+      R"({"error":{"message":"Rate limit reached for gpt-4o-mini","type":"tokens","code":"rate_limit_exceeded"}})";
   for (std::size_t chunk : {std::size_t{1}, std::size_t{4096}}) {
     auto r = exchange(api_kind::openai, 429, h, body, chunk);
     CHECK(r.result == outcome::rate_limited);
@@ -450,7 +452,8 @@ TEST_CASE("reply_assembler: error statuses are classified") {
        outcome::overloaded},
       {api_kind::openai, 401, R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})",
        outcome::auth_failed},
-      {api_kind::anthropic, 401, R"({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}})",
+      {api_kind::anthropic, 401,
+       R"({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}})",
        outcome::auth_failed},
       {api_kind::openai, 500, "", outcome::server_error},
       {api_kind::openai, 400, R"({"error":{"message":"bad temperature"}})", outcome::bad_request},
@@ -485,16 +488,11 @@ TEST_CASE("reply_assembler: every failure without a response head") {
     outcome expected;
   };
   const std::vector<row> rows = {
-      {http_failure::connect_failed, outcome::connect_failed},
-      {http_failure::tls_failed, outcome::connect_failed},
-      {http_failure::timeout_connect, outcome::timeout},
-      {http_failure::timeout_first_byte, outcome::timeout},
-      {http_failure::timeout_idle, outcome::timeout},
-      {http_failure::timeout_total, outcome::timeout},
-      {http_failure::closed_early, outcome::stream_cut},
-      {http_failure::bad_http, outcome::bad_response},
-      {http_failure::body_too_large, outcome::bad_response},
-      {http_failure::shut_down, outcome::unavailable},
+      {http_failure::connect_failed, outcome::connect_failed}, {http_failure::tls_failed, outcome::connect_failed},
+      {http_failure::timeout_connect, outcome::timeout},       {http_failure::timeout_first_byte, outcome::timeout},
+      {http_failure::timeout_idle, outcome::timeout},          {http_failure::timeout_total, outcome::timeout},
+      {http_failure::closed_early, outcome::stream_cut},       {http_failure::bad_http, outcome::bad_response},
+      {http_failure::body_too_large, outcome::bad_response},   {http_failure::shut_down, outcome::unavailable},
   };
   REQUIRE(rows.size() == std::size(all_failures));
   for (auto kind : {api_kind::openai, api_kind::anthropic}) {
@@ -518,12 +516,9 @@ TEST_CASE("reply_assembler: failures after a 2xx head of a whole reply") {
     outcome expected;
   };
   const std::vector<row> rows = {
-      {http_failure::timeout_idle, outcome::timeout},
-      {http_failure::timeout_total, outcome::timeout},
-      {http_failure::closed_early, outcome::stream_cut},
-      {http_failure::bad_http, outcome::bad_response},
-      {http_failure::body_too_large, outcome::bad_response},
-      {http_failure::shut_down, outcome::unavailable},
+      {http_failure::timeout_idle, outcome::timeout},        {http_failure::timeout_total, outcome::timeout},
+      {http_failure::closed_early, outcome::stream_cut},     {http_failure::bad_http, outcome::bad_response},
+      {http_failure::body_too_large, outcome::bad_response}, {http_failure::shut_down, outcome::unavailable},
   };
   for (const auto& row : rows) {
     INFO(squad::net::to_string(row.failure));
@@ -554,8 +549,8 @@ TEST_CASE("reply_assembler: a stream cut before its end marker") {
   CHECK(idle.text.empty());
   check_limits_present(idle);
   // Half an event is nothing.
-  auto half = exchange(api_kind::openai, 200, sse_head(), openai_stream().substr(0, 40), 1,
-                       http_failure::closed_early, "eof");
+  auto half =
+      exchange(api_kind::openai, 200, sse_head(), openai_stream().substr(0, 40), 1, http_failure::closed_early, "eof");
   CHECK(half.result == outcome::stream_cut);
 }
 
@@ -638,8 +633,9 @@ TEST_CASE("reply_assembler: a body over max_body_bytes is bad_response") {
 TEST_CASE("reply_assembler: details never carry the key") {
   // Upstreams echo keys in error bodies, and transport details may quote them; both are redacted.
   auto openai_401 = json{{"error",
-                          {{"message", "Incorrect API key provided: " + secret + ". You can find your API key at "
-                                                                                 "https://platform.openai.com."},
+                          {{"message", "Incorrect API key provided: " + secret +
+                                           ". You can find your API key at "
+                                           "https://platform.openai.com."},
                            {"type", "invalid_request_error"},
                            {"code", "invalid_api_key"}}}}
                         .dump();
@@ -670,11 +666,11 @@ TEST_CASE("reply_assembler: details never carry the key") {
                            json{{"error", {{"message", "key " + secret + " revoked"}, {"code", 401}}}}.dump());
   CHECK(embedded.result == outcome::auth_failed);
   check_no_secret(embedded.detail);
-  auto streamed = exchange(api_kind::openai, 200, sse_head(),
-                           openai_chunk(R"({"content":"Hi"})") + "data: " +
-                               json{{"error", {{"message", "key " + secret + " revoked"}, {"type", "server_error"}}}}.dump() +
-                               "\n\n",
-                           1);
+  auto streamed = exchange(
+      api_kind::openai, 200, sse_head(),
+      openai_chunk(R"({"content":"Hi"})") + "data: " +
+          json{{"error", {{"message", "key " + secret + " revoked"}, {"type", "server_error"}}}}.dump() + "\n\n",
+      1);
   CHECK(streamed.result == outcome::server_error);
   CHECK(contains(streamed.detail, "[redacted]"));
   check_no_secret(streamed.detail);

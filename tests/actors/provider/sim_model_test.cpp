@@ -25,8 +25,8 @@ const std::string marker = "> [simulated answer: sim/model-a; no real model was 
 
 // The answer with its simulation marker taken off: the marker is not model output and is not truncated
 // or counted (tested on its own below), so the length tests look at the rest.
-sim_answer answer(const std::string& system = persona, const std::string& user = prompt,
-                  std::int64_t max_tokens = 1024, const sim_config& sim = {}) {
+sim_answer answer(const std::string& system = persona, const std::string& user = prompt, std::int64_t max_tokens = 1024,
+                  const sim_config& sim = {}) {
   auto a = make_sim_answer("sim", "model-a", system, user, max_tokens, sim);
   REQUIRE(a.text.rfind(marker, 0) == 0);
   a.text.erase(0, marker.size());
@@ -111,7 +111,7 @@ TEST_CASE("estimate_tokens: about four characters a token, rounded up", "[provid
 
 TEST_CASE("estimate_tokens: counts bytes, not characters", "[provider][sim_model]") {
   // Multibyte UTF-8 text counts by its byte length (a rough but stable estimate).
-  CHECK(estimate_tokens("\xC3\xA9\xC3\xA9") == 1); // "éé", 4 bytes
+  CHECK(estimate_tokens("\xC3\xA9\xC3\xA9") == 1);         // "éé", 4 bytes
   CHECK(estimate_tokens("\xC3\xA9\xC3\xA9\xC3\xA9") == 2); // 6 bytes
 }
 
@@ -232,7 +232,8 @@ TEST_CASE("sim_model: long first lines are shortened", "[provider][sim_model]") 
 
 TEST_CASE("sim_model: input headings are listed", "[provider][sim_model]") {
   // Each "### Input from X" line in the prompt is listed, in order, under "## Inputs considered".
-  std::string user = "Write the design.\n\n### Input from analyst\nneeds...\n\n### Input from architect (v2)\nplan...\n";
+  std::string user =
+      "Write the design.\n\n### Input from analyst\nneeds...\n\n### Input from architect (v2)\nplan...\n";
   auto a = answer(persona, user);
   auto lines = lines_of(a.text);
   auto it = std::find(lines.begin(), lines.end(), "## Inputs considered");

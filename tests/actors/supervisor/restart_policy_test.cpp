@@ -15,7 +15,9 @@ namespace {
 using steady_time = std::chrono::steady_clock::time_point;
 using intensity = restart_intensity<steady_time>;
 
-steady_time at(std::int64_t ms) { return steady_time{} + std::chrono::milliseconds{ms}; }
+steady_time at(std::int64_t ms) {
+  return steady_time{} + std::chrono::milliseconds{ms};
+}
 
 } // namespace
 
@@ -45,9 +47,9 @@ TEST_CASE("should_restart: the full table, usable at compile time", "[supervisor
     bool expected;
   };
   constexpr row table[] = {
-    {restart_kind::permanent, false, true},  {restart_kind::permanent, true, true},
-    {restart_kind::transient, false, false}, {restart_kind::transient, true, true},
-    {restart_kind::temporary, false, false}, {restart_kind::temporary, true, false},
+      {restart_kind::permanent, false, true},  {restart_kind::permanent, true, true},
+      {restart_kind::transient, false, false}, {restart_kind::transient, true, true},
+      {restart_kind::temporary, false, false}, {restart_kind::temporary, true, false},
   };
   for (auto& r : table) {
     INFO("kind " << static_cast<int>(r.kind) << " abnormal " << r.abnormal);
@@ -65,7 +67,8 @@ TEST_CASE("restart_intensity: starts with no restarts counted", "[supervisor][re
   CHECK(r.recent() == 0);
 }
 
-TEST_CASE("restart_intensity: N restarts in the period are allowed, the N+1th is refused", "[supervisor][restart_policy]") {
+TEST_CASE("restart_intensity: N restarts in the period are allowed, the N+1th is refused",
+          "[supervisor][restart_policy]") {
   // max_restarts = 3 within 10s: three restarts pass, the fourth inside the period escalates.
   intensity r{3, 10s};
   CHECK(r.try_restart(at(0)));
@@ -139,7 +142,8 @@ TEST_CASE("restart_intensity: a zero limit refuses every restart", "[supervisor]
   CHECK(r.recent() == 0);
 }
 
-TEST_CASE("restart_intensity: a steady crash rate below the limit is tolerated forever", "[supervisor][restart_policy]") {
+TEST_CASE("restart_intensity: a steady crash rate below the limit is tolerated forever",
+          "[supervisor][restart_policy]") {
   // One crash every 2.5s with 5 allowed per 10s never reaches the limit (at most 4 in any period).
   intensity r{5, 10s};
   for (int i = 0; i < 200; ++i) {

@@ -11,9 +11,9 @@ namespace {
 // A child that crashes, stops or answers on request.
 caf::behavior crashable(caf::event_based_actor* self) {
   return {
-    [](atoms::crash) { throw std::runtime_error("boom"); },
-    [self](atoms::done) { self->quit(); },
-    [](atoms::tick) { return std::string{"tock"}; },
+      [](atoms::crash) { throw std::runtime_error("boom"); },
+      [self](atoms::done) { self->quit(); },
+      [](atoms::tick) { return std::string{"tock"}; },
   };
 }
 
@@ -124,7 +124,8 @@ TEST_CASE_METHOD(supervisor_fixture, "a nested supervisor's handle is announced 
   sched->run();
   REQUIRE(seen_handles->size() == 2);
   CHECK(seen_handles->at(1) != seen_handles->at(0));
-  auto again = ask<caf::actor>(caf::actor_cast<caf::actor>(seen_handles->back()), atoms::whereis_v, std::string{"leaf"});
+  auto again =
+      ask<caf::actor>(caf::actor_cast<caf::actor>(seen_handles->back()), atoms::whereis_v, std::string{"leaf"});
   sched->run();
   CHECK(again->value);
 }

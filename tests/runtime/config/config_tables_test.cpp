@@ -100,8 +100,8 @@ std::vector<section_case> every_section() {
   auto limits = keys_with_values(limits_fields());
   add(limits, limits_sections());
   out.push_back({"providers.p.limits", {"providers", "p", "limits"}, limits});
-  out.push_back({"providers.p.limits.throttle", {"providers", "p", "limits", "throttle"},
-                 keys_with_values(throttle_fields())});
+  out.push_back(
+      {"providers.p.limits.throttle", {"providers", "p", "limits", "throttle"}, keys_with_values(throttle_fields())});
   out.push_back({"providers.p.timeouts", {"providers", "p", "timeouts"}, keys_with_values(timeouts_fields())});
   out.push_back({"providers.p.breaker", {"providers", "p", "breaker"}, keys_with_values(breaker_fields())});
   out.push_back({"providers.p.retry", {"providers", "p", "retry"}, keys_with_values(retry_fields())});

@@ -35,8 +35,8 @@ providers:
 }
 
 std::string persona_yaml(const std::string& id, const std::string& extra = "") {
-  return "id: " + id + "\nname: " + id + " name\nrole: a role\ngoal: a goal\nsystem_prompt: |\n  You are " + id
-         + ".\n" + extra;
+  return "id: " + id + "\nname: " + id + " name\nrole: a role\ngoal: a goal\nsystem_prompt: |\n  You are " + id +
+         ".\n" + extra;
 }
 
 } // namespace
@@ -68,24 +68,25 @@ TEST_CASE("missing persona fields are each reported", "[config][persona]") {
   // Every required field that is absent or blank gets its own problem, prefixed by the origin.
   auto result = parse_persona("id: pm\nname: \"  \"\n", "personas/pm.yaml");
   CHECK(strings(result.problems) == std::vector<std::string>{
-                                      "personas/pm.yaml: name: must not be empty",
-                                      "personas/pm.yaml: role: required",
-                                      "personas/pm.yaml: goal: required",
-                                      "personas/pm.yaml: system_prompt: required",
+                                        "personas/pm.yaml: name: must not be empty",
+                                        "personas/pm.yaml: role: required",
+                                        "personas/pm.yaml: goal: required",
+                                        "personas/pm.yaml: system_prompt: required",
                                     });
   CHECK(result.personas.empty());
 }
 
 TEST_CASE("unknown keys and bad values in a persona file are problems", "[config][persona]") {
   // Unknown key, bad priority, bad id and a malformed chain entry are all reported together.
-  auto result = parse_persona(persona_yaml("Pm", "model: x\npriority: high\nchain: [a/a-big, nonsense]\n"),
-                              "personas/pm.yaml");
-  CHECK(strings(result.problems) == std::vector<std::string>{
-                                      "personas/pm.yaml: model: unknown key",
-                                      "personas/pm.yaml: id: must use only a-z, 0-9 and '-' (got \"Pm\")",
-                                      "personas/pm.yaml: priority: must be one of P0, P1, P2, P3",
-                                      "personas/pm.yaml: chain[1]: must be provider/model, @worker or @boss (got \"nonsense\")",
-                                    });
+  auto result =
+      parse_persona(persona_yaml("Pm", "model: x\npriority: high\nchain: [a/a-big, nonsense]\n"), "personas/pm.yaml");
+  CHECK(strings(result.problems) ==
+        std::vector<std::string>{
+            "personas/pm.yaml: model: unknown key",
+            "personas/pm.yaml: id: must use only a-z, 0-9 and '-' (got \"Pm\")",
+            "personas/pm.yaml: priority: must be one of P0, P1, P2, P3",
+            "personas/pm.yaml: chain[1]: must be provider/model, @worker or @boss (got \"nonsense\")",
+        });
 }
 
 TEST_CASE("malformed persona YAML is one problem at the file", "[config][persona]") {
@@ -103,10 +104,10 @@ TEST_CASE("@worker expands across providers in config order", "[config][persona]
   auto targets = resolve_chain({"a/a-mid", "@worker", "@boss"}, cfg, "chain", problems);
   CHECK(problems.empty());
   std::vector<chain_target> expected = {
-    {"a", "a-mid", "a-m", "worker"},
-    {"a", "a-small", "a-s", "worker"},
-    {"b", "b-small", "b-s", "worker"},
-    {"a", "a-big", "a-b", "boss"},
+      {"a", "a-mid", "a-m", "worker"},
+      {"a", "a-small", "a-s", "worker"},
+      {"b", "b-small", "b-s", "worker"},
+      {"a", "a-big", "a-b", "boss"},
   };
   CHECK(targets == expected);
 }
@@ -115,13 +116,13 @@ TEST_CASE("unknown providers and models in a chain are problems", "[config][pers
   // Each bad entry is reported at path[index]; good entries still resolve.
   config cfg = two_providers();
   std::vector<config_problem> problems;
-  auto targets = resolve_chain({"x/a-big", "a/nope", "b/b-small", "@chief", "plain"}, cfg, "personas/pm.yaml: chain",
-                               problems);
+  auto targets =
+      resolve_chain({"x/a-big", "a/nope", "b/b-small", "@chief", "plain"}, cfg, "personas/pm.yaml: chain", problems);
   CHECK(strings(problems) == std::vector<std::string>{
-                               "personas/pm.yaml: chain[0]: unknown provider \"x\"",
-                               "personas/pm.yaml: chain[1]: unknown model \"nope\" for provider \"a\"",
-                               "personas/pm.yaml: chain[3]: unknown tier \"@chief\" (use @worker or @boss)",
-                               "personas/pm.yaml: chain[4]: must be provider/model, @worker or @boss (got \"plain\")",
+                                 "personas/pm.yaml: chain[0]: unknown provider \"x\"",
+                                 "personas/pm.yaml: chain[1]: unknown model \"nope\" for provider \"a\"",
+                                 "personas/pm.yaml: chain[3]: unknown tier \"@chief\" (use @worker or @boss)",
+                                 "personas/pm.yaml: chain[4]: must be provider/model, @worker or @boss (got \"plain\")",
                              });
   CHECK(targets == std::vector<chain_target>{{"b", "b-small", "b-s", "worker"}});
 }
@@ -157,10 +158,10 @@ TEST_CASE("load_personas reports directory-level problems", "[config][persona]")
   auto result = load_personas(dir.str(), cfg);
   std::string foo_file = (std::filesystem::path(dir.str()) / "foo.yaml").string();
   CHECK(strings(result.problems) == std::vector<std::string>{
-                                      pm + ": id: must equal the file name \"pm\" (got \"product-manager\")",
-                                      "personas.foo: no persona file " + foo_file,
-                                      "personas.dev.chain[0]: unknown model \"missing\" for provider \"a\"",
-                                      qa + ": chain: resolves to no model (no provider offers a model for it)",
+                                        pm + ": id: must equal the file name \"pm\" (got \"product-manager\")",
+                                        "personas.foo: no persona file " + foo_file,
+                                        "personas.dev.chain[0]: unknown model \"missing\" for provider \"a\"",
+                                        qa + ": chain: resolves to no model (no provider offers a model for it)",
                                     });
   REQUIRE(result.personas.size() == 2);
   CHECK(result.personas[0].id == "dev");

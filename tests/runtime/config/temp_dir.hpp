@@ -13,8 +13,8 @@ class temp_dir {
 public:
   temp_dir() {
     static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path()
-            / ("squad-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    path_ = std::filesystem::temp_directory_path() /
+            ("squad-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     std::filesystem::create_directories(path_);
   }
   ~temp_dir() {

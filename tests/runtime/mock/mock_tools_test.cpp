@@ -41,17 +41,20 @@ TEST_CASE("mock tools: every offered tool is called, with mock arguments", "[moc
 TEST_CASE("mock tools: tool_choice, parallel_tool_calls and tool results decide", "[mock]") {
   // none: text; a named function: only it; parallel off: the first; a tool result last: text.
   CHECK(plan_tool_calls(openai_body({{"tool_choice", "none"}}), false, 1).empty());
-  CHECK(names(plan_tool_calls(openai_body({{"tool_choice", {{"type", "function"}, {"function", {{"name", "b"}}}}}}), false, 1)) ==
-        std::vector<std::string>{"b"});
-  CHECK(names(plan_tool_calls(openai_body({{"parallel_tool_calls", false}}), false, 1)) == std::vector<std::string>{"a"});
+  CHECK(names(plan_tool_calls(openai_body({{"tool_choice", {{"type", "function"}, {"function", {{"name", "b"}}}}}}),
+                              false, 1)) == std::vector<std::string>{"b"});
+  CHECK(names(plan_tool_calls(openai_body({{"parallel_tool_calls", false}}), false, 1)) ==
+        std::vector<std::string>{"a"});
   auto answered = json::parse(R"([{"role":"user","content":"q"},{"role":"tool","tool_call_id":"x","content":"r"}])");
   CHECK(plan_tool_calls(openai_body(json::object(), answered), false, 1).empty());
-  auto anthropic = json{{"model", "m"}, {"max_tokens", 5},
+  auto anthropic = json{{"model", "m"},
+                        {"max_tokens", 5},
                         {"tools", json::parse(R"([{"name":"a","input_schema":{"type":"object"}},{"name":"b"}])")},
                         {"tool_choice", {{"type", "auto"}, {"disable_parallel_tool_use", true}}},
                         {"messages", json::parse(R"([{"role":"user","content":"q"}])")}};
   CHECK(names(plan_tool_calls(anthropic.dump(), true, 1)) == std::vector<std::string>{"a"});
-  anthropic["messages"].push_back(json::parse(R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"r"}]})"));
+  anthropic["messages"].push_back(
+      json::parse(R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"r"}]})"));
   CHECK(plan_tool_calls(anthropic.dump(), true, 1).empty());
 }
 

@@ -29,7 +29,7 @@ std::thread::id io_thread_of(io_runtime& io) {
 
 caf::behavior where_am_i(caf::event_based_actor*) {
   return {
-    [](caf::get_atom) { return std::hash<std::thread::id>{}(std::this_thread::get_id()); },
+      [](caf::get_atom) { return std::hash<std::thread::id>{}(std::this_thread::get_id()); },
   };
 }
 
@@ -40,11 +40,11 @@ struct count_state {
 // Counts messages that came in the order sent; answers the count to whoever asks.
 caf::behavior counter(caf::stateful_actor<count_state>* self) {
   return {
-    [self](std::int64_t i) {
-      if (i == self->state.next)
-        ++self->state.next;
-    },
-    [self](caf::get_atom) { return self->state.next; },
+      [self](std::int64_t i) {
+        if (i == self->state.next)
+          ++self->state.next;
+      },
+      [self](caf::get_atom) { return self->state.next; },
   };
 }
 
@@ -67,9 +67,8 @@ TEST_CASE("actors run on the io thread, and a request from outside is answered",
   auto a = s.sys->spawn(where_am_i);
   caf::scoped_actor self{*s.sys};
   std::size_t ran_on = 0;
-  self->request(a, 10s, caf::get_atom_v).receive([&](std::size_t id) { ran_on = id; }, [&](caf::error& err) {
-    FAIL(to_string(err));
-  });
+  self->request(a, 10s, caf::get_atom_v)
+      .receive([&](std::size_t id) { ran_on = id; }, [&](caf::error& err) { FAIL(to_string(err)); });
   CHECK(ran_on == std::hash<std::thread::id>{}(io_id));
   CHECK(ran_on != std::hash<std::thread::id>{}(std::this_thread::get_id()));
   self->send_exit(a, caf::exit_reason::user_shutdown);
@@ -95,9 +94,8 @@ TEST_CASE("many messages through a short turn arrive complete and in order, on o
     self->send(from_io, caf::ok_atom_v);
     std::int64_t got = -1;
     for (int tries = 0; tries < 500 && got != n; ++tries) // polls the answer, not the time: each ask is a message
-      self->request(c, 10s, caf::get_atom_v).receive([&](std::int64_t x) { got = x; }, [&](caf::error& err) {
-        FAIL(to_string(err));
-      });
+      self->request(c, 10s, caf::get_atom_v)
+          .receive([&](std::int64_t x) { got = x; }, [&](caf::error& err) { FAIL(to_string(err)); });
     CHECK(got == n);
     self->send_exit(c, caf::exit_reason::user_shutdown);
     self->send_exit(from_io, caf::exit_reason::user_shutdown);
@@ -121,15 +119,16 @@ TEST_CASE("timers and timeouts fire through CAF's clock thread onto the io threa
   auto asker = s.sys->spawn([silent](caf::event_based_actor* me) -> caf::behavior {
     return {[me, silent](caf::ok_atom) -> caf::result<std::string> {
       auto rp = me->make_response_promise<std::string>();
-      me->request(silent, 30ms, caf::get_atom_v).then([rp]() mutable { rp.deliver(std::string{"answered"}); },
-                                                      [rp](caf::error& err) mutable { rp.deliver(to_string(err)); });
+      me->request(silent, 30ms, caf::get_atom_v)
+          .then([rp]() mutable { rp.deliver(std::string{"answered"}); },
+                [rp](caf::error& err) mutable { rp.deliver(to_string(err)); });
       return rp;
     }};
   });
   std::string outcome;
-  self->request(asker, 10s, caf::ok_atom_v).receive([&](std::string& x) { outcome = x; }, [&](caf::error& err) {
-    outcome = "asker failed: " + to_string(err);
-  });
+  self->request(asker, 10s, caf::ok_atom_v)
+      .receive([&](std::string& x) { outcome = x; },
+               [&](caf::error& err) { outcome = "asker failed: " + to_string(err); });
   CHECK_THAT(outcome, Catch::Contains("request_timeout"));
   self->send_exit(asker, caf::exit_reason::user_shutdown);
   self->send_exit(silent, caf::exit_reason::user_shutdown);

@@ -19,8 +19,9 @@ struct api_fixture {
   api_fixture() {
     models["oa/m"] = {"oa/m", "", {{"oa", "m", "m-1", "boss"}}, priority_class::p1, "model", ""};
     models["sim/s"] = {"sim/s", "", {{"sim", "s", "s-1", "worker"}}, priority_class::p1, "model", ""};
-    models["persona/analyst"] = {"persona/analyst", "analyst", {{"sim", "s", "s-1", "worker"}, {"oa", "m", "m-1", "boss"}},
-                                 priority_class::p2, "persona", ""};
+    models["persona/analyst"] = {
+        "persona/analyst",  "analyst", {{"sim", "s", "s-1", "worker"}, {"oa", "m", "m-1", "boss"}},
+        priority_class::p2, "persona", ""};
   }
   chat_context ctx() const { return {models, allowed, providers, std::chrono::milliseconds{30000}}; }
   std::variant<parsed_chat, api_error> parse(const std::string& body, chat_headers h = {}) const {

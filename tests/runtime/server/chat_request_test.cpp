@@ -30,7 +30,8 @@ TEST_CASE("chat body: nothing set, nothing injected") {
   // No max_tokens, no temperature, no parameters: the upstream decides.
   call_request call;
   chat_flags flags;
-  REQUIRE_FALSE(read_chat_body(json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"), call, flags));
+  REQUIRE_FALSE(
+      read_chat_body(json::parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"), call, flags));
   CHECK(call.max_tokens == 0);
   CHECK(call.temperature == squad::temperature_unset);
   CHECK(call.params_json.empty());

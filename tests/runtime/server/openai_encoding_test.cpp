@@ -96,7 +96,8 @@ TEST_CASE("routes: every path has one job, unknown paths are other") {
 TEST_CASE("failed calls: every target at its rate limit is a 429 with when to retry; open breakers say when") {
   // rate_limited: 429 upstream_rate_limited, Retry-After from the walk (rounded up); an unavailable chain whose
   // breakers are open carries the soonest probe as its Retry-After.
-  auto limited = error_for({squad_errc::chain_exhausted, "a/m: rate_limited", 2300, failure_class::rate_limited}, false);
+  auto limited =
+      error_for({squad_errc::chain_exhausted, "a/m: rate_limited", 2300, failure_class::rate_limited}, false);
   CHECK(limited.status == 429);
   CHECK(limited.code == "upstream_rate_limited");
   CHECK(limited.type == "rate_limit_exceeded");

@@ -14,9 +14,9 @@ TEST_CASE("parse_duration accepts an integer with a unit", "[config][duration]")
     millis expected;
   };
   const row rows[] = {
-    {"0ms", 0ms},    {"500ms", 500ms}, {"2s", 2000ms},          {"60s", 60000ms},
-    {"10m", 600000ms}, {"1h", 3600000ms}, {"007s", 7000ms},     {"1500ms", 1500ms},
-    {"9223372036854775807ms", millis{std::numeric_limits<std::int64_t>::max()}},
+      {"0ms", 0ms},     {"500ms", 500ms},   {"2s", 2000ms},
+      {"60s", 60000ms}, {"10m", 600000ms},  {"1h", 3600000ms},
+      {"007s", 7000ms}, {"1500ms", 1500ms}, {"9223372036854775807ms", millis{std::numeric_limits<std::int64_t>::max()}},
   };
   for (const auto& r : rows) {
     INFO(r.text);
@@ -29,8 +29,27 @@ TEST_CASE("parse_duration accepts an integer with a unit", "[config][duration]")
 TEST_CASE("parse_duration rejects anything else", "[config][duration]") {
   // Negatives, fractions, missing or unknown units, spaces and overflow are all refused.
   const char* rows[] = {
-    "", "60", "s", "ms", "-1s", "+1s", "1.5s", ".5s", "1 s", " 1s", "1s ", "1S", "1sec", "1d",
-    "1us", "1m1s", "1e3ms", "0x10s", "9223372036854775808ms", "9223372036854776s", "99999999999999999999h",
+      "",
+      "60",
+      "s",
+      "ms",
+      "-1s",
+      "+1s",
+      "1.5s",
+      ".5s",
+      "1 s",
+      " 1s",
+      "1s ",
+      "1S",
+      "1sec",
+      "1d",
+      "1us",
+      "1m1s",
+      "1e3ms",
+      "0x10s",
+      "9223372036854775808ms",
+      "9223372036854776s",
+      "99999999999999999999h",
   };
   for (const char* text : rows) {
     INFO('"' << text << '"');
