@@ -194,6 +194,9 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sopts.body_limit = static_cast<std::size_t>(cfg.server.body_limit);
   sopts.header_limit = static_cast<std::size_t>(cfg.server.header_limit);
   sopts.read_timeout = cfg.server.read_timeout;
+  sopts.linger_time = cfg.server.linger_time;
+  sopts.linger_timeout = cfg.server.linger_timeout;
+  sopts.linger_bytes = static_cast<std::size_t>(cfg.server.linger_bytes);
   sopts.stream_max_queued = static_cast<std::size_t>(cfg.server.stream_max_queued);
   sopts.ws_max_queued = static_cast<std::size_t>(cfg.server.ws_max_queued);
 

@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <deque>
@@ -308,6 +309,7 @@ private:
 
   void refuse(int status, const char* type, const std::string& message) {
     close_after_ = true;
+    linger_ = true; // the rest of the request may still be on its way: read it away after the answer
     srv_->in_flight_++;
     counted_ = true;
     auto body = json_error(status, type, message);
@@ -395,9 +397,31 @@ private:
     read_timer_.cancel();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    std::lock_guard g{fd_m_};
-    fd_ = -1;
+    {
+      std::lock_guard g{fd_m_};
+      fd_ = -1;
+    }
+    if (linger_ && !ec) {
+      linger_until_ = std::chrono::steady_clock::now() + srv_->opts().linger_time;
+      return discard();
+    }
     stream_.close();
+  }
+
+  // Lingering close: reads and drops what the client still sends until it closes, or a bound is reached.
+  void discard() {
+    auto left = linger_until_ - std::chrono::steady_clock::now();
+    if (discarded_ >= srv_->opts().linger_bytes || left <= std::chrono::steady_clock::duration::zero())
+      return stream_.close();
+    stream_.expires_after(std::min<std::chrono::steady_clock::duration>(left, srv_->opts().linger_timeout));
+    if (!sink_)
+      sink_ = std::make_unique<std::array<char, 16384>>();
+    stream_.async_read_some(asio::buffer(*sink_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      if (ec)
+        return self->stream_.close();
+      self->discarded_ += n;
+      self->discard();
+    });
   }
 
 public:
@@ -418,6 +442,10 @@ private:
   std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
+  bool linger_ = false; // close lingering (a refused request's rest may still arrive)
+  std::chrono::steady_clock::time_point linger_until_{};
+  std::size_t discarded_ = 0;
+  std::unique_ptr<std::array<char, 16384>> sink_;
   std::string peer_;              // the client's address
   mutable std::mutex fd_m_;       // hung_up() peeks (any thread) vs. closing (the session's strand)
   int fd_ = -1;                   // the socket, for hung_up(); -1 once closed or handed to a WebSocket session

@@ -78,6 +78,11 @@ struct server_options {
   std::size_t ws_max_message = std::size_t{1} << 20;
   std::size_t ws_max_queued = 1024;
   millis ws_ping_interval{30000};
+  /// Lingering close (nginx's): a connection closed while the client may still be sending (a refused request: 413,
+  /// 431, 400, 408) is shut for writing, then read and discarded, so the client reads its answer instead of a reset.
+  millis linger_time{30000};                        ///< at most this long in all
+  millis linger_timeout{5000};                      ///< at most this long waiting for more
+  std::size_t linger_bytes = std::size_t{64} << 20; ///< at most this many bytes discarded
 };
 
 using request_fn = std::function<void(request, std::shared_ptr<responder>)>;
