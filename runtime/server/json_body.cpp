@@ -17,6 +17,7 @@ std::variant<nlohmann::json, api_error> parse_json_body(const std::string& body)
     if (deepest <= max_json_depth)
       return j;
     e.message = "the JSON body is nested deeper than " + std::to_string(max_json_depth) + " levels";
+    e.code = "json_too_deep";
   } catch (const json::parse_error& x) { // x.what() is the library's wording: say where, in our words
     e.message = x.byte <= 1 && body.empty()
                     ? std::string{"the body is empty: send a JSON object"}

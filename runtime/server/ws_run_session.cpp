@@ -1,5 +1,6 @@
 #include "runtime/server/ws_run_session.hpp"
 #include "runtime/metrics/registry.hpp"
+#include "runtime/server/json_body.hpp"
 #include "runtime/server/runs_endpoint.hpp"
 #include "runtime/server/ws_flow.hpp"
 
@@ -52,8 +53,12 @@ public:
   }
 
   void on_message(std::string text) override {
-    auto m = json::parse(text, nullptr, false);
-    if (m.is_discarded() || !m.is_object() || !m.contains("type") || !m["type"].is_string())
+    // The same nesting limit as an HTTP body (json_body.hpp): a message's depth is not the client's to choose.
+    auto parsed = parse_json_body(text);
+    if (auto* bad = std::get_if<api_error>(&parsed); bad && bad->code == "json_too_deep")
+      return error("", "the message is nested deeper than " + std::to_string(max_json_depth) + " levels", "");
+    auto m = std::holds_alternative<json>(parsed) ? std::get<json>(std::move(parsed)) : json{};
+    if (!m.is_object() || !m.contains("type") || !m["type"].is_string())
       return error("", "each message must be a JSON object with a string \"type\"", "type");
     auto type = m["type"].get<std::string>();
     auto ref = m.contains("ref") ? m["ref"] : json(nullptr);

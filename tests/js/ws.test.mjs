@@ -315,6 +315,12 @@ describe('squad runs over WebSocket', () => {
       assert.equal(e4.param, 'task');
 
       from = s.log.length;
+      s.send('{"type":"run.start","task":"deep","x":' + '['.repeat(40) + ']'.repeat(40) + '}');
+      const deep = await s.waitFor((m) => m.type === 'error' && /nested deeper than 32/.test(m.message), { from, timeoutMs: 5000, what: 'error for a message nested 40 deep' });
+      assert.ok(deep);
+      assert.ok(!s.log.slice(from).some((m) => m.type === 'run.accepted'), 'the deep message started no run');
+
+      from = s.log.length;
       s.send({ type: 'run.start', ref: 'bad-step', task: 'x', feedback: ['no-such-step'] });
       const e5 = await s.waitFor((m) => m.type === 'error' && m.ref === 'bad-step', { from, timeoutMs: 5000, what: 'error for an unknown feedback step' });
       assert.equal(e5.param, 'feedback');
