@@ -197,6 +197,7 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   sopts.linger_time = cfg.server.linger_time;
   sopts.linger_timeout = cfg.server.linger_timeout;
   sopts.linger_bytes = static_cast<std::size_t>(cfg.server.linger_bytes);
+  sopts.max_client_header_reads = static_cast<std::size_t>(cfg.server.max_client_header_reads);
   sopts.stream_max_queued = static_cast<std::size_t>(cfg.server.stream_max_queued);
   sopts.ws_max_queued = static_cast<std::size_t>(cfg.server.ws_max_queued);
 

@@ -136,16 +136,17 @@ struct api_key_config {
 };
 
 struct server_config {
-  std::string listen = "127.0.0.1:8080";    ///< host:port
-  std::string auth = "none";                ///< none (loopback only) | keys
-  std::vector<api_key_config> keys;         ///< with auth: keys
-  std::int64_t body_limit = 1 << 20;        ///< request body limit in bytes, default 1 MiB
-  std::int64_t header_limit = 16384;        ///< request header limit in bytes, default 16 KiB
-  millis read_timeout{30000};               ///< a request must arrive within this, default 30s
-  millis drain_timeout{30000};              ///< on SIGTERM, in-flight work gets this long, default 30s
-  millis linger_time{30000};                ///< lingering close after a refused request: at most this long in all
-  millis linger_timeout{5000};              ///< ... and this long waiting for more of it
-  std::int64_t linger_bytes = 64 << 20;     ///< ... discarding at most this many bytes
+  std::string listen = "127.0.0.1:8080";      ///< host:port
+  std::string auth = "none";                  ///< none (loopback only) | keys
+  std::vector<api_key_config> keys;           ///< with auth: keys
+  std::int64_t body_limit = 1 << 20;          ///< request body limit in bytes, default 1 MiB
+  std::int64_t header_limit = 16384;          ///< request header limit in bytes, default 16 KiB
+  millis read_timeout{30000};                 ///< a request must arrive within this, default 30s
+  millis drain_timeout{30000};                ///< on SIGTERM, in-flight work gets this long, default 30s
+  millis linger_time{30000};                  ///< lingering close after a refused request: at most this long in all
+  millis linger_timeout{5000};                ///< ... and this long waiting for more of it
+  std::int64_t linger_bytes = 64 << 20;       ///< ... discarding at most this many bytes
+  std::int64_t max_client_header_reads = 256; ///< connections of one address yet to send a first request head
   millis call_timeout{60000};               ///< an API chat call's deadline (X-Squad-Timeout may ask less), default 60s
   std::int64_t stream_max_queued = 8 << 20; ///< answer bytes queued for a slow HTTP reader before it is cut off
   std::int64_t ws_lag_at = 256;      ///< WebSocket messages queued before step.delta events are dropped (`lagged`)

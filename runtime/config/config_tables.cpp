@@ -124,6 +124,8 @@ const table<server_config>& server_fields() {
        "after refusing a request (413, 431, ...), read and drop what the client still sends for at most this long"},
       {"linger_timeout", &s::linger_timeout, positive(), "lingering close: the longest wait for more of it"},
       {"linger_bytes", &s::linger_bytes, at_least(0), "lingering close: the most bytes read and dropped"},
+      {"max_client_header_reads", &s::max_client_header_reads, at_least(0, " (0: no bound)"),
+       "connections of one address yet to send a first request head; past it the oldest is closed for a new one"},
       {"call_timeout", &s::call_timeout, positive(),
        "an API chat call's deadline; a client's X-Squad-Timeout header may ask for less"},
       {"stream_max_queued", &s::stream_max_queued, at_least(65536, " bytes"), "answer bytes queued for a slow reader"},

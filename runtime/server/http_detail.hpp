@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -157,7 +158,15 @@ public:
   const ws_accept_fn& on_ws() const { return on_ws_; }
   bool stopped() const { return stopped_; }
 
+  /// A connection from `peer` starts reading its first request head; past the bound the oldest such one from
+  /// the same address is closed (returned, to be closed by the caller on its own strand).
+  std::shared_ptr<session> first_read_started(const std::string& peer, std::weak_ptr<session> s);
+  /// It got its first request head (or ended).
+  void first_read_done(const std::string& peer, const session* s);
+
   std::atomic<std::int64_t> connections_{0}, in_flight_{0}, ws_open_{0};
+  std::mutex first_reads_m_;
+  std::map<std::string, std::deque<std::weak_ptr<session>>> first_reads_; // by address, oldest first
   std::mutex sessions_m_;
   std::set<std::weak_ptr<session>, std::owner_less<std::weak_ptr<session>>> sessions_;
   std::set<std::weak_ptr<ws_session>, std::owner_less<std::weak_ptr<ws_session>>> ws_sessions_;
@@ -185,7 +194,25 @@ public:
       std::lock_guard g{fd_m_};
       fd_ = stream_.socket().native_handle();
     }
+    auto ep = stream_.socket().remote_endpoint(ec);
+    peer_ = ec ? "" : ep.address().to_string();
+    first_pending_ = true;
+    if (auto oldest = srv_->first_read_started(peer_, weak_from_this()))
+      asio::post(oldest->stream_.get_executor(), [oldest] { oldest->evict(); });
     read(true);
+  }
+
+  // Closed to make room: it had not sent its first request head while newer connections from its address came.
+  void evict() {
+    if (closed_ || !first_pending_)
+      return;
+    metrics::registry::global().inc("squad_connections_evicted_total", {{"reason", "slow_first_request"}});
+    shutdown();
+  }
+
+  void first_done() {
+    if (std::exchange(first_pending_, false))
+      srv_->first_read_done(peer_, this);
   }
 
   // -- called through responder_impl; every step runs on the strand
@@ -271,6 +298,7 @@ private:
     // Wait for the first bytes under the idle timeout, then the whole request under the read timeout.
     http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       self->idle_ = false;
+      self->first_done();
       if (ec)
         return self->on_error(ec);
       if (self->parser_->is_done())
@@ -332,12 +360,7 @@ private:
     req.target = std::string(msg.target());
     for (auto& f : msg)
       req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    if (peer_.empty()) { // once per connection
-      beast::error_code ec;
-      auto ep = stream_.socket().remote_endpoint(ec);
-      peer_ = ec ? "" : ep.address().to_string();
-    }
-    req.peer = peer_;
+    req.peer = peer_; // read once, at start
     srv_->in_flight_++;
     counted_ = true;
     if (websocket::is_upgrade(msg))
@@ -392,6 +415,7 @@ private:
   void shutdown() {
     if (closed_)
       return;
+    first_done();
     closed_ = true;
     gone_ = true;
     read_timer_.cancel();
@@ -442,7 +466,8 @@ private:
   std::size_t queued_bytes_ = 0; // answer bytes not yet written
   std::deque<std::string> out_;
   bool writing_ = false, answer_done_ = false, close_after_ = false, idle_ = false, closed_ = false, counted_ = false;
-  bool linger_ = false; // close lingering (a refused request's rest may still arrive)
+  bool linger_ = false;        // close lingering (a refused request's rest may still arrive)
+  bool first_pending_ = false; // counted among its address's connections without a first request head
   std::chrono::steady_clock::time_point linger_until_{};
   std::size_t discarded_ = 0;
   std::unique_ptr<std::array<char, 16384>> sink_;

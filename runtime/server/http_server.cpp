@@ -1,6 +1,8 @@
 // The HTTP server: requests, status lines, the server (accept, stop). Its sessions are in http_sessions.cpp.
 #include "runtime/server/http_detail.hpp"
 
+#include <algorithm>
+
 namespace squad::server {
 
 namespace asio = boost::asio;
@@ -122,6 +124,36 @@ void server_impl::on_accept(tcp::socket s) {
     sessions_.insert(sess);
   }
   sess->start();
+}
+
+std::shared_ptr<session> server_impl::first_read_started(const std::string& peer, std::weak_ptr<session> s) {
+  std::lock_guard<std::mutex> g{first_reads_m_};
+  auto& q = first_reads_[peer];
+  q.push_back(std::move(s));
+  auto cap = opts_.max_client_header_reads;
+  while (cap > 0 && q.size() > cap) {
+    auto oldest = q.front().lock();
+    q.pop_front();
+    if (oldest)
+      return oldest;
+  }
+  return nullptr;
+}
+
+void server_impl::first_read_done(const std::string& peer, const session* s) {
+  std::lock_guard<std::mutex> g{first_reads_m_};
+  auto it = first_reads_.find(peer);
+  if (it == first_reads_.end())
+    return;
+  auto& q = it->second;
+  q.erase(std::remove_if(q.begin(), q.end(),
+                         [s](const std::weak_ptr<session>& w) {
+                           auto p = w.lock();
+                           return !p || p.get() == s; // this one, and any that ended meanwhile
+                         }),
+          q.end());
+  if (q.empty())
+    first_reads_.erase(it);
 }
 
 void server_impl::stop() {

@@ -83,6 +83,10 @@ struct server_options {
   millis linger_time{30000};                        ///< at most this long in all
   millis linger_timeout{5000};                      ///< at most this long waiting for more
   std::size_t linger_bytes = std::size_t{64} << 20; ///< at most this many bytes discarded
+  /// Connections from one address that have not sent a whole first request head yet (slow or dripping clients):
+  /// past this many, the oldest of them is closed for each new one, so a flood of slow connections cannot starve
+  /// the accept path and the clients that do send their requests (0: no bound).
+  std::size_t max_client_header_reads = 256;
 };
 
 using request_fn = std::function<void(request, std::shared_ptr<responder>)>;

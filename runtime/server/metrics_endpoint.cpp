@@ -29,6 +29,9 @@ void describe_foreign_families() {
     r.describe("squad_budget_decisions_total", kind::counter,
                "budget allocator decisions by priority class, action (call, cache, skip, shed) and reason");
     r.describe("squad_limiter_wait_seconds", kind::histogram, "time calls waited in a limiter queue");
+    r.describe("squad_connections_evicted_total", kind::counter,
+               "connections closed because newer ones from their address came while they had not sent a first "
+               "request head (server.max_client_header_reads)");
     r.describe("squad_accept_errors_total", kind::counter,
                "connections not accepted at once (reason no_descriptors: out of file descriptors; retried after 50ms)");
     r.describe("squad_calls_abandoned_total", kind::counter,
