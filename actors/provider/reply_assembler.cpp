@@ -1,6 +1,8 @@
 #include "actors/provider/reply_assembler.hpp"
 
 #include <cctype>
+#include <cstdint>
+#include <vector>
 
 namespace squad {
 
@@ -26,11 +28,82 @@ std::string lower(std::string_view s) {
 
 } // namespace
 
+namespace {
+
+// Base64 without padding (standard, or URL-safe).
+std::string base64(std::string_view in, bool url) {
+  const char* abc = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                        : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) {
+    return k < in.size() ? static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])) : 0u;
+  };
+  for (; i < in.size(); i += 3) {
+    std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    std::size_t chars = std::min<std::size_t>(4, (in.size() - i) * 4 / 3 + ((in.size() - i) % 3 ? 1 : 0));
+    for (std::size_t k = 0; k < chars; ++k)
+      out += abc[(v >> (18 - 6 * k)) & 63];
+  }
+  return out;
+}
+
+std::string percent_encoded(std::string_view in) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : in)
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      out += static_cast<char>(c);
+    else
+      out += {'%', hex[c >> 4], hex[c & 15]};
+  return out;
+}
+
+// Replaces every occurrence of `form` in `text` (ignoring case when `fold`) with `mark`.
+void replace_all(std::string& text, const std::string& form, const std::string& mark, bool fold) {
+  if (form.size() < 8)
+    return;
+  auto hay = fold ? lower(text) : text;
+  auto needle = fold ? lower(form) : form;
+  std::string out;
+  std::size_t from = 0;
+  for (auto at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) {
+    out.append(text, from, at - from);
+    out += mark;
+    from = at + needle.size();
+  }
+  if (from == 0)
+    return;
+  out.append(text, from, std::string::npos);
+  text = std::move(out);
+}
+
+} // namespace
+
+std::vector<std::string> secret_forms(const std::string& secret) {
+  std::vector<std::string> forms{secret};
+  if (auto p = percent_encoded(secret); p != secret)
+    forms.push_back(p);
+  // Base64 of any text holding the secret holds one of three cores, by where the secret starts modulo 3: the
+  // characters that depend on the secret's bytes alone.
+  for (bool url : {false, true})
+    for (std::size_t shift = 0; shift < 3; ++shift) {
+      auto enc = base64(std::string(shift, '\0') + secret, url);
+      std::size_t skip = (shift * 8 + 5) / 6;             // characters touched by the bytes before it
+      std::size_t full = (shift + secret.size()) / 3 * 4; // characters of groups of its own bytes only
+      if (full >= skip + 8)
+        forms.push_back(enc.substr(skip, full - skip));
+    }
+  return forms;
+}
+
 std::string redact_secrets(std::string text, const std::string& secret) {
   static const std::string mark = "[redacted]";
-  if (secret.size() >= 8)
-    for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + mark.size()))
-      text.replace(at, secret.size(), mark);
+  if (secret.size() >= 8) {
+    auto forms = secret_forms(secret);
+    for (std::size_t i = 0; i < forms.size(); ++i)
+      replace_all(text, forms[i], mark, i < 2); // the key and its URL form in any case; base64 as it is
+  }
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace squad {
 
@@ -25,6 +26,9 @@ enum class api_kind : std::uint8_t { openai, anthropic };
 /// Replaces `secret` (when at least 8 bytes) and key-shaped words (sk-..., sk_..., gsk_..., xai-..., at least
 /// 20 characters) by "[redacted]".
 std::string redact_secrets(std::string text, const std::string& secret);
+/// The forms an echoed secret takes that redact_secrets looks for: itself and percent-encoded (in any case), and
+/// the base64 and base64url cores it leaves at each of the three alignments inside encoded text.
+std::vector<std::string> secret_forms(const std::string& secret);
 
 class reply_assembler {
 public:

@@ -683,3 +683,38 @@ TEST_CASE("reply_assembler: details never carry the key") {
     check_no_secret(f.finish(failure, "GET with authorization: Bearer " + secret).detail);
   }
 }
+
+TEST_CASE("redact_secrets: an echoed key is found upper-cased, percent-encoded and inside base64") {
+  // An upstream echoing the key in another form: each is replaced; base64 at each of the three alignments of the
+  // key within the encoded text, standard and URL-safe.
+  const std::string key = "sk-test-Abc123/+=xyzSECRETvalue99";
+  auto upper = key;
+  for (auto& c : upper)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(redact_secrets("invalid key " + upper, key) == "invalid key [redacted]");
+  CHECK(redact_secrets("url=https://x/?k=sk-test-Abc123%2F%2B%3DxyzSECRETvalue99&z", key).find("SECRET") ==
+        std::string::npos);
+  // base64 of "Authorization: Bearer <key>" and of it with one and two more leading bytes, as an upstream would log.
+  for (std::string lead : {"Authorization: Bearer ", "xAuthorization: Bearer ", "xxAuthorization: Bearer "}) {
+    std::string plain = lead + key + " trailing";
+    // encode with the standard alphabet (the test's own small encoder: three bytes to four characters)
+    static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string enc;
+    for (std::size_t i = 0; i < plain.size(); i += 3) {
+      std::uint32_t v = static_cast<unsigned char>(plain[i]) << 16;
+      if (i + 1 < plain.size())
+        v |= static_cast<unsigned char>(plain[i + 1]) << 8;
+      if (i + 2 < plain.size())
+        v |= static_cast<unsigned char>(plain[i + 2]);
+      for (int k = 0; k < 4; ++k)
+        enc +=
+            i * 4 / 3 + static_cast<std::size_t>(k) <= (plain.size() * 4 + 2) / 3 ? abc[(v >> (18 - 6 * k)) & 63] : '=';
+    }
+    auto out = redact_secrets("echo: " + enc, key);
+    INFO(lead << " -> " << enc << " -> " << out);
+    CHECK(out.find("[redacted]") != std::string::npos);
+    // what is left of the key's encoding is at most the few characters that mix in its neighbours
+    for (auto& form : squad::secret_forms(key))
+      CHECK(out.find(form) == std::string::npos);
+  }
+}
