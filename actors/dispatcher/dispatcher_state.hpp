@@ -56,7 +56,9 @@ struct dispatcher_state {
   std::uint64_t park_seq = 0;
   std::map<std::string, std::int64_t> routed;    // by provider: calls routed there, ever
   std::map<std::string, arrival_rates> arrivals; // calls arriving per class, by their chain's first provider
-  std::map<std::string, target_view> seen; // by "provider/model": latency and success as replies come (strategies)
+  std::map<std::string, target_view> seen;
+  std::set<std::string> open_breakers; // providers whose breaker's last reported change opened it // by
+                                       // "provider/model": latency and success as replies come (strategies)
   // The global cap (opts.global_concurrency): calls upstream now, and admitted calls holding their provider's
   // permit until one of them answers (highest class first, then arrival).
   std::set<std::uint64_t> upstream_now;

@@ -116,6 +116,12 @@ void step(dispatcher_self self, std::uint64_t id) {
     return;
   auto& c = i->second;
   auto now = self->clock().now();
+  // A target resting for a backoff whose breaker has opened since is looked at now (it ends, or waits for the
+  // probe if that fits): no call sits out a backoff for a provider already judged down.
+  for (std::size_t k = 0; k < c.req.chain.size(); ++k)
+    if (self->state.open_breakers.count(c.req.chain[k].provider) && c.walker.usable(k) &&
+        std::find(c.probe_waits.begin(), c.probe_waits.end(), k) == c.probe_waits.end())
+      c.walker.wake(k, now);
   auto d = c.walker.next(now);
   auto& opts = self->state.opts;
   std::string spent_why;
@@ -433,8 +439,12 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
                 return;
               note_event(self, events, "provider.breaker", step_id, persona, provider + " circuit breaker " + change,
                          nlohmann::json{{"provider", provider}, {"change", change}}.dump());
-              if (change.size() > 4 && change.compare(change.size() - 4, 4, "open") == 0)
+              if (change.size() > 4 && change.compare(change.size() - 4, 4, "open") == 0) {
+                self->state.open_breakers.insert(provider);
                 wake_resting(self, provider);
+              } else {
+                self->state.open_breakers.erase(provider);
+              }
             },
             [](caf::error&) {});
   };
