@@ -105,6 +105,7 @@ void order_by_strategy(dispatcher_self self, pending_call& c, std::vector<std::s
                data.dump());
   }
   std::vector<std::size_t> reordered;
+  reordered.reserve(order.size());
   for (auto j : order)
     reordered.push_back(ready[j]);
   ready = std::move(reordered);

@@ -42,7 +42,7 @@ class server_impl;
 class ws_session final : public ws_connection, public std::enable_shared_from_this<ws_session> {
 public:
   ws_session(tcp::socket&& socket, std::shared_ptr<server_impl> srv);
-  void run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler);
+  void run(const http::request<http::string_body>& upgrade, std::shared_ptr<ws_handler> handler);
   bool send(std::string text) override;
   std::size_t queued() const override { return queued_.load(); }
   void close() override;
@@ -369,7 +369,7 @@ private:
     srv_->on_request()(std::move(req), std::make_shared<responder_impl>(shared_from_this()));
   }
 
-  void upgrade(http::request<http::string_body> msg, request req);
+  void upgrade(http::request<http::string_body> msg, const request& req);
 
   void write_next() {
     if (writing_ || out_.empty())

@@ -70,7 +70,7 @@ struct server_options {
   std::string host = "127.0.0.1";
   std::string port = "8080"; ///< "0": any free port
   std::size_t body_limit = std::size_t{1} << 20;
-  std::size_t header_limit = 16 * 1024;
+  std::size_t header_limit = std::size_t{16} * 1024;
   millis read_timeout{30000};                           ///< to receive a whole request once it started
   millis idle_timeout{120000};                          ///< between requests on a kept-alive connection
   millis write_timeout{60000};                          ///< for one write to complete (a client that does not read)

@@ -71,7 +71,7 @@ bool responder_impl::hung_up() const {
 
 // -- WebSocket session ----------------------------------------------------------------------------------------------
 
-void session::upgrade(http::request<http::string_body> msg, request req) {
+void session::upgrade(http::request<http::string_body> msg, const request& req) {
   ws_refusal refusal;
   auto handler = srv_->on_ws() ? srv_->on_ws()(req, refusal) : nullptr;
   if (!handler) {
@@ -94,7 +94,7 @@ void session::upgrade(http::request<http::string_body> msg, request req) {
 ws_session::ws_session(tcp::socket&& socket, std::shared_ptr<server_impl> srv)
     : ws_(std::move(socket)), srv_(std::move(srv)) {}
 
-void ws_session::run(http::request<http::string_body> upgrade, std::shared_ptr<ws_handler> handler) {
+void ws_session::run(const http::request<http::string_body>& upgrade, std::shared_ptr<ws_handler> handler) {
   handler_ = std::move(handler);
   ws_.read_message_max(srv_->opts().ws_max_message);
   auto t = websocket::stream_base::timeout::suggested(beast::role_type::server);
