@@ -48,6 +48,7 @@ std::string on_report(breaker_self self, outcome result, std::optional<std::uint
   return std::string(to_string(before)) + "->" + to_string(*after);
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 breaker_actor::behavior_type breaker(breaker_self self, provider_config cfg, std::shared_ptr<directory> dir) {
   self->state.provider = cfg.name;
   self->state.dir = std::move(dir);

@@ -188,6 +188,7 @@ namespace {
 
 using namespace dispatch;
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr<directory> dir,
                                            dispatch_options opts) {
   self->state.dir = directory_view{std::move(dir)};

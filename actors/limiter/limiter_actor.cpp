@@ -178,6 +178,7 @@ limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead,
   return g;
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, bool confirm_sends,
                                      std::shared_ptr<directory> dir) {
   self->state.provider = cfg.name;

@@ -61,7 +61,7 @@ public:
 
 gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
                  std::vector<config_problem>& /*problems: none left here since validate() checks aliases*/)
-    : sys_(sys), dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad)),
+    : dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad)),
       metrics_(sys, dir_, provider_names(*squad.cfg)) {
   for (auto& p : squad.personas) {
     api_model m;
@@ -237,14 +237,14 @@ std::string percent_decoded(const std::string& s) {
 }
 } // namespace
 
-void gateway::list_models(std::shared_ptr<responder> out) {
+void gateway::list_models(const std::shared_ptr<responder>& out) {
   json data = json::array();
   for (auto& [name, m] : models_)
     data.push_back(model_entry(m));
   out->reply(200, json_headers(), json{{"object", "list"}, {"data", std::move(data)}}.dump());
 }
 
-void gateway::get_model(std::shared_ptr<responder> out, const std::string& raw_id) {
+void gateway::get_model(const std::shared_ptr<responder>& out, const std::string& raw_id) {
   auto id = percent_decoded(raw_id);
   auto it = models_.find(id);
   if (it == models_.end())

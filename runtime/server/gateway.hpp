@@ -43,8 +43,8 @@ public:
 private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
   void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key);
-  void list_models(std::shared_ptr<responder> out);
-  void get_model(std::shared_ptr<responder> out, const std::string& raw_id); ///< GET /v1/models/{id}
+  void list_models(const std::shared_ptr<responder>& out);
+  void get_model(const std::shared_ptr<responder>& out, const std::string& raw_id); ///< GET /v1/models/{id}
   runs_access run_access(std::size_t key);
   /// A run starts with every persona of its workflow: a key limited to some models may not start one (403).
   std::optional<std::string> run_forbidden(std::size_t key) const;
@@ -54,7 +54,6 @@ private:
   /// Applies the key's RPM, concurrency and daily limits to one chat call (429 with Retry-After when over).
   bool admit_key(std::size_t key, std::shared_ptr<responder>& out);
 
-  caf::actor_system& sys_;
   std::shared_ptr<directory> dir_;
   config_ptr cfg_;
   std::map<std::string, provider_family> providers_;
