@@ -37,6 +37,8 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     command -v amtool >/dev/null 2>&1 || installed prometheus-alertmanager || missing+=(prometheus-alertmanager)
     command -v systemd-analyze >/dev/null 2>&1 || installed systemd || missing+=(systemd)
     command -v clang-format >/dev/null 2>&1 || installed clang-format || missing+=(clang-format) # tests/format_check.sh
+    installed clang-14 || missing+=(clang-14)                       # tests/fuzz: libFuzzer, ASan, UBSan
+    installed libclang-rt-14-dev || missing+=(libclang-rt-14-dev)
   fi
   if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}"
@@ -90,6 +92,8 @@ case "$mode" in
     install_missing tests
     build build/debug Debug
     ctest --test-dir build/debug --output-on-failure -j "$jobs"
+    # libFuzzer targets (tests/fuzz): the parsers fed random input for a bounded time, under ASan and UBSan.
+    tests/fuzz/run.sh "${SQUAD_FUZZ_SECONDS:-20}"
     ;;
   *)
     echo "usage: deploy/setup.sh run|test|deps" >&2

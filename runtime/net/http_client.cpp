@@ -61,14 +61,6 @@ const char* to_string(http_failure f) {
   return "?";
 }
 
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 namespace {
 
 bool is_ip_literal(const std::string& host) {

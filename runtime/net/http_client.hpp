@@ -36,9 +36,6 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 
 namespace net {
 
-/// A header value without the optional whitespace (spaces and tabs) around it (RFC 9110, section 5.6.3).
-std::string_view trim_ows(std::string_view s);
-
 struct http_timeouts {
   millis connect{10000};    ///< DNS + TCP connect + TLS handshake
   millis first_byte{60000}; ///< from sending the request to the response head

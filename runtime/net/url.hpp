@@ -19,4 +19,7 @@ struct url_parts {
 /// fragment are refused: a base URL has none).
 std::optional<url_parts> parse_url(std::string_view url, std::string& why);
 
+/// A header value without the optional whitespace (spaces and tabs) around it (RFC 9110, section 5.6.3).
+std::string_view trim_ows(std::string_view s);
+
 } // namespace squad::net

@@ -22,6 +22,8 @@ std::variant<nlohmann::json, api_error> parse_json_body(const std::string& body)
     e.message = x.byte <= 1 && body.empty()
                     ? std::string{"the body is empty: send a JSON object"}
                     : "the body is not valid JSON (error near byte " + std::to_string(x.byte) + ")";
+  } catch (const json::exception&) { // a number past a double's range (1e999): found by tests/fuzz, it was uncaught
+    e.message = "the body holds a number out of range";
   }
   return e;
 }

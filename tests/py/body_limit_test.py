@@ -66,6 +66,15 @@ with tempfile.TemporaryDirectory() as d:
             print(f"{size >> 20} MiB: 413 in {ok} of 20 ({', '.join(sorted(set(map(str, got))))})")
             if ok != 20:
                 failures.append(size)
+        # A number past a double's range is a 400 (it once ended the whole server), and the server stays up.
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/v1/chat/completions", body=b'{"model":"sim/m","x":1e999}',
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        print(f"1e999 in a body: {r.status}")
+        if r.status != 400:
+            failures.append("1e999")
         # The server still answers afterwards.
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/healthz")

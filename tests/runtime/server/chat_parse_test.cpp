@@ -1,6 +1,7 @@
 // parse_chat_request: a chat call checked field by field against the API's models, the key's models, the chain's
 // providers and Squad's headers, each refusal an api_error naming the field, in the order a client fixes them.
 #include "runtime/server/chat_request.hpp"
+#include "runtime/server/json_body.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -162,4 +163,15 @@ TEST_CASE("chat request: X-Squad-Timeout takes ms or a duration up to the server
   CHECK(e.param == "X-Squad-Timeout");
   CHECK(e.message.find("(30000ms)") != std::string::npos);
   CHECK(error_of(f.parse(body, {{}, {}, {}, "soon"})).param == "X-Squad-Timeout");
+}
+
+TEST_CASE("json bodies: a number out of a double's range is a 400, not an exception (found by tests/fuzz)") {
+  // nlohmann throws out_of_range (not parse_error) for 1e999; uncaught, it ended the whole server.
+  for (std::string body : {R"({"model":"m","x":1e999})", R"([-1e400])", "63754e331333"}) {
+    auto r = squad::server::parse_json_body(body);
+    INFO(body);
+    REQUIRE(std::holds_alternative<squad::server::api_error>(r));
+    CHECK(std::get<squad::server::api_error>(r).status == 400);
+    CHECK_FALSE(std::get<squad::server::api_error>(r).message.empty());
+  }
 }
