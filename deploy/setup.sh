@@ -37,6 +37,7 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     command -v amtool >/dev/null 2>&1 || installed prometheus-alertmanager || missing+=(prometheus-alertmanager)
     command -v systemd-analyze >/dev/null 2>&1 || installed systemd || missing+=(systemd)
     command -v clang-format >/dev/null 2>&1 || installed clang-format || missing+=(clang-format) # tests/format_check.sh
+    command -v python3 >/dev/null 2>&1 || installed python3 || missing+=(python3) # tests/py, bench/faults
     installed clang-14 || missing+=(clang-14)                       # tests/fuzz: libFuzzer, ASan, UBSan
     installed libclang-rt-14-dev || missing+=(libclang-rt-14-dev)
   fi

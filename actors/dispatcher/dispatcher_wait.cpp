@@ -12,20 +12,11 @@ namespace squad::dispatch {
 // when that fits).
 void wake_resting(dispatcher_self self, const std::string& provider) {
   std::vector<std::uint64_t> woke;
-  auto now = self->clock().now();
-  for (auto& [id, c] : self->state.calls) {
-    if (!c.resting)
-      continue;
-    bool hit = false;
-    for (std::size_t k = 0; k < c.req.chain.size(); ++k)
-      if (c.req.chain[k].provider == provider && c.walker.usable(k)) {
-        c.walker.wake(k, now);
-        hit = true;
-      }
-    if (hit)
+  for (auto& [id, c] : self->state.calls)
+    if (c.resting && std::any_of(c.req.chain.begin(), c.req.chain.end(),
+                                 [&](const chain_target& t) { return t.provider == provider; }))
       woke.push_back(id);
-  }
-  for (auto id : woke)
+  for (auto id : woke) // step() ends the rests at providers whose breaker is open (open_breakers)
     if (auto c = self->state.calls.find(id); c != self->state.calls.end()) {
       c->second.resting = false;
       step(self, id);

@@ -245,15 +245,26 @@ limit_signals parse_limit_signals(const header_list& headers, system_clock::time
     std::int64_t remaining = -1, reset_ms = -1;
   };
   std::array<count_family, 4> tokens{};
+  // The header names of each family, spelled out once (this runs for every header of every upstream reply).
+  struct family_names {
+    std::string_view remaining, reset, anthropic_remaining, anthropic_reset;
+  };
+  static constexpr std::array<family_names, 4> families{{
+      {"x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-remaining",
+       "anthropic-ratelimit-tokens-reset"},
+      {"x-ratelimit-remaining-tokens-minute", "x-ratelimit-reset-tokens-minute", "", ""},
+      {"", "", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"},
+      {"", "", "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset"},
+  }};
   auto family_of = [](std::string_view n, bool& reset) -> int {
-    static constexpr std::array<std::string_view, 4> stems{"tokens", "tokens-minute", "input-tokens", "output-tokens"};
     for (int i = 0; i < 4; ++i) {
-      auto stem = std::string{stems[static_cast<std::size_t>(i)]};
-      if (iequals(n, "x-ratelimit-remaining-" + stem) || iequals(n, "anthropic-ratelimit-" + stem + "-remaining")) {
+      auto& f = families[static_cast<std::size_t>(i)];
+      if ((!f.remaining.empty() && iequals(n, f.remaining)) ||
+          (!f.anthropic_remaining.empty() && iequals(n, f.anthropic_remaining))) {
         reset = false;
         return i;
       }
-      if (iequals(n, "x-ratelimit-reset-" + stem) || iequals(n, "anthropic-ratelimit-" + stem + "-reset")) {
+      if ((!f.reset.empty() && iequals(n, f.reset)) || (!f.anthropic_reset.empty() && iequals(n, f.anthropic_reset))) {
         reset = true;
         return i;
       }

@@ -8,82 +8,43 @@ writing the body; with a plain close the kernel resets the connection under the 
 """
 import http.client
 import json
-import os
-import re
-import subprocess
 import sys
-import tempfile
-import time
+
+from serve import sim_config, squad_serve
 
 squad_bin, source = sys.argv[1], sys.argv[2]
-config = f"""personas_dir: {source}/personas
-workflows_dir: {source}/config/workflows
-server: {{body_limit: 1048576}}
-providers:
-  sim:
-    kind: sim
-    models: {{m: {{id: sim-m, tier: worker}}}}
-"""
-with tempfile.TemporaryDirectory() as d:
-    path = os.path.join(d, "squad.yaml")
-    with open(path, "w") as f:
-        f.write(config)
-    p = subprocess.Popen([squad_bin, "serve", "--config", path, "--listen", "127.0.0.1:0"], cwd=source,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    port = None
-    deadline = time.time() + 20
-    out = ""
-    while time.time() < deadline and port is None:
-        line = p.stdout.readline()
-        out += line
-        m = re.search(r"listening on http://[^:\s]+:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-        if p.poll() is not None:
-            break
-    if port is None:
-        print("squad serve did not start:\n" + out)
-        p.kill()
-        sys.exit(1)
-    failures = []
-    try:
-        for size in (2 << 20, 10 << 20):
-            body = b'{"model":"sim/m","messages":[{"role":"user","content":"' + b"x" * size + b'"}]}'
-            got = []
-            for i in range(20):
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                try:
-                    c.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
-                    r = c.getresponse()
-                    data = r.read()
-                    code = json.loads(data)["error"]["code"] if r.status == 413 else None
-                    got.append(r.status if code == "body_too_large" else f"{r.status}/{code}")
-                except Exception as e:  # a broken pipe or a reset: what lingering close is for
-                    got.append(type(e).__name__)
-                finally:
-                    c.close()
-            ok = sum(1 for g in got if g == 413)
-            print(f"{size >> 20} MiB: 413 in {ok} of 20 ({', '.join(sorted(set(map(str, got))))})")
-            if ok != 20:
-                failures.append(size)
-        # A number past a double's range is a 400 (it once ended the whole server), and the server stays up.
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("POST", "/v1/chat/completions", body=b'{"model":"sim/m","x":1e999}',
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        print(f"1e999 in a body: {r.status}")
-        if r.status != 400:
-            failures.append("1e999")
-        # The server still answers afterwards.
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("GET", "/healthz")
-        if c.getresponse().status != 200:
-            failures.append("healthz")
-    finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-    sys.exit(1 if failures else 0)
+failures = []
+with squad_serve(squad_bin, source, sim_config(source, "body_limit: 1048576")) as port:
+    for size in (2 << 20, 10 << 20):
+        body = b'{"model":"sim/m","messages":[{"role":"user","content":"' + b"x" * size + b'"}]}'
+        got = []
+        for i in range(20):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                c.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+                r = c.getresponse()
+                data = r.read()
+                code = json.loads(data)["error"]["code"] if r.status == 413 else None
+                got.append(r.status if code == "body_too_large" else f"{r.status}/{code}")
+            except Exception as e:  # a broken pipe or a reset: what lingering close is for
+                got.append(type(e).__name__)
+            finally:
+                c.close()
+        ok = sum(1 for g in got if g == 413)
+        print(f"{size >> 20} MiB: 413 in {ok} of 20 ({', '.join(sorted(set(map(str, got))))})")
+        if ok != 20:
+            failures.append(size)
+    # A number past a double's range is a 400 (it once ended the whole server), and the server stays up.
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/v1/chat/completions", body=b'{"model":"sim/m","x":1e999}',
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    print(f"1e999 in a body: {r.status}")
+    if r.status != 400:
+        failures.append("1e999")
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/healthz")
+    if c.getresponse().status != 200:
+        failures.append("healthz")
+sys.exit(1 if failures else 0)

@@ -5,15 +5,14 @@ server.max_client_header_reads are closed (squad_connections_evicted_total). Usa
 SQUAD_BIN SOURCE_DIR [N]. Python's standard library only.
 """
 import http.client
-import os
 import re
 import resource
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+from serve import sim_config, squad_serve
 
 squad_bin, source = sys.argv[1], sys.argv[2]
 want = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
@@ -21,33 +20,7 @@ soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 n = min(want, hard - 200)
 
-config = f"""personas_dir: {source}/personas
-workflows_dir: {source}/config/workflows
-server: {{max_client_header_reads: 256}}
-providers:
-  sim:
-    kind: sim
-    models: {{m: {{id: sim-m, tier: worker}}}}
-"""
-with tempfile.TemporaryDirectory() as d:
-    path = os.path.join(d, "squad.yaml")
-    with open(path, "w") as f:
-        f.write(config)
-    p = subprocess.Popen([squad_bin, "serve", "--config", path, "--listen", "127.0.0.1:0"], cwd=source,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    port = None
-    deadline = time.time() + 20
-    while time.time() < deadline and port is None:
-        m = re.search(r"listening on http://[^:\s]+:(\d+)", p.stdout.readline())
-        if m:
-            port = int(m.group(1))
-        if p.poll() is not None:
-            break
-    if port is None:
-        print("squad serve did not start")
-        p.kill()
-        sys.exit(1)
-    threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()  # keep its pipe drained
+with squad_serve(squad_bin, source, sim_config(source, "max_client_header_reads: 256")) as port:
     head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Drip: " + b"a" * 4096
     conns, stop = [], threading.Event()
 
@@ -102,10 +75,5 @@ with tempfile.TemporaryDirectory() as d:
         stop.set()
         for c in conns:
             c.close()
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
     print("FAILED: " + "; ".join(failures) if failures else "ok")
     sys.exit(1 if failures else 0)
