@@ -104,8 +104,8 @@ struct provider_call {
 // -- inspect (CAF 0.17 style) ----------------------------------------------
 
 template <class I> typename I::result_type inspect(I& f, chain_target& x) {
-  return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier, x.input_price,
-           x.output_price);
+  return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier, x.input_price, x.output_price,
+           x.limits);
 }
 template <class I> typename I::result_type inspect(I& f, chat_message& x) {
   return f(caf::meta::type_name("chat_message"), x.role, x.content, x.tool_calls_json, x.tool_call_id, x.name);

@@ -17,7 +17,7 @@ struct breaker_actor_state {
 
 using breaker_self = breaker_actor::stateful_pointer<breaker_actor_state>;
 
-// Tells the limiter (for admission and routing estimates) whenever the phase it knows is out of date, or always
+// Tells the limiters (for admission and routing estimates) whenever the phase it knows is out of date, or always
 // (`always`: the limiter asked, or this breaker just started), straight to its handle.
 void tell_limiter(breaker_self self, bool always = false) {
   auto& st = self->state;
@@ -28,8 +28,9 @@ void tell_limiter(breaker_self self, bool always = false) {
   st.told = phase;
   auto open_ms = phase == breaker_phase::open ? std::chrono::ceil<millis>(st.breaker->open_until() - now).count()
                                               : std::int64_t{0};
-  if (auto* h = st.dir ? st.dir->get()->provider(st.provider) : nullptr; h && h->limiter)
-    self->send(h->limiter, atoms::phase_v, static_cast<std::uint8_t>(phase), open_ms, st.breaker->generation());
+  if (st.dir) // the provider's limiter and those of its models with their own limits
+    for (auto& l : st.dir->get()->limiters_of(st.provider))
+      self->send(l, atoms::phase_v, static_cast<std::uint8_t>(phase), open_ms, st.breaker->generation());
   if (phase == breaker_phase::open) // tell again when it turns half-open
     self->delayed_send(self, st.breaker->open_until() - now, atoms::tick_v);
 }

@@ -254,7 +254,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
         auto now = self->clock().now();
         auto id = self->state.next_id++;
         // Counted once, at its chain's first provider: a chain's shed forecast adds up its providers' arrivals.
-        st.arrivals[req.chain.front().provider].add(class_of(req), now);
+        st.arrivals[req.chain.front().domain()].add(class_of(req), now);
         std::vector<retry_policy> policies;
         for (const auto& t : req.chain) {
           auto p = st.opts.retry.find(t.provider);

@@ -139,7 +139,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
   auto tokens = token_estimate(i->second.req);
   for (std::size_t k = 0; k < ready.size(); ++k) {
     auto& t = i->second.req.chain[ready[k]];
-    g->routed[k] = self->state.routed[t.provider];
+    g->routed[k] = self->state.routed[t.domain()];
     auto decide = [self, id, g, claim, cls] {
       if (--g->pending > 0 || g->admitted)
         return;
@@ -149,7 +149,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
       // Calls routed there since the question was asked go first: each adds one slot to the wait.
       for (std::size_t k = 0; k < g->targets.size(); ++k) {
         auto& a = g->answers[k];
-        auto since = self->state.routed[c->second.req.chain[g->targets[k]].provider] - g->routed[k];
+        auto since = self->state.routed[c->second.req.chain[g->targets[k]].domain()] - g->routed[k];
         if (a.wait_ms >= 0 && since > 0)
           a.wait_ms += since * a.slot_ms;
       }
@@ -167,7 +167,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
           }
         if (rested) // wait once for the earliest probe that fits, or end now
           return step(self, id);
-        claim(c->second.req.chain[g->targets.front()].provider); // can never admit: try the first; it says why
+        claim(c->second.req.chain[g->targets.front()].domain()); // can never admit: try the first; it says why
         return attempt(self, id, g->targets.front());
       }
       // Outside a run, a call is refused (shed) only when its own chain cannot serve it within its class's
@@ -190,7 +190,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
           auto& a = g->answers[k];
           if (a.wait_ms < 0 || a.breaker == open || a.slot_ms <= 0)
             continue;
-          ahead_rate += self->state.arrivals[req.chain[g->targets[k]].provider].rate_above(cls, now);
+          ahead_rate += self->state.arrivals[req.chain[g->targets[k]].domain()].rate_above(cls, now);
           capacity += 1000.0 / static_cast<double>(a.slot_ms);
         }
         auto forecast =
@@ -213,10 +213,10 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
       if (horizon > 0 && best_wait > horizon && self->clock().now() + millis{best_wait} < deadline) {
         self->state.inputs.on_wait(best_wait); // the pressure gauge's wait signal, as for a call queued at once
         observe(self, req.events);
-        return park(self, id, req.chain[g->targets[best]].provider, best_wait); // bind when something frees
+        return park(self, id, req.chain[g->targets[best]].domain(), best_wait); // bind when something frees
       }
 
-      claim(c->second.req.chain[g->targets[chosen]].provider); // queued until its limiter answers
+      claim(c->second.req.chain[g->targets[chosen]].domain()); // queued until its limiter answers
       self->state.inputs.on_wait(g->answers[chosen].wait_ms);
       observe(self, c->second.req.events);
       if (chosen != pref) {
@@ -238,8 +238,8 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
       }
       attempt(self, id, g->targets[chosen], g->answers[chosen].wait_ms);
     };
-    auto ahead = queued_ahead(self, t.provider, cls, i->second.park_seq == 0);
-    auto limiter = handles_of(self, t.provider).limiter;
+    auto ahead = queued_ahead(self, t.domain(), cls, i->second.park_seq == 0);
+    auto limiter = handles_of(self, t.domain()).limiter;
     auto failed = [g, k, decide](caf::error&) {
       g->answers[k].wait_ms = -1;
       decide();
@@ -303,7 +303,7 @@ bool unpark(dispatcher_self self, pending_call& c) {
   return true;
 }
 
-void wake_parked(dispatcher_self self, const std::string& provider) {
+void wake_parked(dispatcher_self self, const std::string& domain) {
   auto& st = self->state;
   int woken = 0;
   std::vector<std::uint64_t> woke;
@@ -315,7 +315,7 @@ void wake_parked(dispatcher_self self, const std::string& provider) {
       continue;
     }
     auto& chain = c->second.req.chain;
-    if (std::none_of(chain.begin(), chain.end(), [&](const chain_target& t) { return t.provider == provider; })) {
+    if (std::none_of(chain.begin(), chain.end(), [&](const chain_target& t) { return t.domain() == domain; })) {
       ++it;
       continue;
     }

@@ -32,7 +32,7 @@ struct pending_call {
   std::int64_t upstream_us = 0;         // time in upstream exchanges
   bool shared_reserved = false;         // holds a reservation on its X-Squad-Run budget until its first send
   std::uint64_t permit = 0, ticket = 0; // of the attempt awaiting its provider's answer (0: none)
-  std::string permit_provider;
+  std::string permit_provider;          // the limits domain (provider, or provider/model) that granted the permit
   std::vector<std::size_t> probe_waits; // targets whose half-open probe this call already waited for
   std::string parked_on;       // parked (bound late): the provider its estimate was counted against; "": not parked
   std::uint64_t park_seq = 0;  // its park timer's number (a timer of an earlier park is ignored)
@@ -67,7 +67,7 @@ struct dispatcher_state {
     std::size_t target;
     std::uint64_t permit, ticket;
     std::size_t cls;
-    std::string provider;
+    std::string provider; // its limits domain
   };
   std::deque<held_send> held;
   // Pressure: what the dispatcher sees of waits, queues, 429s, breakers and latency.

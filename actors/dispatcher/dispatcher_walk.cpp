@@ -287,7 +287,7 @@ void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::in
   auto& t = c.req.chain[target];
   note_attempt(self, c, target);
   auto remaining = std::chrono::duration_cast<millis>(c.started + millis{c.req.timeout_ms} - now);
-  auto provider = t.provider;
+  auto provider = t.domain(); // whose limiter admits it
   auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
   auto tolerable = self->state.opts.tolerable_wait[class_of(c.req)];
   if (c.req.run_id.empty() && c.sent == 0 && tolerable != millis::max()) // queued no longer than its class waits
@@ -364,7 +364,7 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
       // Over the global cap: hold the permit until a call upstream answers (one event and a metric).
       auto cls = class_of(c.req);
       auto at = std::find_if(st.held.begin(), st.held.end(), [cls](auto& h) { return h.cls > cls; });
-      st.held.insert(at, {id, target, permit, ticket, cls, c.req.chain[target].provider});
+      st.held.insert(at, {id, target, permit, ticket, cls, c.req.chain[target].domain()});
       held_global_total.get().inc();
       note_event(self, c.req.events, "step.waiting", c.req.step_id, c.req.persona,
                  std::to_string(st.upstream_now.size()) +
@@ -386,10 +386,10 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
     self->state.shared->sent(c.req.budget_id, now, std::exchange(c.shared_reserved, false));
   c.permit = permit;
   c.ticket = ticket;
-  c.permit_provider = t.provider;
+  c.permit_provider = t.domain();
   // The limiter's window counts this call from now, when it goes upstream, not from its grant (which may have
   // waited in this mailbox): the provider counts arrivals.
-  auto h = handles_of(self, t.provider);
+  auto h = handles_of(self, t.domain());
   self->send(
       h.limiter, atoms::start_v, permit,
       static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
@@ -404,7 +404,8 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
       break;
     }
   auto provider = t.provider;
-  auto learn = [self, id, provider, permit, ticket, h](const upstream_reply& r) {
+  auto domain = t.domain();
+  auto learn = [self, id, provider, domain, permit, ticket, h](const upstream_reply& r) {
     release_global(self, id);
     auto c = self->state.calls.find(id);
     caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
@@ -423,11 +424,11 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
                                 self->clock().now());
     self->request(h.limiter, caf::infinite, atoms::release_v, permit, used, r.signals, r.result)
         .then(
-            [self, events, step_id, persona, provider](std::string& note) {
-              wake_parked(self, provider); // the slot is free at the limiter now
+            [self, events, step_id, persona, domain](std::string& note) {
+              wake_parked(self, domain); // the slot is free at the limiter now
               if (!note.empty())
                 note_event(self, events, "provider.throttled", step_id, persona, note,
-                           nlohmann::json{{"provider", provider}}.dump());
+                           nlohmann::json{{"provider", domain}}.dump());
             },
             [](caf::error&) {});
     if (client_left)

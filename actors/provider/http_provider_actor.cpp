@@ -158,7 +158,13 @@ net::pool_options provider_pool_options(const provider_config& cfg, const net::u
   o.name = cfg.name;
   o.origin = origin;
   o.ca_file = cfg.ca_file;
-  auto cap = cfg.http.max_connections > 0 ? cfg.http.max_connections : cfg.limits.concurrency;
+  // Unset: every call the limits let in at once (the provider's, and each model's with its own limits).
+  auto cap = cfg.http.max_connections;
+  if (cap <= 0) {
+    cap = cfg.limits.concurrency;
+    for (const auto& m : cfg.models)
+      cap += m.limits ? m.limits->concurrency : 0;
+  }
   o.max_connections = static_cast<std::size_t>(std::max<std::int64_t>(1, cap));
   o.timeouts = {cfg.http.connect_timeout, cfg.http.first_byte_timeout, cfg.http.idle_timeout, cfg.http.total_timeout};
   return o;

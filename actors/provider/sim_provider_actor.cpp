@@ -10,14 +10,22 @@ namespace squad {
 
 namespace {
 
+// What the simulated upstream enforces for one limits domain (the provider's, or a model's with its own limits).
+struct sim_domain {
+  sliding_window window;
+  std::int64_t concurrency;
+  std::int64_t in_flight = 0;
+  std::multiset<steady_time> due; // completion times of its calls in flight
+};
+
 struct sim_state {
   provider_config cfg;
-  std::optional<sliding_window> window;
+  std::map<std::string, sim_domain> domains;
+  std::map<std::uint64_t, std::string> domain_of; // calls in flight
   std::uint64_t next_id = 0;
   std::map<std::uint64_t, caf::response_promise> pending;
   std::map<std::uint64_t, upstream_reply> replies;
   std::map<std::uint64_t, std::shared_ptr<call_sink>> sinks; // calls that asked to stream
-  std::multiset<steady_time> due;                            // completion times of calls in flight
   std::int64_t calls = 0;                                    // answered so far (for sim.fault_every)
   static inline const char* name = "squad.sim_provider";
 };
@@ -42,8 +50,19 @@ std::string last_of_role(const std::vector<chat_message>& msgs, const char* role
   return {};
 }
 
+sim_domain& domain_for(sim_state& st, const chain_target& t) {
+  auto it = st.domains.find(t.domain());
+  if (it != st.domains.end())
+    return it->second;
+  const limits_config* l = &st.cfg.limits;
+  for (const auto& m : st.cfg.models)
+    if (m.name == t.model && m.limits && !t.limits.empty())
+      l = &*m.limits;
+  return st.domains.emplace(t.domain(), sim_domain{sliding_window{l->requests, l->per}, l->concurrency, 0, {}})
+      .first->second;
+}
+
 provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) {
-  self->state.window.emplace(cfg.limits.requests, cfg.limits.per);
   self->state.cfg = std::move(cfg);
   return {
       [self](provider_call& call) -> caf::result<upstream_reply> {
@@ -57,13 +76,14 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
           return r;
         }
         auto now = self->clock().now();
-        while (!st.due.empty() && *st.due.begin() <= now) // calls whose answer is due have finished
-          st.due.erase(st.due.begin());
-        if (static_cast<std::int64_t>(st.pending.size()) >= st.cfg.limits.concurrency)
-          return limited(st, st.due.empty() ? caf::timespan{millis{1}} : *st.due.begin() - now,
+        auto& d = domain_for(st, call.target);
+        while (!d.due.empty() && *d.due.begin() <= now) // calls whose answer is due have finished
+          d.due.erase(d.due.begin());
+        if (d.in_flight >= d.concurrency)
+          return limited(st, d.due.empty() ? caf::timespan{millis{1}} : *d.due.begin() - now,
                          "concurrency limit reached");
-        if (!st.window->try_admit(now))
-          return limited(st, st.window->earliest_admit(now) - now, "request window full");
+        if (!d.window.try_admit(now))
+          return limited(st, d.window.earliest_admit(now) - now, "request window full");
         auto answer = make_sim_answer(st.cfg.name, call.target.model_id, last_of_role(call.request.messages, "system"),
                                       last_of_role(call.request.messages, "user"), call.request.max_tokens, st.cfg.sim);
         upstream_reply r;
@@ -73,13 +93,15 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
         r.simulated = true;
         r.latency_ms = answer.latency.count();
         r.latency_us = r.latency_ms * 1000;
-        r.signals.remaining_requests = st.window->limit() - st.window->occupancy(now);
+        r.signals.remaining_requests = d.window.limit() - d.window.occupancy(now);
         auto id = st.next_id++;
+        ++d.in_flight;
+        st.domain_of.emplace(id, call.target.domain());
         st.pending.emplace(id, self->make_response_promise());
         st.replies.emplace(id, std::move(r));
         if (call.request.stream && call.request.sink)
           st.sinks.emplace(id, call.request.sink);
-        st.due.insert(now + answer.latency);
+        d.due.insert(now + answer.latency);
         self->delayed_send(self, answer.latency, atoms::done_v, id);
         return caf::delegated<upstream_reply>{};
       },
@@ -118,6 +140,10 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
           st.sinks.erase(s);
         }
         p->second.deliver(std::move(r->second));
+        if (auto dm = st.domain_of.find(id); dm != st.domain_of.end()) {
+          --st.domains.at(dm->second).in_flight;
+          st.domain_of.erase(dm);
+        }
         st.pending.erase(p);
         st.replies.erase(r);
       },

@@ -12,6 +12,21 @@ const provider_handles* directory::snapshot::provider(std::string_view name) con
   return it == providers.end() ? nullptr : &it->second;
 }
 
+namespace {
+// The provider a domain belongs to: "groq" for "groq" and for "groq/llama".
+std::string_view provider_of(std::string_view domain) {
+  return domain.substr(0, domain.find('/'));
+}
+} // namespace
+
+std::vector<limiter_actor> directory::snapshot::limiters_of(std::string_view name) const {
+  std::vector<limiter_actor> out;
+  for (const auto& [domain, handles] : providers)
+    if (provider_of(domain) == name && handles.limiter)
+      out.push_back(handles.limiter);
+  return out;
+}
+
 directory::directory() : current_(std::make_shared<const snapshot>()) {}
 
 void directory::update(const std::function<void(snapshot&)>& change) {
@@ -27,16 +42,35 @@ void directory::announce(const std::string& persona_id, persona_actor h) {
   update([&](snapshot& s) { s.personas[persona_id] = std::move(h); });
 }
 
+// A provider's provider actor and breaker are also its model domains'; a domain announced later copies them.
 void directory::announce(const std::string& provider_name, provider_actor h) {
-  update([&](snapshot& s) { s.providers[provider_name].provider = std::move(h); });
+  update([&](snapshot& s) {
+    for (auto& [domain, handles] : s.providers)
+      if (provider_of(domain) == provider_name)
+        handles.provider = h;
+    s.providers[provider_name].provider = std::move(h);
+  });
 }
 
-void directory::announce(const std::string& provider_name, limiter_actor h) {
-  update([&](snapshot& s) { s.providers[provider_name].limiter = std::move(h); });
+void directory::announce(const std::string& domain, limiter_actor h) {
+  update([&](snapshot& s) {
+    auto& entry = s.providers[domain];
+    entry.limiter = std::move(h);
+    if (auto base = provider_of(domain); base != domain)
+      if (auto it = s.providers.find(base); it != s.providers.end()) {
+        entry.provider = it->second.provider;
+        entry.breaker = it->second.breaker;
+      }
+  });
 }
 
 void directory::announce(const std::string& provider_name, breaker_actor h) {
-  update([&](snapshot& s) { s.providers[provider_name].breaker = std::move(h); });
+  update([&](snapshot& s) {
+    for (auto& [domain, handles] : s.providers)
+      if (provider_of(domain) == provider_name)
+        handles.breaker = h;
+    s.providers[provider_name].breaker = std::move(h);
+  });
 }
 
 void directory::announce(dispatcher_actor h) {

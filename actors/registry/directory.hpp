@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace squad {
 
@@ -43,8 +44,11 @@ public:
     supervisor_actor personas_supervisor; ///< restarts of personas are followed here
     /// The persona `id`, or null (unknown, or not started yet).
     persona_actor persona(std::string_view id) const;
-    /// Provider `name`'s handles, or null (unknown, or not started yet).
+    /// Provider `name`'s handles, or null (unknown, or not started yet). `name` may be a model's own limits
+    /// domain ("provider/model"): then its limiter, with its provider's provider actor and breaker.
     const provider_handles* provider(std::string_view name) const;
+    /// Every limiter of provider `name`: its own and those of its models with their own limits.
+    std::vector<limiter_actor> limiters_of(std::string_view name) const;
   };
 
   directory();
@@ -56,7 +60,8 @@ public:
 
   void announce(const std::string& persona_id, persona_actor h);
   void announce(const std::string& provider_name, provider_actor h);
-  void announce(const std::string& provider_name, limiter_actor h);
+  /// `domain`: a provider's name, or a model's own limits domain "provider/model".
+  void announce(const std::string& domain, limiter_actor h);
   void announce(const std::string& provider_name, breaker_actor h);
   void announce(dispatcher_actor h);
   /// `role` is "runs" or "personas".

@@ -73,6 +73,16 @@ template <class F> void with_sub(const YAML::Node& map, const std::string& path,
   }
 }
 
+// `limits` (a provider's, or a model's over a copy of its provider's) with its `throttle`.
+void read_limits(yaml_reader& r, const YAML::Node& n, const std::string& sp, limits_config& out) {
+  if (!r.is_map(n, sp))
+    return;
+  r.check_keys(n, sp, keys_of(detail::limits_sections(), detail::limits_fields()));
+  read_fields(r, n, sp, detail::limits_fields(), out);
+  with_sub(n, sp, "throttle",
+           [&](auto& tn, auto& tp) { read_section(r, tn, tp, detail::throttle_fields(), out.throttle); });
+}
+
 provider_config read_provider(yaml_reader& r, const std::string& name, const YAML::Node& node,
                               const std::string& path) {
   provider_config p;
@@ -83,14 +93,7 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
                keys_of(detail::provider_sections(), detail::provider_fields(), detail::provider_http_fields()));
   read_fields(r, node, path, detail::provider_fields(), p);
   read_fields(r, node, path, detail::provider_http_fields(), p.http);
-  with_sub(node, path, "limits", [&](auto& n, auto& sp) {
-    if (!r.is_map(n, sp))
-      return;
-    r.check_keys(n, sp, keys_of(detail::limits_sections(), detail::limits_fields()));
-    read_fields(r, n, sp, detail::limits_fields(), p.limits);
-    with_sub(n, sp, "throttle",
-             [&](auto& tn, auto& tp) { read_section(r, tn, tp, detail::throttle_fields(), p.limits.throttle); });
-  });
+  with_sub(node, path, "limits", [&](auto& n, auto& sp) { read_limits(r, n, sp, p.limits); });
   with_sub(node, path, "timeouts",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::timeouts_fields(), p.http); });
   with_sub(node, path, "breaker",
@@ -103,7 +106,12 @@ provider_config read_provider(yaml_reader& r, const std::string& name, const YAM
     for (auto& [model, value] : r.entries(n, sp)) {
       model_config m;
       m.name = model;
-      read_section(r, value, join(sp, model), detail::model_fields(), m);
+      auto mp = join(sp, model);
+      if (r.is_map(value, mp)) {
+        r.check_keys(value, mp, keys_of(detail::model_sections(), detail::model_fields()));
+        read_fields(r, value, mp, detail::model_fields(), m);
+        with_sub(value, mp, "limits", [&](auto& ln, auto& lp) { read_limits(r, ln, lp, m.limits.emplace(p.limits)); });
+      }
       p.models.push_back(std::move(m));
     }
   });

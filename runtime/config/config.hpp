@@ -58,6 +58,9 @@ struct model_config {
   std::string tier = "worker"; ///< worker | boss
   double input_price = 0;      ///< USD per 1M prompt tokens, for strategy: cost (0: free or not said)
   double output_price = 0;     ///< USD per 1M completion tokens
+  /// `models.<m>.limits`: this model's own limits (most providers limit each model apart), its unset keys those
+  /// of the provider's `limits`. Without it the model shares the provider's limits with its other such models.
+  std::optional<limits_config> limits{};
 };
 
 /// Behaviour of a `kind: sim` provider (ignored by other kinds).

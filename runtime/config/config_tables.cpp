@@ -282,6 +282,12 @@ const table<model_config>& model_fields() {
   return t;
 }
 
+const std::vector<sub_section>& model_sections() {
+  static const std::vector<sub_section> s{
+      {"limits", "this model's own limits (keys as the provider's limits, which it inherits where unset)"}};
+  return s;
+}
+
 const table<persona_override>& persona_fields() {
   using o = persona_override;
   static const table<o> t{
@@ -415,7 +421,8 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "providers.<name>.breaker", breaker_fields());
   describe(out, "providers.<name>.retry", retry_fields());
   describe(out, "providers.<name>.sim", sim_fields());
-  describe(out, "providers.<name>.models.<name>", model_fields());
+  describe(out, "providers.<name>.models.<name>", model_fields(), model_sections());
+  describe(out, "providers.<name>.models.<name>.limits", limits_fields(), limits_sections());
   describe(out, "personas.<id>", persona_fields());
   describe(out, "supervision", supervision_fields());
   describe(out, "runtime", runtime_fields(), runtime_sections());

@@ -79,6 +79,7 @@ const table<breaker_config>& breaker_fields();           ///< providers.<name>.b
 const table<retry_config>& retry_fields();               ///< providers.<name>.retry
 const table<sim_config>& sim_fields();                   ///< providers.<name>.sim
 const table<model_config>& model_fields();               ///< providers.<name>.models.<name>
+const std::vector<sub_section>& model_sections();        ///< limits
 const table<persona_override>& persona_fields();         ///< personas.<id>
 const table<supervision_config>& supervision_fields();   ///< supervision
 const table<runtime_config>& runtime_fields();           ///< runtime

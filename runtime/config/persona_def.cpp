@@ -83,11 +83,15 @@ personas_load_result parse_persona(const std::string& yaml_text, const std::stri
   return parse_persona_file(yaml_text, origin, nullptr);
 }
 
+chain_target make_target(const provider_config& p, const model_config& m) {
+  return {p.name, m.name, m.id, m.tier, m.input_price, m.output_price, m.limits ? limits_domain(p.name, m.name) : ""};
+}
+
 std::vector<chain_target> resolve_chain(const std::vector<std::string>& chain, const config& cfg,
                                         const std::string& path, std::vector<config_problem>& problems) {
   std::vector<chain_target> out;
   auto add = [&out](const provider_config& p, const model_config& m) {
-    chain_target t{p.name, m.name, m.id, m.tier, m.input_price, m.output_price};
+    auto t = make_target(p, m);
     if (std::find(out.begin(), out.end(), t) == out.end())
       out.push_back(std::move(t));
   };

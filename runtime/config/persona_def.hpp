@@ -14,8 +14,19 @@ struct chain_target {
   std::string tier;        ///< worker | boss
   double input_price = 0;  ///< USD per 1M prompt tokens (models.<m>.input_price; 0: free or not said)
   double output_price = 0; ///< USD per 1M completion tokens
+  /// Whose limits admit a call to it: "provider/model" for a model with its own `limits`; empty: the provider's.
+  std::string limits{};
+  /// The key of its limiter (the directory's and the dispatcher's queues): `limits`, or the provider's name.
+  const std::string& domain() const { return limits.empty() ? provider : limits; }
   friend bool operator==(const chain_target&, const chain_target&) = default;
 };
+
+/// The target for `m` of `p` (its limits domain set).
+chain_target make_target(const provider_config& p, const model_config& m);
+/// The name of model `m`'s own limits domain, "provider/model".
+inline std::string limits_domain(const std::string& provider, const std::string& model) {
+  return provider + "/" + model;
+}
 
 struct persona_def {
   std::string id;   ///< equals the file name without .yaml; [a-z0-9-]+

@@ -135,6 +135,10 @@ void check_provider(const provider_config& pr, std::set<std::string>& names, pro
     if (!model_names.insert(m.name).second)
       p.add(mpath, "duplicate model name");
     check_fields(detail::model_fields(), m, mpath, p.out);
+    if (m.limits) {
+      check_fields(detail::limits_fields(), *m.limits, mpath + ".limits", p.out);
+      check_fields(detail::throttle_fields(), m.limits->throttle, mpath + ".limits.throttle", p.out);
+    }
   }
 }
 

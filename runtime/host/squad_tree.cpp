@@ -143,6 +143,18 @@ squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
                            dir->announce(p.name, h);
                            return caf::actor_cast<caf::actor>(h);
                          }});
+    for (auto& m : p.models) // a model with its own limits has its own limiter, named by its domain
+      if (m.limits) {
+        auto q = p;
+        q.name = limits_domain(p.name, m.name);
+        q.limits = *m.limits;
+        providers.push_back(
+            {p.name + ":" + m.name + ":limiter", restart_kind::permanent, [q, dir](caf::local_actor* parent) {
+               auto h = spawn_limiter(parent, q, true, dir);
+               dir->announce(q.name, h);
+               return caf::actor_cast<caf::actor>(h);
+             }});
+      }
     providers.push_back({p.name + ":breaker", restart_kind::permanent, [p, dir](caf::local_actor* parent) {
                            auto h = spawn_breaker(parent, p, dir);
                            dir->announce(p.name, h);
@@ -204,6 +216,9 @@ bool await_tree(const squad_tree& tree, const loaded_squad& squad, millis timeou
       auto* h = s->provider(p.name);
       if (!h || !h->provider || !h->limiter || !h->breaker)
         return false;
+      for (auto& m : p.models)
+        if (auto* d = s->provider(limits_domain(p.name, m.name)); m.limits && (!d || !d->limiter || !d->provider))
+          return false;
     }
     return true;
   };

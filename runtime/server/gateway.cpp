@@ -39,8 +39,12 @@ const refusal_counters& refusals() {
 
 std::vector<std::string> provider_names(const config& cfg) {
   std::vector<std::string> names;
-  for (auto& p : cfg.providers)
+  for (auto& p : cfg.providers) {
     names.push_back(p.name);
+    for (auto& m : p.models) // a model with its own limits: its limiter's gauges carry provider="provider/model"
+      if (m.limits)
+        names.push_back(limits_domain(p.name, m.name));
+  }
   return names;
 }
 
@@ -77,7 +81,7 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const l
     for (auto& md : p.models) {
       api_model m;
       m.name = p.name + "/" + md.name;
-      m.chain = {chain_target{p.name, md.name, md.id, md.tier}};
+      m.chain = {make_target(p, md)};
       m.kind = "model";
       models_[m.name] = m;
     }

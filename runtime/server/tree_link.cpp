@@ -38,7 +38,8 @@ std::vector<std::string> stats_paths(const std::vector<std::string>& providers) 
   std::vector<std::string> paths{"dispatcher"};
   for (auto& p : providers) {
     paths.push_back("providers/" + p + ":limiter");
-    paths.push_back("providers/" + p + ":breaker");
+    if (p.find('/') == std::string::npos) // a model's limits domain shares its provider's breaker
+      paths.push_back("providers/" + p + ":breaker");
   }
   return paths;
 }

@@ -106,7 +106,12 @@ std::vector<section_case> every_section() {
   out.push_back({"providers.p.breaker", {"providers", "p", "breaker"}, keys_with_values(breaker_fields())});
   out.push_back({"providers.p.retry", {"providers", "p", "retry"}, keys_with_values(retry_fields())});
   out.push_back({"providers.p.sim", {"providers", "p", "sim"}, keys_with_values(sim_fields())});
-  out.push_back({"providers.p.models.m", {"providers", "p", "models", "m"}, keys_with_values(model_fields())});
+  auto model = keys_with_values(model_fields());
+  add(model, model_sections());
+  out.push_back({"providers.p.models.m", {"providers", "p", "models", "m"}, model});
+  auto model_limits = keys_with_values(limits_fields());
+  add(model_limits, limits_sections());
+  out.push_back({"providers.p.models.m.limits", {"providers", "p", "models", "m", "limits"}, model_limits});
   out.push_back({"personas.pm", {"personas", "pm"}, keys_with_values(persona_fields())});
   out.push_back({"supervision", {"supervision"}, keys_with_values(supervision_fields())});
   auto runtime = keys_with_values(runtime_fields());

@@ -153,6 +153,40 @@ providers:
   CHECK(fake.sim.max_tokens == 50);
 }
 
+TEST_CASE("a model's own limits inherit the provider's limits where unset", "[config][limits]") {
+  auto r = load_config_text(R"(
+providers:
+  groq:
+    kind: sim
+    limits: {requests: 30, per: 60s, burst: 2, concurrency: 3, per_day: 1000, throttle: {after: 5}}
+    models:
+      shared: {id: s}
+      big: {id: b, limits: {requests: 6, per_day: 100, throttle: {quiet: 5m}}}
+)");
+  REQUIRE(r.problems.empty());
+  auto& p = r.cfg->providers.at(0);
+  CHECK_FALSE(p.models.at(0).limits); // shares the provider's limits
+  REQUIRE(p.models.at(1).limits);
+  auto& l = *p.models.at(1).limits;
+  CHECK(l.requests == 6);
+  CHECK(l.per_day == 100);
+  CHECK(l.per == 60s);          // inherited
+  CHECK(l.burst == 2);          // inherited
+  CHECK(l.concurrency == 3);    // inherited
+  CHECK(l.throttle.after == 5); // inherited inside the throttle too
+  CHECK(l.throttle.quiet == 5min);
+  CHECK(p.limits.requests == 30); // the provider's own are untouched
+}
+
+TEST_CASE("a model's limits are checked like a provider's", "[config][limits]") {
+  auto head = std::string{"providers:\n  p:\n    kind: sim\n    models:\n      m1: {id: x, limits: "};
+  CHECK(problems_of(head + "{requests: 0}}\n") ==
+        std::vector<std::string>{"providers.p.models.m1.limits.requests: must be > 0"});
+  CHECK(problems_of(head + "{rpm: 3}}\n") == std::vector<std::string>{"providers.p.models.m1.limits.rpm: unknown key"});
+  CHECK(problems_of("providers:\n  p:\n    kind: sim\n    models:\n      m1: {id: x, limit: {}}\n") ==
+        std::vector<std::string>{"providers.p.models.m1.limit: unknown key"});
+}
+
 TEST_CASE("bad configs report exactly the expected problems", "[config]") {
   // Table: one mistake per row, and the full problem list it must produce (no cascades, no silence).
   ::unsetenv("SQUAD_TEST_UNSET_VAR");
