@@ -172,15 +172,15 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
       }
       // Outside a run, a call is refused (shed) only when its own chain cannot serve it within its class's
       // tolerable wait, counted from its arrival; the refusal says when the earliest slot is (Retry-After).
-      // Judged at each routing until the call first goes upstream: at arrival (answered in milliseconds), and
-      // again when a queued call was pushed back (later arrivals of a higher class go first) past its wait.
+      // Judged once, at its arrival (answered in milliseconds): a call accepted is served, even when higher
+      // classes arriving later push it back past that wait (refusing it then would waste the wait it spent).
       auto& req = c->second.req;
       auto tolerable = self->state.opts.tolerable_wait[cls];
       auto best = *pick.best, pref = *pick.preferred, chosen = *pick.chosen;
       auto best_wait = g->answers[best].wait_ms;
       auto now = self->clock().now();
       auto waited = ms_between(c->second.started, now);
-      if (req.run_id.empty() && cls > 0 && c->second.sent == 0) {
+      if (req.run_id.empty() && cls > 0 && c->second.sent == 0 && !c->second.accepted) {
         // The estimate counts the calls queued now; higher classes still arriving will go first too. Their rate
         // over the last whole seconds stretches it (a sustained overload: the call is refused now, not when its
         // wait runs out; a one-off burst is in the queue already and stretches nothing).
@@ -207,6 +207,7 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
                      std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
           return shed_waiting(self, c, std::move(why), forecast);
         }
+        c->second.accepted = true;
       }
       auto horizon = self->state.opts.bind_horizon.count();
       auto deadline = c->second.started + millis{req.timeout_ms};

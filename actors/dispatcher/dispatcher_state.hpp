@@ -39,6 +39,7 @@ struct pending_call {
   bool resting = false;        // waiting for its walker's (retry) timer: a breaker that opens may end the wait early
   std::uint64_t rest_seq = 0;  // that timer's number (one of an earlier rest is ignored)
   std::int64_t reopen_ms = -1; // the soonest probe of an open breaker it did not wait for (Retry-After), -1: none
+  bool accepted = false;       // judged servable within its class's tolerable wait at arrival: never shed after
 };
 
 struct dispatcher_state {

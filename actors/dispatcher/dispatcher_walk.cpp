@@ -175,7 +175,7 @@ void step(dispatcher_self self, std::uint64_t id) {
     auto wait_ms = ms_between(now, d.until);
     auto cls = class_of(c.req);
     auto tolerable = opts.tolerable_wait[cls];
-    if (c.req.run_id.empty() && cls > 0 && c.sent == 0 &&
+    if (c.req.run_id.empty() && cls > 0 && c.sent == 0 && !c.accepted &&
         past_tolerable_wait(ms_between(c.started, now), wait_ms, tolerable)) { // no longer than its class tolerates
       auto why = "P" + std::to_string(cls) + ": no target of its chain is ready for another " +
                  std::to_string(wait_ms) + "ms, past the " + std::to_string(tolerable.count()) + "ms a P" +
@@ -290,7 +290,8 @@ void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::in
   auto provider = t.domain(); // whose limiter admits it
   auto queue_wait = std::max<std::int64_t>(0, std::min(remaining, self->state.opts.queue_wait).count());
   auto tolerable = self->state.opts.tolerable_wait[class_of(c.req)];
-  if (c.req.run_id.empty() && c.sent == 0 && tolerable != millis::max()) // queued no longer than its class waits
+  // Not yet accepted (no estimate judged it): queued no longer than its class waits, then judged again.
+  if (c.req.run_id.empty() && c.sent == 0 && !c.accepted && tolerable != millis::max())
     queue_wait = std::max<std::int64_t>(
         0, std::min(queue_wait, std::chrono::duration_cast<millis>(c.started + tolerable - now).count()));
   if (expected_wait_ms >= 0) // routed on an estimate: if it proves twice too hopeful (at least +1s), route again
