@@ -132,7 +132,7 @@ template <class I> typename I::result_type inspect(I& f, provider_call& x) {
 }
 template <class I> typename I::result_type inspect(I& f, limit_grant& x) {
   return f(caf::meta::type_name("limit_grant"), x.granted, x.permit, x.wait_ms, x.waited_ms, x.rule, x.breaker,
-           x.slot_ms, x.ticket);
+           x.slot_ms, x.ticket, x.sure_slot_ms);
 }
 template <class I> typename I::result_type inspect(I& f, budget_grant& x) {
   return f(caf::meta::type_name("budget_grant"), x.granted, x.id, x.action, x.reason, x.pressure, x.max_tokens,

@@ -96,6 +96,9 @@ struct limit_grant {
   std::uint8_t breaker = 0;   ///< the provider's breaker phase as last told (0 closed, 1 open, 2 half_open)
   std::int64_t slot_ms = 0;   ///< query: what one more call ahead adds to the wait, at the effective rate
   std::uint64_t ticket = 0;   ///< admit granted: the breaker ticket (its generation + 1) the call reports with
+  /// query: slot_ms from what is known for sure, the rate and a measured hold time (the prior left out): what a
+  /// refusal may count on (a call is not refused on a hold time no reply has shown)
+  std::int64_t sure_slot_ms = 0;
 };
 
 /// A budget allocator's answer for one call.

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 namespace squad::dispatch {
 
@@ -185,26 +186,39 @@ void route(dispatcher_self self, std::uint64_t id, std::vector<std::size_t> read
         // over the last whole seconds stretches it (a sustained overload: the call is refused now, not when its
         // wait runs out; a one-off burst is in the queue already and stretches nothing).
         // Over the whole chain: the higher classes arriving at its usable targets against their capacity.
+        // The calls ahead of it anywhere on its chain (queued or parked, of its class or higher) count too:
+        // parked calls bind to whichever target frees first, so a target that looks free now fills before it.
         double ahead_rate = 0, capacity = 0;
+        std::int64_t ahead = 0;
+        std::set<std::string> counted;
         for (std::size_t k = 0; k < g->targets.size(); ++k) {
           auto& a = g->answers[k];
+          auto slot = std::max(a.sure_slot_ms, std::int64_t{1}); // not a hold time no reply has shown yet
           if (a.wait_ms < 0 || a.breaker == open || a.slot_ms <= 0)
             continue;
-          ahead_rate += self->state.arrivals[req.chain[g->targets[k]].domain()].rate_above(cls, now);
-          capacity += 1000.0 / static_cast<double>(a.slot_ms);
+          auto domain = req.chain[g->targets[k]].domain();
+          ahead_rate += self->state.arrivals[domain].rate_above(cls, now);
+          capacity += 1000.0 / static_cast<double>(slot);
+          if (counted.insert(domain).second)
+            ahead += queued_ahead(self, domain, cls, true);
         }
-        auto forecast =
-            capacity > 0 ? arrival_rates::forecast_wait(best_wait, ahead_rate, 1000.0 / capacity) : best_wait;
+        auto drain = capacity > 0 ? static_cast<std::int64_t>(static_cast<double>(ahead) * 1000.0 / capacity) : 0;
+        auto base = std::max(best_wait, drain);
+        auto forecast = capacity > 0 ? arrival_rates::forecast_wait(base, ahead_rate, 1000.0 / capacity) : base;
         if (past_tolerable_wait(waited, forecast, tolerable)) {
           char rate[64];
           std::snprintf(rate, sizeof rate, "%.1f", ahead_rate);
-          auto why = "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) +
-                     "ms (" + target_name(req.chain[g->targets[best]]) + ")" +
-                     (forecast != best_wait
-                          ? ", ~" + std::to_string(forecast) + "ms with higher classes arriving at " + rate + "/s"
-                          : std::string{}) +
-                     (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
-                     std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
+          char drained[96];
+          std::snprintf(drained, sizeof drained, ", ~%lldms for the %lld calls ahead of it at %.1f/s",
+                        static_cast<long long>(drain), static_cast<long long>(ahead), capacity);
+          auto why =
+              "P" + std::to_string(cls) + ": its chain's earliest slot is in ~" + std::to_string(best_wait) + "ms (" +
+              target_name(req.chain[g->targets[best]]) + ")" +
+              (drain > best_wait ? std::string{drained} : std::string{}) +
+              (forecast != base ? ", ~" + std::to_string(forecast) + "ms with higher classes arriving at " + rate + "/s"
+                                : std::string{}) +
+              (waited > 0 ? " after " + std::to_string(waited) + "ms waiting" : std::string{}) + ", past the " +
+              std::to_string(tolerable.count()) + "ms a P" + std::to_string(cls) + " call waits";
           return shed_waiting(self, c, std::move(why), forecast);
         }
         c->second.accepted = true;

@@ -160,6 +160,8 @@ limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead,
   g.slot_ms = static_cast<std::int64_t>(1000.0 / std::max(1e-9, st.limiter->effective_rate_per_s()));
   // Concurrency bounds throughput too: `concurrency` calls per mean hold time.
   auto conc = std::max<std::int64_t>(1, st.limiter->concurrency_now());
+  auto measured_ms = std::chrono::duration<double, std::milli>(st.limiter->mean_hold()).count();
+  g.sure_slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(measured_ms / static_cast<double>(conc)));
   auto hold_ms = std::chrono::duration<double, std::milli>(st.limiter->expected_hold()).count();
   if (hold_ms > 0) {
     g.slot_ms = std::max(g.slot_ms, static_cast<std::int64_t>(hold_ms / static_cast<double>(conc)));
