@@ -345,9 +345,16 @@ describe('deploy/squad.yaml', () => {
       const url = (p) => `http://127.0.0.1:${port}${p}`;
       assert.match(squad.output(), /\(auth: keys, /);
       assert.equal((await fetch(url('/metrics'))).status, 401, '/metrics needs a key');
-      const ok = await fetch(url('/metrics'), { headers: { authorization: `Bearer ${metricsKey}` } });
-      assert.equal(ok.status, 200);
-      assert.match(await ok.text(), /^squad_limiter_window_cap\{provider="sim-steady"\} 10$/m);
+      // The limiters report their gauges once they have started, just after the server listens: poll.
+      const deadline = Date.now() + 15000;
+      for (;;) {
+        const ok = await fetch(url('/metrics'), { headers: { authorization: `Bearer ${metricsKey}` } });
+        assert.equal(ok.status, 200);
+        const text = await ok.text();
+        if (/^squad_limiter_window_cap\{provider="sim-steady"\} 10$/m.test(text)) break;
+        assert.ok(Date.now() < deadline, `no window cap of sim-steady in /metrics within 15 s:\n${text}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
       assert.equal((await fetch(url('/healthz'))).status, 200);
       assert.equal((await fetch(url('/readyz'))).status, 200);
       // SIGHUP (ExecReload): the process lives on and says whether the file is valid.

@@ -95,13 +95,19 @@ libs=$(inside ldd /usr/local/bin/squad) || fail "ldd in the image: $libs"
 get() { # get PATH [HEADER]: the raw HTTP answer, over bash's /dev/tcp inside the container
   inside bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 && printf "GET %s HTTP/1.1\r\nHost: x\r\n%bConnection: close\r\n\r\n" "$0" "$1" >&3 && cat <&3' "$1" "${2:-}"
 }
-get /healthz | head -1 | grep -q ' 200 ' || fail "/healthz: $(get /healthz | head -1)"
-get /readyz | head -1 | grep -q ' 200 ' || fail "/readyz: $(get /readyz | head -1)"
-get /metrics | head -1 | grep -q ' 401 ' || fail "/metrics without its key: $(get /metrics | head -1)"
-get /metrics "Authorization: Bearer $key\r\n" | grep -q '^squad_limiter_window_cap{provider="sim-steady"} 10' ||
-  fail "/metrics with its key: $(get /metrics "Authorization: Bearer $key\r\n" | head -3)"
+status() { local a; a=$(get "$@") && echo "${a%%$'\r'*}"; } # the status line
+[[ $(status /healthz) == *' 200 '* ]] || fail "/healthz: $(status /healthz)"
+[[ $(status /readyz) == *' 200 '* ]] || fail "/readyz: $(status /readyz)"
+[[ $(status /metrics) == *' 401 '* ]] || fail "/metrics without its key: $(status /metrics)"
+# The limiters report their gauges once they have started, just after the server listens.
+deadline=$((SECONDS + 15))
+until [[ $(get /metrics "Authorization: Bearer $key\r\n") == *$'\nsquad_limiter_window_cap{provider="sim-steady"} 10\n'* ]]; do
+  ((SECONDS < deadline)) || fail "/metrics with its key: $(get /metrics "Authorization: Bearer $key\r\n" | head -20)"
+  sleep 0.2 # poll interval
+done
 "${podman[@]}" stop -t 45 "$name" >"$work/stop.log" 2>&1 || fail "podman stop: $(cat "$work/stop.log")"
 code=$("${podman[@]}" inspect --format '{{.State.ExitCode}}' "$name")
 [[ $code == 0 ]] || fail "exit code $code after SIGTERM: $("${podman[@]}" logs "$name" 2>&1 | tail -20)"
-"${podman[@]}" logs "$name" 2>&1 | grep -q 'SIGTERM: draining' || fail "no drain on SIGTERM"
+logs=$("${podman[@]}" logs "$name" 2>&1)
+[[ $logs == *'SIGTERM: draining'* ]] || fail "no drain on SIGTERM: $logs"
 echo "image.sh: the image builds (final stage; build stage through configure), runs healthy as uid 10001, serves and drains"
