@@ -6,8 +6,8 @@
 # Idempotent: packages already installed are not touched; builds are incremental (ccache when present).
 # The end-to-end tests with real clients (tests/js, run by ctest) also need Node.js with npm, promtool (Debian's
 # prometheus package) and the npm packages of tests/js/package.json, installed into tests/js/node_modules; the
-# checks of deploy/ (tests/ops) need amtool (prometheus-alertmanager), systemd-analyze (systemd) and
-# tests/ops/package.json's packages.
+# checks of deploy/ (tests/ops) need amtool (prometheus-alertmanager), systemd-analyze (systemd), podman, runc
+# and debootstrap (the image test) and tests/ops/package.json's packages.
 set -euo pipefail
 
 mode=${1:-}
@@ -36,6 +36,9 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     command -v promtool >/dev/null 2>&1 || installed prometheus || missing+=(prometheus)
     command -v amtool >/dev/null 2>&1 || installed prometheus-alertmanager || missing+=(prometheus-alertmanager)
     command -v systemd-analyze >/dev/null 2>&1 || installed systemd || missing+=(systemd)
+    command -v podman >/dev/null 2>&1 || installed podman || missing+=(podman) # tests/ops/image.sh
+    command -v runc >/dev/null 2>&1 || installed runc || missing+=(runc)
+    command -v debootstrap >/dev/null 2>&1 || installed debootstrap || missing+=(debootstrap)
     command -v clang-format >/dev/null 2>&1 || installed clang-format || missing+=(clang-format) # tests/format_check.sh
     command -v python3 >/dev/null 2>&1 || installed python3 || missing+=(python3) # tests/py, bench/faults
     installed clang-14 || missing+=(clang-14)                       # tests/fuzz: libFuzzer, ASan, UBSan

@@ -10,8 +10,7 @@ import { join, posix } from 'node:path';
 import { describe, it } from 'node:test';
 import { validate as lintDockerfile } from 'dockerfile-utils';
 import { parse } from 'yaml';
-import { squadBin } from '../js/harness.mjs';
-import { deployDir, drainSeconds, have, read, readYaml, readYamlDocs, run, sourceDir, start } from './lib.mjs';
+import { deployDir, drainSeconds, need, needSquad, read, readYaml, readYamlDocs, run, sourceDir, squadBin, start } from './lib.mjs';
 
 // The Dockerfile as instructions: continuation lines joined, comments dropped.
 function instructions(text) {
@@ -74,8 +73,8 @@ describe('deploy/Dockerfile', () => {
     assert.deepEqual([...build].sort(), [...setup].sort());
   });
 
-  it("installs in its final stage the packages of every shared library the squad binary links", (t) => {
-    if (!existsSync(squadBin)) return t.skip(`no squad binary at ${squadBin}`);
+  it("installs in its final stage the packages of every shared library the squad binary links", () => {
+    needSquad();
     const runtime = new Set(final.ins.filter((i) => i.keyword === 'RUN').flatMap((i) => aptPackages(i.args)));
     // In every debian:12-slim image already (Essential, or needed by apt itself).
     const base = new Set(['libc6', 'libstdc++6', 'libgcc-s1']);
@@ -94,8 +93,8 @@ describe('deploy/Dockerfile', () => {
 
   // The build stage's sources, copied as its COPY lines do, configure with its cmake line and have its target:
   // a source directory the build needs but the stage does not copy fails here (compiling is left to the image).
-  it('configures the build stage from exactly what it copies', (t) => {
-    if (!have('cmake')) return t.skip('cmake is not installed');
+  it('configures the build stage from exactly what it copies', () => {
+    need('cmake', 'cmake');
     const dir = mkdtempSync(join(tmpdir(), 'squad-ops-image-src-'));
     try {
       const build = stages[0].ins;
@@ -330,8 +329,8 @@ describe('deploy/grafana', () => {
 describe('deploy/squad.yaml', () => {
   // The container's config, with the image's data paths pointed at this checkout: squad serve must start on it,
   // ask for the key on /metrics, answer the probes, survive a SIGHUP and drain on SIGTERM.
-  it('runs: keys guard /metrics, probes answer, SIGHUP checks the config, SIGTERM drains', async (t) => {
-    if (!existsSync(squadBin)) return t.skip(`no squad binary at ${squadBin}`);
+  it('runs: keys guard /metrics, probes answer, SIGHUP checks the config, SIGTERM drains', async () => {
+    needSquad();
     const sha = (s) => run('sha256sum', [], { input: s }).stdout.split(' ')[0];
     const metricsKey = 'ops-test-metrics-key-0123456789';
     const dir = mkdtempSync(join(tmpdir(), 'squad-ops-config-'));
@@ -346,9 +345,16 @@ describe('deploy/squad.yaml', () => {
       const url = (p) => `http://127.0.0.1:${port}${p}`;
       assert.match(squad.output(), /\(auth: keys, /);
       assert.equal((await fetch(url('/metrics'))).status, 401, '/metrics needs a key');
-      const ok = await fetch(url('/metrics'), { headers: { authorization: `Bearer ${metricsKey}` } });
-      assert.equal(ok.status, 200);
-      assert.match(await ok.text(), /^squad_limiter_window_cap\{provider="sim-steady"\} 10$/m);
+      // The limiters report their gauges once they have started, just after the server listens: poll.
+      const deadline = Date.now() + 15000;
+      for (;;) {
+        const ok = await fetch(url('/metrics'), { headers: { authorization: `Bearer ${metricsKey}` } });
+        assert.equal(ok.status, 200);
+        const text = await ok.text();
+        if (/^squad_limiter_window_cap\{provider="sim-steady"\} 10$/m.test(text)) break;
+        assert.ok(Date.now() < deadline, `no window cap of sim-steady in /metrics within 15 s:\n${text}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
       assert.equal((await fetch(url('/healthz'))).status, 200);
       assert.equal((await fetch(url('/readyz'))).status, 200);
       // SIGHUP (ExecReload): the process lives on and says whether the file is valid.
@@ -403,9 +409,9 @@ describe('deploy/systemd/squad.service', () => {
     return dir;
   };
 
-  it('passes systemd-analyze verify with no warning', (t) => {
-    if (!have('systemd-analyze')) return t.skip('systemd-analyze is not installed (Debian package systemd)');
-    if (!existsSync(squadBin)) return t.skip(`no squad binary at ${squadBin}`);
+  it('passes systemd-analyze verify with no warning', () => {
+    need('systemd-analyze', 'systemd');
+    needSquad();
     const dir = withBinary();
     try {
       const r = run('systemd-analyze', ['verify', join(dir, 'squad.service')]);
@@ -420,8 +426,8 @@ describe('deploy/systemd/squad.service', () => {
     }
   });
 
-  it("scores at most 2.0 on systemd-analyze security's exposure scale", (t) => {
-    if (!have('systemd-analyze')) return t.skip('systemd-analyze is not installed (Debian package systemd)');
+  it("scores at most 2.0 on systemd-analyze security's exposure scale", () => {
+    need('systemd-analyze', 'systemd');
     const dir = withBinary();
     try {
       const r = run('systemd-analyze', ['security', '--offline=yes', '--threshold=20', '--no-pager', join(dir, 'squad.service')]);

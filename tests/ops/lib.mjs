@@ -1,12 +1,13 @@
 // Shared helpers of the tests/ops checks: paths, YAML files, child processes and free ports.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { sourceDir } from '../js/harness.mjs';
+import { sourceDir, squadBin } from '../js/harness.mjs';
 
-export { sourceDir };
+export { sourceDir, squadBin };
 export const deployDir = join(sourceDir, 'deploy');
 export const read = (rel) => readFileSync(join(sourceDir, rel), 'utf8');
 export const readYaml = (rel) => parse(read(rel));
@@ -21,6 +22,16 @@ export function readYamlDocs(rel) {
 /** True when `cmd` is on the PATH. */
 export function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Fails (never skips) when `cmd` is missing: deploy/setup.sh deps installs every tool these checks use. */
+export function need(cmd, pkg) {
+  assert.ok(have(cmd), `${cmd} is not installed (Debian package ${pkg}; deploy/setup.sh deps installs it)`);
+}
+
+/** Fails when the squad binary under test is missing (CTest passes its build's; else set SQUAD_BIN). */
+export function needSquad() {
+  assert.ok(existsSync(squadBin), `no squad binary at ${squadBin} (set SQUAD_BIN)`);
 }
 
 /** Runs a command to its end: {code, stdout, stderr}. */

@@ -7,12 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSim } from '../js/harness.mjs';
-import { deployDir, freePort, have, readYaml, start } from './lib.mjs';
+import { deployDir, freePort, need, readYaml, start } from './lib.mjs';
 
-const available = have('prometheus');
 const ruleCount = readYaml('deploy/prometheus/rules/squad.yml').groups.flatMap((g) => g.rules).length;
 
-describe('Prometheus scraping squad serve', { skip: available ? false : 'prometheus is not installed (Debian package prometheus)' }, () => {
+describe('Prometheus scraping squad serve', () => {
   let squad;
   let prom;
   let base;
@@ -37,6 +36,7 @@ describe('Prometheus scraping squad serve', { skip: available ? false : 'prometh
   };
 
   before(async () => {
+    need('prometheus', 'prometheus');
     squad = await startSim();
     dir = mkdtempSync(join(tmpdir(), 'squad-ops-prometheus-'));
     writeFileSync(

@@ -3,7 +3,7 @@
 // labels that route it (severity: critical or warning, the receivers of deploy/alertmanager/alertmanager.yml).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { have, run, deployDir, readYaml } from './lib.mjs';
+import { need, run, deployDir, readYaml } from './lib.mjs';
 import { join } from 'node:path';
 
 const rules = readYaml('deploy/prometheus/rules/squad.yml').groups.flatMap((g) => g.rules);
@@ -20,12 +20,12 @@ describe('alert rules', () => {
     for (const c of cases) assert.ok(rules.some((r) => r.alert === c.alertname), `a test of no rule: ${c.alertname}`);
   });
 
-  it('each rule has a severity Alertmanager routes, a summary and a description', (t) => {
+  it('each rule has a severity Alertmanager routes, a summary and a description', () => {
     for (const r of rules) {
       assert.match(r.labels?.severity ?? '', /^(critical|warning)$/, r.alert);
       assert.ok(r.annotations?.summary && r.annotations?.description, r.alert);
     }
-    if (!have('amtool')) return t.skip('amtool is not installed (Debian package prometheus-alertmanager)');
+    need('amtool', 'prometheus-alertmanager');
     const config = `--config.file=${join(deployDir, 'alertmanager/alertmanager.yml')}`;
     const route = (...labels) => run('amtool', ['config', 'routes', 'test', config, ...labels]).stdout.trim();
     assert.equal(route('severity=critical', 'alertname=SquadBreakerStorm'), 'pagerduty,slack', 'critical pages and posts');
