@@ -144,6 +144,10 @@ void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::it
   auto& c = i->second;
   if (c.shared_reserved)
     self->state.shared->unreserve(c.req.budget_id);
+  // Arrival to answer (or end), waits, fallbacks and upstream included, by class: what a caller of each class sees.
+  metrics::registry::global().observe("squad_call_duration_seconds",
+                                      {{"class", to_string(static_cast<priority_class>(class_of(c.req)))}},
+                                      std::chrono::duration<double>(self->clock().now() - c.started).count());
   unpark(self, c);
   auto id = i->first;
   self->state.calls.erase(i);

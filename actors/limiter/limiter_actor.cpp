@@ -280,6 +280,8 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
                               {"queue_depth", st.queue.size()},
                               {"in_flight", l.in_flight()},
                               {"paused_ms", ms_until(now, l.paused_until())},
+                              {"day_used", l.day_used(now)},
+                              {"day_cap", l.settings().per_day},
                               {"granted", st.granted},
                               {"refused", st.refused},
                               {"throttle_changes", st.throttle_changes},

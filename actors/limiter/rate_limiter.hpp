@@ -142,6 +142,10 @@ public:
   }
 
   double factor() const { return factor_; }
+  /// Admissions in the current per_day window (0 when it is off or over).
+  std::int64_t day_used(steady_time now) const {
+    return s_.per_day > 0 && day_start_ != steady_time{} && day_start_ + std::chrono::hours{24} > now ? day_count_ : 0;
+  }
   /// The mean time a permit is held (an EWMA over releases; 0 before the first).
   std::chrono::nanoseconds mean_hold() const {
     return std::chrono::nanoseconds{static_cast<std::int64_t>(hold_ewma_ns_)};

@@ -29,6 +29,9 @@ void describe_foreign_families() {
     r.describe("squad_budget_decisions_total", kind::counter,
                "budget allocator decisions by priority class, action (call, cache, skip, shed) and reason");
     r.describe("squad_limiter_wait_seconds", kind::histogram, "time calls waited in a limiter queue");
+    r.describe("squad_call_duration_seconds", kind::histogram,
+               "time from a call's arrival at the dispatcher to its answer (waits, fallbacks and upstream included), "
+               "by priority class");
     r.describe("squad_connections_evicted_total", kind::counter,
                "connections closed because newer ones from their address came while they had not sent a first "
                "request head (server.max_client_header_reads)");
@@ -51,6 +54,8 @@ struct scrape_families {
   gauge_family cap{"squad_limiter_window_cap",
                    "calls a provider's limit window admits now (its requests limit after throttling)"};
   gauge_family paused{"squad_limiter_paused_seconds", "time left in a Retry-After pause"};
+  gauge_family day_used{"squad_limiter_day_used", "calls in a provider's current per_day window (limits.per_day)"};
+  gauge_family day_cap{"squad_limiter_day_cap", "calls a provider's per_day window admits (limits.per_day; 0: off)"};
   gauge_family breaker_state{"squad_breaker_state", "circuit breaker: 0 closed, 1 open, 2 half-open"};
   gauge_family pressure{"squad_pressure_level", "0 normal, 1 elevated, 2 critical"};
   gauge_family calls_in_flight{"squad_calls_in_flight", "calls inside the dispatcher"};
@@ -107,6 +112,8 @@ struct metrics_endpoint::provider_gauges {
   lazy_gauge occupancy{metrics::resolver(families().occupancy, of(provider))};
   lazy_gauge cap{metrics::resolver(families().cap, of(provider))};
   lazy_gauge paused{metrics::resolver(families().paused, of(provider))};
+  lazy_gauge day_used{metrics::resolver(families().day_used, of(provider))};
+  lazy_gauge day_cap{metrics::resolver(families().day_cap, of(provider))};
   lazy_gauge breaker_state{metrics::resolver(families().breaker_state, of(provider))};
   lazy_gauge breaker_opens{copied_total(families().breaker_opens, of(provider))};
 };
@@ -149,6 +156,8 @@ void apply_to(const provider_table& providers, const std::string& path, const st
       g->occupancy.get().set(j.value("window_occupancy", 0.0));
       g->cap.get().set(j.value("window_cap", 0.0));
       g->paused.get().set(j.value("paused_ms", 0.0) / 1000);
+      g->day_used.get().set(j.value("day_used", 0.0));
+      g->day_cap.get().set(j.value("day_cap", 0.0));
     } else {
       auto phase = j.value("phase", "closed");
       g->breaker_state.get().set(phase == "closed" ? 0 : phase == "open" ? 1 : 2);
