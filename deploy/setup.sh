@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Squad's one entry point for a fresh Debian 12 machine: installs what is missing, builds, then
-#   deploy/setup.sh run   builds Release and runs `squad run` on a sample task (simulated providers)
+#   deploy/setup.sh run   builds Release, installs squad on PATH, runs `squad run` on a sample task (simulated)
 #   deploy/setup.sh test  builds Debug and runs the whole test suite with ctest
 #   deploy/setup.sh deps  only installs what is missing (the test tools included)
+#   deploy/setup.sh install  builds Release and installs squad and squad-mock-provider on PATH
+#                         (SQUAD_PREFIX, default /usr/local; personas and workflows under share/squad)
 # Idempotent: packages already installed are not touched; builds are incremental (ccache when present).
 # The end-to-end tests with real clients (tests/js, run by ctest) also need Node.js with npm, promtool (Debian's
 # prometheus package) and the npm packages of tests/js/package.json, installed into tests/js/node_modules; the
@@ -83,6 +85,12 @@ build() { # build DIR TYPE [TARGET...]
   fi
 }
 
+install_squad() { # squad and squad-mock-provider on PATH; personas, workflows and squad.yaml under share/squad
+  local prefix=${SQUAD_PREFIX:-/usr/local}
+  "${sudo[@]}" cmake --install build/release --prefix "$prefix" >/dev/null
+  echo "setup: installed $prefix/bin/squad and $prefix/bin/squad-mock-provider ($("$prefix/bin/squad" --version))"
+}
+
 case "$mode" in
   deps)
     install_missing tests
@@ -90,7 +98,13 @@ case "$mode" in
   run)
     install_missing
     build build/release RelWithDebInfo squad squad-mock-provider
+    install_squad # so that the README's `squad ...` commands work from any directory afterwards
     ./build/release/runtime/app/squad run "${SQUAD_TASK:-Build a habit tracker for small teams}"
+    ;;
+  install)
+    install_missing
+    build build/release RelWithDebInfo squad squad-mock-provider
+    install_squad
     ;;
   test)
     install_missing tests
@@ -100,7 +114,7 @@ case "$mode" in
     tests/fuzz/run.sh "${SQUAD_FUZZ_SECONDS:-20}"
     ;;
   *)
-    echo "usage: deploy/setup.sh run|test|deps" >&2
+    echo "usage: deploy/setup.sh run|test|deps|install" >&2
     exit 2
     ;;
 esac

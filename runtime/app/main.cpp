@@ -1,5 +1,7 @@
-// squad: the command line. `squad run`, `squad serve`, `squad config check`, `squad key hash`, `squad version`.
+// squad: the command line. `squad run`, `squad serve`, `squad workflows`, `squad personas`, `squad config check`,
+// `squad key hash`, `squad version` (or --version). A bad command line exits 2.
 #include "actors/boss/boss.hpp"
+#include "runtime/app/listings.hpp"
 #include "runtime/app/run_recorder.hpp"
 #include "runtime/host/squad_host.hpp"
 #include "runtime/server/auth.hpp"
@@ -22,6 +24,18 @@ using namespace squad;
 namespace {
 
 constexpr const char* squad_version = "0.1.0";
+
+// config/squad.yaml in the working directory (a checkout), else the installed one (deploy/setup.sh install), whose
+// persona and workflow directories are absolute: `squad run` works from any directory.
+std::string default_config() {
+  std::string local = "config/squad.yaml";
+  std::error_code ec;
+  if (fs::exists(local, ec))
+    return local;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  auto installed = exe.parent_path().parent_path() / "share" / "squad" / "squad.yaml";
+  return !ec && fs::exists(installed, ec) ? installed.string() : local;
+}
 
 void print_problems(const std::vector<config_problem>& problems) {
   for (auto& p : problems)
@@ -67,7 +81,7 @@ int config_keys() {
 
 struct run_options {
   std::string task, workflow, out, config_file;
-  bool quiet = false;
+  bool quiet = false, force = false;
   test_hooks hooks;
 };
 
@@ -85,6 +99,11 @@ int run(const run_options& o) {
   if (!wf.workflow) {
     std::cerr << "workflow " << wf_id << ": " << wf.problems.size() << " problem(s)\n";
     print_problems(wf.problems);
+    std::string known;
+    for (auto& id : workflow_ids(cfg.workflows_dir))
+      known += (known.empty() ? "" : ", ") + id;
+    std::cerr << "workflows in " << cfg.workflows_dir << ": " << (known.empty() ? "none" : known)
+              << " (squad workflows lists them)\n";
     return 2;
   }
   run_spec spec;
@@ -97,6 +116,16 @@ int run(const run_options& o) {
   spec.supervision = cfg.supervision;
   spec.hooks = o.hooks;
   fs::path out_dir = o.out.empty() ? fs::path{"runs"} / spec.run_id : fs::path{o.out};
+  std::error_code ec;
+  if (!o.force && fs::exists(out_dir, ec) && !fs::is_empty(out_dir, ec)) {
+    // A second run's artifacts beside the first's would be mistaken for one run's.
+    std::cerr << "squad run: --out " << out_dir.string()
+              << " is not empty (an earlier run's artifacts?); name a new directory, or add --force to clear it\n";
+    return 2;
+  }
+  if (o.force && fs::exists(out_dir, ec))
+    for (auto& entry : fs::directory_iterator(out_dir, ec))
+      fs::remove_all(entry.path(), ec);
   run_recorder recorder(out_dir, o.task, wf_id, o.quiet ? nullptr : &std::cout);
 
   squad_host host{squad, problems};
@@ -278,7 +307,8 @@ int key_hash(const std::string& key_arg) {
 int main(int argc, char** argv) {
   CLI::App app{"squad: run a squad of LLM personas within every provider's rate limits"};
   app.require_subcommand(1);
-  std::string config_file = "config/squad.yaml";
+  app.set_version_flag("--version,-V", std::string{"squad "} + squad_version + " (CAF 0.17.6, C++20)");
+  std::string config_file = default_config();
 
   auto* run_cmd = app.add_subcommand("run", "run a workflow on a task and write its artifacts");
   run_options ro;
@@ -286,7 +316,8 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--workflow,-w", ro.workflow, "workflow id (default: the config's default_workflow)");
   run_cmd->add_option("--out,-o", ro.out, "artifact directory (default: runs/<run id>)");
   run_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
-  run_cmd->add_flag("--quiet,-q", ro.quiet, "no live view");
+  run_cmd->add_flag("--quiet,-q", ro.quiet, "no live view: one line with the outcome and where run.json is");
+  run_cmd->add_flag("--force", ro.force, "with --out: clear a non-empty directory first");
   run_cmd->add_option("--test-kill-persona", ro.hooks.kill_persona, "test hook: kill this persona's actor mid-run")
       ->group("");
   run_cmd->add_option("--test-crash-step", ro.hooks.crash_step, "test hook: crash this step's worker")->group("");
@@ -296,7 +327,7 @@ int main(int argc, char** argv) {
   config_cmd->require_subcommand(1);
   auto* check_cmd =
       config_cmd->add_subcommand("check", "validate a config, its personas and workflows (exit 2 on problems)");
-  std::string check_file = "config/squad.yaml";
+  std::string check_file = default_config();
   check_cmd->add_option("file", check_file, "config file")->capture_default_str();
   auto* keys_cmd = config_cmd->add_subcommand("keys", "list every config key with its default, bounds and meaning");
 
@@ -311,8 +342,17 @@ int main(int argc, char** argv) {
   std::string key_arg;
   hash_cmd->add_option("key", key_arg, "the key (prefer standard input: arguments land in shell history)");
   app.add_subcommand("version", "print the version");
+  auto* workflows_cmd = app.add_subcommand("workflows", "list the workflows of a config");
+  workflows_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
+  auto* personas_cmd = app.add_subcommand("personas", "list the personas of a config, their class and chain");
+  personas_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" that exit 0; every bad command line exits 2 (CLI11's own codes vary).
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   try {
     if (run_cmd->parsed()) {
       ro.config_file = config_file;
@@ -326,6 +366,10 @@ int main(int argc, char** argv) {
       return serve(config_file, listen);
     if (hash_cmd->parsed())
       return key_hash(key_arg);
+    if (workflows_cmd->parsed())
+      return list_workflows(config_file);
+    if (personas_cmd->parsed())
+      return list_personas(config_file);
     std::cout << "squad " << squad_version << " (CAF 0.17.6, C++20)\n";
     return 0;
   } catch (const std::exception& e) {

@@ -17,9 +17,9 @@ std::string seconds(std::int64_t ms) {
   return buf;
 }
 
+// `s` in a column `n` wide; a longer `s` still gets one space before the next column (never run together).
 std::string pad(std::string s, std::size_t n) {
-  if (s.size() < n)
-    s.append(n - s.size(), ' ');
+  s.append(s.size() < n ? n - s.size() : 1, ' ');
   return s;
 }
 
@@ -196,6 +196,9 @@ int run_recorder::finish() {
       << calls_ << " upstream attempts, " << tokens_ << " tokens; " << artifacts_.size()
       << " artifacts and run.json in " << out_dir_.string() << "\n";
     t.flush();
+  } else { // quiet: no live view, but where the run went and how it ended
+    std::cout << "run " << run_id_ << " " << status_ << (reason_.empty() ? "" : " (" + reason_ + ")") << " in "
+              << seconds(elapsed_ms_) << ": " << (out_dir_ / "run.json").string() << "\n";
   }
   return status_ == "completed" ? 0 : 1;
 }

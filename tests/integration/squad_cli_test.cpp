@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <sys/wait.h>
 
 namespace fs = std::filesystem;
@@ -204,6 +205,93 @@ TEST_CASE("bad command lines and missing inputs fail with a clear message") {
   auto v = run_squad("version");
   CHECK(v.status == 0);
   CHECK_THAT(v.out, Catch::Contains("squad "));
+}
+
+TEST_CASE("every bad command line exits 2; --help and --version exit 0", "[cli][usage]") {
+  // CLI11's own codes (106, 109, 114, ...) are not what the README promises.
+  for (const char* args : {"", "run", "run 'x' --no-such-flag", "no-such-command", "run 'x' --out", "serve --listen",
+                           "config", "key", "run 'x' 'y'"}) {
+    INFO(args);
+    CHECK(run_squad(args).status == 2);
+  }
+  CHECK(run_squad("--help").status == 0);
+  CHECK(run_squad("run --help").status == 0);
+  auto v = run_squad("--version");
+  CHECK(v.status == 0);
+  CHECK_THAT(v.out, Catch::StartsWith("squad 0."));
+}
+
+TEST_CASE("squad workflows and squad personas list what the config holds, in aligned columns", "[cli][usage]") {
+  auto wf = run_squad("workflows");
+  REQUIRE(wf.status == 0);
+  CHECK_THAT(wf.out, Catch::Contains("greenfield (default)") && Catch::Contains("quick") && Catch::Contains("review"));
+  auto p = run_squad("personas");
+  REQUIRE(p.status == 0);
+  // Every row's second column starts where the header's does.
+  std::istringstream lines(p.out);
+  std::string header, line;
+  std::getline(lines, header);
+  auto col = header.find("CLASS");
+  REQUIRE(col != std::string::npos);
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    INFO(line);
+    CHECK(line.compare(col, 1, "P") == 0);
+    CHECK(line[col - 1] == ' ');
+    ++rows;
+  }
+  CHECK(rows >= 8);
+  // An unknown workflow's error names the real ones.
+  auto bad = run_squad("run 'x' --workflow nope --out /tmp/squad-never-written");
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.out, Catch::Contains("greenfield, quick, review"));
+}
+
+TEST_CASE("--out refuses a non-empty directory unless --force, and -q prints the outcome and where it went",
+          "[cli][usage]") {
+  temp_dir dir;
+  fs::create_directories(dir.path);
+  std::ofstream(dir.path / "stale.md") << "an earlier run's artifact\n";
+  auto refused = run_squad("run 'x' -q -w quick --out '" + dir.path.string() + "'");
+  CHECK(refused.status == 2);
+  CHECK_THAT(refused.out, Catch::Contains("not empty") && Catch::Contains("--force"));
+  CHECK(fs::exists(dir.path / "stale.md"));
+  auto forced = run_squad("run 'x' -q -w quick --force --out '" + dir.path.string() + "'");
+  INFO(forced.out);
+  REQUIRE(forced.status == 0);
+  CHECK_FALSE(fs::exists(dir.path / "stale.md"));
+  CHECK(fs::exists(dir.path / "run.json"));
+  CHECK_THAT(forced.out, Catch::Contains("completed") && Catch::Contains((dir.path / "run.json").string()));
+}
+
+TEST_CASE("an installed squad runs from any directory with the installed personas and workflows", "[cli][install]") {
+  temp_dir prefix, elsewhere;
+  fs::create_directories(elsewhere.path);
+  auto install = "cmake --install '" SQUAD_BUILD_DIR "' --prefix '" + prefix.path.string() + "' >/dev/null 2>&1";
+  REQUIRE(std::system(install.c_str()) == 0);
+  auto bin = prefix.path / "bin" / "squad";
+  REQUIRE(fs::exists(bin));
+  CHECK(fs::exists(prefix.path / "bin" / "squad-mock-provider"));
+  auto shell = [&](const std::string& args) {
+    auto cmd = "cd '" + elsewhere.path.string() + "' && '" + bin.string() + "' " + args + " 2>&1";
+    result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    std::array<char, 4096> buf;
+    while (auto n = fread(buf.data(), 1, buf.size(), p))
+      r.out.append(buf.data(), n);
+    auto st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+  };
+  auto wf = shell("workflows");
+  INFO(wf.out);
+  CHECK(wf.status == 0);
+  CHECK_THAT(wf.out, Catch::Contains("greenfield"));
+  auto run = shell("run 'Build a habit tracker' -q -w quick");
+  INFO(run.out);
+  CHECK(run.status == 0);
+  CHECK(fs::exists(elsewhere.path / "runs")); // the run's artifacts go to the working directory
 }
 
 namespace {
