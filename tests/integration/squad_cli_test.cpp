@@ -24,9 +24,9 @@ struct result {
   std::string out; // stdout and stderr together
 };
 
-// Runs `args` through the shell from the source directory.
-result run_squad(const std::string& args) {
-  auto cmd = "cd '" SQUAD_SOURCE_DIR "' && '" SQUAD_BIN "' " + args + " 2>&1";
+// Runs `bin args` through the shell from `dir`.
+result run_in(const std::string& dir, const std::string& bin, const std::string& args) {
+  auto cmd = "cd '" + dir + "' && '" + bin + "' " + args + " 2>&1";
   result r;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p);
@@ -36,6 +36,11 @@ result run_squad(const std::string& args) {
   auto st = pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+
+// Runs `args` through the shell from the source directory.
+result run_squad(const std::string& args) {
+  return run_in(SQUAD_SOURCE_DIR, SQUAD_BIN, args);
 }
 
 struct temp_dir {
@@ -272,18 +277,7 @@ TEST_CASE("an installed squad runs from any directory with the installed persona
   auto bin = prefix.path / "bin" / "squad";
   REQUIRE(fs::exists(bin));
   CHECK(fs::exists(prefix.path / "bin" / "squad-mock-provider"));
-  auto shell = [&](const std::string& args) {
-    auto cmd = "cd '" + elsewhere.path.string() + "' && '" + bin.string() + "' " + args + " 2>&1";
-    result r;
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    std::array<char, 4096> buf;
-    while (auto n = fread(buf.data(), 1, buf.size(), p))
-      r.out.append(buf.data(), n);
-    auto st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-  };
+  auto shell = [&](const std::string& args) { return run_in(elsewhere.path.string(), bin.string(), args); };
   auto wf = shell("workflows");
   INFO(wf.out);
   CHECK(wf.status == 0);
