@@ -117,6 +117,38 @@ std::shared_ptr<responder> metered(std::shared_ptr<responder> inner, route r, st
                                              std::move(request_id));
 }
 
+namespace {
+
+class header_responder final : public responder {
+public:
+  header_responder(std::shared_ptr<responder> inner, header_list extra)
+      : inner_(std::move(inner)), extra_(std::move(extra)) {}
+  void reply(int status, header_list headers, std::string body) override {
+    headers.insert(headers.end(), extra_.begin(), extra_.end());
+    inner_->reply(status, std::move(headers), std::move(body));
+  }
+  void start_stream(int status, header_list headers) override {
+    headers.insert(headers.end(), extra_.begin(), extra_.end());
+    inner_->start_stream(status, std::move(headers));
+  }
+  void write(std::string piece) override { inner_->write(std::move(piece)); }
+  void end() override { inner_->end(); }
+  bool gone() const override { return inner_->gone(); }
+  bool hung_up() const override { return inner_->hung_up(); }
+
+private:
+  std::shared_ptr<responder> inner_;
+  header_list extra_;
+};
+
+} // namespace
+
+std::shared_ptr<responder> with_headers(std::shared_ptr<responder> inner, header_list extra) {
+  if (extra.empty())
+    return inner;
+  return std::make_shared<header_responder>(std::move(inner), std::move(extra));
+}
+
 std::shared_ptr<responder> on_answer_end(std::shared_ptr<responder> inner, std::function<void()> on_end) {
   return std::make_shared<counted_responder>(std::move(inner), nullptr, steady::now(), std::move(on_end),
                                              std::string{});

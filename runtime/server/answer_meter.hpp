@@ -20,4 +20,7 @@ std::shared_ptr<responder> metered(std::shared_ptr<responder> inner, route r, st
 /// Wraps `inner` only to call `on_end` once when the answer ends (counted by no route).
 std::shared_ptr<responder> on_answer_end(std::shared_ptr<responder> inner, std::function<void()> on_end);
 
+/// `inner`, whose answer (a reply, or a stream's head) also carries `extra` headers.
+std::shared_ptr<responder> with_headers(std::shared_ptr<responder> inner, header_list extra);
+
 } // namespace squad::server

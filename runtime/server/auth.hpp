@@ -18,6 +18,9 @@ struct key_verdict {
   bool ok = true;
   std::int64_t retry_after_s = 0; ///< when refused: seconds until the limit that refused can admit (>= 1)
   std::string why;                ///< when refused: which limit, with its numbers
+  // The key's limits as the client sees them after this request (x-ratelimit-* headers); a limit 0 is not set.
+  std::int64_t rpm_limit = 0, rpm_remaining = 0, rpm_reset_ms = 0; ///< per minute: reset when a slot frees
+  std::int64_t day_limit = 0, day_remaining = 0, day_reset_s = 0;  ///< per UTC day: reset at midnight
 };
 
 class key_limits {

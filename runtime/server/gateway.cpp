@@ -154,8 +154,37 @@ void gateway::key_table::finish(std::size_t key) {
   keys[key]->finish();
 }
 
+namespace {
+
+// OpenAI's reset format: "20ms", "1s", "6m0s".
+std::string reset_text(std::int64_t ms) {
+  if (ms < 1000)
+    return std::to_string(ms) + "ms";
+  auto s = (ms + 999) / 1000;
+  return s < 60 ? std::to_string(s) + "s" : std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s";
+}
+
+// The key's own limits for the client, as OpenAI sends its account's (the -day variants as Cerebras does).
+header_list key_limit_headers(const key_verdict& v) {
+  header_list h;
+  if (v.rpm_limit > 0) {
+    h.emplace_back("x-ratelimit-limit-requests", std::to_string(v.rpm_limit));
+    h.emplace_back("x-ratelimit-remaining-requests", std::to_string(v.rpm_remaining));
+    h.emplace_back("x-ratelimit-reset-requests", reset_text(v.rpm_reset_ms));
+  }
+  if (v.day_limit > 0) {
+    h.emplace_back("x-ratelimit-limit-requests-day", std::to_string(v.day_limit));
+    h.emplace_back("x-ratelimit-remaining-requests-day", std::to_string(v.day_remaining));
+    h.emplace_back("x-ratelimit-reset-requests-day", reset_text(v.day_reset_s * 1000));
+  }
+  return h;
+}
+
+} // namespace
+
 bool gateway::admit_key(std::size_t key, std::shared_ptr<responder>& out) {
   auto v = keys_->admit(key);
+  out = with_headers(std::move(out), key_limit_headers(v));
   if (!v.ok) {
     send_error(*out, 429, v.why, "rate_limit_exceeded", {}, "key_limit", v.retry_after_s);
     return false;

@@ -467,11 +467,18 @@ TEST_CASE("serve: API keys: 401 without or with a wrong key, 403 outside the key
   CHECK(scheme.status == 401);
   error_of(scheme);
 
-  // alice: 2 requests per minute; the third is refused with a Retry-After of at most a minute.
-  CHECK(s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789")).status == 200);
+  // alice: 2 requests per minute; the third is refused with a Retry-After of at most a minute. Each answer tells
+  // her key's limit, what is left and when it resets, as OpenAI's x-ratelimit-* headers do.
+  auto first = s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789"));
+  CHECK(first.status == 200);
+  CHECK(first.header("x-ratelimit-limit-requests") == "2");
+  CHECK(first.header("x-ratelimit-remaining-requests") == "1");
+  CHECK_THAT(first.header("x-ratelimit-reset-requests"), Catch::EndsWith("s"));
+  CHECK(first.header("x-ratelimit-limit-requests-day").empty()); // no daily limit on this key
   CHECK(s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789")).status == 200);
   auto third = s.chat(hello("persona/analyst"), as("sk-test-alice-0123456789"));
   CHECK(third.status == 429);
+  CHECK(third.header("x-ratelimit-remaining-requests") == "0");
   CHECK(error_of(third)["code"] == "key_limit");
   REQUIRE(!third.header("retry-after").empty());
   auto ra = std::stoi(third.header("retry-after"));

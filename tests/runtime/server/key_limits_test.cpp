@@ -41,6 +41,29 @@ TEST_CASE("rpm is a sliding 60 s window; Retry-After is when the oldest admissio
   CHECK(w.retry_after_s == 10); // rounded up, never 0
 }
 
+TEST_CASE("a verdict tells the key's limits, what is left and when they reset (the client's x-ratelimit-*)") {
+  key_limits k{key(3, 0, 2)};
+  auto a = k.admit(t0, 1, 100);
+  CHECK(a.rpm_limit == 3);
+  CHECK(a.rpm_remaining == 2);
+  CHECK(a.rpm_reset_ms == 60000);
+  CHECK(a.day_limit == 2);
+  CHECK(a.day_remaining == 1);
+  CHECK(a.day_reset_s == 100);
+  auto b = k.admit(t0 + 15s, 1, 85);
+  CHECK(b.rpm_remaining == 1);
+  CHECK(b.rpm_reset_ms == 45000); // when the oldest admission leaves the window
+  CHECK(b.day_remaining == 0);
+  auto refused = k.admit(t0 + 20s, 1, 80); // the day's budget is spent
+  CHECK_FALSE(refused.ok);
+  CHECK(refused.day_remaining == 0);
+  CHECK(refused.rpm_remaining == 1);
+  key_limits unlimited{key(0, 0, 0)};
+  auto u = unlimited.admit(t0, 1, 100);
+  CHECK(u.rpm_limit == 0);
+  CHECK(u.day_limit == 0);
+}
+
 TEST_CASE("concurrency counts requests until finish()") {
   key_limits k{key(0, 2, 0)};
   CHECK(k.admit(t0, 1, 100).ok);
