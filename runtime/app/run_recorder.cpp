@@ -1,4 +1,5 @@
 #include "runtime/app/run_recorder.hpp"
+#include "runtime/host/event_json.hpp"
 
 #include <cstdio>
 #include <fstream>
@@ -48,13 +49,7 @@ bool run_recorder::on_event(const run_event& ev) {
   if (data.is_discarded())
     data = json::object();
   run_id_ = ev.run_id;
-  events_.push_back({{"seq", ev.seq},
-                     {"at_ms", ev.at_ms},
-                     {"type", ev.type},
-                     {"step", ev.step_id},
-                     {"persona", ev.persona},
-                     {"message", ev.message},
-                     {"data", data}});
+  events_.push_back(event_json(ev)); // the API's schema (step_id, not step)
   static const char* governance[] = {"call.skipped",   "step.skipped",     "step.degraded",    "call.shed",
                                      "step.escalated", "pressure.changed", "provider.breaker", "provider.throttled",
                                      "step.partial",   "call.cached",      "call.budget_spent"};

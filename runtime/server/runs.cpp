@@ -83,19 +83,6 @@ bool is_end_event(const json& ev) {
   return t == "run.completed" || t == "run.failed";
 }
 
-json event_json(const run_event& ev) {
-  json j{{"type", ev.type}, {"seq", ev.seq}, {"at_ms", ev.at_ms}, {"run_id", ev.run_id}};
-  if (!ev.step_id.empty())
-    j["step_id"] = ev.step_id;
-  if (!ev.persona.empty())
-    j["persona"] = ev.persona;
-  if (!ev.message.empty())
-    j["message"] = ev.message;
-  auto data = json::parse(ev.data_json, nullptr, false);
-  j["data"] = data.is_discarded() ? json::object() : std::move(data);
-  return j;
-}
-
 run_hub::run_hub(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
                  std::size_t keep_finished)
     : sys_(sys), dir_(std::move(dir)), squad_(squad), keep_finished_(keep_finished) {}

@@ -6,6 +6,7 @@
 // hub. step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
 // subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
 // evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
+#include "runtime/host/event_json.hpp"
 #include "runtime/host/squad_tree.hpp"
 
 #include <nlohmann/json.hpp>
@@ -110,9 +111,6 @@ private:
   std::vector<std::string> order_; // ids by creation
   std::uint64_t next_sub_ = 1;
 };
-
-/// A run event as the API shows it: {type, seq, at_ms, run_id, step_id?, persona?, message, data}.
-nlohmann::json event_json(const run_event& ev);
 
 /// Whether an event ends its run's stream (run.completed, run.failed).
 bool is_end_event(const nlohmann::json& ev);

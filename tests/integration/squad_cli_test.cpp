@@ -267,6 +267,15 @@ TEST_CASE("--out refuses a non-empty directory unless --force, and -q prints the
   CHECK_FALSE(fs::exists(dir.path / "stale.md"));
   CHECK(fs::exists(dir.path / "run.json"));
   CHECK_THAT(forced.out, Catch::Contains("completed") && Catch::Contains((dir.path / "run.json").string()));
+  // run.json's events are the API's (docs/api.md): step_id, not step.
+  auto run = read_json(dir.path / "run.json");
+  std::size_t with_step = 0;
+  for (auto& e : run["events"]) {
+    CHECK_FALSE(e.contains("step"));
+    CHECK(e["run_id"] == run["run_id"]);
+    with_step += e.contains("step_id");
+  }
+  CHECK(with_step > 0);
 }
 
 TEST_CASE("an installed squad runs from any directory with the installed personas and workflows", "[cli][install]") {
