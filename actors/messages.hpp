@@ -46,6 +46,9 @@ struct call_request {
   /// Set by the dispatcher on a first attempt with a sink: a good upstream answer goes to the sink straight from the
   /// io thread that received it (one crossing each way); the actors learn of it afterwards. Not serialized.
   bool answer_direct = false;
+  /// An embeddings call (POST /v1/embeddings): its `input` as JSON (a string, or an array of strings or of token
+  /// arrays); "" for a chat call. params_json then holds the embeddings parameters (dimensions, ...).
+  std::string embed_input_json;
 };
 
 /// What a failed call's upstream attempts add up to, as one typed value: an API answer picks its HTTP status from it
@@ -113,7 +116,7 @@ template <class I> typename I::result_type inspect(I& f, chat_message& x) {
 template <class I> typename I::result_type inspect(I& f, call_request& x) {
   return f(caf::meta::type_name("call_request"), x.trace_id, x.run_id, x.step_id, x.persona, x.budget_id, x.messages,
            x.priority, x.max_tokens, x.temperature, x.params_json, x.chain, x.timeout_ms, x.stream, x.prefer_worker,
-           x.cache_mode, x.events, x.head_ms, x.strategy);
+           x.cache_mode, x.events, x.head_ms, x.strategy, x.embed_input_json);
 }
 template <class I> typename I::result_type inspect(I& f, usage_info& x) {
   return f(caf::meta::type_name("usage_info"), x.prompt_tokens, x.completion_tokens);
@@ -125,7 +128,7 @@ template <class I> typename I::result_type inspect(I& f, limit_signals& x) {
 template <class I> typename I::result_type inspect(I& f, upstream_reply& x) {
   return f(caf::meta::type_name("upstream_reply"), x.result, x.detail, x.text, x.finish_reason, x.usage, x.simulated,
            x.latency_ms, x.latency_us, x.signals, x.partial_text, x.tool_calls_json, x.system_fingerprint,
-           x.logprobs_json);
+           x.logprobs_json, x.embeddings_json);
 }
 template <class I> typename I::result_type inspect(I& f, provider_call& x) {
   return f(caf::meta::type_name("provider_call"), x.target, x.request);
@@ -144,7 +147,7 @@ template <class I> typename I::result_type inspect(I& f, attempt_info& x) {
 template <class I> typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage, x.simulated,
            x.latency_ms, x.attempts, x.partial, x.cached, x.upstream_us, x.tool_calls_json, x.system_fingerprint,
-           x.logprobs_json);
+           x.logprobs_json, x.embeddings_json);
 }
 template <class I> typename I::result_type inspect(I& f, call_failure& x) {
   return f(caf::meta::type_name("call_failure"), x.code, x.detail, x.retry_after_ms, x.upstream);

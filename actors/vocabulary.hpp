@@ -84,6 +84,7 @@ struct upstream_reply {
   std::string tool_calls_json;    ///< the answer's tool calls, a JSON array in OpenAI form; "" when none
   std::string system_fingerprint; ///< as the upstream said it; "" when not
   std::string logprobs_json;      ///< choices[0].logprobs as the upstream sent it; "" when none
+  std::string embeddings_json;    ///< an embeddings call's `data` array as the upstream sent it; "" otherwise
 };
 
 /// A limiter's answer to acquire (a permit, or `limited` with when to come back) and to query.
@@ -138,6 +139,7 @@ struct call_result {
   std::string tool_calls_json;    ///< the answer's tool calls, a JSON array in OpenAI form; "" when none
   std::string system_fingerprint; ///< the upstream's, when it sent one
   std::string logprobs_json;      ///< the upstream's choices[0].logprobs; "" when none
+  std::string embeddings_json;    ///< an embeddings call's `data` array ({object, index, embedding}...); "" otherwise
 };
 
 /// One event on a run's event stream (also written to run.json). `data_json` is a JSON object.

@@ -29,7 +29,8 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
   for (std::size_t k = 0; k < c.req.chain.size(); ++k)
     boss_left = boss_left || (k != target && c.req.chain[k].tier == "boss" && c.walker.usable(k));
   if (r.result == outcome::ok && t.tier != "boss" && boss_left &&
-      ((r.text.find_first_not_of(" \t\r\n") == std::string::npos && r.tool_calls_json.empty()) ||
+      ((r.text.find_first_not_of(" \t\r\n") == std::string::npos && r.tool_calls_json.empty() &&
+        r.embeddings_json.empty()) ||
        r.finish_reason == "length")) {
     auto why = r.finish_reason == "length" ? "truncated answer (finish_reason length)" : "empty answer";
     c.attempts.push_back({t.provider, t.model, "bad_output", why, r.latency_ms});
@@ -60,6 +61,7 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
     res.tool_calls_json = std::move(r.tool_calls_json);
     res.system_fingerprint = std::move(r.system_fingerprint);
     res.logprobs_json = std::move(r.logprobs_json);
+    res.embeddings_json = std::move(r.embeddings_json);
     res.latency_ms = ms_between(c.started, now);
     res.attempts = std::move(c.attempts);
     if (!c.cache_key.empty() && response_cache::storable(res))
@@ -208,7 +210,7 @@ void step(dispatcher_self self, std::uint64_t id) {
 }
 
 std::int64_t token_estimate(const call_request& req) {
-  std::size_t chars = 0;
+  std::size_t chars = req.embed_input_json.size(); // an embeddings call's input counts like a prompt
   for (auto& m : req.messages)
     chars += m.content.size();
   return static_cast<std::int64_t>((chars + 3) / 4) + std::max<std::int64_t>(0, req.max_tokens);

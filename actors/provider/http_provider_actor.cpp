@@ -2,6 +2,7 @@
 // provider's HTTP pool (io threads), and answers when the io side reports back. One message crosses each way:
 // provider_call in; (done, id, upstream_reply) back from the io thread, which the actor delivers.
 #include "actors/provider/chat_params.hpp"
+#include "actors/provider/embeddings.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/provider/reply_assembler.hpp"
 
@@ -15,7 +16,8 @@ struct http_provider_state {
   provider_config cfg;
   std::shared_ptr<net::http_pool> pool;
   api_kind kind = api_kind::openai;
-  std::string target; // the request path
+  std::string target;            // the request path
+  std::string embeddings_target; // the same for embeddings calls: <base path>/embeddings
   std::uint64_t next_id = 0;
   std::unordered_map<std::uint64_t, caf::response_promise> pending;
   static inline const char* name = "squad.http_provider";
@@ -30,6 +32,8 @@ public:
                std::shared_ptr<call_sink> sink, bool stream, bool direct, chain_target target)
       : owner_(std::move(owner)), id_(id), assembler_(kind, secret), started_(std::chrono::steady_clock::now()),
         sink_(std::move(sink)), stream_(stream), direct_(direct), target_(std::move(target)) {}
+
+  void expect_embeddings() { assembler_.expect_embeddings(); }
 
   void on_head(int status, const header_list& headers) override {
     assembler_.on_head(status, headers, std::chrono::system_clock::now());
@@ -63,8 +67,10 @@ public:
     // A good answer goes to the client from here; the dispatcher's later delivery to the sink is then a no-op.
     // Anything else (a failure, an empty or truncated answer) is the dispatcher's to judge: fallback, escalation.
     if (direct_ && sink_ && reply.result == outcome::ok && reply.finish_reason != "length" &&
-        (reply.text.find_first_not_of(" \t\r\n") != std::string::npos || !reply.tool_calls_json.empty())) {
+        (reply.text.find_first_not_of(" \t\r\n") != std::string::npos || !reply.tool_calls_json.empty() ||
+         !reply.embeddings_json.empty())) {
       call_result r;
+      r.embeddings_json = reply.embeddings_json;
       r.text = reply.text;
       r.tool_calls_json = reply.tool_calls_json;
       r.system_fingerprint = reply.system_fingerprint;
@@ -96,21 +102,34 @@ provider_actor::behavior_type http_provider(http_provider_actor self, provider_c
   auto& st = self->state;
   st.kind = cfg.kind == "anthropic" ? api_kind::anthropic : api_kind::openai;
   st.target = provider_request_path(cfg.kind, pool->options().origin.path);
+  st.embeddings_target = pool->options().origin.path + "/embeddings";
   st.cfg = std::move(cfg);
   st.pool = std::move(pool);
   return {
       [self](provider_call& call) -> caf::result<upstream_reply> {
         auto& st = self->state;
-        if (auto no = refuse_params(family_of(st.cfg.kind), call.request)) { // a fallback chain goes on to the next
+        bool embeds = !call.request.embed_input_json.empty(); // its params are the embeddings API's, passed as sent
+        if (auto no = embeds ? std::nullopt : refuse_params(family_of(st.cfg.kind), call.request)) {
           upstream_reply r;
           r.result = outcome::bad_request;
           r.detail = no->message + " (param " + no->param + ")";
           return r;
         }
-        bool stream = call.request.stream || st.cfg.http.stream;
+        bool embed = embeds;
+        if (embed && st.kind == api_kind::anthropic) { // a fallback chain goes on to a target that has embeddings
+          upstream_reply r;
+          r.result = outcome::bad_request;
+          r.detail = "provider " + st.cfg.name + " (kind anthropic) has no embeddings API (param model)";
+          return r;
+        }
+        bool stream = !embed && (call.request.stream || st.cfg.http.stream);
         net::http_request req;
         req.target = st.target;
-        if (st.kind == api_kind::openai) {
+        if (embed) {
+          req.target = st.embeddings_target;
+          req.headers = openai::request_headers(st.cfg.api_key);
+          req.body = embeddings_body(call.request, call.target.model_id);
+        } else if (st.kind == api_kind::openai) {
           req.headers = openai::request_headers(st.cfg.api_key);
           req.body = openai::build_request_body(call.request, call.target.model_id, stream);
         } else {
@@ -129,6 +148,8 @@ provider_actor::behavior_type http_provider(http_provider_actor self, provider_c
         auto sink = call.request.stream || direct ? call.request.sink : nullptr;
         auto handler = std::make_shared<call_handler>(caf::actor_cast<caf::actor>(self), id, st.kind, st.cfg.api_key,
                                                       std::move(sink), call.request.stream, direct, call.target);
+        if (embed)
+          handler->expect_embeddings();
         st.pool->submit(std::move(req), std::move(handler));
         return caf::delegated<upstream_reply>{};
       },

@@ -1,4 +1,5 @@
 #include "actors/provider/reply_assembler.hpp"
+#include "actors/provider/embeddings.hpp"
 
 #include <cctype>
 #include <cstdint>
@@ -195,7 +196,9 @@ upstream_reply reply_assembler::finish_unredacted(net::http_failure failure, con
     } else if (sse_) {
       r = stream_reply();
     } else {
-      r = kind_ == api_kind::openai ? openai::parse_response(body_) : anthropic::parse_response(body_);
+      r = embeddings_                 ? parse_embeddings(body_)
+          : kind_ == api_kind::openai ? openai::parse_response(body_)
+                                      : anthropic::parse_response(body_);
     }
   } else if (head && !ok_status && failure == http_failure::closed_early) {
     r = classify(status_, body_, signals_); // the status says enough even if its error body was cut

@@ -45,6 +45,9 @@ public:
   /// Tool-call fragments that the data so far added, when streaming (OpenAI delta shape; "" when none).
   std::string take_tool_deltas();
 
+  /// The exchange is an embeddings call: a whole 2xx body is read as an embeddings reply.
+  void expect_embeddings() { embeddings_ = true; }
+
   int status() const { return status_; }
   bool streaming() const { return sse_; }
 
@@ -58,6 +61,7 @@ private:
   int status_ = 0;
   bool sse_ = false;
   bool body_overflow_ = false;
+  bool embeddings_ = false;
   limit_signals signals_;
   std::string body_; // the whole body, when not streaming
   sse_parser parser_;

@@ -1,8 +1,12 @@
 #include "actors/limiter/sliding_window.hpp"
 #include "actors/provider/chat_params.hpp"
+#include "actors/provider/embeddings.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/provider/sim_model.hpp"
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -67,8 +71,9 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
   return {
       [self](provider_call& call) -> caf::result<upstream_reply> {
         auto& st = self->state;
-        if (auto no =
-                refuse_params(provider_family::sim, call.request)) { // tools and the like: say so, never drop them
+        bool embed = !call.request.embed_input_json.empty();
+        if (auto no = embed ? std::nullopt
+                            : refuse_params(provider_family::sim, call.request)) { // tools...: said, never dropped
           upstream_reply r;
           r.result = outcome::bad_request;
           r.simulated = true;
@@ -87,9 +92,16 @@ provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) 
         auto answer = make_sim_answer(st.cfg.name, call.target.model_id, last_of_role(call.request.messages, "system"),
                                       last_of_role(call.request.messages, "user"), call.request.max_tokens, st.cfg.sim);
         upstream_reply r;
-        r.text = std::move(answer.text);
-        r.finish_reason = answer.finish_reason;
-        r.usage = {answer.prompt_tokens, answer.completion_tokens};
+        if (embed) { // vectors of `dimensions` numbers (8 unless asked), deterministic per input
+          auto params =
+              nlohmann::json::parse(call.request.params_json.empty() ? "{}" : call.request.params_json, nullptr, false);
+          auto dims = params.is_object() ? params.value("dimensions", std::int64_t{8}) : std::int64_t{8};
+          r = sim_embeddings(call.request.embed_input_json, std::clamp<std::int64_t>(dims, 1, 4096));
+        } else {
+          r.text = std::move(answer.text);
+          r.finish_reason = answer.finish_reason;
+          r.usage = {answer.prompt_tokens, answer.completion_tokens};
+        }
         r.simulated = true;
         r.latency_ms = answer.latency.count();
         r.latency_us = r.latency_ms * 1000;

@@ -187,6 +187,8 @@ api_error invalid(std::string param, std::string message, std::string code = {})
   return {400, std::move(message), "invalid_request_error", std::move(param), std::move(code), 0};
 }
 
+} // namespace
+
 // X-Squad-Priority, X-Squad-Cache, X-Squad-Run and X-Squad-Timeout into `call`.
 std::optional<api_error> read_headers(const chat_headers& h, std::chrono::milliseconds call_timeout,
                                       call_request& call) {
@@ -234,6 +236,8 @@ std::optional<api_error> read_headers(const chat_headers& h, std::chrono::millis
   return std::nullopt;
 }
 
+namespace {
+
 // A parameter no target of the chain can honour is the client's to fix; when only some cannot, the call goes ahead.
 std::optional<api_error> refuse_for_chain(const api_model& model, const chat_context& ctx, const call_request& call) {
   std::optional<api_error> first;
@@ -251,8 +255,7 @@ std::optional<api_error> refuse_for_chain(const api_model& model, const chat_con
 
 } // namespace
 
-std::variant<parsed_chat, api_error> parse_chat_request(const json& b, const chat_headers& headers,
-                                                        const chat_context& ctx) {
+std::variant<const api_model*, api_error> find_api_model(const json& b, const chat_context& ctx) {
   if (!b.is_object())
     return invalid("", "the body must be a JSON object");
   if (!b.contains("model") || !b["model"].is_string())
@@ -286,8 +289,16 @@ std::variant<parsed_chat, api_error> parse_chat_request(const json& b, const cha
                      std::string{model_not_allowed},
                      0};
   }
+  return &found->second;
+}
+
+std::variant<parsed_chat, api_error> parse_chat_request(const json& b, const chat_headers& headers,
+                                                        const chat_context& ctx) {
+  auto found = find_api_model(b, ctx);
+  if (auto* e = std::get_if<api_error>(&found))
+    return *e;
   parsed_chat out;
-  out.model = &found->second;
+  out.model = std::get<const api_model*>(found);
   if (auto no = read_chat_body(b, out.call, out.flags))
     return invalid(no->param, no->message);
   if (auto no = refuse_for_chain(*out.model, ctx, out.call))

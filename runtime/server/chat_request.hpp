@@ -75,6 +75,13 @@ struct chat_refusal {
 /// caller's to resolve. nullopt when the body is acceptable.
 std::optional<chat_refusal> read_chat_body(const nlohmann::json& body, call_request& call, chat_flags& flags);
 
+/// The body's `model`: 400 when it is missing or not a string, 404 when unknown, 403 when not this key's.
+std::variant<const api_model*, api_error> find_api_model(const nlohmann::json& body, const chat_context& ctx);
+
+/// X-Squad-Priority, X-Squad-Cache, X-Squad-Run and X-Squad-Timeout into `call` (400 naming a bad one).
+std::optional<api_error> read_headers(const chat_headers& h, std::chrono::milliseconds call_timeout,
+                                      call_request& call);
+
 /// Checks in the order a client fixes them: the body is an object, model (400 missing, 404 unknown, 403 not this
 /// key's), the fields (read_chat_body), parameters no target of the chain can honour (400 unsupported_parameter;
 /// when only some cannot, those targets refuse it and the chain falls back past them), then the headers.

@@ -4,6 +4,7 @@
 #include "runtime/server/answer_meter.hpp"
 #include "runtime/server/api_ids.hpp"
 #include "runtime/server/chat_sink.hpp"
+#include "runtime/server/embeddings_endpoint.hpp"
 #include "runtime/server/json_body.hpp"
 #include "runtime/server/routes.hpp"
 #include "runtime/server/tree_link.hpp"
@@ -241,6 +242,8 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
     return serve_runs(*runs_, req, out, run_access(key));
   case route::chat:
     return chat(req, out, t0, key);
+  case route::embeddings:
+    return embeddings(req, out, key);
   default:
     return;
   }
@@ -286,20 +289,39 @@ void gateway::get_model(const std::shared_ptr<responder>& out, const std::string
   out->reply(200, json_headers(), model_entry(it->second).dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key) {
+namespace {
+
+// A POST's JSON body, or nullopt once it was answered 415 (not JSON) or 400 (not valid JSON).
+std::optional<json> json_request(request& req, responder& out) {
   auto ctype = req.header("content-type");
-  if (!ctype.empty() && ctype.find("json") == std::string_view::npos)
-    return send_error(*out, 415, "Content-Type must be application/json (got " + std::string{ctype} + ")",
-                      "invalid_request_error");
+  if (!ctype.empty() && ctype.find("json") == std::string_view::npos) {
+    send_error(out, 415, "Content-Type must be application/json (got " + std::string{ctype} + ")",
+               "invalid_request_error");
+    return std::nullopt;
+  }
   auto body = parse_json_body(req.body);
-  if (auto* e = std::get_if<api_error>(&body))
-    return send_error(*out, *e);
+  if (auto* e = std::get_if<api_error>(&body)) {
+    send_error(out, *e);
+    return std::nullopt;
+  }
+  return std::move(std::get<json>(body));
+}
+
+} // namespace
+
+chat_context gateway::context_for(std::size_t key) const {
   static const std::vector<std::string> every_model;
-  chat_context ctx{models_, key == no_key ? every_model : cfg_->server.keys[key].models, providers_,
-                   cfg_->server.call_timeout};
+  return {models_, key == no_key ? every_model : cfg_->server.keys[key].models, providers_, cfg_->server.call_timeout};
+}
+
+void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key) {
+  auto body = json_request(req, *out);
+  if (!body)
+    return;
+  auto ctx = context_for(key);
   chat_headers headers{net::trim_ows(req.header("x-squad-priority")), net::trim_ows(req.header("x-squad-cache")),
                        net::trim_ows(req.header("x-squad-run")), net::trim_ows(req.header("x-squad-timeout"))};
-  auto parsed = parse_chat_request(std::get<json>(body), headers, ctx);
+  auto parsed = parse_chat_request(*body, headers, ctx);
   if (auto* e = std::get_if<api_error>(&parsed)) {
     if (e->code == model_not_allowed)
       refusals().model_not_allowed.get().inc();
@@ -313,6 +335,29 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   call.sink =
       make_chat_sink(out, {id, model->name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
   send_chat_call(dir_, model->persona, std::move(call));
+}
+
+void gateway::embeddings(request& req, std::shared_ptr<responder> out, std::size_t key) {
+  auto body = json_request(req, *out);
+  if (!body)
+    return;
+  auto ctx = context_for(key);
+  chat_headers headers{net::trim_ows(req.header("x-squad-priority")),
+                       {},
+                       net::trim_ows(req.header("x-squad-run")),
+                       net::trim_ows(req.header("x-squad-timeout"))};
+  auto parsed = parse_embeddings_request(*body, headers, ctx);
+  if (auto* e = std::get_if<api_error>(&parsed)) {
+    if (e->code == model_not_allowed)
+      refusals().model_not_allowed.get().inc();
+    return send_error(*out, *e);
+  }
+  auto& p = std::get<parsed_embeddings>(parsed);
+  if (key != no_key && !admit_key(key, out))
+    return;
+  p.call.trace_id = "emb-" + random_id(24);
+  p.call.sink = make_embeddings_sink(out, p.model->name, p.base64);
+  send_chat_call(dir_, p.model->persona, std::move(p.call));
 }
 
 std::optional<std::string> gateway::run_forbidden(std::size_t key) const {

@@ -43,6 +43,8 @@ public:
 private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
   void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key);
+  void embeddings(request& req, std::shared_ptr<responder> out, std::size_t key);
+  chat_context context_for(std::size_t key) const; ///< the models this key may use, against the config
   void list_models(const std::shared_ptr<responder>& out);
   void get_model(const std::shared_ptr<responder>& out, const std::string& raw_id); ///< GET /v1/models/{id}
   runs_access run_access(std::size_t key);

@@ -13,6 +13,7 @@ const std::array<route_spec, route_count>& route_table() {
       {route::ws, "ws", "", false},
       {route::runs, "runs", "", false},
       {route::run_events, "run_events", "", false},
+      {route::embeddings, "embeddings", "POST", false},
       {route::other, "other", "", true},
   }};
   return table;
@@ -21,6 +22,8 @@ const std::array<route_spec, route_count>& route_table() {
 route route_of(std::string_view path) {
   if (path == "/v1/chat/completions")
     return route::chat;
+  if (path == "/v1/embeddings")
+    return route::embeddings;
   if (path == "/v1/models")
     return route::models;
   if (path.starts_with("/v1/models/"))
@@ -40,7 +43,8 @@ route route_of(std::string_view path) {
 
 std::string no_route_message(const std::string& method, const std::string& path) {
   return "no route " + method + " " + path +
-         " (routes: POST /v1/chat/completions, GET /v1/models, GET /v1/models/{id}, POST|GET /v1/runs, "
+         " (routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}, POST|GET "
+         "/v1/runs, "
          "GET|DELETE /v1/runs/{id}, GET /v1/runs/{id}/events, "
          "POST /v1/runs/{id}/steps/{step}/feedback, GET /v1/ws (WebSocket), GET /metrics, "
          "GET /healthz, GET /readyz)";

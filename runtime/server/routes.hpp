@@ -9,7 +9,19 @@
 namespace squad::server {
 
 /// The jobs of the API, one per route; `other` is every path no route claims.
-enum class route : std::uint8_t { chat, models, model, metrics, healthz, readyz, ws, runs, run_events, other };
+enum class route : std::uint8_t {
+  chat,
+  models,
+  model,
+  metrics,
+  healthz,
+  readyz,
+  ws,
+  runs,
+  run_events,
+  embeddings,
+  other
+};
 
 inline constexpr std::size_t route_count = static_cast<std::size_t>(route::other) + 1;
 
