@@ -127,6 +127,10 @@ int run(const run_options& o) {
     for (auto& entry : fs::directory_iterator(out_dir, ec))
       fs::remove_all(entry.path(), ec);
   run_recorder recorder(out_dir, o.task, wf_id, o.quiet ? nullptr : &std::cout);
+  std::vector<std::string> step_ids;
+  for (auto& s : spec.workflow.steps)
+    step_ids.push_back(s.id);
+  recorder.expect_steps(step_ids);
 
   squad_host host{squad, problems};
   if (!host.ok()) {

@@ -1,6 +1,8 @@
 #include "runtime/app/run_recorder.hpp"
 #include "runtime/host/event_json.hpp"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <fstream>
 #include <ostream>
@@ -134,16 +136,21 @@ void run_recorder::write_step(const run_event& ev, const json& data) {
     }
 }
 
+void run_recorder::expect_steps(const std::vector<std::string>& ids) {
+  for (auto& id : ids)
+    step_w_ = std::max(step_w_, id.size() + 1);
+}
+
 void run_recorder::print(const run_event& ev, const json& data) {
   if (!term_)
     return;
   auto& t = *term_;
   t << pad(seconds(ev.at_ms), 8) << " ";
   if (ev.type == "step.started") {
-    t << ">  " << pad(ev.step_id, 12) << ev.message.substr(ev.message.find(':') + 2) << "\n";
+    t << ">  " << pad(ev.step_id, step_w_) << ev.message.substr(ev.message.find(':') + 2) << "\n";
   } else if (ev.type == "step.completed" || ev.type == "step.failed" || ev.type == "step.skipped") {
     auto& row = steps_[ev.step_id];
-    t << (ev.type == "step.completed" ? "ok " : ev.type == "step.failed" ? "!! " : "-- ") << pad(ev.step_id, 12);
+    t << (ev.type == "step.completed" ? "ok " : ev.type == "step.failed" ? "!! " : "-- ") << pad(ev.step_id, step_w_);
     for (auto& o : data.value("outputs", json::array())) {
       if (o.value("ok", false))
         t << o.value("persona", "") << " via " << o.value("provider", "") << "/" << o.value("model", "") << " "
@@ -179,13 +186,21 @@ int run_recorder::finish() {
   write_file(out_dir_ / "run.json", run.dump(2) + "\n");
   if (term_) {
     auto& t = *term_;
-    t << "\n"
-      << pad("step", 13) << pad("status", 11) << pad("persona(s)", 22) << pad("served by", 46) << pad("tokens", 8)
-      << "elapsed\n";
+    // Each column as wide as its widest cell, two spaces apart.
+    std::vector<std::vector<std::string>> rows{{"step", "status", "persona(s)", "served by", "tokens", "elapsed"}};
     for (auto& id : order_) {
       auto& r = steps_[id];
-      t << pad(id, 13) << pad(r.status, 11) << pad(r.personas, 22) << pad(r.served_by, 46)
-        << pad(std::to_string(r.tokens), 8) << seconds(r.elapsed_ms) << "\n";
+      rows.push_back({id, r.status, r.personas, r.served_by, std::to_string(r.tokens), seconds(r.elapsed_ms)});
+    }
+    std::vector<std::size_t> w(rows.front().size(), 0);
+    for (auto& row : rows)
+      for (std::size_t i = 0; i < row.size(); ++i)
+        w[i] = std::max(w[i], row[i].size());
+    t << "\n";
+    for (auto& row : rows) {
+      for (std::size_t i = 0; i + 1 < row.size(); ++i)
+        t << pad(row[i], w[i] + 2);
+      t << row.back() << "\n";
     }
     t << "\nrun " << status_ << (reason_.empty() ? "" : " (" + reason_ + ")") << " in " << seconds(elapsed_ms_) << ": "
       << calls_ << " upstream attempts, " << tokens_ << " tokens; " << artifacts_.size()

@@ -19,6 +19,8 @@ public:
 
   /// Records one event; writes artifacts for finished steps. Returns true when the run has ended.
   bool on_event(const run_event& ev);
+  /// The workflow's step ids, so that the live view's step column is as wide as the longest.
+  void expect_steps(const std::vector<std::string>& ids);
 
   /// Writes run.json and prints the summary; returns the process exit status (0 completed, 1 failed).
   int finish();
@@ -43,6 +45,7 @@ private:
   };
   std::map<std::string, step_row> steps_;
   std::vector<std::string> order_;
+  std::size_t step_w_ = 12;             // the live view's step column
   std::vector<std::string> governance_; // skipped / degraded / shed / escalated / pressure lines, in order
   std::string status_ = "running", reason_;
   std::int64_t elapsed_ms_ = 0, calls_ = 0, tokens_ = 0;

@@ -278,6 +278,30 @@ TEST_CASE("--out refuses a non-empty directory unless --force, and -q prints the
   CHECK(with_step > 0);
 }
 
+TEST_CASE("the summary's columns line up whatever the step ids' lengths", "[cli][usage]") {
+  temp_dir dir;
+  auto r = run_squad("run 'Review the payment module' -w review --out '" + dir.path.string() + "'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  std::size_t status_col = std::string::npos;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("step ", 0) == 0 && line.find("status") != std::string::npos) {
+      status_col = line.find("status");
+      continue;
+    }
+    if (status_col == std::string::npos || line.empty() || line.rfind("run ", 0) == 0)
+      continue;
+    INFO(line);
+    CHECK(line.compare(status_col, 9, "completed") == 0); // release_notes is longer than the old 12-wide column
+    CHECK(line[status_col - 1] == ' ');
+    ++rows;
+  }
+  CHECK(rows == 3);
+}
+
 TEST_CASE("an installed squad runs from any directory with the installed personas and workflows", "[cli][install]") {
   temp_dir prefix, elsewhere;
   fs::create_directories(elsewhere.path);
