@@ -303,3 +303,26 @@ TEST_CASE("reply_assembler: tool deltas split across network pieces come out onc
   CHECK(cut.result == outcome::stream_cut);
   CHECK(cut.tool_calls_json.empty());
 }
+
+TEST_CASE("refuse_params: the rows of docs/api.md's parameter table the other cases leave out") {
+  using f = provider_family;
+  // store: openai as sent, anthropic refused, sim no effect.
+  CHECK(param_refused(f::openai, R"({"store":true})").empty());
+  CHECK(param_refused(f::anthropic, R"({"store":true})") == "store");
+  CHECK(param_refused(f::sim, R"({"store":true})").empty());
+  // response_format json_schema: openai as sent; anthropic and sim refused.
+  auto schema = std::string{R"({"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}})"};
+  CHECK(param_refused(f::openai, schema).empty());
+  CHECK(param_refused(f::anthropic, schema) == "response_format");
+  CHECK(param_refused(f::sim, schema) == "response_format");
+  // logit_bias: anthropic refused unless {}, sim no effect.
+  CHECK(param_refused(f::anthropic, R"({"logit_bias":{"50256":-100}})") == "logit_bias");
+  CHECK(param_refused(f::anthropic, R"({"logit_bias":{}})").empty());
+  CHECK(param_refused(f::sim, R"({"logit_bias":{"50256":-100}})").empty());
+  // top_logprobs: anthropic and sim refused.
+  CHECK(param_refused(f::anthropic, R"({"top_logprobs":2})") == "top_logprobs");
+  CHECK(param_refused(f::sim, R"({"top_logprobs":2})") == "top_logprobs");
+  // n: 1 everywhere.
+  CHECK(param_refused(f::anthropic, R"({"n":1})").empty());
+  CHECK(param_refused(f::sim, R"({"n":1})").empty());
+}

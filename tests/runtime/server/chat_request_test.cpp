@@ -110,3 +110,17 @@ TEST_CASE("request ids: the client's when usable, else a new one") {
   CHECK(squad::server::request_id_for("a b").rfind("req_", 0) == 0);
   CHECK(squad::server::request_id_for(std::string(129, 'a')).rfind("req_", 0) == 0);
 }
+
+TEST_CASE("chat body: the developer role is sent as system; n other than 1 is refused") {
+  call_request call;
+  chat_flags flags;
+  REQUIRE_FALSE(read_chat_body(
+      json::parse(
+          R"({"model":"m","messages":[{"role":"developer","content":"be brief"},{"role":"user","content":"hi"}]})"),
+      call, flags));
+  REQUIRE(call.messages.size() == 2);
+  CHECK(call.messages[0].role == "system");
+  CHECK(call.messages[0].content == "be brief");
+  CHECK(refused(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"n":2})") == "n");
+  CHECK(refused(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"n":1})").empty());
+}
