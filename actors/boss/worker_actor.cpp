@@ -195,6 +195,27 @@ void issue(worker_actor* self, std::size_t idx) {
           });
 }
 
+// The tool calls of an answer, appended to the step's text (what the next steps read) and told as an event.
+void record_tool_calls(worker_actor* self, std::size_t idx, const std::string& calls_json) {
+  auto& st = self->state;
+  auto& slot = st.slots[idx];
+  auto calls = nlohmann::json::parse(calls_json, nullptr, false);
+  if (!calls.is_array() || calls.empty())
+    return;
+  std::string lines, names;
+  for (auto& c : calls) {
+    auto fn = c.value("function", nlohmann::json::object());
+    auto name = fn.value("name", std::string{"?"});
+    lines += "- " + name + "(" + fn.value("arguments", std::string{}) + ")\n";
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  auto& text = slot.out.text;
+  text += (text.empty() ? "" : "\n\n") + std::string{"Tool calls requested (Squad runs no tools; recorded):\n"} + lines;
+  emit_event(st.args.boss, "step.tool_calls", st.args.step.id, slot.persona,
+             slot.persona + " asked for " + std::to_string(calls.size()) + " tool call(s): " + names,
+             nlohmann::json{{"calls", calls}}.dump());
+}
+
 void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant) {
   auto& st = self->state;
   auto& slot = st.slots[idx];
@@ -239,6 +260,8 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
               out.error = "partial output (every target failed; the stream was cut after " +
                           std::to_string(r.text.size()) + " bytes)";
             out.text = std::move(r.text);
+            if (!r.tool_calls_json.empty()) // Squad runs no tools: the calls the model asked for are the output
+              record_tool_calls(self, idx, r.tool_calls_json);
             out.served_by = r.served_by;
             out.usage = r.usage;
             out.simulated = r.simulated;

@@ -31,6 +31,9 @@ persona_actor::behavior_type persona(persona_self self, persona_def def, std::ve
         if (req.strategy == 255)
           req.strategy =
               static_cast<std::uint8_t>(parse_route_strategy(st.def.strategy).value_or(route_strategy::preference));
+        // A run's calls offer the persona's declared tools (an API caller brings its own).
+        if (!req.run_id.empty() && !st.def.tools_json.empty() && req.params_json.empty())
+          req.params_json = R"({"tools":)" + st.def.tools_json + "}";
         // The persona's system prompt comes first; a caller's own system message (an API client's) follows it.
         bool has_own = !req.messages.empty() && req.messages.front().role == "system" &&
                        req.messages.front().content == st.def.system_prompt;

@@ -1,5 +1,6 @@
 #include "runtime/config/persona_def.hpp"
 
+#include "runtime/config/persona_tools.hpp"
 #include "runtime/config/yaml_reader.hpp"
 
 #include <algorithm>
@@ -39,7 +40,8 @@ personas_load_result parse_persona_file(const std::string& yaml_text, const std:
     }
     const std::string base = origin + ": ";
     yaml_reader r(problems, false);
-    r.check_keys(*root, base, {"id", "name", "role", "goal", "priority", "chain", "strategy", "system_prompt"});
+    r.check_keys(*root, base,
+                 {"id", "name", "role", "goal", "priority", "chain", "strategy", "system_prompt", "tools"});
 
     persona_def p;
     auto required = [&](std::string_view key, std::string& out) {
@@ -69,6 +71,8 @@ personas_load_result parse_persona_file(const std::string& yaml_text, const std:
         if (!detail::is_chain_entry(p.chain[i]))
           r.problem(detail::at(base + "chain", i), detail::bad_chain_entry(p.chain[i]));
     }
+    if (auto tools = yaml_reader::find(*root, "tools"))
+      p.tools_json = read_persona_tools(*tools, base + "tools", problems);
     if (problems.empty())
       result.personas.push_back(std::move(p));
   } catch (const std::exception& e) {

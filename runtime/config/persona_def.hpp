@@ -38,6 +38,7 @@ struct persona_def {
   std::string strategy =
       "preference"; ///< how the chain's ready targets are ordered: preference | latency | cost | adaptive
   std::string system_prompt;
+  std::string tools_json; ///< `tools` (persona_tools.hpp) as an OpenAI tools array, offered on its run calls; ""
 };
 
 struct personas_load_result {

@@ -364,6 +364,58 @@ TEST_CASE("squad run works against squad-mock-provider over HTTP", "[cli][http]"
   CHECK(admitted >= 7); // the answers really came over HTTP
 }
 
+TEST_CASE("a persona's declared tools reach the upstream; the calls it makes are recorded in the step",
+          "[cli][http][tools]") {
+  mock_upstreams up;
+  temp_dir dir, out;
+  fs::create_directories(dir.path / "personas");
+  for (auto& e : fs::directory_iterator(SQUAD_SOURCE_DIR "/personas"))
+    fs::copy_file(e.path(), dir.path / "personas" / e.path().filename());
+  std::ofstream(dir.path / "personas" / "analyst.yaml", std::ios::app)
+      << "tools:\n  - name: search_docs\n    description: Search the product docs\n"
+         "    parameters: {type: object, properties: {query: {type: string}}, required: [query]}\n";
+  auto yaml = squad::test::slurp(SQUAD_SOURCE_DIR "/config/examples/squad-mock.yaml");
+  auto set = [&](const std::string& from, const std::string& to) {
+    auto at = yaml.find(from);
+    REQUIRE(at != std::string::npos);
+    yaml.replace(at, from.size(), to);
+  };
+  set("personas_dir: personas", "personas_dir: " + (dir.path / "personas").string());
+  set("workflows_dir: config/workflows", "workflows_dir: " SQUAD_SOURCE_DIR "/config/workflows");
+  std::ofstream(dir.path / "squad.yaml") << yaml;
+  auto r = run_squad("run -q -w quick --config '" + (dir.path / "squad.yaml").string() + "' --out '" +
+                     out.path.string() + "' 'Build a habit tracker'");
+  INFO(r.out);
+  REQUIRE(r.status == 0);
+  auto run = read_json(out.path / "run.json");
+  CHECK(count_events(run, "step.tool_calls") == 1);
+  for (auto& e : run["events"])
+    if (e["type"] == "step.tool_calls")
+      CHECK(e["data"]["calls"][0]["function"]["name"] == "search_docs");
+  std::string artifact;
+  for (auto& e : fs::directory_iterator(out.path))
+    if (e.path().extension() == ".md")
+      artifact += squad::test::slurp(e.path().string());
+  CHECK_THAT(artifact, Catch::Contains("Tool calls requested") && Catch::Contains("search_docs("));
+}
+
+TEST_CASE("squad config check names a malformed tool by its path", "[cli][tools]") {
+  temp_dir dir;
+  fs::create_directories(dir.path / "personas");
+  for (auto& e : fs::directory_iterator(SQUAD_SOURCE_DIR "/personas"))
+    fs::copy_file(e.path(), dir.path / "personas" / e.path().filename());
+  std::ofstream(dir.path / "personas" / "analyst.yaml", std::ios::app)
+      << "tools:\n  - name: bad name\n  - {name: ok, colour: red}\n";
+  auto yaml = squad::test::slurp(SQUAD_SOURCE_DIR "/config/squad.yaml");
+  auto at = yaml.find("personas_dir: personas");
+  REQUIRE(at != std::string::npos);
+  yaml.replace(at, 22, "personas_dir: " + (dir.path / "personas").string());
+  std::ofstream(dir.path / "squad.yaml") << yaml;
+  auto r = run_squad("config check '" + (dir.path / "squad.yaml").string() + "'");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.out, Catch::Contains("tools[0].name") && Catch::Contains("tools[1].colour: unknown key"));
+}
+
 TEST_CASE("a run against the mock survives an upstream that is down, and says so", "[cli][http]") {
   mock_upstreams up;
   auto f = squad::test::request("POST", "127.0.0.1", up.mock.port("swift"), "/admin/fault", R"({"mode":"down"})");
