@@ -25,13 +25,17 @@ std::string response_cache::key_of(const call_request& req) {
     add(m.tool_call_id);
     add(m.name);
   }
-  add(req.params_json); // tools, response_format, stop, seed, ...: each can change the answer
+  add(req.params_json);                // tools, response_format, stop, seed, ...: each can change the answer
+  if (!req.embed_input_json.empty()) { // an embeddings call: its input is the question
+    add("embeddings");
+    add(req.embed_input_json);
+  }
   return k;
 }
 
 bool response_cache::storable(const call_result& r) {
   return !r.partial && r.finish_reason != "length" && r.finish_reason != "partial" && r.tool_calls_json.empty() &&
-         r.text.find_first_not_of(" \t\r\n") != std::string::npos;
+         (r.text.find_first_not_of(" \t\r\n") != std::string::npos || !r.embeddings_json.empty());
 }
 
 void response_cache::erase(std::list<entry>::iterator it) {

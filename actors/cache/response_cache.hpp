@@ -31,6 +31,7 @@ struct cached_answer {
   chain_target served_by;
   usage_info usage;
   bool simulated = false;
+  std::string embeddings_json; ///< an embeddings call's data array ("" for chat)
 };
 
 class response_cache {
@@ -65,7 +66,9 @@ private:
     steady_time stored;
   };
   void erase(std::list<entry>::iterator it);
-  static std::size_t cost(const entry& e) { return e.key.size() + e.answer.text.size(); }
+  static std::size_t cost(const entry& e) {
+    return e.key.size() + e.answer.text.size() + e.answer.embeddings_json.size();
+  }
 
   cache_settings s_;
   std::list<entry> lru_;                                                   // most recently used first

@@ -211,8 +211,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
         auto& st = self->state;
         std::string key;
         bool p0 = req.priority == 0;
-        // Embeddings calls are not cached (the response cache holds chat answers).
-        if (st.cache->settings().enabled && req.cache_mode != cache_bypass && req.embed_input_json.empty()) {
+        if (st.cache->settings().enabled && req.cache_mode != cache_bypass) {
           key = response_cache::key_of(req);
           if (auto hit = p0 ? nullptr : st.cache->get(key, req.max_tokens, self->clock().now())) {
             note_event(self, req.events, "call.cached", req.step_id, req.persona,
@@ -224,6 +223,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
             res.served_by = hit->served_by;
             res.usage = hit->usage;
             res.simulated = hit->simulated;
+            res.embeddings_json = hit->embeddings_json;
             res.cached = true;
             if (req.sink)
               std::exchange(req.sink, nullptr)->done(res);

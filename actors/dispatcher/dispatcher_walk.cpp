@@ -65,8 +65,10 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
     res.latency_ms = ms_between(c.started, now);
     res.attempts = std::move(c.attempts);
     if (!c.cache_key.empty() && response_cache::storable(res))
-      self->state.cache->put(c.cache_key,
-                             cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated}, now);
+      self->state.cache->put(
+          c.cache_key,
+          cached_answer{res.text, res.finish_reason, res.served_by, res.usage, res.simulated, res.embeddings_json},
+          now);
     deliver(c, std::move(res));
     forget_call(self, i);
     return;

@@ -307,6 +307,12 @@ std::optional<json> json_request(request& req, responder& out) {
   return std::move(std::get<json>(body));
 }
 
+// Squad's own request headers (X-Squad-*), as chat and embeddings read them.
+chat_headers squad_headers(const request& req) {
+  return {net::trim_ows(req.header("x-squad-priority")), net::trim_ows(req.header("x-squad-cache")),
+          net::trim_ows(req.header("x-squad-run")), net::trim_ows(req.header("x-squad-timeout"))};
+}
+
 } // namespace
 
 chat_context gateway::context_for(std::size_t key) const {
@@ -319,8 +325,7 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   if (!body)
     return;
   auto ctx = context_for(key);
-  chat_headers headers{net::trim_ows(req.header("x-squad-priority")), net::trim_ows(req.header("x-squad-cache")),
-                       net::trim_ows(req.header("x-squad-run")), net::trim_ows(req.header("x-squad-timeout"))};
+  auto headers = squad_headers(req);
   auto parsed = parse_chat_request(*body, headers, ctx);
   if (auto* e = std::get_if<api_error>(&parsed)) {
     if (e->code == model_not_allowed)
@@ -342,10 +347,7 @@ void gateway::embeddings(request& req, std::shared_ptr<responder> out, std::size
   if (!body)
     return;
   auto ctx = context_for(key);
-  chat_headers headers{net::trim_ows(req.header("x-squad-priority")),
-                       {},
-                       net::trim_ows(req.header("x-squad-run")),
-                       net::trim_ows(req.header("x-squad-timeout"))};
+  auto headers = squad_headers(req);
   auto parsed = parse_embeddings_request(*body, headers, ctx);
   if (auto* e = std::get_if<api_error>(&parsed)) {
     if (e->code == model_not_allowed)

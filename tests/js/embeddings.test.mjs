@@ -91,6 +91,19 @@ describe('embeddings', () => {
     assert.equal((await received('oa')).length, before + 1);
   });
 
+  it('the response cache answers a repeated embeddings call when asked (X-Squad-Cache: use)', async () => {
+    const ask = { model: 'oa/emb', input: ['cache me'], encoding_format: 'float' };
+    const opts = { headers: { 'X-Squad-Cache': 'use' } };
+    const first = await client.embeddings.create(ask, opts);
+    const sent = (await received('oa')).length;
+    const second = await client.embeddings.create(ask, opts);
+    assert.deepEqual(second.data, first.data);
+    assert.equal((await received('oa')).length, sent, 'no second upstream call');
+    const other = await client.embeddings.create({ ...ask, input: ['something else'] }, opts);
+    assert.notDeepEqual(other.data[0].embedding, first.data[0].embedding);
+    assert.equal((await received('oa')).length, sent + 1);
+  });
+
   it('bad input is a 400 naming the field; an unknown model a 404', async () => {
     for (const [body, param] of [
       [{ model: 'sm/m', input: [] }, 'input'],
