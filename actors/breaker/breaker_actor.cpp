@@ -1,4 +1,5 @@
 #include "actors/registry/directory.hpp"
+#include "actors/stray_errors.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,7 @@ std::string on_report(breaker_self self, outcome result, std::optional<std::uint
 
 // NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 breaker_actor::behavior_type breaker(breaker_self self, provider_config cfg, std::shared_ptr<directory> dir) {
+  survive_stray_errors(self, "breaker");
   self->state.provider = cfg.name;
   self->state.dir = std::move(dir);
   self->state.breaker.emplace(breaker_settings_from(cfg));

@@ -1,5 +1,6 @@
 #include "actors/dispatcher/dispatcher_state.hpp"
 #include "actors/limiter/limiter.hpp"
+#include "actors/stray_errors.hpp"
 #include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -195,6 +196,7 @@ using namespace dispatch;
 // NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr<directory> dir,
                                            dispatch_options opts) {
+  survive_stray_errors(self, "dispatcher");
   self->state.dir = directory_view{std::move(dir)};
   self->state.opts = opts;
   self->state.cache.emplace(opts.cache);

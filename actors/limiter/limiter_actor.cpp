@@ -1,5 +1,6 @@
 #include "actors/limiter/limiter.hpp"
 #include "actors/registry/directory.hpp"
+#include "actors/stray_errors.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -183,6 +184,7 @@ limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead,
 // NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, bool confirm_sends,
                                      std::shared_ptr<directory> dir) {
+  survive_stray_errors(self, "limiter");
   self->state.provider = cfg.name;
   if (dir) { // a restarted limiter asks its breaker for the phase; a first start hears from the breaker's own start
     self->state.breaker_known = false;

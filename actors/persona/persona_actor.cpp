@@ -1,6 +1,7 @@
 #include "actors/dispatcher/route_choice.hpp"
 #include "actors/persona/persona.hpp"
 #include "actors/registry/directory.hpp"
+#include "actors/stray_errors.hpp"
 
 namespace squad {
 
@@ -17,6 +18,7 @@ using persona_self = persona_actor::stateful_pointer<persona_state>;
 
 persona_actor::behavior_type persona(persona_self self, persona_def def, std::vector<chain_target> chain,
                                      std::shared_ptr<directory> dir) {
+  survive_stray_errors(self, "persona");
   self->state.def = std::move(def);
   self->state.chain = std::move(chain);
   self->state.dir = directory_view{std::move(dir)};

@@ -5,6 +5,7 @@
 #include "actors/provider/embeddings.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/provider/reply_assembler.hpp"
+#include "actors/stray_errors.hpp"
 
 #include <unordered_map>
 
@@ -99,6 +100,7 @@ private:
 
 provider_actor::behavior_type http_provider(http_provider_actor self, provider_config cfg,
                                             std::shared_ptr<net::http_pool> pool) {
+  survive_stray_errors(self, "provider");
   auto& st = self->state;
   st.kind = cfg.kind == "anthropic" ? api_kind::anthropic : api_kind::openai;
   st.target = provider_request_path(cfg.kind, pool->options().origin.path);

@@ -3,6 +3,7 @@
 #include "actors/provider/embeddings.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/provider/sim_model.hpp"
+#include "actors/stray_errors.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -67,6 +68,7 @@ sim_domain& domain_for(sim_state& st, const chain_target& t) {
 }
 
 provider_actor::behavior_type sim_provider(sim_actor self, provider_config cfg) {
+  survive_stray_errors(self, "provider");
   self->state.cfg = std::move(cfg);
   return {
       [self](provider_call& call) -> caf::result<upstream_reply> {

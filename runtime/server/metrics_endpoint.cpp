@@ -29,6 +29,8 @@ void describe_foreign_families() {
     r.describe("squad_budget_decisions_total", kind::counter,
                "budget allocator decisions by priority class, action (call, cache, skip, shed) and reason");
     r.describe("squad_limiter_wait_seconds", kind::histogram, "time calls waited in a limiter queue");
+    r.describe("squad_actor_stray_errors_total", kind::counter,
+               "error messages an actor received without asking (a peer's mistake), survived and dropped, by actor");
     r.describe("squad_call_duration_seconds", kind::histogram,
                "time from a call's arrival at the dispatcher to its answer (waits, fallbacks and upstream included), "
                "by priority class");

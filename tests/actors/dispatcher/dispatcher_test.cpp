@@ -118,3 +118,22 @@ TEST_CASE_METHOD(dispatch_fixture, "a call bound late goes to whichever target o
   });
   CHECK(unbound == 1);
 }
+
+TEST_CASE_METHOD(dispatch_fixture, "a stray error message does not end the dispatcher, a persona or a limiter",
+                 "[dispatcher][robust]") {
+  // An actor that sends a call without a handler for the answer replies to it with unexpected_message; CAF's
+  // default would make the receiver quit, dropping every call it holds.
+  boot("  only:\n    kind: sim\n    limits: {requests: 1000, per: 1s, burst: 1000, concurrency: 4}\n"
+       "    sim: {latency: 10ms, jitter: 0ms}\n    models: {m: {id: only-m, tier: worker}}\n",
+       "[only/m]");
+  auto snap = tree.dir->get();
+  auto stray = caf::make_error(caf::sec::unexpected_message);
+  caf::anon_send(caf::actor_cast<caf::actor>(snap->dispatcher), stray);
+  caf::anon_send(caf::actor_cast<caf::actor>(snap->persona("analyst")), stray);
+  caf::anon_send(caf::actor_cast<caf::actor>(snap->provider("only")->limiter), stray);
+  sched->run();
+  auto a = call("still here?");
+  REQUIRE(run_until([&] { return a->value || a->error; }));
+  CHECK(a->value);
+  CHECK(tree.dir->get()->dispatcher == snap->dispatcher); // the same actor: not restarted
+}
