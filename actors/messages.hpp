@@ -108,7 +108,7 @@ struct provider_call {
 
 template <class I> typename I::result_type inspect(I& f, chain_target& x) {
   return f(caf::meta::type_name("chain_target"), x.provider, x.model, x.model_id, x.tier, x.input_price, x.output_price,
-           x.limits);
+           x.limits, x.kind);
 }
 template <class I> typename I::result_type inspect(I& f, chat_message& x) {
   return f(caf::meta::type_name("chat_message"), x.role, x.content, x.tool_calls_json, x.tool_call_id, x.name);

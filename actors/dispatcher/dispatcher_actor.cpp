@@ -289,6 +289,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
                                                                         {},
                                                                         0});
         slot->second.shared_reserved = reserve;
+        pass_over_incapable(self, slot->second);
         if (!st.sweeping) { // every call is under the deadline sweep from its arrival
           st.sweeping = true;
           self->delayed_send(self, std::chrono::seconds{1}, atoms::tick_v);

@@ -4,6 +4,7 @@
 #include "actors/dispatcher/dispatcher_state.hpp"
 #include "actors/dispatcher/route_choice.hpp"
 #include "actors/limiter/limiter.hpp"
+#include "actors/provider/chat_params.hpp"
 #include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -341,6 +342,26 @@ void wake_parked(dispatcher_self self, const std::string& domain) {
   }
   for (auto id : woke) // after the walk over the deque: a step may park again (push_back)
     step(self, id);
+}
+
+void pass_over_incapable(dispatcher_self self, pending_call& c) {
+  auto now = self->clock().now();
+  for (std::size_t k = 0; k < c.req.chain.size(); ++k) {
+    auto& t = c.req.chain[k];
+    if (t.kind.empty()) // a target made by hand (tests): its provider actor judges
+      continue;
+    std::string why;
+    if (!c.req.embed_input_json.empty()) {
+      if (t.kind == "anthropic")
+        why = "provider " + t.provider + " (kind anthropic) has no embeddings API (param model)";
+    } else if (auto no = refuse_params(family_of(t.kind), c.req)) {
+      why = no->message + " (param " + no->param + ")";
+    }
+    if (why.empty())
+      continue;
+    c.attempts.push_back({t.provider, t.model, to_string(outcome::bad_request), why + "; not sent", 0});
+    c.walker.record(k, outcome::bad_request, now, millis{0});
+  }
 }
 
 } // namespace squad::dispatch

@@ -105,6 +105,9 @@ void count_queued(dispatcher_self self, const std::string& provider, std::size_t
 /// Calls ahead of one of class `cls` at `provider`: queued there, and (`parked_too`, for a call never parked)
 /// parked ones counted against it. A call woken from the park comes from its front: none parked is ahead of it.
 std::int64_t queued_ahead(dispatcher_self self, const std::string& provider, std::size_t cls, bool parked_too);
+/// Targets that cannot honour the call (a parameter their kind refuses, an embeddings call to Anthropic) are
+/// passed over at its arrival, before any limiter is asked: no slot of their window, no LLM call of its budget.
+void pass_over_incapable(dispatcher_self self, pending_call& c);
 pressure_level observe(dispatcher_self self, const caf::actor& events = {});
 bool shared_spent(dispatcher_self self, const call_request& req);
 void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i);

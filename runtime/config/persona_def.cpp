@@ -88,7 +88,8 @@ personas_load_result parse_persona(const std::string& yaml_text, const std::stri
 }
 
 chain_target make_target(const provider_config& p, const model_config& m) {
-  return {p.name, m.name, m.id, m.tier, m.input_price, m.output_price, m.limits ? limits_domain(p.name, m.name) : ""};
+  return {p.name, m.name, m.id, m.tier, m.input_price, m.output_price, m.limits ? limits_domain(p.name, m.name) : "",
+          p.kind};
 }
 
 std::vector<chain_target> resolve_chain(const std::vector<std::string>& chain, const config& cfg,

@@ -16,6 +16,7 @@ struct chain_target {
   double output_price = 0; ///< USD per 1M completion tokens
   /// Whose limits admit a call to it: "provider/model" for a model with its own `limits`; empty: the provider's.
   std::string limits{};
+  std::string kind{}; ///< the provider's kind (openai | anthropic | sim): what parameters it can honour
   /// The key of its limiter (the directory's and the dispatcher's queues): `limits`, or the provider's name.
   const std::string& domain() const { return limits.empty() ? provider : limits; }
   friend bool operator==(const chain_target&, const chain_target&) = default;

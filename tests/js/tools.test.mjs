@@ -266,13 +266,21 @@ describe('tool calls and chat parameters through squad serve', () => {
     assert.equal('max_tokens' in ask, false);
   });
 
-  it('a fallback chain skips the target that cannot honour a parameter', async () => {
-    // persona/analyst's chain is [an/m, oa/m]: anthropic cannot do logprobs, so the call is served by oa/m.
+  it('a fallback chain skips the target that cannot honour a parameter, before its limiter is asked', async () => {
+    // persona/analyst's chain is [an/m, oa/m]: anthropic cannot do logprobs, so the call is served by oa/m. The
+    // anthropic target is passed over at the door: its limiter grants it nothing (no slot of its window used).
+    const granted = async () => {
+      const text = await (await fetch(`${squad.baseURL.replace(/\/v1$/, '')}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('squad_upstream_calls_total{') && l.includes('provider="an"'));
+      return line ? Number(line.split(' ').at(-1)) : 0;
+    };
+    const before = await granted();
     const r = await client.chat.completions.create({
       model: 'persona/analyst', messages: [{ role: 'user', content: 'x' }], logprobs: true,
     });
     assert.equal(r.squad.served_by, 'oa/m');
     assert.deepEqual(r.squad.attempts.map((a) => [a.target, a.outcome]), [['an/m', 'bad_request'], ['oa/m', 'ok']]);
+    assert.equal(await granted(), before, 'no upstream call counted for an');
     const [ask] = (await received('oa')).slice(-1);
     assert.equal(ask.logprobs, true);
   });

@@ -104,10 +104,10 @@ TEST_CASE("@worker expands across providers in config order", "[config][persona]
   auto targets = resolve_chain({"a/a-mid", "@worker", "@boss"}, cfg, "chain", problems);
   CHECK(problems.empty());
   std::vector<chain_target> expected = {
-      {"a", "a-mid", "a-m", "worker"},
-      {"a", "a-small", "a-s", "worker"},
-      {"b", "b-small", "b-s", "worker"},
-      {"a", "a-big", "a-b", "boss"},
+      {"a", "a-mid", "a-m", "worker", 0, 0, "", "sim"},
+      {"a", "a-small", "a-s", "worker", 0, 0, "", "sim"},
+      {"b", "b-small", "b-s", "worker", 0, 0, "", "sim"},
+      {"a", "a-big", "a-b", "boss", 0, 0, "", "sim"},
   };
   CHECK(targets == expected);
 }
@@ -124,7 +124,7 @@ TEST_CASE("unknown providers and models in a chain are problems", "[config][pers
                                  "personas/pm.yaml: chain[3]: unknown tier \"@chief\" (use @worker or @boss)",
                                  "personas/pm.yaml: chain[4]: must be provider/model, @worker or @boss (got \"plain\")",
                              });
-  CHECK(targets == std::vector<chain_target>{{"b", "b-small", "b-s", "worker"}});
+  CHECK(targets == std::vector<chain_target>{{"b", "b-small", "b-s", "worker", 0, 0, "", "sim"}});
 }
 
 TEST_CASE("load_personas reads a directory and applies overrides", "[config][persona]") {
