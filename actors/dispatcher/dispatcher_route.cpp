@@ -5,12 +5,14 @@
 #include "actors/dispatcher/route_choice.hpp"
 #include "actors/limiter/limiter.hpp"
 #include "actors/provider/chat_params.hpp"
+#include "actors/provider/embeddings.hpp"
 #include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <set>
 
 namespace squad::dispatch {
@@ -346,21 +348,24 @@ void wake_parked(dispatcher_self self, const std::string& domain) {
 
 void pass_over_incapable(dispatcher_self self, pending_call& c) {
   auto now = self->clock().now();
+  std::map<std::string, std::string> refusal_of; // by kind: judged once per kind, not per target
   for (std::size_t k = 0; k < c.req.chain.size(); ++k) {
     auto& t = c.req.chain[k];
     if (t.kind.empty()) // a target made by hand (tests): its provider actor judges
       continue;
-    std::string why;
-    if (!c.req.embed_input_json.empty()) {
-      if (t.kind == "anthropic")
-        why = "provider " + t.provider + " (kind anthropic) has no embeddings API (param model)";
-    } else if (auto no = refuse_params(family_of(t.kind), c.req)) {
-      why = no->message + " (param " + no->param + ")";
-    }
-    if (why.empty())
+    auto [it, fresh] = refusal_of.try_emplace(t.kind);
+    if (fresh && !c.req.embed_input_json.empty())
+      it->second = embeddings_refusal(t.kind, "of kind " + t.kind);
+    else if (fresh)
+      if (auto no = refuse_params(family_of(t.kind), c.req))
+        it->second = no->message + " (param " + no->param + ")";
+    if (it->second.empty())
       continue;
-    c.attempts.push_back({t.provider, t.model, to_string(outcome::bad_request), why + "; not sent", 0});
+    auto why = target_name(t) + " cannot serve this call: " + it->second + "; passed over, not sent";
+    c.attempts.push_back({t.provider, t.model, to_string(outcome::bad_request), why, 0});
     c.walker.record(k, outcome::bad_request, now, millis{0});
+    note_event(self, c.req.events, "call.target_skipped", c.req.step_id, c.req.persona, why,
+               nlohmann::json{{"target", target_name(t)}, {"reason", it->second}}.dump());
   }
 }
 

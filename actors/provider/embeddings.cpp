@@ -74,6 +74,11 @@ embed_input_shape embed_input_of(std::string_view input_json) {
   return out;
 }
 
+std::string embeddings_refusal(const std::string& kind, const std::string& provider) {
+  return kind == "anthropic" ? "provider " + provider + " (kind anthropic) has no embeddings API (param model)"
+                             : std::string{};
+}
+
 upstream_reply sim_embeddings(const std::string& input_json, std::int64_t dims) {
   upstream_reply r;
   auto j = json::parse(input_json, nullptr, false);

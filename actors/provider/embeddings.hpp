@@ -24,6 +24,9 @@ struct embed_input_shape {
 };
 embed_input_shape embed_input_of(std::string_view input_json);
 
+/// Why a provider of `kind` named `provider` cannot serve an embeddings call ("" when it can): Anthropic has none.
+std::string embeddings_refusal(const std::string& kind, const std::string& provider);
+
 /// A simulated provider's answer: one deterministic unit vector of `dims` numbers per input (the same input gives
 /// the same vector), as an OpenAI `data` array; usage counts the input's tokens.
 upstream_reply sim_embeddings(const std::string& input_json, std::int64_t dims);

@@ -121,7 +121,7 @@ provider_actor::behavior_type http_provider(http_provider_actor self, provider_c
         if (embed && st.kind == api_kind::anthropic) { // a fallback chain goes on to a target that has embeddings
           upstream_reply r;
           r.result = outcome::bad_request;
-          r.detail = "provider " + st.cfg.name + " (kind anthropic) has no embeddings API (param model)";
+          r.detail = embeddings_refusal(st.cfg.kind, st.cfg.name);
           return r;
         }
         bool stream = !embed && (call.request.stream || st.cfg.http.stream);

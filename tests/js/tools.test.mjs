@@ -269,18 +269,22 @@ describe('tool calls and chat parameters through squad serve', () => {
   it('a fallback chain skips the target that cannot honour a parameter, before its limiter is asked', async () => {
     // persona/analyst's chain is [an/m, oa/m]: anthropic cannot do logprobs, so the call is served by oa/m. The
     // anthropic target is passed over at the door: its limiter grants it nothing (no slot of its window used).
-    const granted = async () => {
+    const metric = async (name, label) => {
       const text = await (await fetch(`${squad.baseURL.replace(/\/v1$/, '')}/metrics`)).text();
-      const line = text.split('\n').find((l) => l.startsWith('squad_upstream_calls_total{') && l.includes('provider="an"'));
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(label));
       return line ? Number(line.split(' ').at(-1)) : 0;
     };
+    const granted = () => metric('squad_upstream_calls_total', 'provider="an"');
+    const skipped = () => metric('squad_events_total', 'type="call.target_skipped"');
     const before = await granted();
+    const skippedBefore = await skipped();
     const r = await client.chat.completions.create({
       model: 'persona/analyst', messages: [{ role: 'user', content: 'x' }], logprobs: true,
     });
     assert.equal(r.squad.served_by, 'oa/m');
     assert.deepEqual(r.squad.attempts.map((a) => [a.target, a.outcome]), [['an/m', 'bad_request'], ['oa/m', 'ok']]);
     assert.equal(await granted(), before, 'no upstream call counted for an');
+    assert.equal(await skipped(), skippedBefore + 1, 'the skip is counted (squad_events_total{type="call.target_skipped"})');
     const [ask] = (await received('oa')).slice(-1);
     assert.equal(ask.logprobs, true);
   });
