@@ -16,6 +16,9 @@ namespace squad {
 
 class call_sink;
 
+/// Where a run's partial events go (a run's boss, which stamps and publishes them, or a run's listener).
+using event_sink_actor = caf::typed_actor<caf::reacts_to<run_event>>;
+
 /// A call as a persona (or an API client) asks for it.
 struct call_request {
   std::string trace_id;
@@ -41,7 +44,7 @@ struct call_request {
   bool stream = false;             ///< stream from the upstream (SSE) rather than wait for a whole reply
   bool prefer_worker = false;      ///< degraded: route to worker-tier targets first, whatever the chain's order
   std::uint8_t cache_mode = 0;     ///< cache_use: cache, then LLM; cache_only: cache or shed; cache_bypass: neither
-  caf::actor events;               ///< where wait/retry/fallback events go (run_event); may be null
+  event_sink_actor events;         ///< where wait/retry/fallback events go (run_event); may be null
   std::shared_ptr<call_sink> sink; ///< the answer's destination when the caller is not an actor (in-process only)
   /// Set by the dispatcher on a first attempt with a sink: a good upstream answer goes to the sink straight from the
   /// io thread that received it (one crossing each way); the actors learn of it afterwards. Not serialized.

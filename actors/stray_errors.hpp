@@ -11,10 +11,11 @@
 
 namespace squad {
 
-inline void survive_stray_errors(caf::scheduled_actor* self, std::string actor) {
-  self->set_error_handler([actor = std::move(actor)](caf::scheduled_actor*, caf::error&) {
-    metrics::registry::global().inc("squad_actor_stray_errors_total", {{"actor", actor}});
-  });
+inline void survive_stray_errors(caf::scheduled_actor* self, const std::string& actor) {
+  static const metrics::counter_family family{
+      "squad_actor_stray_errors_total",
+      "error messages an actor received without asking (a peer's mistake), survived and dropped, by actor"};
+  self->set_error_handler([c = family.with({{"actor", actor}})](caf::scheduled_actor*, caf::error&) { c.inc(); });
 }
 
 } // namespace squad

@@ -116,7 +116,7 @@ outcome_counts run_calls(caf::actor_system& sys, const directory_ptr& dir, std::
       req.messages = {{"user", "Task " + std::to_string(t) + ": write your part of the plan."}};
       req.max_tokens = 64;
       req.timeout_ms = 120000;
-      req.events = self;
+      req.events = caf::actor_cast<event_sink_actor>(caf::actor{self});
       self->send(dir->get()->persona(p), std::move(req));
       ++sent;
     }

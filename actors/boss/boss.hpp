@@ -3,15 +3,20 @@
 // started under the run's own worker supervisor (transient children: a crashed worker is restarted
 // and redoes its step; past the intensity limit the supervisor escalates and the run fails, explicitly).
 //
-// Boss protocol (untyped):
+// Boss protocol (boss_actor):
 //   step_result           <- from workers
 //   run_event             <- partial events from workers and the dispatcher; stamped and published
 //   child_event           <- from supervisors it subscribed to (persona and worker restarts)
-//   (subscribe, actor)    -> adds a listener of the run's events (run_event messages)
+//   (subscribe, event_sink_actor) -> adds a listener of the run's events (run_event messages)
 //   (cancel)              -> cancels the run (run.failed, reason cancelled)
 //   (feedback, step, text) -> a person's input into a step waiting for it (step.awaiting_feedback); the text is
 //                            appended to the step's output its dependents read. Past the step's feedback timeout
 //                            the run goes on without it (step.feedback_timeout).
+//   (start), (tick, step)  internal: the run's first step; a step's feedback timeout
+// Worker protocol (worker_actor): (start), (retry, slot) internal only: a worker is driven by the answers to its
+// own requests (persona calls, budget grants) and reports to its boss.
+// Each message above is serialisable (messages.hpp's type-ID block), so a boss may be reached from another node;
+// the worker's and boss's spawn arguments (run_spec, test hooks, the directory) never leave the process.
 // Listeners receive every run_event in order; the last one is run.completed or run.failed.
 #include "actors/budget/budget.hpp"
 #include "actors/messages.hpp"
@@ -31,6 +36,16 @@ struct test_hooks {
   std::shared_ptr<std::atomic<int>> crashes = std::make_shared<std::atomic<int>>(0);
 };
 
+/// A run's boss (see above); it is also where the run's partial events are sent.
+using boss_actor =
+    event_sink_actor::extend<caf::reacts_to<step_result>, caf::reacts_to<child_event>,
+                             caf::reacts_to<atoms::subscribe, event_sink_actor>, caf::reacts_to<atoms::cancel>,
+                             caf::reacts_to<atoms::feedback, std::string, std::string>, caf::reacts_to<atoms::start>,
+                             caf::reacts_to<atoms::tick, std::string>>;
+
+/// One step's worker: its messages are its own timers.
+using worker_actor = caf::typed_actor<caf::reacts_to<atoms::start>, caf::reacts_to<atoms::retry, std::uint64_t>>;
+
 struct run_spec {
   std::string run_id;
   std::string task;
@@ -47,10 +62,11 @@ struct run_spec {
 class directory;
 
 /// Spawns a boss; personas and the dispatcher are found in `dir`, `listener` gets every event.
-caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, std::shared_ptr<directory> dir, caf::actor listener);
+boss_actor spawn_boss(caf::local_actor* parent, run_spec spec, std::shared_ptr<directory> dir,
+                      event_sink_actor listener);
 
 /// A child spec for the runs supervisor (temporary: a finished or crashed run is not restarted).
-child_spec boss_child(run_spec spec, std::shared_ptr<directory> dir, caf::actor listener);
+child_spec boss_child(run_spec spec, std::shared_ptr<directory> dir, event_sink_actor listener);
 
 /// What a worker needs to run one step.
 struct worker_args {
@@ -60,7 +76,7 @@ struct worker_args {
   std::uint8_t priority = 1;
   std::vector<std::string> persona_names; ///< display names, parallel to step.personas
   std::string inputs_text;                ///< the "### Input from ..." blocks of the step's inputs
-  caf::actor boss;
+  boss_actor boss;
   std::shared_ptr<directory> dir; ///< where the step's personas are found
   budget_actor budget;            ///< the run's budget allocator; null: no budget governance
   millis timeout{120000};
@@ -69,7 +85,7 @@ struct worker_args {
 };
 
 /// Spawns a worker (used by the boss's worker supervisor).
-caf::actor spawn_worker(caf::local_actor* parent, worker_args args);
+worker_actor spawn_worker(caf::local_actor* parent, worker_args args);
 
 /// The user message a step sends: task, instruction ({{task}} replaced) and inputs.
 std::string step_prompt(const std::string& task, const workflow_step& step, const std::string& inputs_text);

@@ -20,7 +20,7 @@ struct step_state {
 struct boss_state {
   run_spec spec;
   std::shared_ptr<directory> dir;
-  std::vector<caf::actor> listeners;
+  std::vector<event_sink_actor> listeners;
   supervisor_actor workers;  // the run's worker supervisor
   budget_actor budget;       // the run's budget allocator
   supervisor_actor personas; // the persona supervisor (to unsubscribe)
@@ -34,9 +34,9 @@ struct boss_state {
   static inline const char* name = "squad.boss";
 };
 
-using boss_actor = caf::stateful_actor<boss_state>;
+using boss_self = boss_actor::stateful_pointer<boss_state>;
 
-void publish(boss_actor* self, run_event ev) {
+void publish(boss_self self, run_event ev) {
   auto& st = self->state;
   ev.seq = ++st.seq;
   ev.at_ms = std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
@@ -45,7 +45,7 @@ void publish(boss_actor* self, run_event ev) {
     self->send(l, ev);
 }
 
-void publish(boss_actor* self, std::string type, std::string step, std::string persona, std::string message,
+void publish(boss_self self, std::string type, std::string step, std::string persona, std::string message,
              json data = json::object()) {
   run_event ev;
   ev.type = std::move(type);
@@ -63,14 +63,14 @@ std::string join(const std::vector<std::string>& xs, const char* sep) {
   return out;
 }
 
-const workflow_step& step_def(boss_actor* self, const std::string& id) {
+const workflow_step& step_def(boss_self self, const std::string& id) {
   for (auto& s : self->state.spec.workflow.steps)
     if (s.id == id)
       return s;
   throw std::logic_error("unknown step " + id); // the workflow was validated: a broken invariant
 }
 
-std::string inputs_text(boss_actor* self, const workflow_step& step) {
+std::string inputs_text(boss_self self, const workflow_step& step) {
   std::string out;
   for (auto& in : step.inputs) {
     auto& s = self->state.steps[in];
@@ -89,9 +89,9 @@ std::string inputs_text(boss_actor* self, const workflow_step& step) {
   return out;
 }
 
-void finish_run(boss_actor* self, const std::string& reason);
+void finish_run(boss_self self, const std::string& reason);
 
-void launch_ready(boss_actor* self) {
+void launch_ready(boss_self self) {
   auto& st = self->state;
   if (st.finished)
     return;
@@ -138,8 +138,9 @@ void launch_ready(boss_actor* self) {
                               : step.strategy == step_strategy::parallel ? "parallel"
                                                                          : "cascade"},
                  {"inputs", step.inputs}});
-    child_spec spec{"step:" + step.id, restart_kind::transient,
-                    [args](caf::local_actor* parent) { return spawn_worker(parent, args); }};
+    child_spec spec{"step:" + step.id, restart_kind::transient, [args](caf::local_actor* parent) {
+                      return caf::actor_cast<caf::actor>(spawn_worker(parent, args));
+                    }};
     self->request(st.workers, caf::infinite, atoms::start_child_v, std::move(spec))
         .then(
             [](const caf::actor&) {},
@@ -168,7 +169,7 @@ void launch_ready(boss_actor* self) {
 }
 
 // The end of a step's wait for a person's input: with it (appended to what dependents read) or without it.
-void end_feedback_wait(boss_actor* self, const std::string& step, const std::string* text) {
+void end_feedback_wait(boss_self self, const std::string& step, const std::string* text) {
   auto& st = self->state;
   auto it = st.steps.find(step);
   if (it == st.steps.end() || it->second.status != "awaiting_feedback" || st.finished)
@@ -185,7 +186,7 @@ void end_feedback_wait(boss_actor* self, const std::string& step, const std::str
   launch_ready(self);
 }
 
-void finish_run(boss_actor* self, const std::string& reason) {
+void finish_run(boss_self self, const std::string& reason) {
   auto& st = self->state;
   if (st.finished)
     return;
@@ -213,13 +214,14 @@ void finish_run(boss_actor* self, const std::string& reason) {
     publish(self, "run.failed", "", "", "run failed: " + why, data);
   }
   if (st.personas)
-    self->send(st.personas, atoms::unsubscribe_v, caf::actor{self});
+    self->send(st.personas, atoms::unsubscribe_v, caf::actor_cast<caf::actor>(self));
   if (st.workers)
     self->send_exit(st.workers, caf::exit_reason::user_shutdown);
   self->quit();
 }
 
-caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> dir, caf::actor listener) {
+boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<directory> dir,
+                               event_sink_actor listener) {
   auto& st = self->state;
   st.spec = std::move(spec);
   st.dir = std::move(dir);
@@ -239,7 +241,7 @@ caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> d
       spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.dir);
   self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
-  self->send(st.workers, atoms::subscribe_v, caf::actor{self});
+  self->send(st.workers, atoms::subscribe_v, caf::actor_cast<caf::actor>(self));
   self->attach_functor([w = st.workers] { caf::anon_send_exit(w, caf::exit_reason::user_shutdown); });
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
@@ -247,7 +249,7 @@ caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> d
       finish_run(self, "worker supervisor gave up: " + error_detail(self->system(), msg.reason));
   });
   if ((st.personas = st.dir->get()->personas_supervisor)) // persona restarts become run events
-    self->send(st.personas, atoms::subscribe_v, caf::actor{self});
+    self->send(st.personas, atoms::subscribe_v, caf::actor_cast<caf::actor>(self));
   self->send(self, atoms::start_v);
   return {
       [self](atoms::start) {
@@ -311,7 +313,7 @@ caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> d
             ev.supervisor + "/" + ev.child + " " + ev.what + " after " + ev.reason,
             json{{"supervisor", ev.supervisor}, {"child", ev.child}, {"reason", ev.reason}, {"restarts", ev.restarts}});
       },
-      [self](atoms::subscribe, const caf::actor& who) { self->state.listeners.push_back(who); },
+      [self](atoms::subscribe, const event_sink_actor& who) { self->state.listeners.push_back(who); },
       [self](atoms::cancel) { finish_run(self, "cancelled"); },
       [self](atoms::feedback, const std::string& step, const std::string& text) {
         end_feedback_wait(self, step, &text);
@@ -322,14 +324,15 @@ caf::behavior boss(boss_actor* self, run_spec spec, std::shared_ptr<directory> d
 
 } // namespace
 
-caf::actor spawn_boss(caf::local_actor* parent, run_spec spec, std::shared_ptr<directory> dir, caf::actor listener) {
+boss_actor spawn_boss(caf::local_actor* parent, run_spec spec, std::shared_ptr<directory> dir,
+                      event_sink_actor listener) {
   return parent->spawn(boss, std::move(spec), std::move(dir), std::move(listener));
 }
 
-child_spec boss_child(run_spec spec, std::shared_ptr<directory> dir, caf::actor listener) {
+child_spec boss_child(run_spec spec, std::shared_ptr<directory> dir, event_sink_actor listener) {
   auto name = "run:" + spec.run_id;
   return child_spec{name, restart_kind::temporary, [spec, dir, listener](caf::local_actor* parent) {
-                      return spawn_boss(parent, spec, dir, listener);
+                      return caf::actor_cast<caf::actor>(spawn_boss(parent, spec, dir, listener));
                     }};
 }
 

@@ -27,7 +27,7 @@ constexpr int max_persona_tries = 5; // a persona that is restarting gets a few 
 // fall back; the fallback's deltas follow a step.fallback event).
 class step_delta_sink final : public call_sink {
 public:
-  step_delta_sink(caf::actor boss, std::string step, std::string persona)
+  step_delta_sink(boss_actor boss, std::string step, std::string persona)
       : boss_(std::move(boss)), step_(std::move(step)), persona_(std::move(persona)) {}
   void delta(std::string_view text) override {
     run_event ev;
@@ -42,7 +42,7 @@ public:
   void failed(call_failure) override {}
 
 private:
-  caf::actor boss_;
+  boss_actor boss_;
   std::string step_, persona_;
 };
 
@@ -65,15 +65,15 @@ struct worker_state {
   static inline const char* name = "squad.worker";
 };
 
-using worker_actor = caf::stateful_actor<worker_state>;
+using worker_self = worker_actor::stateful_pointer<worker_state>;
 
-void issue(worker_actor* self, std::size_t idx);
+void issue(worker_self self, std::size_t idx);
 
 std::string display(const worker_state& st, std::size_t i) {
   return i < st.args.persona_names.size() ? st.args.persona_names[i] : st.slots[i].persona;
 }
 
-void finish(worker_actor* self) {
+void finish(worker_self self) {
   auto& st = self->state;
   auto& step = st.args.step;
   step_result res;
@@ -116,7 +116,7 @@ void finish(worker_actor* self) {
   self->quit();
 }
 
-void on_done(worker_actor* self, std::size_t idx) {
+void on_done(worker_self self, std::size_t idx) {
   auto& st = self->state;
   st.slots[idx].done = true;
   if (st.args.step.strategy == step_strategy::cascade) {
@@ -131,7 +131,7 @@ void on_done(worker_actor* self, std::size_t idx) {
   finish(self);
 }
 
-std::string user_text(worker_actor* self, std::size_t idx) {
+std::string user_text(worker_self self, std::size_t idx) {
   auto& st = self->state;
   auto text = step_prompt(st.args.task, st.args.step, st.args.inputs_text);
   if (st.args.step.strategy == step_strategy::cascade) {
@@ -150,10 +150,10 @@ bool retryable_handoff(const caf::error& err) {
          err == squad_errc::child_unavailable; // invalid_argument: not in the directory (between crash and restart)
 }
 
-void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant);
+void call_persona(worker_self self, std::size_t idx, const budget_grant* grant);
 
 // Asks the run's budget allocator first (once per persona call): call, degraded or not, or skip with a reason.
-void issue(worker_actor* self, std::size_t idx) {
+void issue(worker_self self, std::size_t idx) {
   auto& st = self->state;
   if (!st.args.budget || st.slots[idx].tries > 0)
     return call_persona(self, idx, st.slots[idx].granted ? &*st.slots[idx].granted : nullptr);
@@ -196,7 +196,7 @@ void issue(worker_actor* self, std::size_t idx) {
 }
 
 // The tool calls of an answer, appended to the step's text (what the next steps read) and told as an event.
-void record_tool_calls(worker_actor* self, std::size_t idx, const std::string& calls_json) {
+void record_tool_calls(worker_self self, std::size_t idx, const std::string& calls_json) {
   auto& st = self->state;
   auto& slot = st.slots[idx];
   auto calls = nlohmann::json::parse(calls_json, nullptr, false);
@@ -216,7 +216,7 @@ void record_tool_calls(worker_actor* self, std::size_t idx, const std::string& c
              nlohmann::json{{"calls", calls}}.dump());
 }
 
-void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant) {
+void call_persona(worker_self self, std::size_t idx, const budget_grant* grant) {
   auto& st = self->state;
   auto& slot = st.slots[idx];
   ++slot.tries;
@@ -297,7 +297,7 @@ void call_persona(worker_actor* self, std::size_t idx, const budget_grant* grant
           });
 }
 
-caf::behavior worker(worker_actor* self, worker_args args) {
+worker_actor::behavior_type worker(worker_self self, worker_args args) {
   for (auto& p : args.step.personas) {
     call_slot s;
     s.persona = p;
@@ -324,7 +324,7 @@ caf::behavior worker(worker_actor* self, worker_args args) {
 
 } // namespace
 
-caf::actor spawn_worker(caf::local_actor* parent, worker_args args) {
+worker_actor spawn_worker(caf::local_actor* parent, worker_args args) {
   return parent->spawn(worker, std::move(args));
 }
 

@@ -29,6 +29,10 @@ using budget_actor = caf::typed_actor<
 
 class directory;
 
+/// Counts one budget decision (squad_budget_decisions_total{class, action, reason}); no lock after a label set's
+/// first use on a thread. The dispatcher's own sheds (wait, X-Squad-Run budgets) are counted here too.
+void count_budget_decision(std::string_view cls, std::string_view action, std::string_view reason);
+
 budget_actor spawn_budget(caf::local_actor* parent, budget_options opts, std::shared_ptr<directory> dir);
 
 } // namespace squad

@@ -12,6 +12,19 @@ namespace squad {
 
 namespace {
 
+const metrics::counter_family decisions_family{
+    "squad_budget_decisions_total",
+    "budget allocator decisions by priority class, action (call, cache, skip, shed) and reason"};
+const metrics::by_labels<metrics::counter_family> decisions{decisions_family, {"class", "action", "reason"}};
+
+} // namespace
+
+void count_budget_decision(std::string_view cls, std::string_view action, std::string_view reason) {
+  decisions.get({cls, action, reason}).inc();
+}
+
+namespace {
+
 struct budget_state {
   std::optional<budget_ledger> ledger;
   directory_view dir;
@@ -34,8 +47,7 @@ budget_grant decide_grant(budget_self self, std::uint8_t priority, std::int64_t 
                        : g.reason.find("dropped") != std::string::npos ? "optional_dropped"
                        : g.reason.find("budget") != std::string::npos  ? "budget_spent"
                                                                        : "pressure";
-  metrics::registry::global().inc("squad_budget_decisions_total",
-                                  {{"class", to_string(cls)}, {"action", g.action}, {"reason", reason}});
+  count_budget_decision(to_string(cls), g.action, reason);
   return g;
 }
 

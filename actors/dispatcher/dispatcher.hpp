@@ -61,7 +61,7 @@ class directory;
 dispatcher_actor spawn_dispatcher(caf::local_actor* parent, std::shared_ptr<directory> dir, dispatch_options opts = {});
 
 /// Sends a partial run event (the boss stamps seq, time and run id) to `sink`, if any.
-void emit_event(const caf::actor& sink, std::string type, const std::string& step_id, const std::string& persona,
+void emit_event(const event_sink_actor& sink, std::string type, const std::string& step_id, const std::string& persona,
                 std::string message, std::string data_json = "{}");
 
 } // namespace squad

@@ -9,9 +9,22 @@
 
 namespace squad {
 
-void emit_event(const caf::actor& sink, std::string type, const std::string& step_id, const std::string& persona,
+namespace {
+
+const metrics::counter_family events_family{
+    "squad_events_total",
+    "run and call events by type: step.fallback, step.degraded, call.shed, call.skipped, call.cached, ..."};
+const metrics::by_labels<metrics::counter_family> events_by_type{events_family, {"type"}};
+const metrics::histogram_family call_duration_family{
+    "squad_call_duration_seconds", "time from a call's arrival at the dispatcher to its answer (waits, fallbacks and "
+                                   "upstream included), by priority class"};
+const metrics::by_labels<metrics::histogram_family> call_duration{call_duration_family, {"class"}};
+
+} // namespace
+
+void emit_event(const event_sink_actor& sink, std::string type, const std::string& step_id, const std::string& persona,
                 std::string message, std::string data_json) {
-  metrics::registry::global().inc("squad_events_total", {{"type", type}}); // fallbacks, sheds, degradations, ...
+  events_by_type.get({type}).inc(); // fallbacks, sheds, degradations, ...
   if (!sink)
     return;
   run_event ev;
@@ -52,7 +65,7 @@ provider_handles handles_of(dispatcher_self self, const std::string& provider) {
 }
 
 // Every event the dispatcher emits is also counted by type: the counts are its metrics ((stats)).
-void note_event(dispatcher_self self, const caf::actor& sink, std::string type, const std::string& step_id,
+void note_event(dispatcher_self self, const event_sink_actor& sink, std::string type, const std::string& step_id,
                 const std::string& persona, std::string message, std::string data_json) {
   ++self->state.counts[type];
   emit_event(sink, std::move(type), step_id, persona, std::move(message), std::move(data_json));
@@ -116,7 +129,7 @@ std::int64_t queued_ahead(dispatcher_self self, const std::string& provider, std
 }
 
 // Updates the pressure level from the latest signals; a change is an event on `events` (the call that saw it).
-pressure_level observe(dispatcher_self self, const caf::actor& events) {
+pressure_level observe(dispatcher_self self, const event_sink_actor& events) {
   auto& st = self->state;
   auto now = self->clock().now();
   std::int64_t waiting = 0;
@@ -146,9 +159,8 @@ void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::it
   if (c.shared_reserved)
     self->state.shared->unreserve(c.req.budget_id);
   // Arrival to answer (or end), waits, fallbacks and upstream included, by class: what a caller of each class sees.
-  metrics::registry::global().observe("squad_call_duration_seconds",
-                                      {{"class", to_string(static_cast<priority_class>(class_of(c.req)))}},
-                                      std::chrono::duration<double>(self->clock().now() - c.started).count());
+  call_duration.get({to_string(static_cast<priority_class>(class_of(c.req)))})
+      .observe(std::chrono::duration<double>(self->clock().now() - c.started).count());
   unpark(self, c);
   auto id = i->first;
   self->state.calls.erase(i);
@@ -240,8 +252,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
           auto v = st.shared->admit(req.budget_id, self->clock().now(), reserve, req.priority == 0);
           auto cls = to_string(static_cast<priority_class>(class_of(req)));
           if (v == shared_budgets::verdict::too_many_ids) {
-            metrics::registry::global().inc("squad_budget_decisions_total",
-                                            {{"class", cls}, {"action", "shed"}, {"reason", "too_many_budget_ids"}});
+            count_budget_decision(cls, "shed", "too_many_budget_ids");
             return refuse(squad_errc::budget_spent,
                           std::to_string(st.shared->max_ids()) +
                               " X-Squad-Run ids are in use; reuse one, or wait until some are idle an hour");
@@ -249,8 +260,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
           if (v == shared_budgets::verdict::spent) {
             auto why = "the budget of " + std::to_string(st.opts.shared_calls) + " LLM calls of X-Squad-Run " +
                        req.budget_id + " is spent";
-            metrics::registry::global().inc("squad_budget_decisions_total",
-                                            {{"class", cls}, {"action", "shed"}, {"reason", "budget_spent"}});
+            count_budget_decision(cls, "shed", "budget_spent");
             note_event(self, req.events, "call.budget_spent", req.step_id, req.persona, why,
                        nlohmann::json{{"calls", st.opts.shared_calls}, {"budget_id", req.budget_id}}.dump());
             return refuse(squad_errc::budget_spent, why);

@@ -2,6 +2,7 @@
 // The dispatcher's state and the functions of its call walk, shared by dispatcher_actor.cpp (the behavior:
 // admission, the deadline sweep, pressure, stats) and dispatcher_walk.cpp (one call's walk: step, route,
 // attempt, send, reply). Internal to actors/dispatcher: nothing else includes it.
+#include "actors/budget/budget.hpp"
 #include "actors/budget/pressure_inputs.hpp"
 #include "actors/budget/shared_budgets.hpp"
 #include "actors/dispatcher/arrival_rates.hpp"
@@ -93,7 +94,7 @@ void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t ret
 /// to one fails at once with sec::invalid_argument, and the walk goes on as for any unavailable target).
 provider_handles handles_of(dispatcher_self self, const std::string& provider);
 /// Emits a run event and counts it by type (the dispatcher's metrics).
-void note_event(dispatcher_self self, const caf::actor& sink, std::string type, const std::string& step_id,
+void note_event(dispatcher_self self, const event_sink_actor& sink, std::string type, const std::string& step_id,
                 const std::string& persona, std::string message, std::string data_json = "{}");
 std::int64_t ms_between(steady_time a, steady_time b);
 std::string target_name(const chain_target& t);
@@ -108,7 +109,7 @@ std::int64_t queued_ahead(dispatcher_self self, const std::string& provider, std
 /// Targets that cannot honour the call (a parameter their kind refuses, an embeddings call to Anthropic) are
 /// passed over at its arrival, before any limiter is asked: no slot of their window, no LLM call of its budget.
 void pass_over_incapable(dispatcher_self self, pending_call& c);
-pressure_level observe(dispatcher_self self, const caf::actor& events = {});
+pressure_level observe(dispatcher_self self, const event_sink_actor& events = {});
 bool shared_spent(dispatcher_self self, const call_request& req);
 void forget_call(dispatcher_self self, std::map<std::uint64_t, pending_call>::iterator i);
 

@@ -15,6 +15,19 @@ namespace {
 const metrics::counter_family held_global{"squad_global_cap_waits_total",
                                           "calls held because runtime.global_concurrency calls were upstream"};
 const metrics::lazy<metrics::counter> held_global_total{metrics::resolver(held_global)};
+const metrics::counter_family abandoned_family{
+    "squad_calls_abandoned_total",
+    "calls dropped unsent: their client closed its connection while they waited for a slot"};
+const metrics::by_labels<metrics::counter_family> abandoned{abandoned_family, {"provider"}};
+const metrics::histogram_family limiter_wait_family{"squad_limiter_wait_seconds",
+                                                    "time calls waited in a limiter queue"};
+const metrics::by_labels<metrics::histogram_family> limiter_wait{limiter_wait_family, {"provider", "class"}};
+const metrics::counter_family upstream_calls_family{"squad_upstream_calls_total",
+                                                    "upstream calls by provider and outcome"};
+const metrics::by_labels<metrics::counter_family> upstream_calls{upstream_calls_family, {"provider", "outcome"}};
+const metrics::histogram_family upstream_latency_family{"squad_upstream_latency_seconds",
+                                                        "upstream exchange time by provider"};
+const metrics::by_labels<metrics::histogram_family> upstream_latency{upstream_latency_family, {"provider"}};
 } // namespace
 
 void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstream_reply r) {
@@ -102,8 +115,7 @@ void shed_waiting(dispatcher_self self, std::map<std::uint64_t, pending_call>::i
                   std::int64_t earliest_ms) {
   auto& c = i->second;
   auto cls = to_string(static_cast<priority_class>(class_of(c.req)));
-  metrics::registry::global().inc("squad_budget_decisions_total",
-                                  {{"class", cls}, {"action", "shed"}, {"reason", "wait"}});
+  count_budget_decision(cls, "shed", "wait");
   note_event(self, c.req.events, "call.shed", c.req.step_id, c.req.persona, why,
              nlohmann::json{{"priority", cls},
                             {"earliest_ms", earliest_ms},
@@ -240,7 +252,7 @@ bool abandoned_by_client(dispatcher_self self, std::map<std::uint64_t, pending_c
   auto& c = i->second;
   if (!c.req.sink || !c.req.sink->abandoned())
     return false;
-  metrics::registry::global().inc("squad_calls_abandoned_total", {{"provider", provider}});
+  abandoned.get({provider}).inc();
   deliver(c, squad_errc::cancelled,
           "the client closed its connection after " + std::to_string(waited_ms) + "ms waiting for a slot at " +
               provider + "; the call was not sent");
@@ -273,9 +285,7 @@ void admitted(dispatcher_self self, std::uint64_t id, std::size_t target, std::u
     return;
   auto& c = i->second;
   auto& provider = c.req.chain[target].provider;
-  metrics::registry::global().observe(
-      "squad_limiter_wait_seconds",
-      {{"provider", provider}, {"class", to_string(static_cast<priority_class>(class_of(c.req)))}}, 0.0);
+  limiter_wait.get({provider, to_string(static_cast<priority_class>(class_of(c.req)))}).observe(0.0);
   self->state.inputs.on_wait(0); // the pressure gauge's wait signal
   observe(self, c.req.events);
   note_attempt(self, c, target);
@@ -324,10 +334,8 @@ void attempt(dispatcher_self self, std::uint64_t id, std::size_t target, std::in
                         return not_sent(self, id, target, "limited", detail,
                                         millis{g.wait_ms < 0 ? std::int64_t{1} << 40 : g.wait_ms});
                       }
-                      metrics::registry::global().observe(
-                          "squad_limiter_wait_seconds",
-                          {{"provider", provider}, {"class", to_string(static_cast<priority_class>(priority))}},
-                          static_cast<double>(g.waited_ms) / 1000);
+                      limiter_wait.get({provider, to_string(static_cast<priority_class>(priority))})
+                          .observe(static_cast<double>(g.waited_ms) / 1000);
                       auto c = self->state.calls.find(id);
                       bool gone = c == self->state.calls.end();
                       // Only a call that waited can have been given up on (and asking costs a system call).
@@ -413,18 +421,16 @@ void send_call(dispatcher_self self, std::uint64_t id, std::size_t target, std::
   auto learn = [self, id, provider, domain, permit, ticket, h](const upstream_reply& r) {
     release_global(self, id);
     auto c = self->state.calls.find(id);
-    caf::actor events = c != self->state.calls.end() ? c->second.req.events : caf::actor{};
+    event_sink_actor events = c != self->state.calls.end() ? c->second.req.events : event_sink_actor{};
     std::string step_id = c != self->state.calls.end() ? c->second.req.step_id : "";
     std::string persona = c != self->state.calls.end() ? c->second.req.persona : "";
     std::int64_t used = r.result == outcome::ok ? r.usage.prompt_tokens + r.usage.completion_tokens : -1;
     // A stream cut because its client hung up says nothing about the provider: the breaker is not told.
     bool client_left = r.result != outcome::ok && c != self->state.calls.end() && c->second.req.sink &&
                        c->second.req.sink->abandoned();
-    auto& m = metrics::registry::global();
-    m.inc("squad_upstream_calls_total",
-          {{"provider", provider}, {"outcome", client_left ? "client_left" : to_string(r.result)}});
+    upstream_calls.get({provider, client_left ? "client_left" : to_string(r.result)}).inc();
     if (r.latency_us > 0)
-      m.observe("squad_upstream_latency_seconds", {{"provider", provider}}, static_cast<double>(r.latency_us) / 1e6);
+      upstream_latency.get({provider}).observe(static_cast<double>(r.latency_us) / 1e6);
     self->state.inputs.on_reply(r.result == outcome::rate_limited, r.result == outcome::ok, r.latency_ms,
                                 self->clock().now());
     self->request(h.limiter, caf::infinite, atoms::release_v, permit, used, r.signals, r.result)

@@ -142,7 +142,8 @@ int run(const run_options& o) {
   caf::scoped_actor self{sys};
   caf::actor boss;
   std::string start_error;
-  self->request(host.dir()->get()->runs, caf::infinite, atoms::start_child_v, boss_child(spec, host.dir(), self))
+  self->request(host.dir()->get()->runs, caf::infinite, atoms::start_child_v,
+                boss_child(spec, host.dir(), caf::actor_cast<event_sink_actor>(caf::actor{self})))
       .receive([&](const caf::actor& b) { boss = b; },
                [&](const caf::error& err) { start_error = error_detail(sys, err); });
   if (!boss) {

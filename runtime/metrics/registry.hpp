@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -191,6 +192,43 @@ inline std::function<counter()> resolver(const counter_family& family, labels l 
 inline std::function<gauge()> resolver(const gauge_family& family, labels l = {}) {
   return [&family, l = std::move(l)] { return family.with(l); };
 }
+
+/// A family's handles by the values of its labels (their names given once): each label set is resolved once per
+/// thread, after which an update finds its handle in the calling thread's own small map (no lock, no label vector).
+/// For families whose label values are only known at run time (an event type, a provider's name). The table must
+/// outlive every thread's use of it (declare it at namespace scope, like its family).
+template <class Family> class by_labels {
+public:
+  using handle = decltype(std::declval<const Family&>().with());
+  by_labels(const Family& family, std::vector<std::string> names) : family_(family), names_(std::move(names)) {}
+  by_labels(const by_labels&) = delete;
+  by_labels& operator=(const by_labels&) = delete;
+
+  /// The handle for these label values, in the order of the names.
+  handle get(std::initializer_list<std::string_view> values) const {
+    thread_local std::string key;
+    key.clear();
+    for (auto v : values) { // length-prefixed: no two label sets share a key
+      auto n = static_cast<std::uint32_t>(v.size());
+      key.append(reinterpret_cast<const char*>(&n), sizeof n).append(v);
+    }
+    thread_local std::unordered_map<const void*, std::unordered_map<std::string, handle>> tables;
+    auto& mine = tables[this];
+    if (auto it = mine.find(key); it != mine.end())
+      return it->second;
+    labels l;
+    std::size_t i = 0;
+    for (auto v : values)
+      l.emplace_back(names_.at(i++), std::string(v));
+    auto h = family_.with(l);
+    mine.emplace(key, h);
+    return h;
+  }
+
+private:
+  const Family& family_;
+  std::vector<std::string> names_;
+};
 
 /// Buckets for latencies in seconds, from 50 microseconds to 60 seconds.
 std::vector<double> latency_buckets();

@@ -136,7 +136,7 @@ public:
       auto reason = ec == asio::error::no_descriptors                                    ? "no_descriptors"
                     : ec == asio::error::no_buffer_space || ec == asio::error::no_memory ? "no_memory"
                                                                                          : "other";
-      metrics::registry::global().inc("squad_accept_errors_total", {{"reason", reason}});
+      server_metrics().accept_by_reason.get({reason}).inc();
       self->accept_pause_.expires_after(std::chrono::milliseconds{50});
       self->accept_pause_.async_wait([self](beast::error_code) {
         if (!self->stopped_)
@@ -206,7 +206,9 @@ public:
   void evict() {
     if (closed_ || !first_pending_)
       return;
-    metrics::registry::global().inc("squad_connections_evicted_total", {{"reason", "slow_first_request"}});
+    static const metrics::lazy<metrics::counter> slow_first{
+        metrics::resolver(server_metrics().evicted, {{"reason", "slow_first_request"}})};
+    slow_first.get().inc();
     shutdown();
   }
 
@@ -223,7 +225,9 @@ public:
     queued_bytes_ += bytes.size();
     if (queued_bytes_ > srv_->opts().stream_max_queued) { // a client that reads slower than its stream grows
       gone_ = true;                                       // nothing here: it is cut off (gone() turns true)
-      metrics::registry::global().inc("squad_slow_clients_cut_total", {{"kind", "http"}});
+      static const metrics::lazy<metrics::counter> slow_http{
+          metrics::resolver(server_metrics().slow_cut, {{"kind", "http"}})};
+      slow_http.get().inc();
       if (!writing_) { // else the write in flight fails on the closed socket and its handler cleans up
         out_.clear();
         finish_answer();

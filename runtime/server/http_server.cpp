@@ -5,6 +5,11 @@
 
 namespace squad::server {
 
+const server_families& server_metrics() {
+  static const server_families f;
+  return f;
+}
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;

@@ -10,12 +10,29 @@
 // over `header_limit` are 431, a request that does not arrive within `read_timeout` ends the connection (a
 // partly sent one gets 408), and a connection idle between requests for `idle_timeout` is closed.
 // stop() stops accepting, closes idle connections and lets each one in flight finish its answer first.
+#include "runtime/metrics/registry.hpp"
 #include "runtime/net/http_client.hpp"
 
 #include <functional>
 #include <memory>
 
 namespace squad::server {
+
+/// The families the HTTP server updates (counted where it happens: accept errors, evictions, slow readers cut; the
+/// WebSocket session counts its own slow readers in the last, kind ws).
+struct server_families {
+  metrics::counter_family accept_errors{
+      "squad_accept_errors_total",
+      "connections not accepted at once (reason no_descriptors: out of file descriptors; retried after 50ms)"};
+  metrics::counter_family evicted{"squad_connections_evicted_total",
+                                  "connections closed because newer ones from their address came while they had not "
+                                  "sent a first request head (server.max_client_header_reads)"};
+  metrics::counter_family slow_cut{"squad_slow_clients_cut_total",
+                                   "connections cut off because the client read too slowly (http: over 8 MiB of "
+                                   "answer queued; ws: its send queue full of lifecycle events)"};
+  metrics::by_labels<metrics::counter_family> accept_by_reason{accept_errors, {"reason"}};
+};
+const server_families& server_metrics();
 
 struct request {
   std::string method; ///< "GET", "POST", ...

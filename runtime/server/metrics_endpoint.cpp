@@ -14,35 +14,6 @@ namespace {
 using metrics::counter_family;
 using metrics::gauge_family;
 using metrics::histogram_family;
-using metrics::kind;
-
-// Families updated by name in code that does not describe them itself yet (actors/dispatcher, actors/budget,
-// http_server.cpp): described once, before the first scrape.
-void describe_foreign_families() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    auto& r = metrics::registry::global();
-    r.describe("squad_events_total", kind::counter,
-               "run and call events by type: step.fallback, step.degraded, call.shed, call.skipped, call.cached, ...");
-    r.describe("squad_upstream_calls_total", kind::counter, "upstream calls by provider and outcome");
-    r.describe("squad_upstream_latency_seconds", kind::histogram, "upstream exchange time by provider");
-    r.describe("squad_budget_decisions_total", kind::counter,
-               "budget allocator decisions by priority class, action (call, cache, skip, shed) and reason");
-    r.describe("squad_limiter_wait_seconds", kind::histogram, "time calls waited in a limiter queue");
-    r.describe("squad_actor_stray_errors_total", kind::counter,
-               "error messages an actor received without asking (a peer's mistake), survived and dropped, by actor");
-    r.describe("squad_call_duration_seconds", kind::histogram,
-               "time from a call's arrival at the dispatcher to its answer (waits, fallbacks and upstream included), "
-               "by priority class");
-    r.describe("squad_connections_evicted_total", kind::counter,
-               "connections closed because newer ones from their address came while they had not sent a first "
-               "request head (server.max_client_header_reads)");
-    r.describe("squad_accept_errors_total", kind::counter,
-               "connections not accepted at once (reason no_descriptors: out of file descriptors; retried after 50ms)");
-    r.describe("squad_calls_abandoned_total", kind::counter,
-               "calls dropped unsent: their client closed its connection while they waited for a slot");
-  });
-}
 
 // The gauges a scrape sets, one family each.
 struct scrape_families {
@@ -124,7 +95,6 @@ metrics_endpoint::metrics_endpoint(caf::actor_system& sys, std::shared_ptr<direc
                                    std::vector<std::string> providers)
     : sys_(sys), dir_(std::move(dir)), paths_(stats_paths(providers)),
       providers_(std::make_shared<std::vector<std::unique_ptr<provider_gauges>>>()) {
-  describe_foreign_families();
   families();
   for (auto& p : providers)
     providers_->push_back(std::make_unique<provider_gauges>(p));

@@ -21,20 +21,26 @@ std::string new_run_id() {
 }
 
 // Starts the boss under the runs supervisor, hands the hub every event, and forwards cancel and feedback to the boss.
+using run_listener_actor =
+    event_sink_actor::extend<caf::reacts_to<atoms::cancel>, caf::reacts_to<atoms::feedback, std::string, std::string>>;
+
 struct listener_state {
-  caf::actor boss;
+  listener_state() = default; // not an aggregate: CAF would try to build it from the actor's self pointer
+  boss_actor boss;
   bool cancel_pending = false;
   std::vector<std::pair<std::string, std::string>> feedback_pending;
   static inline const char* name = "squad.run_listener";
 };
 
-caf::behavior run_listener(caf::stateful_actor<listener_state>* self, std::weak_ptr<run_hub> hub, std::string id,
-                           run_spec spec, std::shared_ptr<directory> dir) {
+run_listener_actor::behavior_type run_listener(run_listener_actor::stateful_pointer<listener_state> self,
+                                               std::weak_ptr<run_hub> hub, std::string id, run_spec spec,
+                                               std::shared_ptr<directory> dir) {
   auto runs = dir->get()->runs;
   self->request(runs, caf::infinite, atoms::start_child_v, boss_child(std::move(spec), dir, self))
       .then(
-          [self, hub, id](const caf::actor& boss) {
+          [self, hub, id](const caf::actor& started) {
             auto& st = self->state;
+            auto boss = caf::actor_cast<boss_actor>(started);
             st.boss = boss;
             self->monitor(boss);
             if (auto h = hub.lock())
@@ -60,7 +66,6 @@ caf::behavior run_listener(caf::stateful_actor<listener_state>* self, std::weak_
         if (auto h = hub.lock())
           h->on_event(id, ev);
       },
-      [](child_event&) {},
       [self](atoms::cancel) {
         if (self->state.boss)
           self->send(self->state.boss, atoms::cancel_v);
@@ -156,7 +161,7 @@ std::optional<std::string> run_hub::start(const run_request& req, run_refusal& w
     accepted(id);
   auto listener = sys_.spawn(run_listener, weak_from_this(), id, std::move(spec), dir_);
   std::lock_guard<std::mutex> g{m_};
-  entry->listener = listener;
+  entry->listener = caf::actor_cast<caf::actor>(listener);
   return id;
 }
 
@@ -223,7 +228,7 @@ void run_hub::on_event(const std::string& id, const run_event& ev) {
   }
 }
 
-void run_hub::on_boss_started(const std::string& id, caf::actor boss) {
+void run_hub::on_boss_started(const std::string& id, boss_actor boss) {
   std::lock_guard<std::mutex> g{m_};
   if (auto it = runs_.find(id); it != runs_.end())
     it->second->boss = std::move(boss);

@@ -6,6 +6,7 @@
 // hub. step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
 // subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
 // evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
+#include "actors/boss/boss.hpp"
 #include "runtime/host/event_json.hpp"
 #include "runtime/host/squad_tree.hpp"
 
@@ -74,7 +75,7 @@ public:
 
   /// Called by the run's listener actor.
   void on_event(const std::string& id, const run_event& ev);
-  void on_boss_started(const std::string& id, caf::actor boss);
+  void on_boss_started(const std::string& id, boss_actor boss);
   void on_lost(const std::string& id, const std::string& why);
 
   std::size_t running() const;
@@ -94,7 +95,8 @@ private:
     std::map<std::string, step_view> steps;
     std::vector<nlohmann::json> events;
     std::map<std::uint64_t, run_subscriber> subs;
-    caf::actor boss, listener;
+    boss_actor boss;
+    caf::actor listener;
     nlohmann::json summary; // the run.completed / run.failed data
     bool finished() const { return state == "completed" || state == "failed" || state == "cancelled"; }
   };

@@ -21,15 +21,11 @@ const metrics::counter_family deltas_dropped_total{
     "squad_ws_deltas_dropped_total",
     "step.delta messages dropped for WebSocket clients that read too slowly (each run then gets a lagged marker)"};
 const metrics::counter_family errors_total{"squad_ws_errors_total", "error messages sent to WebSocket clients"};
-const metrics::counter_family slow_clients_cut_total{
-    // also updated by name by http_server.cpp, with kind http
-    "squad_slow_clients_cut_total", "connections cut off because the client read too slowly (http: over 8 MiB of "
-                                    "answer queued; ws: its send queue full of lifecycle events)"};
 
 const metrics::lazy<metrics::counter> sessions_opened{metrics::resolver(sessions_total)};
 const metrics::lazy<metrics::counter> deltas_dropped{metrics::resolver(deltas_dropped_total)};
 const metrics::lazy<metrics::counter> errors_sent{metrics::resolver(errors_total)};
-const metrics::lazy<metrics::counter> slow_cut{metrics::resolver(slow_clients_cut_total, {{"kind", "ws"}})};
+const metrics::lazy<metrics::counter> slow_cut{metrics::resolver(server_metrics().slow_cut, {{"kind", "ws"}})};
 
 // One WebSocket session: several runs, each followed until it ends. Deltas are dropped when the client reads too
 // slowly (its send queue past `lag_at`), and a `lagged` marker says how many before the next message of that run;

@@ -119,7 +119,7 @@ one_call call_once(burst_fixture& f, std::uint8_t priority, std::int64_t timeout
   req.messages = {{"user", "a question for a dead provider"}};
   req.max_tokens = 16;
   req.timeout_ms = timeout_ms;
-  req.events = self;
+  req.events = caf::actor_cast<event_sink_actor>(caf::actor{self});
   auto t0 = clk::now();
   self->send(f.tree.dir->get()->persona("analyst"), std::move(req));
   one_call out;
@@ -229,7 +229,7 @@ TEST_CASE("runtime.global_concurrency caps the calls upstream across providers, 
     req.messages = {{"user", "capped question " + std::to_string(i)}};
     req.max_tokens = 16;
     req.timeout_ms = 60000;
-    req.events = self;
+    req.events = caf::actor_cast<event_sink_actor>(caf::actor{self});
     self->send(f.tree.dir->get()->persona("analyst"), std::move(req));
   }
   int ok = 0, held = 0;

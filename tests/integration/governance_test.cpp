@@ -89,7 +89,7 @@ struct tree_fixture {
       req.messages = {{"user", "question " + std::to_string(asked++)}};
       req.max_tokens = 16;
       req.timeout_ms = 20000;
-      req.events = self;
+      req.events = caf::actor_cast<event_sink_actor>(caf::actor{self});
       self->send(tree.dir->get()->persona("analyst"), std::move(req));
     }
     batch b;
@@ -275,7 +275,8 @@ TEST_CASE("in a run, the step after a cut-short step receives its partial text, 
     spec.personas[p.id] = p;
   spec.step_timeout = 20s;
   caf::scoped_actor self{sys};
-  self->send(tree.dir->get()->runs, atoms::start_child_v, boss_child(spec, tree.dir, self));
+  self->send(tree.dir->get()->runs, atoms::start_child_v,
+             boss_child(spec, tree.dir, caf::actor_cast<event_sink_actor>(caf::actor{self})));
   std::map<std::string, json> done; // step -> step.completed data
   bool ended = false, timed_out = false;
   std::vector<std::string> types;

@@ -79,7 +79,8 @@ struct run_fixture : test::actor_fixture {
     spec.step_timeout = squad.cfg->runtime.step_timeout;
     spec.supervision = squad.cfg->supervision;
     spec.hooks = std::move(hooks);
-    ask<caf::actor>(handle(tree.dir->get()->runs), atoms::start_child_v, boss_child(spec, tree.dir, rec));
+    ask<caf::actor>(handle(tree.dir->get()->runs), atoms::start_child_v,
+                    boss_child(spec, tree.dir, caf::actor_cast<event_sink_actor>(rec)));
     REQUIRE(run_until([&] { return seen->ended(); }));
   }
 

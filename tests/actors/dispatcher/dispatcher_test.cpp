@@ -42,7 +42,7 @@ struct dispatch_fixture : test::actor_fixture {
     req.messages = {{"user", question}};
     req.max_tokens = 32;
     req.timeout_ms = 120000;
-    req.events = rec;
+    req.events = caf::actor_cast<event_sink_actor>(rec);
     return ask<call_result>(caf::actor_cast<caf::actor>(tree.dir->get()->persona("analyst")), req);
   }
 

@@ -116,3 +116,29 @@ TEST_CASE("a lazy handle creates its series on first use, not before") {
   CHECK(r.value("t_lazy_total", {{"reason", "missing"}}) == 2);
   CHECK(r.render().find("t_lazy_total{reason=\"missing\"} 2\n") != std::string::npos);
 }
+
+TEST_CASE("a table by label values resolves each set once and counts across threads") {
+  // Label values known only at run time (an event type, a provider): each thread resolves a set once, and the counts
+  // land in the one series per set that render() shows, with no update lost.
+  registry r;
+  squad::metrics::counter_family events{"t_events_total", "events", r};
+  squad::metrics::by_labels<squad::metrics::counter_family> by_type{events, {"type", "provider"}};
+  CHECK(r.render().find("t_events_total") == std::string::npos);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 3; ++t)
+    ts.emplace_back([&by_type] {
+      for (int i = 0; i < 1000; ++i) {
+        by_type.get({"call.shed", "a"}).inc();
+        by_type.get({i % 2 ? "call.cached" : "call.shed", "b"}).inc();
+      }
+    });
+  for (auto& t : ts)
+    t.join();
+  CHECK(r.value("t_events_total", {{"type", "call.shed"}, {"provider", "a"}}) == 3000);
+  CHECK(r.value("t_events_total", {{"type", "call.shed"}, {"provider", "b"}}) == 1500);
+  CHECK(r.value("t_events_total", {{"type", "call.cached"}, {"provider", "b"}}) == 1500);
+  // "ab" + "" and "a" + "b" are different label sets, not one key.
+  by_type.get({"ab", ""}).inc();
+  CHECK(r.value("t_events_total", {{"type", "a"}, {"provider", "b"}}) == 0);
+  CHECK(r.render().find("t_events_total{type=\"call.shed\",provider=\"a\"} 3000\n") != std::string::npos);
+}
