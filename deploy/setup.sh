@@ -21,6 +21,7 @@ packages=(
   g++ cmake make pkg-config ccache
   libcaf-dev libboost1.81-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev catch2 openssl
   libgoogle-perftools-dev
+  libsqlite3-dev libpqxx-dev libre2-dev # storage (embedded SQLite, PostgreSQL) and PII redaction
 )
 
 source "$root/deploy/lib.sh" # sudo, installed, apt_install, disable_service
@@ -43,6 +44,7 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     command -v debootstrap >/dev/null 2>&1 || installed debootstrap || missing+=(debootstrap)
     command -v clang-format >/dev/null 2>&1 || installed clang-format || missing+=(clang-format) # tests/format_check.sh
     command -v python3 >/dev/null 2>&1 || installed python3 || missing+=(python3) # tests/py, bench/faults
+    installed postgresql-15 || missing+=(postgresql-15) # tests/store: a throwaway server per test run
     installed clang-14 || missing+=(clang-14)                       # tests/fuzz: libFuzzer, ASan, UBSan
     installed libclang-rt-14-dev || missing+=(libclang-rt-14-dev)
   fi
@@ -51,6 +53,9 @@ install_missing() { # install_missing [tests]: with "tests", also what tests/js 
     apt_install "${missing[@]}"
     if [[ " ${missing[*]} " == *" prometheus "* ]]; then
       disable_service prometheus # only promtool is wanted, not the package's server on port 9090
+    fi
+    if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+      disable_service postgresql # tests start their own throwaway server (tests/store/pg_fixture.sh)
     fi
     if [[ " ${missing[*]} " == *" prometheus-alertmanager "* ]]; then
       disable_service prometheus-alertmanager # only amtool is wanted, not the server on port 9093

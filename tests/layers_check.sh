@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The layers, bottom up (docs/architecture.md): an include may only point down or sideways within its own folder.
-#   0 runtime/time   1 runtime/net, runtime/metrics   2 runtime/config   3 actors   4 runtime/mock
+#   0 runtime/time   1 runtime/net, runtime/metrics, runtime/audit   2 runtime/config, runtime/store   3 actors
+#   4 runtime/mock
 #   5 runtime/host   6 runtime/server   7 runtime/app
 # Usage: tests/layers_check.sh [SOURCE_DIR]. Prints every include that runs back up (or across) and exits 1.
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
 rank() {
   case "$1" in
-    runtime/time*) echo 0 ;; runtime/net*) echo 1 ;; runtime/metrics*) echo 1 ;; runtime/config*) echo 2 ;;
+    runtime/time*) echo 0 ;; runtime/net*) echo 1 ;; runtime/metrics*) echo 1 ;; runtime/audit*) echo 1 ;;
+    runtime/config*) echo 2 ;; runtime/store*) echo 2 ;;
     actors*) echo 3 ;; runtime/mock*) echo 4 ;; runtime/host*) echo 5 ;; runtime/server*) echo 6 ;;
     runtime/app*) echo 7 ;; *) echo -1 ;;
   esac
