@@ -195,12 +195,13 @@ inline std::function<gauge()> resolver(const gauge_family& family, labels l = {}
 
 /// A family's handles by the values of its labels (their names given once): each label set is resolved once per
 /// thread, after which an update finds its handle in the calling thread's own small map (no lock, no label vector).
-/// For families whose label values are only known at run time (an event type, a provider's name). The table must
-/// outlive every thread's use of it (declare it at namespace scope, like its family).
+/// For families whose label values are only known at run time (an event type, a provider's name). Each table has an
+/// id of its own, never reused, so a thread's maps never hand out a handle of a table (and registry) that is gone.
 template <class Family> class by_labels {
 public:
   using handle = decltype(std::declval<const Family&>().with());
-  by_labels(const Family& family, std::vector<std::string> names) : family_(family), names_(std::move(names)) {}
+  by_labels(const Family& family, std::vector<std::string> names)
+      : family_(family), names_(std::move(names)), id_(next_id().fetch_add(1, std::memory_order_relaxed)) {}
   by_labels(const by_labels&) = delete;
   by_labels& operator=(const by_labels&) = delete;
 
@@ -212,8 +213,10 @@ public:
       auto n = static_cast<std::uint32_t>(v.size());
       key.append(reinterpret_cast<const char*>(&n), sizeof n).append(v);
     }
-    thread_local std::unordered_map<const void*, std::unordered_map<std::string, handle>> tables;
-    auto& mine = tables[this];
+    thread_local std::vector<std::unordered_map<std::string, handle>> tables; // by table id
+    if (tables.size() <= id_)
+      tables.resize(id_ + 1);
+    auto& mine = tables[id_];
     if (auto it = mine.find(key); it != mine.end())
       return it->second;
     labels l;
@@ -226,8 +229,13 @@ public:
   }
 
 private:
+  static std::atomic<std::size_t>& next_id() {
+    static std::atomic<std::size_t> id{0};
+    return id;
+  }
   const Family& family_;
   std::vector<std::string> names_;
+  std::size_t id_;
 };
 
 /// Buckets for latencies in seconds, from 50 microseconds to 60 seconds.

@@ -142,3 +142,14 @@ TEST_CASE("a table by label values resolves each set once and counts across thre
   CHECK(r.value("t_events_total", {{"type", "a"}, {"provider", "b"}}) == 0);
   CHECK(r.render().find("t_events_total{type=\"call.shed\",provider=\"a\"} 3000\n") != std::string::npos);
 }
+
+TEST_CASE("a table made where an earlier one was gives its own handles, not the earlier one's") {
+  // Two tables in turn at (likely) the same address, each over its own registry: the second counts in its registry.
+  for (int round = 0; round < 2; ++round) {
+    registry r;
+    squad::metrics::counter_family f{"t_round_total", "rounds", r};
+    squad::metrics::by_labels<squad::metrics::counter_family> t{f, {"k"}};
+    t.get({"x"}).inc();
+    CHECK(r.value("t_round_total", {{"k", "x"}}) == 1);
+  }
+}
