@@ -107,11 +107,8 @@ void rate_limiter::expire(steady_time now) {
     token_log_.pop_front();
   for (auto it = permits_.begin(); it != permits_.end();) {
     if (it->second.started + nanos(s_.permit_ttl) <= now) {
-      for (auto w = window_log_.begin(); w != window_log_.end(); ++w) // a lost call: count it as sent now
-        if (w->permit == it->first && w->pending) {
-          confirm(w, now);
-          break;
-        }
+      if (auto w = pending_entry(it->first, it->second.started); w != window_log_.end())
+        confirm(w, now); // a lost call: count it as sent now
       it = permits_.erase(it);
       ++reclaimed_;
     } else {
@@ -308,18 +305,18 @@ steady_time rate_limiter::estimate(steady_time now, std::int64_t ahead, std::int
 
 bool rate_limiter::release(std::uint64_t permit, steady_time now, std::int64_t actual_tokens, bool sent) {
   expire(now);
-  if (actual_tokens >= 0)
-    for (auto& e : token_log_)
-      if (e.permit == permit)
-        e.tokens = actual_tokens;
-  for (auto w = window_log_.begin(); w != window_log_.end(); ++w) // ended: it went by now, or never will
-    if (w->permit == permit && w->pending) {
-      confirm(w, now);
-      break;
-    }
   auto it = permits_.find(permit);
   if (it == permits_.end())
-    return false;
+    return false; // reclaimed: its entries were settled then
+  auto since = it->second.started;
+  if (actual_tokens >= 0) // the token log is in admission order: its entry is among the ones admitted since
+    for (auto e = token_log_.rbegin(); e != token_log_.rend() && e->at >= since; ++e)
+      if (e->permit == permit) {
+        e->tokens = actual_tokens;
+        break;
+      }
+  if (auto w = pending_entry(permit, since); w != window_log_.end())
+    confirm(w, now); // ended: it went by now, or never will
   auto held = static_cast<double>(std::chrono::duration_cast<nanos>(now - it->second.started).count());
   if (sent)
     hold_ewma_ns_ = hold_ewma_ns_ == 0 ? held : 0.8 * hold_ewma_ns_ + 0.2 * held;
@@ -335,12 +332,20 @@ void rate_limiter::confirm(std::deque<window_entry>::iterator it, steady_time at
 }
 
 void rate_limiter::sent(std::uint64_t permit, steady_time at) {
-  for (auto w = window_log_.begin(); w != window_log_.end(); ++w)
-    if (w->permit == permit) {
-      if (w->pending)
-        confirm(w, at);
-      return;
-    }
+  auto it = permits_.find(permit);
+  if (it == permits_.end())
+    return;
+  if (auto w = pending_entry(permit, it->second.started); w != window_log_.end())
+    confirm(w, at);
+}
+
+std::deque<rate_limiter::window_entry>::iterator rate_limiter::pending_entry(std::uint64_t permit, steady_time since) {
+  // The log is in time order, an entry never dated before its admission: from the newest back to `since`, a walk as
+  // long as the calls in flight, not the window (a second's worth at thousands a second).
+  for (auto w = window_log_.rbegin(); w != window_log_.rend() && w->at >= since; ++w)
+    if (w->permit == permit)
+      return w->pending ? std::prev(w.base()) : window_log_.end();
+  return window_log_.end();
 }
 
 void rate_limiter::pause_until(steady_time until) {

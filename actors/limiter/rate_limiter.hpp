@@ -195,7 +195,9 @@ private:
   double bucket_;
   steady_time refilled_at_;
   void confirm(std::deque<window_entry>::iterator it, steady_time at); // a pending entry counts from `at`
-  std::deque<window_entry> window_log_;                                // admissions inside per + margin, in time order
+  // The window entry of `permit` (admitted at `since`) while it is pending; window_log_.end() otherwise.
+  std::deque<window_entry>::iterator pending_entry(std::uint64_t permit, steady_time since);
+  std::deque<window_entry> window_log_; // admissions inside per + margin, in time order
   std::optional<steady_time> last_send_;
   steady_time pause_until_{};
   std::map<std::uint64_t, permit_info> permits_;

@@ -1413,6 +1413,34 @@ TEST_CASE("rate_limiter: an unconfirmed entry stays in the window until its send
   CHECK(rl.probe(at(3000), 0).admitted);
 }
 
+TEST_CASE("rate_limiter: a send or release is matched to its entry behind hundreds of newer ones",
+          "[limiter][rate_limiter][window][sent]") {
+  // The entry is looked for from the newest back to its admission: a (admitted at 0) is confirmed at 600ms behind
+  // 500 calls admitted and sent since, and c's release settles its entry behind 200 newer ones. Had either been
+  // missed, it would stay pending (in the window until 30s past its time) and the headroom would be one short.
+  auto s = open_settings();
+  s.requests = 702;
+  s.per = 1000ms;
+  s.confirm_sends = true;
+  rate_limiter rl{s, t0};
+  auto a = rl.try_acquire(t0, 0);
+  REQUIRE(a.admitted);
+  for (int i = 1; i <= 500; ++i) {
+    auto b = rl.try_acquire(at(i), 0);
+    REQUIRE(b.admitted);
+    rl.sent(b.permit, at(i));
+  }
+  rl.sent(a.permit, at(600));
+  auto c = rl.try_acquire(at(601), 0);
+  REQUIRE(c.admitted);
+  for (int i = 602; i <= 801; ++i)
+    REQUIRE(rl.try_acquire(at(i), 0).admitted);
+  CHECK(rl.release(c.permit, at(900), -1));
+  CHECK(rl.headroom(at(1599)) == 702 - 1 - 1 - 200); // a, c and the 200 are still in the window
+  CHECK(rl.headroom(at(1600)) == 702 - 1 - 200);     // a left at 600 + 1s
+  CHECK(rl.headroom(at(1900)) == 702 - 200);         // c left at 900 + 1s; the 200 stay pending
+}
+
 TEST_CASE("rate_limiter: without confirm_sends, sent() changes nothing", "[limiter][rate_limiter][window][sent]") {
   auto s = open_settings();
   s.requests = 1;
