@@ -46,6 +46,16 @@ using boss_actor =
 /// One step's worker: its messages are its own timers.
 using worker_actor = caf::typed_actor<caf::reacts_to<atoms::start>, caf::reacts_to<atoms::retry, std::uint64_t>>;
 
+/// What a run resumed after a restart already did (read back from its journal).
+struct run_resume {
+  bool active = false;
+  /// Steps that ended before the restart, with their results: never called again. A step whose status is
+  /// awaiting_feedback had completed and was waiting for a person: the wait starts over.
+  std::map<std::string, step_result> done;
+  std::int64_t seq = 0, at_ms = 0;    ///< the journal's last event: the run's events go on after it
+  std::int64_t calls = 0, tokens = 0; ///< what the run spent: its budget counts it
+};
+
 struct run_spec {
   std::string run_id;
   std::string task;
@@ -57,6 +67,7 @@ struct run_spec {
   std::map<std::string, millis>
       feedback;               ///< steps that wait for a person's input after their output (with the step's own)
   bool stream_deltas = false; ///< publish step.delta events with the streamed text (API runs)
+  run_resume resume;          ///< active: the run goes on from its journal (run.resumed instead of run.started)
 };
 
 class directory;

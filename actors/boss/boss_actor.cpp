@@ -39,7 +39,7 @@ using boss_self = boss_actor::stateful_pointer<boss_state>;
 void publish(boss_self self, run_event ev) {
   auto& st = self->state;
   ev.seq = ++st.seq;
-  ev.at_ms = std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
+  ev.at_ms = st.spec.resume.at_ms + std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
   ev.run_id = st.spec.run_id;
   for (auto& l : st.listeners)
     self->send(l, ev);
@@ -203,7 +203,7 @@ void finish_run(boss_self self, const std::string& reason) {
     else
       failed.push_back(step.id);
   }
-  auto elapsed = std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
+  auto elapsed = st.spec.resume.at_ms + std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
   json data{{"steps", steps},    {"completed", completed}, {"failed", failed},     {"skipped", skipped},
             {"calls", st.calls}, {"tokens", st.tokens},    {"elapsed_ms", elapsed}};
   if (reason.empty() && failed.empty()) {
@@ -220,6 +220,36 @@ void finish_run(boss_self self, const std::string& reason) {
   self->quit();
 }
 
+// A run picked up from its journal: says what it goes on from, restarts the feedback waits cut short, then
+// launches what is ready (the step that was in flight when the process stopped is called again).
+void resumed(boss_self self) {
+  auto& st = self->state;
+  std::vector<std::string> done;
+  for (auto& step : st.spec.workflow.steps)
+    if (st.spec.resume.done.count(step.id))
+      done.push_back(step.id);
+  publish(self, "run.resumed", "", "",
+          "run " + st.spec.run_id + " resumed: " + std::to_string(done.size()) + " of " +
+              std::to_string(st.spec.workflow.steps.size()) + " steps already done",
+          json{{"task", st.spec.task},
+               {"workflow", st.spec.workflow.id},
+               {"steps", st.spec.workflow.steps.size()},
+               {"done", done},
+               {"calls_spent", st.calls},
+               {"tokens_spent", st.tokens},
+               {"budget_calls", st.spec.workflow.budget_calls},
+               {"budget_tokens", st.spec.workflow.budget_tokens}});
+  for (auto& [id, s] : st.steps)
+    if (s.status == "awaiting_feedback") {
+      auto wait = st.spec.feedback.count(id) ? st.spec.feedback.at(id) : millis{0};
+      publish(self, "step.awaiting_feedback", id, "",
+              id + ": waiting up to " + std::to_string(wait.count()) + "ms for feedback (again, after a restart)",
+              json{{"timeout_ms", wait.count()}});
+      self->delayed_send(self, wait, atoms::tick_v, id);
+    }
+  launch_ready(self);
+}
+
 boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<directory> dir,
                                event_sink_actor listener) {
   auto& st = self->state;
@@ -234,11 +264,22 @@ boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<di
     if (step.feedback.count() > 0)
       st.spec.feedback.emplace(step.id, step.feedback);
   }
+  auto& resume = st.spec.resume;
+  for (auto& [id, r] : resume.done) // ended before a restart: their results stand, they are not called again
+    if (auto it = st.steps.find(id); it != st.steps.end()) {
+      it->second.status = r.status;
+      it->second.result = r;
+    }
+  st.seq = resume.seq;
+  st.calls = resume.calls;
+  st.tokens = resume.tokens;
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
   st.workers = spawn_child_supervisor(self, wopts, {});
-  st.budget =
-      spawn_budget(self, budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1}, st.dir);
+  st.budget = spawn_budget(
+      self,
+      budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1, resume.calls, resume.tokens},
+      st.dir);
   self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
   self->send(st.workers, atoms::subscribe_v, caf::actor_cast<caf::actor>(self));
@@ -254,6 +295,10 @@ boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<di
   return {
       [self](atoms::start) {
         auto& st = self->state;
+        if (st.spec.resume.active) {
+          resumed(self);
+          return;
+        }
         publish(self, "run.started", "", "", "run " + st.spec.run_id + ": " + st.spec.workflow.id,
                 json{{"task", st.spec.task},
                      {"workflow", st.spec.workflow.id},

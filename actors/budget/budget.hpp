@@ -17,9 +17,10 @@
 namespace squad {
 
 struct budget_options {
-  std::int64_t calls = 8;      ///< LLM calls the run may make
-  std::int64_t tokens = 0;     ///< 0: not limited
-  std::int64_t p0_reserve = 1; ///< calls only P0 may use
+  std::int64_t calls = 8;                         ///< LLM calls the run may make
+  std::int64_t tokens = 0;                        ///< 0: not limited
+  std::int64_t p0_reserve = 1;                    ///< calls only P0 may use
+  std::int64_t spent_calls = 0, spent_tokens = 0; ///< already spent (a resumed run): they count against the budget
 };
 
 using budget_actor = caf::typed_actor<

@@ -98,6 +98,7 @@ budget_grant decide_grant_inner(budget_self self, std::uint8_t priority, std::in
 
 budget_actor::behavior_type budget(budget_self self, budget_options opts, std::shared_ptr<directory> dir) {
   self->state.ledger.emplace(budget_limits{opts.calls, opts.tokens, opts.p0_reserve});
+  self->state.ledger->spent_before(opts.spent_calls, opts.spent_tokens);
   self->state.dir = directory_view{std::move(dir)};
   return {
       [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens, double temperature,

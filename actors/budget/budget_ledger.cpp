@@ -25,6 +25,11 @@ budget_limits normalized(budget_limits l) {
 
 budget_ledger::budget_ledger(budget_limits limits) : limits_(normalized(limits)) {}
 
+void budget_ledger::spent_before(std::int64_t calls, std::int64_t tokens) {
+  calls_spent_ += std::max<std::int64_t>(calls, 0);
+  tokens_spent_ = saturating_add(tokens_spent_, std::max<std::int64_t>(tokens, 0));
+}
+
 std::int64_t budget_ledger::calls_left() const {
   return std::max<std::int64_t>(limits_.calls - calls_used(), 0);
 }

@@ -56,6 +56,9 @@ public:
   /// The call did not happen; its call and tokens go back. False (and no change) for an unknown or finished id.
   bool cancel(std::uint64_t id);
 
+  /// Counts what the run spent before this ledger existed (a run resumed after a restart): it is not spent twice.
+  void spent_before(std::int64_t calls, std::int64_t tokens);
+
   std::int64_t calls_left() const;  ///< calls - spent - reserved, at least 0
   std::int64_t tokens_left() const; ///< tokens - spent - reserved, at least 0; INT64_MAX when unlimited
   std::int64_t calls_spent() const { return calls_spent_; }

@@ -188,7 +188,30 @@ rlim_t raise_open_file_limit() {
   return l.rlim_cur;
 }
 
-int serve(const std::string& config_file, const std::string& listen_override) {
+// --storage URL: storage.url for this process (tests and one-off runs keep their own database).
+void override_storage(loaded_squad& squad, const std::string& url) {
+  if (url.empty() || !squad.cfg)
+    return;
+  auto cfg = std::make_shared<config>(*squad.cfg);
+  cfg->storage.url = url;
+  squad.cfg = cfg;
+}
+
+// Opens the run journal; on failure says why (the URL masked) and gives the exit code: 1 unreachable, 2 refused.
+std::shared_ptr<run_journal> open_journal(caf::actor_system& sys, const config& cfg, const char* who, int& rc) {
+  try {
+    return run_journal::open(sys, cfg.storage);
+  } catch (const store::store_unavailable& e) {
+    std::cerr << who << ": " << e.what() << "\n";
+    rc = 1;
+  } catch (const store::store_error& e) {
+    std::cerr << who << ": " << e.what() << "\n";
+    rc = 2;
+  }
+  return nullptr;
+}
+
+int serve(const std::string& config_file, const std::string& listen_override, const std::string& storage) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -203,6 +226,7 @@ int serve(const std::string& config_file, const std::string& listen_override) {
     print_problems(problems);
     return 2;
   }
+  override_storage(squad, storage);
   auto& cfg = *squad.cfg;
   auto listen = listen_override.empty() ? cfg.server.listen : listen_override;
   if (!listen_override.empty()) { // the override obeys the config's rules (host:port; auth: none on loopback)
@@ -243,7 +267,11 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   }
   auto& sys = host.system();
   auto& io = host.io();
-  server::gateway gw{sys, host.dir(), squad, problems};
+  int rc = 0;
+  auto journal = open_journal(sys, cfg, "squad serve", rc);
+  if (rc != 0)
+    return rc;
+  server::gateway gw{sys, host.dir(), squad, problems, journal};
   if (!problems.empty()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
     print_problems(problems);
@@ -261,7 +289,8 @@ int serve(const std::string& config_file, const std::string& listen_override) {
   gw.attach(srv);
   auto shown = sopts.host.find(':') != std::string::npos ? "[" + sopts.host + "]" : sopts.host;
   std::cout << "squad serve: listening on http://" << shown << ":" << srv->port() << " (auth: " << cfg.server.auth
-            << ", " << squad.personas.size() << " personas, " << cfg.providers.size() << " providers, " << open_files
+            << ", " << squad.personas.size() << " personas, " << cfg.providers.size()
+            << " providers, storage: " << (journal ? journal->db().url() : std::string("none")) << ", " << open_files
             << " open files)" << std::endl;
   int sig = 0;
   // SIGHUP (a service manager's reload) re-reads and checks the config file but applies nothing yet: there is no
@@ -338,8 +367,9 @@ int main(int argc, char** argv) {
 
   auto* serve_cmd = app.add_subcommand("serve", "run Squad as a service: the OpenAI-compatible API and /metrics");
   serve_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
-  std::string listen;
+  std::string listen, storage;
   serve_cmd->add_option("--listen,-l", listen, "host:port to listen on (default: the config's server.listen)");
+  serve_cmd->add_option("--storage", storage, "storage URL for this process (default: the config's storage.url)");
   auto* key_cmd = app.add_subcommand("key", "API key tools");
   key_cmd->require_subcommand(1);
   auto* hash_cmd =
@@ -368,7 +398,7 @@ int main(int argc, char** argv) {
     if (keys_cmd->parsed())
       return config_keys();
     if (serve_cmd->parsed())
-      return serve(config_file, listen);
+      return serve(config_file, listen, storage);
     if (hash_cmd->parsed())
       return key_hash(key_arg);
     if (workflows_cmd->parsed())

@@ -166,6 +166,8 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
   });
   with_sub(root, "", "supervision",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::supervision_fields(), cfg.supervision); });
+  with_sub(root, "", "storage",
+           [&](auto& n, auto& sp) { read_section(r, n, sp, detail::storage_fields(), cfg.storage); });
   with_sub(root, "", "runtime", [&](auto& n, auto& sp) {
     if (!r.is_map(n, sp))
       return;

@@ -200,6 +200,18 @@ struct runtime_config {
   std::int64_t global_concurrency = 0;
 };
 
+/// Durable state: the run journal (runs survive a restart), audit rows, retention.
+struct storage_config {
+  /// sqlite:PATH (embedded, the default: a file in the working directory), postgresql://user@host:port/db (a
+  /// password comes from the environment: ${VAR}), or none (nothing kept past the process).
+  std::string url = "sqlite:squad.db";
+  millis retention{30LL * 24 * 3600 * 1000}; ///< finished runs and audit rows older than this are pruned
+  /// How long an unfinished run stays this process's without renewal: a process that dies holding runs has them
+  /// resumed by the next one to start (or a live peer) this long after its last renewal.
+  millis lease{10000};
+  std::int64_t queue_limit = 100000; ///< rows waiting for the writer before it spools or refuses new runs
+};
+
 struct config {
   server_config server;
   std::string personas_dir = "personas";
@@ -210,6 +222,7 @@ struct config {
   std::map<std::string, std::string> aliases; ///< model name -> "persona/<id>" or "<provider>/<model>" (the API)
   supervision_config supervision;
   runtime_config runtime;
+  storage_config storage;
 
   const provider_config* find_provider(std::string_view name) const;
 };

@@ -107,6 +107,7 @@ const std::vector<sub_section>& root_sections() {
       {"aliases", "API model names for persona/<id> or <provider>/<model>"},
       {"supervision", "restart intensity of every supervisor"},
       {"runtime", "threads, deadlines, routing, cache and call budgets"},
+      {"storage", "durable state: where runs and audit rows are kept, and for how long"},
   };
   return s;
 }
@@ -350,6 +351,19 @@ const table<runtime_config>& runtime_fields() {
   return t;
 }
 
+const table<storage_config>& storage_fields() {
+  using s = storage_config;
+  static const table<s> t{
+      {"url", &s::url, non_empty(), "sqlite:PATH (embedded) | postgresql://user@host:port/db | none"},
+      {"retention", &s::retention, positive(), "finished runs and audit rows older than this are pruned"},
+      {"lease", &s::lease, between(1000, 600000, "ms"),
+       "an unfinished run is resumed by another process this long after its own stopped renewing it"},
+      {"queue_limit", &s::queue_limit, at_least(100),
+       "rows waiting for the writer; past this a new run is refused (503 storage_behind)"},
+  };
+  return t;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The reference listing: the same rows, with each default read from a default-constructed struct.
 
@@ -427,6 +441,7 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "supervision", supervision_fields());
   describe(out, "runtime", runtime_fields(), runtime_sections());
   describe(out, "runtime.tolerable_wait", tolerable_wait_fields());
+  describe(out, "storage", storage_fields());
   return out;
 }
 

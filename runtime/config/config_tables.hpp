@@ -85,6 +85,7 @@ const table<supervision_config>& supervision_fields();   ///< supervision
 const table<runtime_config>& runtime_fields();           ///< runtime
 const std::vector<sub_section>& runtime_sections();      ///< tolerable_wait
 const table<tolerable_wait_config>& tolerable_wait_fields(); ///< runtime.tolerable_wait
+const table<storage_config>& storage_fields();               ///< storage
 
 /// The keys a map may hold: those of the tables given and the sub-sections.
 template <class... S>

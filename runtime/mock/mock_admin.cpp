@@ -73,6 +73,7 @@ mock_reply mock_upstream::admin(const mock_request& req, const std::string& path
                   {"max_in_flight", stats_.max_in_flight},
                   {"connections_opened", stats_.connections_opened},
                   {"requests_total", stats_.requests_total},
+                  {"repeated", stats_.repeated},
                   {"in_flight", in_flight_},
                   {"fault", to_string(fault_.mode)}}
                  .dump();

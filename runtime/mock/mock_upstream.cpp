@@ -329,6 +329,8 @@ mock_reply mock_upstream::handle(const mock_request& req, steady_time now) {
                          cfg_.name + ". Please try again in " + format_reset(a.retry_after) + ".");
   }
   r.admitted = true;
+  if (!seen_bodies_.insert(std::hash<std::string>{}(req.body)).second)
+    ++stats_.repeated; // the same request body admitted before: a call made twice
   r.delay = latency();
   add_rate_headers(r, now);
 

@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,7 @@ struct mock_stats {
   std::int64_t max_in_flight = 0;
   std::int64_t connections_opened = 0;
   std::int64_t requests_total = 0; ///< every request except /stats and /admin/*
+  std::int64_t repeated = 0;       ///< admitted requests whose exact body had been admitted before
 };
 
 /// An HTTP request as the server read it.
@@ -190,6 +192,7 @@ private:
   std::minstd_rand jitter_rng_;
   std::int64_t seq_ = 0; // ids of answers
   mock_stats stats_;
+  std::unordered_set<std::size_t> seen_bodies_; // hashes of admitted bodies, for stats_.repeated
   static constexpr std::size_t max_recorded = 32;
   std::deque<std::pair<std::string, std::string>> recent_; // (path, body) of the last requests, for GET /admin/requests
 };

@@ -65,9 +65,15 @@ public:
 } // namespace
 
 gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
-                 std::vector<config_problem>& /*problems: none left here since validate() checks aliases*/)
-    : dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad)),
+                 std::vector<config_problem>& /*problems: none left here since validate() checks aliases*/,
+                 std::shared_ptr<run_journal> journal)
+    : dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad, 200, journal)),
       metrics_(sys, dir_, provider_names(*squad.cfg)) {
+  if (journal)
+    journal->on_orphans("api", [hub = std::weak_ptr<run_hub>(runs_)](std::vector<store::run_row> rows) {
+      if (auto h = hub.lock())
+        h->resume(std::move(rows));
+    });
   for (auto& p : squad.personas) {
     api_model m;
     m.name = "persona/" + p.id;

@@ -27,8 +27,9 @@ class gateway {
 public:
   /// Resolves the API's models (personas, provider models, aliases) of a squad load_squad validated; `problems`
   /// stays for callers' sake and gets nothing (validate() checks aliases).
+  /// With a journal, runs are durable and runs other processes left unfinished are resumed here.
   gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
-          std::vector<config_problem>& problems);
+          std::vector<config_problem>& problems, std::shared_ptr<run_journal> journal = nullptr);
 
   void handle(request req, std::shared_ptr<responder> out);
   std::shared_ptr<ws_handler> accept_ws(const request& req, ws_refusal& refusal);

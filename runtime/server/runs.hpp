@@ -6,8 +6,13 @@
 // hub. step.delta events go to live subscribers only (they are not kept in the log); every other event is kept, so a
 // subscriber that comes late gets the whole history first. Finished runs are kept up to `keep_finished`, oldest
 // evicted first. Thread-safe: subscribers are called in event order, under the hub's lock: they must not block.
+//
+// With a journal (storage.url), every kept event, each run and its state changes are also written to the store
+// (runs_store.cpp): runs, their snapshots and event streams outlive the process, and runs another process left
+// unfinished (it died) are resumed here from their journal: the steps that ended are not called again.
 #include "actors/boss/boss.hpp"
 #include "runtime/host/event_json.hpp"
+#include "runtime/host/run_journal.hpp"
 #include "runtime/host/squad_tree.hpp"
 
 #include <nlohmann/json.hpp>
@@ -46,7 +51,7 @@ struct run_refusal {
 class run_hub : public std::enable_shared_from_this<run_hub> {
 public:
   run_hub(caf::actor_system& sys, std::shared_ptr<directory> dir, const loaded_squad& squad,
-          std::size_t keep_finished = 200);
+          std::size_t keep_finished = 200, std::shared_ptr<run_journal> journal = nullptr);
   ~run_hub();
 
   /// Validates and starts a run; returns its id, or nullopt with `why` filled. `first` (optional) is subscribed
@@ -62,9 +67,12 @@ public:
   /// Summaries of the runs kept that the caller sees, newest first.
   nlohmann::json list(const run_caller& who) const;
 
-  /// Replays the kept events, then follows live ones (until the subscriber returns false or the run ends).
-  /// Returns a subscription id (0: unknown run).
-  std::uint64_t subscribe(const std::string& id, const run_caller& who, run_subscriber fn);
+  /// Replays the kept events after `after_seq`, then follows live ones (until the subscriber returns false or the
+  /// run ends). Returns a subscription id (0: unknown run).
+  std::uint64_t subscribe(const std::string& id, const run_caller& who, run_subscriber fn, std::int64_t after_seq = 0);
+
+  /// Goes on with runs another process left unfinished (claimed from the journal): each from its last event.
+  void resume(std::vector<store::run_row> rows);
   void unsubscribe(const std::string& id, std::uint64_t sub);
 
   /// Cancels a running run: 0 ok (the run.failed event follows), else an HTTP status (404 unknown, 409 finished).
@@ -73,8 +81,12 @@ public:
   int feedback(const std::string& id, const run_caller& who, const std::string& step, const std::string& text,
                std::string& why);
 
-  /// Called by the run's listener actor.
-  void on_event(const std::string& id, const run_event& ev);
+  /// Called by the run's listener actor, for each event in turn: record() applies it and journals it (nullopt: an
+  /// unknown run); deliver() sends it to the followers. Between the two, an event that ends a step or the run
+  /// waits until the store has it (durable_writer): what a client saw done is never done again after a crash.
+  std::optional<nlohmann::json> record(const std::string& id, const run_event& ev);
+  void deliver(const std::string& id, const nlohmann::json& ev);
+  std::optional<store_writer_actor> durable_writer(const std::string& type) const;
   void on_boss_started(const std::string& id, boss_actor boss);
   void on_lost(const std::string& id, const std::string& why);
 
@@ -98,19 +110,33 @@ private:
     boss_actor boss;
     caf::actor listener;
     nlohmann::json summary; // the run.completed / run.failed data
+    bool driven = false;    // this process runs it (else: read back from the store)
     bool finished() const { return state == "completed" || state == "failed" || state == "cancelled"; }
   };
   void publish(run_entry& r, const nlohmann::json& ev, bool keep);
   run_entry* find(const std::string& id, const run_caller& who) const; // under m_; nullptr: unknown or not theirs
-  void evict();
+  void evict() const;
+  static void apply(run_entry& r, const nlohmann::json& ev); // an event's effect on the run's state and steps
+  void journal(run_entry& r, const nlohmann::json& ev);      // writes a kept event (and a state change) to storage
+  /// A run only the store knows (finished before this process, or evicted) is rebuilt from its journal and kept
+  /// in memory as finished runs are. Takes m_ itself, not while reading the store.
+  void ensure_loaded(const std::string& id) const;
+  std::shared_ptr<run_entry> rebuild(const store::run_row& row, const std::vector<nlohmann::json>& events) const;
+  void resume_one(const store::run_row& row);
+  caf::actor spawn_listener(const std::string& id, run_spec spec); // starts the run's boss through its listener
+  /// The spec of a run of workflow `wf_id` (budgets, feedback waits as the request gave them); nullopt with `why`.
+  std::optional<run_spec> make_spec(const std::string& wf_id, std::optional<std::int64_t> budget_calls,
+                                    std::optional<std::int64_t> budget_tokens,
+                                    const std::map<std::string, millis>& feedback, run_refusal& why) const;
 
   caf::actor_system& sys_;
   std::shared_ptr<directory> dir_; // runs start under its runs supervisor
   loaded_squad squad_;
   std::size_t keep_finished_;
+  std::shared_ptr<run_journal> journal_; // null: runs live in memory only
   mutable std::mutex m_;
-  std::map<std::string, std::shared_ptr<run_entry>> runs_;
-  std::vector<std::string> order_; // ids by creation
+  mutable std::map<std::string, std::shared_ptr<run_entry>> runs_; // load() caches runs read back from storage
+  mutable std::vector<std::string> order_;                         // ids by creation
   std::uint64_t next_sub_ = 1;
 };
 

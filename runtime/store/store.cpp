@@ -15,7 +15,7 @@ const std::vector<std::vector<const char*>>& migrations() {
           "CREATE TABLE squad_runs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, task TEXT NOT NULL, "
           "workflow TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, "
           "summary TEXT NOT NULL, created BIGINT NOT NULL, updated BIGINT NOT NULL, instance TEXT NOT NULL, "
-          "lease_until BIGINT NOT NULL)",
+          "lease_until BIGINT NOT NULL, kind TEXT NOT NULL)",
           "CREATE INDEX squad_runs_created ON squad_runs (created)",
           "CREATE INDEX squad_runs_open ON squad_runs (state, lease_until)",
           "CREATE TABLE squad_run_events (run_id TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, "
@@ -35,7 +35,7 @@ const std::vector<std::vector<const char*>>& migrations() {
 
 constexpr const char* finished_states = "('completed', 'failed', 'cancelled')";
 constexpr const char* run_columns =
-    "id, owner, task, workflow, request, state, reason, summary, created, updated, instance, lease_until";
+    "id, owner, task, workflow, request, state, reason, summary, created, updated, instance, lease_until, kind";
 
 std::string real(double v) { // exact enough to read back the same double
   char buf[32];
@@ -51,7 +51,7 @@ run_row to_run(const sql_row& r) {
   run_row x;
   x.id = r[0], x.owner = r[1], x.task = r[2], x.workflow = r[3], x.request = r[4], x.state = r[5];
   x.reason = r[6], x.summary = r[7], x.created = num(r[8]), x.updated = num(r[9]), x.instance = r[10];
-  x.lease_until = num(r[11]);
+  x.lease_until = num(r[11]), x.kind = r[12];
   return x;
 }
 
@@ -132,9 +132,9 @@ void store::write(const write_batch& b) {
   c.transact([&] {
     for (auto& r : b.runs)
       c.query(std::string("INSERT INTO squad_runs (") + run_columns +
-                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
+                  ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING",
               {r.id, r.owner, r.task, r.workflow, r.request, r.state, r.reason, r.summary, r.created, r.updated,
-               r.instance, r.lease_until});
+               r.instance, r.lease_until, r.kind});
     for (auto& e : b.events)
       c.query("INSERT INTO squad_run_events (run_id, seq, type, body) VALUES ($1, $2, $3, $4) "
               "ON CONFLICT (run_id, seq) DO NOTHING",
@@ -202,17 +202,29 @@ std::vector<event_row> store::events(const std::string& run_id, std::int64_t aft
   return out;
 }
 
-std::vector<run_row> store::claim_orphans(const std::string& instance, std::int64_t now_ms,
+std::vector<run_row> store::claim_orphans(const std::string& instance, const std::string& kind, std::int64_t now_ms,
                                           std::int64_t lease_until_ms) {
   std::lock_guard<std::mutex> g{rm_};
   auto rows = reader_->query(std::string("UPDATE squad_runs SET instance = $1, lease_until = $3 WHERE state NOT IN ") +
-                                 finished_states + " AND lease_until < $2 RETURNING " + run_columns,
-                             {instance, now_ms, lease_until_ms});
+                                 finished_states + " AND lease_until < $2 AND kind = $4 RETURNING " + run_columns,
+                             {instance, now_ms, lease_until_ms, kind});
   std::vector<run_row> out;
   for (auto& r : rows)
     out.push_back(to_run(r));
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.created < b.created; });
   return out;
+}
+
+std::optional<run_row> store::claim(const std::string& id, const std::string& instance, std::int64_t now_ms,
+                                    std::int64_t lease_until_ms) {
+  std::lock_guard<std::mutex> g{rm_};
+  auto rows = reader_->query(std::string("UPDATE squad_runs SET instance = $2, lease_until = $4 WHERE id = $1 AND "
+                                         "state NOT IN ") +
+                                 finished_states + " AND (lease_until < $3 OR instance = $2) RETURNING " + run_columns,
+                             {id, instance, now_ms, lease_until_ms});
+  if (rows.empty())
+    return std::nullopt;
+  return to_run(rows[0]);
 }
 
 void store::renew(const std::string& instance, std::int64_t lease_until_ms) {

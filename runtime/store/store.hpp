@@ -28,6 +28,7 @@ struct run_row {
   std::int64_t updated = 0;     ///< unix seconds
   std::string instance;         ///< the process driving it
   std::int64_t lease_until = 0; ///< unix ms: after this, another process may resume it
+  std::string kind = "api";     ///< api (squad serve resumes it) | cli (squad run --resume does)
   bool finished() const { return state == "completed" || state == "failed" || state == "cancelled"; }
 };
 
@@ -83,9 +84,13 @@ public:
   std::vector<run_row> runs(std::size_t limit);
   /// A run's events after `after_seq`, in order.
   std::vector<event_row> events(const std::string& run_id, std::int64_t after_seq = 0);
-  /// Takes over unfinished runs whose lease ran out before `now_ms` (their process died): they are this
+  /// Takes over unfinished runs of `kind` whose lease ran out before `now_ms` (their process died): they are this
   /// `instance`'s until `lease_until_ms`. Returns them, oldest first.
-  std::vector<run_row> claim_orphans(const std::string& instance, std::int64_t now_ms, std::int64_t lease_until_ms);
+  std::vector<run_row> claim_orphans(const std::string& instance, const std::string& kind, std::int64_t now_ms,
+                                     std::int64_t lease_until_ms);
+  /// Takes over one unfinished run whose lease ran out (or that `instance` holds already); nullopt otherwise.
+  std::optional<run_row> claim(const std::string& id, const std::string& instance, std::int64_t now_ms,
+                               std::int64_t lease_until_ms);
   /// Extends the leases of this instance's unfinished runs.
   void renew(const std::string& instance, std::int64_t lease_until_ms);
   /// Deletes finished runs (and their events) last updated before `before_unix`, `batch` runs per transaction

@@ -13,7 +13,7 @@ struct unit {
 };
 
 // Largest first, so format_duration picks the shortest exact form.
-constexpr unit units[] = {{"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
+constexpr unit units[] = {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1'000}, {"ms", 1}};
 
 } // namespace
 

@@ -10,10 +10,14 @@ namespace squad::test {
 
 class serve_process {
 public:
-  explicit serve_process(const std::string& yaml, std::vector<std::string> env = {}) {
+  /// `storage`: a --storage URL; empty is a SQLite file of this process's own (two processes share one to
+  /// test a restart).
+  explicit serve_process(const std::string& yaml, std::vector<std::string> env = {}, std::string storage = {}) {
     std::ofstream(dir_ / "squad.yaml") << yaml;
-    std::vector<std::string> args = {SQUAD_BIN,  "serve",      "--config", (dir_ / "squad.yaml").string(),
-                                     "--listen", "127.0.0.1:0"};
+    if (storage.empty())
+      storage = "sqlite:" + (dir_ / "squad.db").string();
+    std::vector<std::string> args = {SQUAD_BIN,  "serve",       "--config",  (dir_ / "squad.yaml").string(),
+                                     "--listen", "127.0.0.1:0", "--storage", storage};
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -71,6 +75,16 @@ public:
   void terminate() {
     if (pid_ > 0)
       kill(pid_, SIGTERM);
+  }
+
+  /// SIGKILL (a crash: nothing flushed, no lease handed on), reaped.
+  void kill_hard() {
+    if (pid_ <= 0)
+      return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
   }
 
   /// SIGTERM, then the exit status (-1 if it had to be killed after `grace`).

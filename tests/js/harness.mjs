@@ -111,17 +111,21 @@ export async function startMock(yaml, { timeoutMs = 10000 } = {}) {
 
 /**
  * `squad serve` on a config: either `yaml` (written to a private temp dir) or `configPath`. Resolves once it
- * prints its "listening on" line. `cwd` defaults to the source dir (relative personas_dir / workflows_dir).
+ * prints its "listening on" line. `cwd` defaults to the source dir (relative personas_dir / workflows_dir);
+ * `storage` (a --storage URL) to a private SQLite file.
  */
-export async function startSquad({ yaml, configPath, cwd = sourceDir, env = {}, timeoutMs = 15000 } = {}) {
+export async function startSquad({ yaml, configPath, cwd = sourceDir, env = {}, timeoutMs = 15000, storage } = {}) {
   const dir = privateDir('squad-js-serve-');
+  // Each serve keeps its own store unless a test shares one between two processes (a restart).
+  storage ??= `sqlite:${join(dir, 'squad.db')}`;
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   if (yaml !== undefined) {
     configPath = join(dir, 'squad.yaml');
     writeFileSync(configPath, yaml);
   }
   if (!configPath) throw new Error('startSquad needs yaml or configPath');
-  const p = launch(squadBin, ['serve', '--config', configPath, '--listen', '127.0.0.1:0'], { cwd, env });
+  const p = launch(squadBin, ['serve', '--config', configPath, '--listen', '127.0.0.1:0', '--storage', storage],
+    { cwd, env });
   const listening = /listening on http:\/\/[^:\s]+:(\d+)/;
   const deadline = Date.now() + timeoutMs;
   let port;

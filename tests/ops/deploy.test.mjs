@@ -75,7 +75,21 @@ describe('deploy/Dockerfile', () => {
 
   it("installs in its final stage the packages of every shared library the squad binary links", () => {
     needSquad();
-    const runtime = new Set(final.ins.filter((i) => i.keyword === 'RUN').flatMap((i) => aptPackages(i.args)));
+    const listed = final.ins.filter((i) => i.keyword === 'RUN').flatMap((i) => aptPackages(i.args));
+    // apt installs what a listed package depends on: the closure, as this machine's dpkg knows it.
+    const runtime = new Set();
+    const todo = [...listed];
+    while (todo.length) {
+      const pkg = todo.pop();
+      if (runtime.has(pkg)) continue;
+      runtime.add(pkg);
+      const dep = run('dpkg-query', ['-W', '-f=${Depends},${Pre-Depends}', pkg]);
+      if (dep.code !== 0) continue;
+      for (const alt of dep.stdout.split(',')) {
+        const name = alt.split('|')[0].trim().split(/[\s:(]/)[0];
+        if (name) todo.push(name);
+      }
+    }
     // In every debian:12-slim image already (Essential, or needed by apt itself).
     const base = new Set(['libc6', 'libstdc++6', 'libgcc-s1']);
     const libs = run('ldd', [squadBin]).stdout.split('\n').map((l) => /=>\s*(\S+)/.exec(l)?.[1]).filter(Boolean);

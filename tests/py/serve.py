@@ -16,7 +16,8 @@ def squad_serve(squad_bin, source, config, timeout=20):
         path = os.path.join(d, "squad.yaml")
         with open(path, "w") as f:
             f.write(config)
-        p = subprocess.Popen([squad_bin, "serve", "--config", path, "--listen", "127.0.0.1:0"], cwd=source,
+        p = subprocess.Popen([squad_bin, "serve", "--config", path, "--listen", "127.0.0.1:0",
+                              "--storage", "sqlite:" + os.path.join(d, "squad.db")], cwd=source,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             port, out, deadline = None, "", time.time() + timeout

@@ -1,4 +1,5 @@
 #include "actors/boss/boss.hpp"
+#include "runtime/host/run_journal.hpp"
 #include "runtime/host/squad_tree.hpp"
 #include "tests/actors/actor_fixture.hpp"
 
@@ -55,6 +56,7 @@ struct run_fixture : test::actor_fixture {
   caf::actor root; // the root supervisor, untyped for the fixture's bookkeeping
   std::shared_ptr<test::recorded> seen = std::make_shared<test::recorded>();
   caf::actor rec = sys->spawn(test::recorder, seen);
+  std::string task = "Build a habit tracker for small teams";
 
   void boot(const std::string& yaml) {
     std::vector<config_problem> problems;
@@ -67,18 +69,22 @@ struct run_fixture : test::actor_fixture {
     sched->run();
   }
 
-  void run(const std::string& workflow, test_hooks hooks = {}, const std::string& run_id = "t1") {
+  void run(const std::string& workflow, test_hooks hooks = {}, const std::string& run_id = "t1", run_resume resume = {},
+           std::optional<std::int64_t> budget_calls = {}) {
     auto wf = load_workflow(squad.cfg->workflows_dir, workflow, squad.persona_ids());
     REQUIRE(wf.workflow);
     run_spec spec;
     spec.run_id = run_id;
-    spec.task = "Build a habit tracker for small teams";
+    spec.task = task;
     spec.workflow = *wf.workflow;
     for (auto& p : squad.personas)
       spec.personas[p.id] = p;
     spec.step_timeout = squad.cfg->runtime.step_timeout;
     spec.supervision = squad.cfg->supervision;
     spec.hooks = std::move(hooks);
+    spec.resume = std::move(resume);
+    if (budget_calls)
+      spec.workflow.budget_calls = *budget_calls;
     ask<caf::actor>(handle(tree.dir->get()->runs), atoms::start_child_v,
                     boss_child(spec, tree.dir, caf::actor_cast<event_sink_actor>(rec)));
     REQUIRE(run_until([&] { return seen->ended(); }));
@@ -93,6 +99,25 @@ struct run_fixture : test::actor_fixture {
   }
 
   json data(const run_event* e) const { return json::parse(e->data_json); }
+
+  // The recorded events as the journal keeps them, up to and including the `n`-th step.completed.
+  std::vector<json> journal_until_completed(std::size_t n) const {
+    std::vector<json> out;
+    std::size_t completed = 0;
+    for (auto& e : seen->events) {
+      if (e.type == "step.delta")
+        continue;
+      out.push_back({{"type", e.type},
+                     {"seq", e.seq},
+                     {"at_ms", e.at_ms},
+                     {"run_id", e.run_id},
+                     {"step_id", e.step_id},
+                     {"data", json::parse(e.data_json)}});
+      if (e.type == "step.completed" && ++completed == n)
+        break;
+    }
+    return out;
+  }
 
   template <class Handle> static caf::actor handle(const Handle& h) { return caf::actor_cast<caf::actor>(h); }
   caf::actor persona(const std::string& id) { return handle(tree.dir->get()->persona(id)); }
@@ -391,4 +416,45 @@ TEST_CASE_METHOD(run_fixture, "a provider that crashes holding a call: the call 
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now() - start).count();
   CHECK(waited >= 2000);
   CHECK(waited <= 4000); // the deadline plus the sweep's grace and period
+}
+
+TEST_CASE_METHOD(run_fixture, "a resumed run never calls its done steps again and its budget counts what they spent") {
+  // Intent: the journal of a run cut after two steps; the run goes on from it: run.resumed (not run.started)
+  // continues the numbering, brief and prd are not started again, their results feed their dependents, and the
+  // calls they spent count against the budget.
+  boot(default_config());
+  run("greenfield");
+  auto journal = journal_until_completed(2);
+  auto resume = resume_from(journal);
+  REQUIRE(resume.done.size() == 2);
+  REQUIRE(resume.done.count("brief") == 1);
+  REQUIRE(resume.done.count("prd") == 1);
+  CHECK(resume.calls == 2);
+  CHECK(resume.seq == journal.back()["seq"].get<std::int64_t>());
+  auto brief_text = resume.done["brief"].text;
+
+  *seen = test::recorded{};
+  task = "Build a reading list app"; // another prompt: nothing comes from the response cache
+  run("greenfield", {}, "t1", resume);
+  REQUIRE(!seen->events.empty());
+  CHECK(seen->events.front().type == "run.resumed");
+  CHECK(seen->events.front().seq == resume.seq + 1);
+  CHECK(seen->events.front().at_ms >= resume.at_ms);
+  CHECK_FALSE(seen->find("run.started"));
+  auto resumed = data(&seen->events.front());
+  CHECK(resumed["done"] == json::array({"brief", "prd"}));
+  CHECK(resumed["calls_spent"] == 2);
+  CHECK(started_steps() == std::vector<std::string>{"design", "validation", "stories", "synthesis"});
+  REQUIRE(seen->find("run.completed"));
+  CHECK(data(seen->find("run.completed"))["calls"] == 7); // 2 before the restart, 5 after
+
+  // With a budget of 4 calls, 2 already spent leaves 2: the run cannot make the 5 calls it still needs.
+  *seen = test::recorded{};
+  task = "Build a recipe planner";
+  run("greenfield", {}, "t1", resume, 4);
+  CHECK(seen->count("step.completed") < 4);
+  auto skipped = seen->find("call.skipped");
+  REQUIRE(skipped);
+  INFO(skipped->data_json);
+  CHECK(data(skipped)["reason"].get<std::string>().find("budget") != std::string::npos);
 }

@@ -118,6 +118,7 @@ std::vector<section_case> every_section() {
   add(runtime, runtime_sections());
   out.push_back({"runtime", {"runtime"}, runtime});
   out.push_back({"runtime.tolerable_wait", {"runtime", "tolerable_wait"}, keys_with_values(tolerable_wait_fields())});
+  out.push_back({"storage", {"storage"}, keys_with_values(storage_fields())});
   return out;
 }
 

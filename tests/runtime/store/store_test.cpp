@@ -29,11 +29,30 @@ std::string pg_server_url() {
   return url;
 }
 
+// The SQLite cases' directories, removed when the test program ends.
+struct temp_dirs {
+  std::vector<fs::path> made;
+  ~temp_dirs() {
+    std::error_code ec;
+    for (const auto& d : made)
+      fs::remove_all(d, ec);
+  }
+  fs::path make() {
+    auto dir = fs::temp_directory_path() / unique_name("squad-store-");
+    fs::create_directories(dir);
+    made.push_back(dir);
+    return dir;
+  }
+};
+fs::path temp_dir() {
+  static temp_dirs dirs;
+  return dirs.make();
+}
+
 // A fresh, empty database for one case: a new SQLite file or a new PostgreSQL database.
 std::string fresh_url(const std::string& backend) {
   if (backend == "sqlite") {
-    auto dir = fs::temp_directory_path() / unique_name("squad-store-");
-    fs::create_directories(dir);
+    auto dir = temp_dir();
     return "sqlite:" + (dir / "squad.db").string();
   }
   auto server = pg_server_url();
@@ -154,15 +173,34 @@ TEST_CASE("store: the same suite on SQLite and PostgreSQL", "[store]") {
     done.lease_until = 1;
     b.runs = {dead, live, done};
     s->write(b);
-    auto got = s->claim_orphans("node-3", 10000, 40000);
+    auto got = s->claim_orphans("node-3", "api", 10000, 40000);
     REQUIRE(got.size() == 1);
     CHECK(got[0].id == "run_dead");
     CHECK(got[0].instance == "node-3");
     CHECK(got[0].lease_until == 40000);
-    CHECK(s->claim_orphans("node-4", 10000, 50000).empty()); // node-3 holds it now
+    CHECK(s->claim_orphans("node-4", "api", 10000, 50000).empty()); // node-3 holds it now
     s->renew("node-2", 90000);
     CHECK(s->run("run_live")->lease_until == 90000);
-    CHECK(s->claim_orphans("node-4", 60000, 70000).size() == 1); // node-3's lapsed; node-2's renewed one did not
+    CHECK(s->claim_orphans("node-4", "api", 60000, 70000).size() == 1); // node-3's lapsed; node-2's renewed one did not
+  }
+
+  SECTION("a run is claimed by id once its lease lapsed, or by the instance holding it; a cli run is not an orphan "
+          "of serve") {
+    auto s = store::open(url);
+    auto cli = a_run("run_cli", 100);
+    cli.kind = "cli";
+    cli.lease_until = 5000;
+    write_batch b;
+    b.runs = {cli};
+    s->write(b);
+    CHECK(s->claim_orphans("serve-1", "api", 10000, 20000).empty());
+    CHECK_FALSE(s->claim("run_cli", "cli-2", 4000, 20000)); // node-1 still holds it
+    CHECK(s->claim("run_cli", "node-1", 4000, 20000));      // its holder may
+    auto got = s->claim("run_cli", "cli-2", 30000, 40000);
+    REQUIRE(got);
+    CHECK(got->kind == "cli");
+    CHECK(got->instance == "cli-2");
+    CHECK_FALSE(s->claim("run_none", "cli-2", 30000, 40000));
   }
 
   SECTION("retention deletes finished runs and their events in batches, and keeps the rest") {
@@ -221,8 +259,7 @@ TEST_CASE("store: the same suite on SQLite and PostgreSQL", "[store]") {
 }
 
 TEST_CASE("store: a file that is not a SQLite database is refused, naming it", "[store][sqlite]") {
-  auto dir = fs::temp_directory_path() / unique_name("squad-store-");
-  fs::create_directories(dir);
+  auto dir = temp_dir();
   auto path = (dir / "notes.db").string();
   std::ofstream{path} << "these are my notes, not a database, and they go on for a while............";
   try {
@@ -234,8 +271,7 @@ TEST_CASE("store: a file that is not a SQLite database is refused, naming it", "
 }
 
 TEST_CASE("store: another program's SQLite database is refused rather than written into", "[store][sqlite]") {
-  auto dir = fs::temp_directory_path() / unique_name("squad-store-");
-  fs::create_directories(dir);
+  auto dir = temp_dir();
   auto path = (dir / "other.db").string();
   open_sqlite(path)->query("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)");
   try {

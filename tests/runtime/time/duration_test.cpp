@@ -14,9 +14,11 @@ TEST_CASE("parse_duration accepts an integer with a unit", "[config][duration]")
     millis expected;
   };
   const row rows[] = {
-      {"0ms", 0ms},     {"500ms", 500ms},   {"2s", 2000ms},
-      {"60s", 60000ms}, {"10m", 600000ms},  {"1h", 3600000ms},
-      {"007s", 7000ms}, {"1500ms", 1500ms}, {"9223372036854775807ms", millis{std::numeric_limits<std::int64_t>::max()}},
+      {"0ms", 0ms},          {"500ms", 500ms},
+      {"2s", 2000ms},        {"60s", 60000ms},
+      {"10m", 600000ms},     {"1h", 3600000ms},
+      {"30d", 2592000000ms}, {"007s", 7000ms},
+      {"1500ms", 1500ms},    {"9223372036854775807ms", millis{std::numeric_limits<std::int64_t>::max()}},
   };
   for (const auto& r : rows) {
     INFO(r.text);
@@ -42,7 +44,7 @@ TEST_CASE("parse_duration rejects anything else", "[config][duration]") {
       "1s ",
       "1S",
       "1sec",
-      "1d",
+      "1w",
       "1us",
       "1m1s",
       "1e3ms",
@@ -67,6 +69,8 @@ TEST_CASE("format_duration picks the largest exact unit", "[config][duration]") 
   CHECK(format_duration(5400000ms) == "90m");
   CHECK(format_duration(1ms) == "1ms");
   CHECK(format_duration(0ms) == "0s");
+  CHECK(format_duration(86400000ms) == "1d");
+  CHECK(format_duration(90000000ms) == "25h");
   CHECK(format_duration(-2000ms) == "-2s");
   CHECK(format_duration(millis{std::numeric_limits<std::int64_t>::min()}) == "-9223372036854775808ms");
 }
