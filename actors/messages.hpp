@@ -71,6 +71,7 @@ struct call_failure {
   std::string detail;               ///< for humans; never parsed
   std::int64_t retry_after_ms = -1; ///< when trying again could succeed (a shed call's earliest slot); -1: not said
   failure_class upstream = failure_class::unknown;
+  std::vector<attempt_info> attempts; ///< every try of the chain, as a call_result lists them (the audit trail)
 };
 
 /// The class of an exhausted chain from its attempts (attempt_info::outcome is to_string(outcome), or a not-sent
@@ -153,7 +154,7 @@ template <class I> typename I::result_type inspect(I& f, call_result& x) {
            x.logprobs_json, x.embeddings_json);
 }
 template <class I> typename I::result_type inspect(I& f, call_failure& x) {
-  return f(caf::meta::type_name("call_failure"), x.code, x.detail, x.retry_after_ms, x.upstream);
+  return f(caf::meta::type_name("call_failure"), x.code, x.detail, x.retry_after_ms, x.upstream, x.attempts);
 }
 template <class I> typename I::result_type inspect(I& f, run_event& x) {
   return f(caf::meta::type_name("run_event"), x.seq, x.at_ms, x.type, x.run_id, x.step_id, x.persona, x.message,

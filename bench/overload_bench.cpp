@@ -73,7 +73,8 @@ public:
   bench_sink(outcome_of& out, std::function<void()> finish) : out_(out), finish_(std::move(finish)) {}
   ~bench_sink() override {
     if (!answered_) // released without an answer (its message was lost): counted as a failure, not waited for
-      failed(call_failure{squad_errc::cancelled, "the call's sink was released without an answer"});
+      failed(call_failure{
+          squad_errc::cancelled, "the call's sink was released without an answer", -1, failure_class::unknown, {}});
   }
   void delta(std::string_view) override {}
   bool committed() const override { return false; }

@@ -52,7 +52,7 @@ void deliver(pending_call& c, squad_errc code, std::string why, std::int64_t ret
   if (c.req.sink) {
     // The typed class of the failure (what the attempts add up to) picks the API's status, never the text.
     auto cls = code == squad_errc::chain_exhausted ? classify_attempts(c.attempts) : failure_class::unknown;
-    c.req.sink->failed(call_failure{code, why, retry_after_ms, cls});
+    c.req.sink->failed(call_failure{code, why, retry_after_ms, cls, c.attempts});
     c.req.sink.reset();
   }
   c.rp.deliver(make_squad_error(code, std::move(why)));
@@ -217,7 +217,7 @@ dispatcher_actor::behavior_type dispatcher(dispatcher_self self, std::shared_ptr
       [self](call_request& req) -> caf::result<call_result> {
         auto refuse = [&req](squad_errc code, std::string why) -> caf::result<call_result> {
           if (req.sink)
-            std::exchange(req.sink, nullptr)->failed(call_failure{code, why, -1, failure_class::unknown});
+            std::exchange(req.sink, nullptr)->failed(call_failure{code, why, -1, failure_class::unknown, {}});
           return make_squad_error(code, std::move(why));
         };
         if (req.chain.empty())

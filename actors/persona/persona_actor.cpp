@@ -46,7 +46,7 @@ persona_actor::behavior_type persona(persona_self self, persona_def def, std::ve
           auto why = std::string{"the dispatcher is restarting"};
           if (req.sink)
             std::exchange(req.sink, nullptr)
-                ->failed(call_failure{squad_errc::child_unavailable, why, -1, failure_class::unknown});
+                ->failed(call_failure{squad_errc::child_unavailable, why, -1, failure_class::unknown, {}});
           return make_squad_error(squad_errc::child_unavailable, std::move(why));
         }
         return self->delegate(dispatcher, std::move(req));

@@ -1,6 +1,7 @@
 // squad: the command line. `squad run`, `squad serve`, `squad workflows`, `squad personas`, `squad config check`,
 // `squad key hash`, `squad version` (or --version). A bad command line exits 2.
 #include "actors/boss/boss.hpp"
+#include "runtime/app/audit_export.hpp"
 #include "runtime/app/listings.hpp"
 #include "runtime/app/run_recorder.hpp"
 #include "runtime/host/squad_host.hpp"
@@ -376,6 +377,15 @@ int main(int argc, char** argv) {
       key_cmd->add_subcommand("hash", "print the SHA-256 of a key for server.keys (reads stdin if no key)");
   std::string key_arg;
   hash_cmd->add_option("key", key_arg, "the key (prefer standard input: arguments land in shell history)");
+  auto* audit_cmd = app.add_subcommand("audit", "the audit trail");
+  audit_cmd->require_subcommand(1);
+  auto* export_cmd = audit_cmd->add_subcommand("export", "write the audit rows of the config's store to stdout");
+  audit_export_options ao;
+  export_cmd->add_option("--config,-c", config_file, "config file (its storage.url)")->capture_default_str();
+  export_cmd->add_option("--storage", ao.storage, "the store's URL instead of the config's storage.url");
+  export_cmd->add_option("--since", ao.since,
+                         "from this time: 2026-12-01T08:00:00Z, 2026-12-01, unix ms, or 24h/7d ago");
+  export_cmd->add_option("--format", ao.format, "jsonl (one JSON object a line) or csv")->capture_default_str();
   app.add_subcommand("version", "print the version");
   auto* workflows_cmd = app.add_subcommand("workflows", "list the workflows of a config");
   workflows_cmd->add_option("--config,-c", config_file, "config file")->capture_default_str();
@@ -399,6 +409,10 @@ int main(int argc, char** argv) {
       return config_keys();
     if (serve_cmd->parsed())
       return serve(config_file, listen, storage);
+    if (export_cmd->parsed()) {
+      ao.config_file = config_file;
+      return audit_export(ao, std::cout);
+    }
     if (hash_cmd->parsed())
       return key_hash(key_arg);
     if (workflows_cmd->parsed())

@@ -168,6 +168,7 @@ bool read_config(yaml_reader& r, const YAML::Node& root, config& cfg) {
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::supervision_fields(), cfg.supervision); });
   with_sub(root, "", "storage",
            [&](auto& n, auto& sp) { read_section(r, n, sp, detail::storage_fields(), cfg.storage); });
+  with_sub(root, "", "audit", [&](auto& n, auto& sp) { read_section(r, n, sp, detail::audit_fields(), cfg.audit); });
   with_sub(root, "", "runtime", [&](auto& n, auto& sp) {
     if (!r.is_map(n, sp))
       return;

@@ -53,11 +53,12 @@ struct limits_config {
 };
 
 struct model_config {
-  std::string name;            ///< the key under `models:`; targets are written "provider/name"
-  std::string id;              ///< the upstream model id (required)
-  std::string tier = "worker"; ///< worker | boss
-  double input_price = 0;      ///< USD per 1M prompt tokens, for strategy: cost (0: free or not said)
-  double output_price = 0;     ///< USD per 1M completion tokens
+  std::string name;               ///< the key under `models:`; targets are written "provider/name"
+  std::string id;                 ///< the upstream model id (required)
+  std::string tier = "worker";    ///< worker | boss
+  double input_price = 0;         ///< USD per 1M prompt tokens, for strategy: cost (0: free or not said)
+  double output_price = 0;        ///< USD per 1M completion tokens
+  double cached_input_price = -1; ///< USD per 1M prompt tokens served from the upstream's prompt cache; <0: input
   /// `models.<m>.limits`: this model's own limits (most providers limit each model apart), its unset keys those
   /// of the provider's `limits`. Without it the model shares the provider's limits with its other such models.
   std::optional<limits_config> limits{};
@@ -212,6 +213,13 @@ struct storage_config {
   std::int64_t queue_limit = 100000; ///< rows waiting for the writer before it spools or refuses new runs
 };
 
+/// The audit trail: one row per API call and per upstream attempt, in the store (storage.url).
+struct audit_config {
+  bool enabled = true; ///< off: no audit rows (storage none: none either)
+  /// Keep the request and answer bodies, redacted first (e-mail, phone, cards, IBAN, CPF/CNPJ, IPs, tokens, keys).
+  bool bodies = false;
+};
+
 struct config {
   server_config server;
   std::string personas_dir = "personas";
@@ -223,6 +231,7 @@ struct config {
   supervision_config supervision;
   runtime_config runtime;
   storage_config storage;
+  audit_config audit;
 
   const provider_config* find_provider(std::string_view name) const;
 };

@@ -108,6 +108,7 @@ const std::vector<sub_section>& root_sections() {
       {"supervision", "restart intensity of every supervisor"},
       {"runtime", "threads, deadlines, routing, cache and call budgets"},
       {"storage", "durable state: where runs and audit rows are kept, and for how long"},
+      {"audit", "the audit trail: a row per API call and per upstream attempt"},
   };
   return s;
 }
@@ -279,6 +280,8 @@ const table<model_config>& model_fields() {
       {"tier", &m::tier, one_of({"worker", "boss"}, "must be worker or boss", false), "worker | boss"},
       {"input_price", &m::input_price, non_negative(), "USD per 1M prompt tokens (strategy: cost); 0: free"},
       {"output_price", &m::output_price, non_negative(), "USD per 1M completion tokens"},
+      {"cached_input_price", &m::cached_input_price, any(),
+       "USD per 1M prompt tokens the upstream served from its prompt cache; unset: input_price"},
   };
   return t;
 }
@@ -347,6 +350,15 @@ const table<runtime_config>& runtime_fields() {
        "the longest a call waits for an open breaker's probe; a chain open longer than this answers at once"},
       {"global_concurrency", &r::global_concurrency, at_least(0, " (0: no global cap)"),
        "upstream calls in flight across every provider"},
+  };
+  return t;
+}
+
+const table<audit_config>& audit_fields() {
+  using a = audit_config;
+  static const table<a> t{
+      {"enabled", &a::enabled, any(), "write audit rows (needs storage.url other than none)"},
+      {"bodies", &a::bodies, any(), "keep request and answer bodies, PII and secrets redacted before they are kept"},
   };
   return t;
 }
@@ -442,6 +454,7 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "runtime", runtime_fields(), runtime_sections());
   describe(out, "runtime.tolerable_wait", tolerable_wait_fields());
   describe(out, "storage", storage_fields());
+  describe(out, "audit", audit_fields());
   return out;
 }
 

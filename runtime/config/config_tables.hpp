@@ -86,6 +86,7 @@ const table<runtime_config>& runtime_fields();           ///< runtime
 const std::vector<sub_section>& runtime_sections();      ///< tolerable_wait
 const table<tolerable_wait_config>& tolerable_wait_fields(); ///< runtime.tolerable_wait
 const table<storage_config>& storage_fields();               ///< storage
+const table<audit_config>& audit_fields();                   ///< audit
 
 /// The keys a map may hold: those of the tables given and the sub-sections.
 template <class... S>

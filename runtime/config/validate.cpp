@@ -187,6 +187,7 @@ std::vector<config_problem> validate(const config& cfg) {
   check_fields(detail::runtime_fields(), cfg.runtime, "runtime", p.out);
   check_fields(detail::tolerable_wait_fields(), cfg.runtime.tolerable_wait, "runtime.tolerable_wait", p.out);
   check_fields(detail::storage_fields(), cfg.storage, "storage", p.out);
+  check_fields(detail::audit_fields(), cfg.audit, "audit", p.out);
   auto& u = cfg.storage.url;
   if (!u.empty() && u != "none" && u.rfind("sqlite:", 0) != 0 && u.rfind("postgresql://", 0) != 0 &&
       u.rfind("postgres://", 0) != 0)

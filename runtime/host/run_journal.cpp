@@ -110,6 +110,12 @@ void run_journal::audit(store::audit_row r) {
   queue_->push(std::move(b));
 }
 
+void run_journal::audit(std::vector<store::audit_row> rows) {
+  store::write_batch b;
+  b.audit = std::move(rows);
+  queue_->push(std::move(b));
+}
+
 bool run_journal::flush() {
   caf::scoped_actor self{sys_};
   bool ok = false;

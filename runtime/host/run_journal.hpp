@@ -28,6 +28,7 @@ public:
   void state(const std::string& id, const std::string& state, const std::string& reason = "",
              const nlohmann::json& summary = nlohmann::json::object());
   void audit(store::audit_row r);
+  void audit(std::vector<store::audit_row> rows); ///< one call's rows, in one batch
 
   /// Writes everything queued now; true when the store took it all (false: unreachable, rows kept for retry).
   bool flush();

@@ -63,11 +63,11 @@ route_meter& meter_of(route r) {
   return *meters[static_cast<std::size_t>(r)];
 }
 
-class counted_responder final : public responder {
+class counted_responder final : public forwarding_responder {
 public:
   counted_responder(std::shared_ptr<responder> inner, route_meter* meter, steady::time_point t0,
                     std::function<void()> on_end, std::string request_id)
-      : inner_(std::move(inner)), meter_(meter), t0_(t0), on_end_(std::move(on_end)),
+      : forwarding_responder(std::move(inner)), meter_(meter), t0_(t0), on_end_(std::move(on_end)),
         request_id_(std::move(request_id)) {}
   ~counted_responder() override { finish(); }
   void reply(int status, header_list headers, std::string body) override {
@@ -83,13 +83,10 @@ public:
       headers.emplace_back("x-request-id", request_id_);
     inner_->start_stream(status, std::move(headers));
   }
-  void write(std::string piece) override { inner_->write(std::move(piece)); }
   void end() override {
     inner_->end();
     finish();
   }
-  bool gone() const override { return inner_->gone(); }
-  bool hung_up() const override { return inner_->hung_up(); }
 
 private:
   void finish() {
@@ -100,7 +97,6 @@ private:
     if (on_end_)
       on_end_();
   }
-  std::shared_ptr<responder> inner_;
   route_meter* meter_; // null: not counted
   steady::time_point t0_;
   std::function<void()> on_end_;
@@ -119,10 +115,10 @@ std::shared_ptr<responder> metered(std::shared_ptr<responder> inner, route r, st
 
 namespace {
 
-class header_responder final : public responder {
+class header_responder final : public forwarding_responder {
 public:
   header_responder(std::shared_ptr<responder> inner, header_list extra)
-      : inner_(std::move(inner)), extra_(std::move(extra)) {}
+      : forwarding_responder(std::move(inner)), extra_(std::move(extra)) {}
   void reply(int status, header_list headers, std::string body) override {
     headers.insert(headers.end(), extra_.begin(), extra_.end());
     inner_->reply(status, std::move(headers), std::move(body));
@@ -131,13 +127,8 @@ public:
     headers.insert(headers.end(), extra_.begin(), extra_.end());
     inner_->start_stream(status, std::move(headers));
   }
-  void write(std::string piece) override { inner_->write(std::move(piece)); }
-  void end() override { inner_->end(); }
-  bool gone() const override { return inner_->gone(); }
-  bool hung_up() const override { return inner_->hung_up(); }
 
 private:
-  std::shared_ptr<responder> inner_;
   header_list extra_;
 };
 

@@ -27,8 +27,11 @@ public:
 
   ~chat_sink() override {
     if (!answered_.exchange(true)) // the call was lost between the actors: say so, never leave the client hanging
-      fail({squad_errc::child_unavailable, "the call was lost inside Squad (an actor restarted); retry it", -1,
-            failure_class::unknown});
+      fail({squad_errc::child_unavailable,
+            "the call was lost inside Squad (an actor restarted); retry it",
+            -1,
+            failure_class::unknown,
+            {}});
   }
 
   void delta(std::string_view text) override {
@@ -60,6 +63,7 @@ public:
       overhead_seconds().observe(static_cast<double>(std::max<std::int64_t>(0, total - r.upstream_us)) / 1e6);
     }
     ids_.fingerprint = r.system_fingerprint;
+    note_result(o_.audit.get(), r, o_.audit_bodies);
     if (!o_.stream)
       return out_->reply(200, completion_headers(r), completion_json(ids_, r));
     bool had_deltas = started_.load();
@@ -84,6 +88,7 @@ public:
 
 private:
   void fail(call_failure f) {
+    note_failure(o_.audit.get(), f);
     if (started_.load()) { // bytes already went out: an explicit error event, and no [DONE]
       out_->write(stream_error_event(f.detail));
       out_->end();

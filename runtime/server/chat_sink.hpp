@@ -4,6 +4,7 @@
 // the first chunk is an error answer whose status comes from the typed failure (openai_encoding.hpp); after it, an
 // error event ends the stream, never a clean end. No Beast here.
 #include "actors/messages.hpp"
+#include "runtime/host/audit_log.hpp"
 #include "runtime/server/http_server.hpp"
 
 #include <atomic>
@@ -19,7 +20,9 @@ struct chat_answer_options {
   std::string model; ///< the model as the client named it
   bool stream = false;
   bool include_usage = false;
-  bool cache_only = false; ///< X-Squad-Cache: only: a miss is a 404 cache_miss, not a shed
+  bool cache_only = false;           ///< X-Squad-Cache: only: a miss is a 404 cache_miss, not a shed
+  std::shared_ptr<call_audit> audit; ///< null: not audited; else the answer is noted before it goes out
+  bool audit_bodies = false;
 };
 
 /// Creates the sink for a call whose answer goes to `out`; `t0` is the request's arrival (overhead metric).

@@ -41,8 +41,8 @@ std::string base64_of_floats(const json& v) {
 
 class embeddings_sink final : public call_sink {
 public:
-  embeddings_sink(std::shared_ptr<responder> out, std::string model, bool base64)
-      : out_(std::move(out)), model_(std::move(model)), base64_(base64) {}
+  embeddings_sink(std::shared_ptr<responder> out, std::string model, bool base64, std::shared_ptr<call_audit> audit)
+      : out_(std::move(out)), model_(std::move(model)), base64_(base64), audit_(std::move(audit)) {}
   ~embeddings_sink() override {
     if (!answered_.exchange(true)) // released unanswered (its message was lost): the client still gets an answer
       send_error(*out_, 503, "the call was lost inside Squad; try again", "service_unavailable", {}, "lost");
@@ -52,11 +52,13 @@ public:
   void done(call_result r) override {
     if (answered_.exchange(true)) // the dispatcher's delivery after a direct answer from the io thread
       return;
+    note_result(audit_.get(), r, false); // vectors are not kept
     out_->reply(200, json_headers(), embeddings_json(r, model_, base64_));
   }
   void failed(call_failure f) override {
     if (answered_.exchange(true))
       return;
+    note_failure(audit_.get(), f);
     send_error(*out_, error_for(f, false));
   }
   bool abandoned() const override { return out_->gone(); }
@@ -65,6 +67,7 @@ private:
   std::shared_ptr<responder> out_;
   std::string model_;
   bool base64_;
+  std::shared_ptr<call_audit> audit_;
   std::atomic<bool> answered_{false};
 };
 
@@ -132,8 +135,9 @@ std::string embeddings_json(const call_result& r, const std::string& model, bool
   return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::shared_ptr<call_sink> make_embeddings_sink(std::shared_ptr<responder> out, std::string model, bool base64) {
-  return std::make_shared<embeddings_sink>(std::move(out), std::move(model), base64);
+std::shared_ptr<call_sink> make_embeddings_sink(std::shared_ptr<responder> out, std::string model, bool base64,
+                                                std::shared_ptr<call_audit> audit) {
+  return std::make_shared<embeddings_sink>(std::move(out), std::move(model), base64, std::move(audit));
 }
 
 } // namespace squad::server

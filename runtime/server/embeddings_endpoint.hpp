@@ -2,6 +2,7 @@
 // POST /v1/embeddings: an OpenAI embeddings request checked and made a call_request (governed like a chat call:
 // the model's chain, its limiters and breakers, fallbacks, per-key limits), and its answer in OpenAI's shape.
 // No Beast here.
+#include "runtime/host/audit_log.hpp"
 #include "runtime/server/chat_request.hpp"
 #include "runtime/server/http_server.hpp"
 
@@ -30,6 +31,7 @@ parse_embeddings_request(const nlohmann::json& body, const chat_headers& headers
 std::string embeddings_json(const call_result& r, const std::string& model, bool base64);
 
 /// The sink that answers `out` with embeddings_json, or with the failure's error.
-std::shared_ptr<call_sink> make_embeddings_sink(std::shared_ptr<responder> out, std::string model, bool base64);
+std::shared_ptr<call_sink> make_embeddings_sink(std::shared_ptr<responder> out, std::string model, bool base64,
+                                                std::shared_ptr<call_audit> audit = nullptr);
 
 } // namespace squad::server

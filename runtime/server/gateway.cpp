@@ -3,6 +3,7 @@
 #include "runtime/net/http_client.hpp"
 #include "runtime/server/answer_meter.hpp"
 #include "runtime/server/api_ids.hpp"
+#include "runtime/server/audited.hpp"
 #include "runtime/server/chat_sink.hpp"
 #include "runtime/server/embeddings_endpoint.hpp"
 #include "runtime/server/json_body.hpp"
@@ -69,6 +70,8 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const l
                  std::shared_ptr<run_journal> journal)
     : dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad, 200, journal)),
       metrics_(sys, dir_, provider_names(*squad.cfg)) {
+  if (journal && cfg_->audit.enabled)
+    audit_ = std::make_shared<audit_log>(journal, *cfg_);
   if (journal)
     journal->on_orphans("api", [hub = std::weak_ptr<run_hub>(runs_)](std::vector<store::run_row> rows) {
       if (auto h = hub.lock())
@@ -206,7 +209,19 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   auto path = std::string{req.path()};
   auto r = route_of(path);
   auto& spec = spec_of(r);
-  out = metered(std::move(out), r, t0, request_id_for(net::trim_ows(req.header("x-request-id"))));
+  auto request_id = request_id_for(net::trim_ows(req.header("x-request-id")));
+  out = metered(std::move(out), r, t0, request_id);
+  std::shared_ptr<call_audit> audit;
+  if (audit_ && (r == route::chat || r == route::embeddings)) { // from here every answer of the call is audited
+    audit = std::make_shared<call_audit>();
+    audit->request_id = std::move(request_id);
+    audit->route = r == route::chat ? "chat" : "embeddings";
+    audit->trace_id = (r == route::chat ? "chatcmpl-" : "emb-") + random_id(24);
+    audit->started_ms = unix_ms();
+    if (audit_->bodies())
+      audit->request_body = req.body;
+    out = audited(std::move(out), audit_, audit);
+  }
   auto method_is = [&](const char* m) {
     if (req.method == m)
       return true;
@@ -227,6 +242,8 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   std::size_t key = no_key;
   if (!authorize(req, out, &key))
     return;
+  if (audit && key != no_key)
+    audit->key_id = cfg_->server.keys[key].name;
   if (!spec.open && *spec.methods && !method_is(spec.methods))
     return;
   switch (r) {
@@ -247,9 +264,9 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   case route::run_events:
     return serve_runs(*runs_, req, out, run_access(key));
   case route::chat:
-    return chat(req, out, t0, key);
+    return chat(req, out, t0, key, audit);
   case route::embeddings:
-    return embeddings(req, out, key);
+    return embeddings(req, out, key, audit);
   default:
     return;
   }
@@ -326,10 +343,20 @@ chat_context gateway::context_for(std::size_t key) const {
   return {models_, key == no_key ? every_model : cfg_->server.keys[key].models, providers_, cfg_->server.call_timeout};
 }
 
-void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key) {
+namespace {
+// What the audit trail says the client asked for, before the call is parsed (a refusal names it too).
+void note_model(call_audit* a, const json& body) {
+  if (a && body.is_object() && body.contains("model") && body["model"].is_string())
+    a->model = body["model"].get<std::string>();
+}
+} // namespace
+
+void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key,
+                   const std::shared_ptr<call_audit>& audit) {
   auto body = json_request(req, *out);
   if (!body)
     return;
+  note_model(audit.get(), *body);
   auto ctx = context_for(key);
   auto headers = squad_headers(req);
   auto parsed = parse_chat_request(*body, headers, ctx);
@@ -341,17 +368,25 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   auto& [call, flags, model] = std::get<parsed_chat>(parsed);
   if (key != no_key && !admit_key(key, out)) // limits count only calls that would be sent
     return;
-  auto id = "chatcmpl-" + random_id(24);
+  auto id = audit ? audit->trace_id : "chatcmpl-" + random_id(24);
   call.trace_id = id;
-  call.sink =
-      make_chat_sink(out, {id, model->name, flags.stream, flags.include_usage, call.cache_mode == cache_only}, t0);
+  if (audit) {
+    audit->persona = model->persona;
+    audit->run_id = call.budget_id;
+  }
+  call.sink = make_chat_sink(out,
+                             {id, model->name, flags.stream, flags.include_usage, call.cache_mode == cache_only, audit,
+                              audit_ && audit_->bodies()},
+                             t0);
   send_chat_call(dir_, model->persona, std::move(call));
 }
 
-void gateway::embeddings(request& req, std::shared_ptr<responder> out, std::size_t key) {
+void gateway::embeddings(request& req, std::shared_ptr<responder> out, std::size_t key,
+                         const std::shared_ptr<call_audit>& audit) {
   auto body = json_request(req, *out);
   if (!body)
     return;
+  note_model(audit.get(), *body);
   auto ctx = context_for(key);
   auto headers = squad_headers(req);
   auto parsed = parse_embeddings_request(*body, headers, ctx);
@@ -363,8 +398,10 @@ void gateway::embeddings(request& req, std::shared_ptr<responder> out, std::size
   auto& p = std::get<parsed_embeddings>(parsed);
   if (key != no_key && !admit_key(key, out))
     return;
-  p.call.trace_id = "emb-" + random_id(24);
-  p.call.sink = make_embeddings_sink(out, p.model->name, p.base64);
+  p.call.trace_id = audit ? audit->trace_id : "emb-" + random_id(24);
+  if (audit)
+    audit->persona = p.model->persona;
+  p.call.sink = make_embeddings_sink(out, p.model->name, p.base64, audit);
   send_chat_call(dir_, p.model->persona, std::move(p.call));
 }
 

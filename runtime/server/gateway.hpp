@@ -8,6 +8,7 @@
 // persona/<id>) or straight to the dispatcher (model <provider>/<model>). The answer comes back through the sink,
 // which writes the HTTP response; streamed text goes from the provider's io handler to the client without passing
 // through an actor.
+#include "runtime/host/audit_log.hpp"
 #include "runtime/host/squad_tree.hpp"
 #include "runtime/server/auth.hpp"
 #include "runtime/server/chat_request.hpp"
@@ -43,8 +44,10 @@ public:
 
 private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
-  void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key);
-  void embeddings(request& req, std::shared_ptr<responder> out, std::size_t key);
+  void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key,
+            const std::shared_ptr<call_audit>& audit);
+  void embeddings(request& req, std::shared_ptr<responder> out, std::size_t key,
+                  const std::shared_ptr<call_audit>& audit);
   chat_context context_for(std::size_t key) const; ///< the models this key may use, against the config
   void list_models(const std::shared_ptr<responder>& out);
   void get_model(const std::shared_ptr<responder>& out, const std::string& raw_id); ///< GET /v1/models/{id}
@@ -71,6 +74,7 @@ private:
   std::shared_ptr<key_table> keys_ = std::make_shared<key_table>();
   std::shared_ptr<http_server> server_;
   std::shared_ptr<run_hub> runs_;
+  std::shared_ptr<audit_log> audit_; // null: no audit trail (audit.enabled false, or no storage)
   metrics_endpoint metrics_;
   std::atomic<bool> draining_{false};
 };

@@ -63,6 +63,23 @@ public:
   virtual bool hung_up() const { return gone(); }
 };
 
+/// A responder that wraps another: every call goes through to `inner_` unless a wrapper overrides it.
+class forwarding_responder : public responder {
+public:
+  explicit forwarding_responder(std::shared_ptr<responder> inner) : inner_(std::move(inner)) {}
+  void reply(int status, header_list headers, std::string body) override {
+    inner_->reply(status, std::move(headers), std::move(body));
+  }
+  void start_stream(int status, header_list headers) override { inner_->start_stream(status, std::move(headers)); }
+  void write(std::string piece) override { inner_->write(std::move(piece)); }
+  void end() override { inner_->end(); }
+  bool gone() const override { return inner_->gone(); }
+  bool hung_up() const override { return inner_->hung_up(); }
+
+protected:
+  std::shared_ptr<responder> inner_;
+};
+
 /// One WebSocket connection, for the application. Thread-safe.
 class ws_connection {
 public:

@@ -16,7 +16,9 @@ void send_chat_call(const directory_ptr& dir, const std::string& persona, call_r
       ->failed(call_failure{squad_errc::child_unavailable,
                             (persona.empty() ? std::string{"the dispatcher"} : "persona " + persona) +
                                 " is restarting; try again",
-                            -1, failure_class::unknown});
+                            -1,
+                            failure_class::unknown,
+                            {}});
 }
 
 namespace {

@@ -259,13 +259,14 @@ std::size_t store::prune(std::int64_t before_unix, std::size_t batch) {
   return gone;
 }
 
-std::vector<audit_row> store::audit(std::int64_t since_ms, std::size_t limit) {
+std::vector<audit_row> store::audit(std::int64_t since_ms, std::size_t limit, const std::string& after_id) {
   std::lock_guard<std::mutex> g{rm_};
   auto rows = reader_->query(
       "SELECT id, time_ms, kind, request_id, run_id, step, key_id, persona, provider, model, status, error_class, "
       "trace_id, prompt_tokens, completion_tokens, cached_tokens, latency_ms, fallbacks, cost_usd, request_body, "
-      "response_body FROM squad_audit WHERE time_ms >= $1 ORDER BY time_ms, id LIMIT $2",
-      {since_ms, static_cast<std::int64_t>(limit)});
+      "response_body FROM squad_audit WHERE time_ms > $1 OR (time_ms = $1 AND id > $3) ORDER BY time_ms, id "
+      "LIMIT $2",
+      {since_ms, static_cast<std::int64_t>(limit), after_id});
   std::vector<audit_row> out;
   for (auto& r : rows) {
     audit_row a;

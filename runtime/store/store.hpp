@@ -96,8 +96,9 @@ public:
   /// Deletes finished runs (and their events) last updated before `before_unix`, `batch` runs per transaction
   /// (short locks); returns how many runs went. Audit rows older than that go too.
   std::size_t prune(std::int64_t before_unix, std::size_t batch = 200);
-  /// Audit rows from `since_ms` on, in time order (then by id).
-  std::vector<audit_row> audit(std::int64_t since_ms, std::size_t limit);
+  /// Audit rows from `since_ms` on, in time order (then by id); with `after_id`, only those after (since_ms,
+  /// after_id) in that order: the next page after a page's last row.
+  std::vector<audit_row> audit(std::int64_t since_ms, std::size_t limit, const std::string& after_id = {});
 
 private:
   void migrate(); // on the writer connection

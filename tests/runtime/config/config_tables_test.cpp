@@ -119,6 +119,7 @@ std::vector<section_case> every_section() {
   out.push_back({"runtime", {"runtime"}, runtime});
   out.push_back({"runtime.tolerable_wait", {"runtime", "tolerable_wait"}, keys_with_values(tolerable_wait_fields())});
   out.push_back({"storage", {"storage"}, keys_with_values(storage_fields())});
+  out.push_back({"audit", {"audit"}, keys_with_values(audit_fields())});
   return out;
 }
 

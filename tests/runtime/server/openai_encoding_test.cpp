@@ -23,11 +23,11 @@ TEST_CASE("error bodies: message and type always, param and code null when not g
 TEST_CASE("failed calls: an exhausted chain's status comes from its class, whatever its detail says") {
   // The same detail text gives 400 or 503 by failure_class alone; words in the detail decide nothing.
   auto words = std::string{"a/m: bad_request (rate_limited? no: timeout in the message)"};
-  auto refused = error_for({squad_errc::chain_exhausted, words, -1, failure_class::request_refused}, false);
+  auto refused = error_for({squad_errc::chain_exhausted, words, -1, failure_class::request_refused, {}}, false);
   CHECK(refused.status == 400);
   CHECK(refused.code == "upstream_bad_request");
   auto unavailable =
-      error_for({squad_errc::chain_exhausted, "a/m: bad_request", -1, failure_class::unavailable}, false);
+      error_for({squad_errc::chain_exhausted, "a/m: bad_request", -1, failure_class::unavailable, {}}, false);
   CHECK(unavailable.status == 503);
   CHECK(unavailable.code == "no_provider");
   CHECK(unavailable.retry_after_s == 1);
@@ -36,7 +36,7 @@ TEST_CASE("failed calls: an exhausted chain's status comes from its class, whate
 TEST_CASE("failed calls: each squad_errc has its status") {
   // Budget spent 429 (an hour), shed 429 (its earliest slot, rounded up to seconds), or a cache miss 404 with
   // X-Squad-Cache: only; deadline 504; cancelled 499; anything else 503 naming the code.
-  auto f = [](squad_errc c, std::int64_t retry_ms = -1) { return call_failure{c, "why", retry_ms, {}}; };
+  auto f = [](squad_errc c, std::int64_t retry_ms = -1) { return call_failure{c, "why", retry_ms, {}, {}}; };
   CHECK(error_for(f(squad_errc::budget_spent), false).status == 429);
   CHECK(error_for(f(squad_errc::budget_spent), false).retry_after_s == 3600);
   CHECK(error_for(f(squad_errc::shed, 1200), false).retry_after_s == 2);
@@ -97,12 +97,13 @@ TEST_CASE("failed calls: every target at its rate limit is a 429 with when to re
   // rate_limited: 429 upstream_rate_limited, Retry-After from the walk (rounded up); an unavailable chain whose
   // breakers are open carries the soonest probe as its Retry-After.
   auto limited =
-      error_for({squad_errc::chain_exhausted, "a/m: rate_limited", 2300, failure_class::rate_limited}, false);
+      error_for({squad_errc::chain_exhausted, "a/m: rate_limited", 2300, failure_class::rate_limited, {}}, false);
   CHECK(limited.status == 429);
   CHECK(limited.code == "upstream_rate_limited");
   CHECK(limited.type == "rate_limit_exceeded");
   CHECK(limited.retry_after_s == 3);
-  auto open = error_for({squad_errc::chain_exhausted, "a/m: breaker_open", 41000, failure_class::unavailable}, false);
+  auto open =
+      error_for({squad_errc::chain_exhausted, "a/m: breaker_open", 41000, failure_class::unavailable, {}}, false);
   CHECK(open.status == 503);
   CHECK(open.retry_after_s == 41);
 }
