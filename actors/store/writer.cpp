@@ -16,6 +16,8 @@ metrics::counter_family rows_written{"squad_store_rows_written_total",
 metrics::counter_family write_failures{"squad_store_write_failures_total",
                                        "Store writes that failed, by reason: unavailable (kept and retried) or "
                                        "rejected (a row the database refused, logged by key)"};
+metrics::gauge_family spool_bytes{
+    "squad_store_spool_bytes", "Bytes in the store's spool file: rows kept on disk while the database is unreachable"};
 metrics::gauge_family store_up{"squad_store_up", "1 when the store's last write or read of the writer succeeded"};
 
 struct writer_state {
@@ -87,10 +89,37 @@ bool commit(writer_self self, store::write_batch& b) {
   }
 }
 
+// The spool's batches into the database, in order; true when it is empty after.
+bool replay_spool(writer_self self) {
+  auto& sp = self->state.opts.spool;
+  if (!sp || sp->empty())
+    return true;
+  auto batches = sp->read_all();
+  store::write_batch all;
+  for (auto& b : batches)
+    all.append(std::move(b));
+  auto rows = all.size();
+  if (!commit(self, all))
+    return false;
+  sp->clear();
+  std::cerr << "squad store: the spool's " << rows << " row(s) are in " << self->state.opts.db->url() << "\n";
+  return true;
+}
+
 bool flush(writer_self self) {
   auto& st = self->state;
   st.retry.append(st.opts.queue->take());
-  bool ok = st.retry.empty() || commit(self, st.retry);
+  bool ok = replay_spool(self);
+  if (ok)
+    ok = st.retry.empty() || commit(self, st.retry);
+  if (!ok && !st.retry.empty() && st.opts.spool && st.opts.spool->append(st.retry))
+    st.retry = {}; // on disk now, behind what the spool held: replayed in order
+  if (st.opts.spool) {
+    spool_bytes.with().set(static_cast<double>(st.opts.spool->bytes()));
+    st.opts.queue->spool_bytes = st.opts.spool->bytes();
+  }
+  st.opts.queue->store_up = st.up;
+  ok = ok && st.retry.empty();
   queue_rows.with().set(static_cast<double>(st.retry.size() + st.opts.queue->depth()));
   if (!ok && !st.retry_armed) {
     st.retry_armed = true;
@@ -122,6 +151,10 @@ void housekeeping(writer_self self) {
 store_writer_actor::behavior_type writer(writer_self self, writer_options opts) {
   self->state.opts = std::move(opts);
   store_up.with().set(1);
+  if (auto& sp = self->state.opts.spool; sp && !sp->empty()) { // left by a process that died during an outage
+    std::cerr << "squad store: replaying " << sp->bytes() << " spooled byte(s) from " << sp->path() << "\n";
+    self->send(self, atoms::tick_v);
+  }
   self->send(self, atoms::report_v);
   return {
       [self](atoms::tick) {

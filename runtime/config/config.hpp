@@ -211,6 +211,9 @@ struct storage_config {
   /// resumed by the next one to start (or a live peer) this long after its last renewal.
   millis lease{10000};
   std::int64_t queue_limit = 100000; ///< rows waiting for the writer before it spools or refuses new runs
+  /// Where rows go while the database is unreachable (fsync'd, replayed in order when it is back).
+  std::string spool = "squad-spool.jsonl";
+  std::int64_t spool_limit = 256LL << 20; ///< bytes; past it rows wait in memory (bounded by queue_limit)
 };
 
 /// The audit trail: one row per API call and per upstream attempt, in the store (storage.url).

@@ -372,6 +372,8 @@ const table<storage_config>& storage_fields() {
        "an unfinished run is resumed by another process this long after its own stopped renewing it"},
       {"queue_limit", &s::queue_limit, at_least(100),
        "rows waiting for the writer; past this a new run is refused (503 storage_behind)"},
+      {"spool", &s::spool, non_empty(), "the file rows go to while the database is unreachable, replayed in order"},
+      {"spool_limit", &s::spool_limit, at_least(65536, " bytes"), "the spool file's size limit in bytes"},
   };
   return t;
 }

@@ -37,6 +37,7 @@ run_journal::run_journal(caf::actor_system& sys, const storage_config& cfg, std:
   writer_options o;
   o.db = db_;
   o.queue = queue_;
+  o.spool = std::make_shared<store::spool>(cfg.spool, static_cast<std::uint64_t>(cfg.spool_limit));
   o.instance = instance_;
   o.lease = cfg.lease;
   o.retention = cfg.retention;

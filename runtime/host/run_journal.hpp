@@ -45,7 +45,9 @@ public:
   const std::string& instance() const { return instance_; }
   std::size_t queued() const { return queue_->depth(); }
   bool over_limit() const { return queue_->over_limit(); }
-  std::int64_t lease_until() const; ///< now + storage.lease, in unix ms
+  bool store_up() const { return queue_->store_up.load(); }                ///< the writer's last write went through
+  std::uint64_t spool_bytes() const { return queue_->spool_bytes.load(); } ///< rows on disk awaiting the database
+  std::int64_t lease_until() const;                                        ///< now + storage.lease, in unix ms
 
 private:
   caf::actor_system& sys_;

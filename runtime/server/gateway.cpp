@@ -70,6 +70,7 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const l
                  std::shared_ptr<run_journal> journal)
     : dir_(std::move(dir)), cfg_(squad.cfg), runs_(std::make_shared<run_hub>(sys, dir_, squad, 200, journal)),
       metrics_(sys, dir_, provider_names(*squad.cfg)) {
+  journal_ = journal;
   if (journal && cfg_->audit.enabled)
     audit_ = std::make_shared<audit_log>(journal, *cfg_);
   if (journal)
@@ -234,10 +235,15 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
     return;
   if (r == route::healthz)
     return out->reply(200, json_headers(), R"({"status":"ok"})");
-  if (r == route::readyz) {
+  if (r == route::readyz) { // a database outage does not make Squad unready: rows spool and calls go on
     bool draining = draining_;
-    return out->reply(draining ? 503 : 200, json_headers(),
-                      draining ? R"({"status":"draining"})" : R"({"status":"ready"})");
+    json body{{"status", draining ? "draining" : "ready"}};
+    if (journal_)
+      body["storage"] = {{"url", journal_->db().url()},
+                         {"up", journal_->store_up()},
+                         {"queue_rows", journal_->queued()},
+                         {"spool_bytes", journal_->spool_bytes()}};
+    return out->reply(draining ? 503 : 200, json_headers(), body.dump());
   }
   std::size_t key = no_key;
   if (!authorize(req, out, &key))

@@ -74,7 +74,8 @@ private:
   std::shared_ptr<key_table> keys_ = std::make_shared<key_table>();
   std::shared_ptr<http_server> server_;
   std::shared_ptr<run_hub> runs_;
-  std::shared_ptr<audit_log> audit_; // null: no audit trail (audit.enabled false, or no storage)
+  std::shared_ptr<run_journal> journal_; // null: storage none
+  std::shared_ptr<audit_log> audit_;     // null: no audit trail (audit.enabled false, or no storage)
   metrics_endpoint metrics_;
   std::atomic<bool> draining_{false};
 };

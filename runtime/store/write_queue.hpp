@@ -45,6 +45,10 @@ public:
   std::size_t depth() const { return depth_.load(std::memory_order_relaxed); }
   bool over_limit() const { return depth() > limit_; }
 
+  /// What the writer last saw, for /readyz (any thread reads it).
+  std::atomic<bool> store_up{true};
+  std::atomic<std::uint64_t> spool_bytes{0};
+
 private:
   std::size_t limit_;
   mutable std::mutex m_;
