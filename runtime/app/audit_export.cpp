@@ -2,7 +2,7 @@
 #include "actors/store/writer.hpp"
 #include "runtime/config/config.hpp"
 #include "runtime/store/store.hpp"
-#include "runtime/time/duration.hpp"
+#include "runtime/time/when.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -14,65 +14,10 @@ namespace squad {
 
 namespace {
 
-bool all_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
-// YYYY-MM-DD[THH:MM:SS[.fff](Z|+HH:MM|-HH:MM)]
-std::optional<std::int64_t> parse_time(const std::string& s) {
-  std::tm tm{};
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, used = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
-    return std::nullopt;
-  std::size_t pos = 10;
-  std::int64_t offset_s = 0, ms = 0;
-  if (pos < s.size()) {
-    if ((s[pos] != 'T' && s[pos] != ' ') ||
-        std::sscanf(s.c_str() + pos + 1, "%2d:%2d:%2d%n", &h, &mi, &sec, &used) != 3 || used != 8)
-      return std::nullopt;
-    pos += 9;
-    if (pos < s.size() && s[pos] == '.') {
-      std::size_t end = pos + 1;
-      std::string frac;
-      while (end < s.size() && std::isdigit(static_cast<unsigned char>(s[end])))
-        frac += s[end++];
-      if (frac.empty())
-        return std::nullopt;
-      ms = std::stoll((frac + "00").substr(0, 3));
-      pos = end;
-    }
-    if (pos == s.size() || (s[pos] == 'Z' && pos + 1 == s.size())) {
-      // UTC
-    } else if ((s[pos] == '+' || s[pos] == '-') && s.size() == pos + 6 && s[pos + 3] == ':') {
-      int oh = 0, om = 0;
-      if (std::sscanf(s.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2)
-        return std::nullopt;
-      offset_s = (s[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    } else {
-      return std::nullopt;
-    }
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-    return std::nullopt;
-  tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d, tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
-  auto t = timegm(&tm);
-  return (static_cast<std::int64_t>(t) - offset_s) * 1000 + ms;
-}
-
-std::string iso(std::int64_t ms) {
-  auto t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
-
 nlohmann::ordered_json row_json(const store::audit_row& a) {
   nlohmann::ordered_json j{{"request_id", a.request_id},
                            {"kind", a.kind},
-                           {"time", iso(a.time_ms)},
+                           {"time", iso_time(a.time_ms)},
                            {"time_ms", a.time_ms},
                            {"run_id", a.run_id},
                            {"step", a.step},
@@ -106,16 +51,6 @@ std::string csv_field(const std::string& s) {
 }
 
 } // namespace
-
-std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t now_ms) {
-  if (text.empty())
-    return 0;
-  if (all_digits(text))
-    return std::stoll(text);
-  if (auto d = parse_duration(text))
-    return now_ms - d->count();
-  return parse_time(text);
-}
 
 int audit_export(const audit_export_options& o, std::ostream& out) {
   if (o.format != "jsonl" && o.format != "csv") {
@@ -168,8 +103,8 @@ int audit_export(const audit_export_options& o, std::ostream& out) {
       } else {
         char cost[32];
         std::snprintf(cost, sizeof cost, "%.10g", a.cost_usd);
-        out << csv_field(a.request_id) << ',' << a.kind << ',' << iso(a.time_ms) << ',' << csv_field(a.run_id) << ','
-            << csv_field(a.step) << ',' << csv_field(a.key_id) << ',' << csv_field(a.persona) << ','
+        out << csv_field(a.request_id) << ',' << a.kind << ',' << iso_time(a.time_ms) << ',' << csv_field(a.run_id)
+            << ',' << csv_field(a.step) << ',' << csv_field(a.key_id) << ',' << csv_field(a.persona) << ','
             << csv_field(a.provider) << ',' << csv_field(a.model) << ',' << csv_field(a.status) << ','
             << csv_field(a.error_class) << ',' << a.prompt_tokens << ',' << a.completion_tokens << ','
             << a.cached_tokens << ',' << cost << ',' << a.latency_ms << ',' << a.fallbacks << ','

@@ -13,9 +13,6 @@ struct audit_export_options {
   std::string config_file, storage, since, format = "jsonl";
 };
 
-/// The unix ms TIME names at `now_ms`, or nullopt when it is none of the accepted forms.
-std::optional<std::int64_t> parse_since(const std::string& text, std::int64_t now_ms);
-
 int audit_export(const audit_export_options& o, std::ostream& out);
 
 } // namespace squad

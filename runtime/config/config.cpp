@@ -134,6 +134,27 @@ void read_server(yaml_reader& r, const YAML::Node& node, server_config& out) {
       out.keys.push_back(std::move(k));
     }
   });
+  with_sub(node, path, "tiers", [&](auto& n, auto& sp) {
+    if (!r.is_map(n, sp))
+      return;
+    for (auto& [name, value] : r.entries(n, sp)) {
+      key_tier_config t;
+      t.name = name;
+      read_section(r, value, join(sp, name), detail::key_tier_fields(), t);
+      out.tiers.push_back(std::move(t));
+    }
+  });
+  // A key takes its tier's limits where it sets none (an unknown tier is validate()'s problem).
+  for (auto& k : out.keys)
+    for (auto& t : out.tiers)
+      if (t.name == k.tier) {
+        auto inherit = [](auto& mine, auto theirs) {
+          if (mine == 0)
+            mine = theirs;
+        };
+        inherit(k.rpm, t.rpm), inherit(k.concurrency, t.concurrency), inherit(k.daily_calls, t.daily_calls);
+        inherit(k.daily_usd, t.daily_usd), inherit(k.monthly_usd, t.monthly_usd);
+      }
 }
 
 // False when the document is not a map at all, so there is nothing worth validating.

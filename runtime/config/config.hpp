@@ -128,12 +128,23 @@ struct persona_override {
 };
 
 /// An API key of `squad serve`, stored as the SHA-256 of the key (`squad key hash` prints it).
+/// A named set of key limits (server.tiers.<name>): keys of the tier inherit each one they do not set.
+struct key_tier_config {
+  std::string name;
+  std::int64_t rpm = 0, concurrency = 0, daily_calls = 0; ///< 0: unlimited
+  double daily_usd = 0, monthly_usd = 0;                  ///< spend per UTC day / calendar month (UTC), 0: unlimited
+};
+
 struct api_key_config {
   std::string name;             ///< the key's name in metrics and logs
   std::string sha256;           ///< 64 lowercase hex digits
+  std::string tier;             ///< a server.tiers name: its limits where this key sets none ("" : no tier)
   std::int64_t rpm = 0;         ///< requests per minute, 0: unlimited
   std::int64_t concurrency = 0; ///< requests in flight, 0: unlimited
   std::int64_t daily_calls = 0; ///< requests per UTC day, 0: unlimited
+  /// Money budgets: each call reserves its worst case (prompt estimate + max_tokens at the dearest price of its
+  /// chain) before it goes, and settles at its real cost after. 0: unlimited.
+  double daily_usd = 0, monthly_usd = 0;
   std::vector<std::string>
       models;         ///< API model names this key may use (persona/<id>, <provider>/<model>, alias); empty: all
   bool admin = false; ///< sees, follows and cancels every key's runs; other keys see only their own
@@ -142,7 +153,8 @@ struct api_key_config {
 struct server_config {
   std::string listen = "127.0.0.1:8080";      ///< host:port
   std::string auth = "none";                  ///< none (loopback only) | keys
-  std::vector<api_key_config> keys;           ///< with auth: keys
+  std::vector<api_key_config> keys;           ///< with auth: keys (a tier's limits already applied)
+  std::vector<key_tier_config> tiers;         ///< server.tiers, by name
   std::int64_t body_limit = 1 << 20;          ///< request body limit in bytes, default 1 MiB
   std::int64_t header_limit = 16384;          ///< request header limit in bytes, default 16 KiB
   millis read_timeout{30000};                 ///< a request must arrive within this, default 30s

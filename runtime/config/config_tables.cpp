@@ -139,7 +139,8 @@ const table<server_config>& server_fields() {
 }
 
 const std::vector<sub_section>& server_sections() {
-  static const std::vector<sub_section> s{{"keys", "API keys by name, with auth: keys"}};
+  static const std::vector<sub_section> s{{"keys", "API keys by name, with auth: keys"},
+                                          {"tiers", "named sets of key limits a key takes with tier: <name>"}};
   return s;
 }
 
@@ -147,13 +148,28 @@ const table<api_key_config>& api_key_fields() {
   using k = api_key_config;
   static const table<k> t{
       {"sha256", &k::sha256, any(), "SHA-256 of the key in hex (`squad key hash`)"},
+      {"tier", &k::tier, any(), "a server.tiers name: its limits where this key sets none"},
       {"rpm", &k::rpm, at_least(0, " (0: unlimited)"), "requests per minute"},
       {"concurrency", &k::concurrency, at_least(0, " (0: unlimited)"), "requests in flight"},
       {"daily_calls", &k::daily_calls, at_least(0, " (0: unlimited)"), "requests per UTC day"},
+      {"daily_usd", &k::daily_usd, non_negative(), "USD per UTC day (worst case reserved, settled after); 0: none"},
+      {"monthly_usd", &k::monthly_usd, non_negative(), "USD per calendar month (UTC); 0: unlimited"},
       {"models", &k::models, any(), "API model names this key may use; empty: all"},
       {"admin", &k::admin, any(), "sees, follows and cancels every key's runs"},
   };
   return t;
+}
+
+const table<key_tier_config>& key_tier_fields() {
+  using t = key_tier_config;
+  static const table<t> tab{
+      {"rpm", &t::rpm, at_least(0, " (0: unlimited)"), "requests per minute"},
+      {"concurrency", &t::concurrency, at_least(0, " (0: unlimited)"), "requests in flight"},
+      {"daily_calls", &t::daily_calls, at_least(0, " (0: unlimited)"), "requests per UTC day"},
+      {"daily_usd", &t::daily_usd, non_negative(), "USD per UTC day; 0: unlimited"},
+      {"monthly_usd", &t::monthly_usd, non_negative(), "USD per calendar month (UTC); 0: unlimited"},
+  };
+  return tab;
 }
 
 const table<provider_config>& provider_fields() {
@@ -441,6 +457,7 @@ std::vector<config_key_doc> config_reference() {
   describe(out, "", root_fields(), root_sections());
   describe(out, "server", server_fields(), server_sections());
   describe(out, "server.keys.<name>", api_key_fields());
+  describe(out, "server.tiers.<name>", key_tier_fields());
   describe(out, "providers.<name>", provider_fields());
   describe(out, "providers.<name>", provider_http_fields(), provider_sections());
   describe(out, "providers.<name>.limits", limits_fields(), limits_sections());

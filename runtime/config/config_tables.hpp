@@ -63,27 +63,28 @@ struct sub_section {
 };
 
 // The tables, one per section (config_tables.cpp). Paths below are where validate() reports.
-const table<config>& root_fields();                      ///< top level
-const std::vector<sub_section>& root_sections();         ///< server, providers, personas, aliases, supervision, runtime
-const table<server_config>& server_fields();             ///< server
-const std::vector<sub_section>& server_sections();       ///< keys
-const table<api_key_config>& api_key_fields();           ///< server.keys.<name>
-const table<provider_config>& provider_fields();         ///< providers.<name>
-const table<http_client_config>& provider_http_fields(); ///< providers.<name> (max_connections, stream)
-const std::vector<sub_section>& provider_sections();     ///< limits, timeouts, breaker, models, sim
-const table<limits_config>& limits_fields();             ///< providers.<name>.limits
-const std::vector<sub_section>& limits_sections();       ///< throttle
-const table<throttle_config>& throttle_fields();         ///< providers.<name>.limits.throttle
-const table<http_client_config>& timeouts_fields();      ///< providers.<name>.timeouts
-const table<breaker_config>& breaker_fields();           ///< providers.<name>.breaker
-const table<retry_config>& retry_fields();               ///< providers.<name>.retry
-const table<sim_config>& sim_fields();                   ///< providers.<name>.sim
-const table<model_config>& model_fields();               ///< providers.<name>.models.<name>
-const std::vector<sub_section>& model_sections();        ///< limits
-const table<persona_override>& persona_fields();         ///< personas.<id>
-const table<supervision_config>& supervision_fields();   ///< supervision
-const table<runtime_config>& runtime_fields();           ///< runtime
-const std::vector<sub_section>& runtime_sections();      ///< tolerable_wait
+const table<config>& root_fields();                ///< top level
+const std::vector<sub_section>& root_sections();   ///< server, providers, personas, aliases, supervision, runtime
+const table<server_config>& server_fields();       ///< server
+const std::vector<sub_section>& server_sections(); ///< keys
+const table<key_tier_config>& key_tier_fields();
+const table<api_key_config>& api_key_fields();               ///< server.keys.<name>
+const table<provider_config>& provider_fields();             ///< providers.<name>
+const table<http_client_config>& provider_http_fields();     ///< providers.<name> (max_connections, stream)
+const std::vector<sub_section>& provider_sections();         ///< limits, timeouts, breaker, models, sim
+const table<limits_config>& limits_fields();                 ///< providers.<name>.limits
+const std::vector<sub_section>& limits_sections();           ///< throttle
+const table<throttle_config>& throttle_fields();             ///< providers.<name>.limits.throttle
+const table<http_client_config>& timeouts_fields();          ///< providers.<name>.timeouts
+const table<breaker_config>& breaker_fields();               ///< providers.<name>.breaker
+const table<retry_config>& retry_fields();                   ///< providers.<name>.retry
+const table<sim_config>& sim_fields();                       ///< providers.<name>.sim
+const table<model_config>& model_fields();                   ///< providers.<name>.models.<name>
+const std::vector<sub_section>& model_sections();            ///< limits
+const table<persona_override>& persona_fields();             ///< personas.<id>
+const table<supervision_config>& supervision_fields();       ///< supervision
+const table<runtime_config>& runtime_fields();               ///< runtime
+const std::vector<sub_section>& runtime_sections();          ///< tolerable_wait
 const table<tolerable_wait_config>& tolerable_wait_fields(); ///< runtime.tolerable_wait
 const table<storage_config>& storage_fields();               ///< storage
 const table<audit_config>& audit_fields();                   ///< audit

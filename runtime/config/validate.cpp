@@ -85,7 +85,15 @@ void check_server(const server_config& s, problems& p) {
     if (k.sha256.size() != 64 || k.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
       p.add(kp + ".sha256", "must be 64 lowercase hex digits (the output of `squad key hash`)");
     check_fields(detail::api_key_fields(), k, kp, p.out);
+    if (!k.tier.empty() && std::none_of(s.tiers.begin(), s.tiers.end(), [&](auto& t) { return t.name == k.tier; })) {
+      std::string names;
+      for (auto& t : s.tiers)
+        names += (names.empty() ? "" : ", ") + t.name;
+      p.add(kp + ".tier", "no tier named " + k.tier + " (server.tiers has: " + (names.empty() ? "none" : names) + ")");
+    }
   }
+  for (const auto& t : s.tiers)
+    check_fields(detail::key_tier_fields(), t, "server.tiers." + t.name, p.out);
 }
 
 void check_provider(const provider_config& pr, std::set<std::string>& names, problems& p) {

@@ -26,28 +26,11 @@ void note_failure(call_audit* a, const call_failure& f) {
 }
 
 audit_log::audit_log(std::shared_ptr<run_journal> journal, const config& cfg)
-    : journal_(std::move(journal)), bodies_(cfg.audit.bodies) {
-  for (auto& p : cfg.providers)
-    for (auto& m : p.models) {
-      auto key = p.name + "/" + m.name;
-      prices_[key] = {m.input_price, m.output_price, m.cached_input_price < 0 ? m.input_price : m.cached_input_price};
-      by_upstream_id_[p.name + "/" + m.id] = key;
-    }
-}
+    : journal_(std::move(journal)), bodies_(cfg.audit.bodies), prices_(cfg) {}
 
 double audit_log::cost(const std::string& provider, const std::string& model, const usage_info& usage,
                        std::int64_t cached_tokens) const {
-  auto key = provider + "/" + model;
-  auto it = prices_.find(key);
-  if (it == prices_.end())
-    if (auto id = by_upstream_id_.find(key); id != by_upstream_id_.end())
-      it = prices_.find(id->second);
-  if (it == prices_.end())
-    return 0;
-  auto fresh = std::max<std::int64_t>(0, usage.prompt_tokens - cached_tokens);
-  return (static_cast<double>(fresh) * it->second.input + static_cast<double>(cached_tokens) * it->second.cached_input +
-          static_cast<double>(usage.completion_tokens) * it->second.output) /
-         1e6;
+  return prices_.cost(provider, model, usage.prompt_tokens, usage.completion_tokens, cached_tokens);
 }
 
 std::vector<store::audit_row> audit_log::rows(const call_audit& a, std::int64_t now_ms) const {

@@ -7,6 +7,7 @@
 #include "actors/messages.hpp"
 #include "runtime/audit/redactor.hpp"
 #include "runtime/config/config.hpp"
+#include "runtime/config/price_book.hpp"
 #include "runtime/host/run_journal.hpp"
 
 #include <map>
@@ -36,11 +37,6 @@ void note_result(call_audit* a, const call_result& r, bool keep_text);
 /// The call's failure: its attempts, and its class (squad_errc, then the upstreams' class when known).
 void note_failure(call_audit* a, const call_failure& f);
 
-/// One model's prices, USD per 1M tokens.
-struct model_price {
-  double input = 0, output = 0, cached_input = 0;
-};
-
 class audit_log {
 public:
   audit_log(std::shared_ptr<run_journal> journal, const config& cfg);
@@ -57,8 +53,7 @@ public:
 private:
   std::shared_ptr<run_journal> journal_;
   bool bodies_;
-  std::map<std::string, model_price> prices_;         // by "provider/model" (the config's model name)
-  std::map<std::string, std::string> by_upstream_id_; // "provider/<upstream id>" -> "provider/model"
+  price_book prices_;
   audit::redactor redactor_;
 };
 

@@ -9,6 +9,7 @@
 #include "runtime/server/json_body.hpp"
 #include "runtime/server/routes.hpp"
 #include "runtime/server/tree_link.hpp"
+#include "runtime/server/usage_endpoint.hpp"
 #include "runtime/server/ws_run_session.hpp"
 
 #include <nlohmann/json.hpp>
@@ -110,7 +111,10 @@ gateway::gateway(caf::actor_system& sys, std::shared_ptr<directory> dir, const l
   for (auto& k : cfg_->server.keys) {
     key_index_[k.sha256] = keys_->keys.size();
     keys_->keys.push_back(std::make_unique<key_limits>(k));
+    keys_->spend.emplace_back(k.daily_usd, k.monthly_usd);
   }
+  prices_ = std::make_shared<price_book>(*cfg_);
+  restore_spend();
 }
 
 bool gateway::authorize(const request& req, std::shared_ptr<responder>& out, std::size_t* key) {
@@ -269,6 +273,8 @@ void gateway::handle(request req, std::shared_ptr<responder> out) {
   case route::runs:
   case route::run_events:
     return serve_runs(*runs_, req, out, run_access(key));
+  case route::usage:
+    return serve_usage(journal_.get(), req, *out, key == no_key || cfg_->server.keys[key].admin);
   case route::chat:
     return chat(req, out, t0, key, audit);
   case route::embeddings:
@@ -358,7 +364,7 @@ void note_model(call_audit* a, const json& body) {
 } // namespace
 
 void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_point t0, std::size_t key,
-                   const std::shared_ptr<call_audit>& audit) {
+                   std::shared_ptr<call_audit> audit) {
   auto body = json_request(req, *out);
   if (!body)
     return;
@@ -373,6 +379,8 @@ void gateway::chat(request& req, std::shared_ptr<responder> out, steady::time_po
   }
   auto& [call, flags, model] = std::get<parsed_chat>(parsed);
   if (key != no_key && !admit_key(key, out)) // limits count only calls that would be sent
+    return;
+  if (key != no_key && !admit_spend(key, *model, call, out, audit))
     return;
   auto id = audit ? audit->trace_id : "chatcmpl-" + random_id(24);
   call.trace_id = id;

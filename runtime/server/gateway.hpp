@@ -17,6 +17,7 @@
 #include "runtime/server/openai_encoding.hpp"
 #include "runtime/server/runs.hpp"
 #include "runtime/server/runs_endpoint.hpp"
+#include "runtime/server/spend_limits.hpp"
 
 #include <atomic>
 #include <map>
@@ -45,7 +46,7 @@ public:
 private:
   static constexpr std::size_t no_key = static_cast<std::size_t>(-1);
   void chat(request& req, std::shared_ptr<responder> out, std::chrono::steady_clock::time_point t0, std::size_t key,
-            const std::shared_ptr<call_audit>& audit);
+            std::shared_ptr<call_audit> audit);
   void embeddings(request& req, std::shared_ptr<responder> out, std::size_t key,
                   const std::shared_ptr<call_audit>& audit);
   chat_context context_for(std::size_t key) const; ///< the models this key may use, against the config
@@ -68,14 +69,21 @@ private:
   struct key_table { // shared with the responders that hold a key's concurrency slot (they may outlive the gateway)
     std::mutex m;
     std::vector<std::unique_ptr<key_limits>> keys;
+    std::vector<spend_limits> spend;    // parallel to keys
     key_verdict admit(std::size_t key); ///< one request against the key's limits (holds a slot until finish)
     void finish(std::size_t key);
   };
+  /// The key's money budgets for one call: reserves its worst case (429 budget_exceeded when it would pass one)
+  /// and settles at its real cost when the answer ends. `audit` gets the result (made here when null).
+  bool admit_spend(std::size_t key, const api_model& model, const call_request& call, std::shared_ptr<responder>& out,
+                   std::shared_ptr<call_audit>& audit);
+  void restore_spend(); ///< today's and this month's spend per key, from the audit rows in the store
   std::shared_ptr<key_table> keys_ = std::make_shared<key_table>();
   std::shared_ptr<http_server> server_;
   std::shared_ptr<run_hub> runs_;
   std::shared_ptr<run_journal> journal_; // null: storage none
-  std::shared_ptr<audit_log> audit_;     // null: no audit trail (audit.enabled false, or no storage)
+  std::shared_ptr<price_book> prices_;
+  std::shared_ptr<audit_log> audit_; // null: no audit trail (audit.enabled false, or no storage)
   metrics_endpoint metrics_;
   std::atomic<bool> draining_{false};
 };

@@ -14,6 +14,7 @@ const std::array<route_spec, route_count>& route_table() {
       {route::runs, "runs", "", false},
       {route::run_events, "run_events", "", false},
       {route::embeddings, "embeddings", "POST", false},
+      {route::usage, "usage", "GET", false},
       {route::other, "other", "", true},
   }};
   return table;
@@ -24,6 +25,8 @@ route route_of(std::string_view path) {
     return route::chat;
   if (path == "/v1/embeddings")
     return route::embeddings;
+  if (path == "/v1/usage")
+    return route::usage;
   if (path == "/v1/models")
     return route::models;
   if (path.starts_with("/v1/models/"))
@@ -46,7 +49,7 @@ std::string no_route_message(const std::string& method, const std::string& path)
          " (routes: POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /v1/models/{id}, POST|GET "
          "/v1/runs, "
          "GET|DELETE /v1/runs/{id}, GET /v1/runs/{id}/events, "
-         "POST /v1/runs/{id}/steps/{step}/feedback, GET /v1/ws (WebSocket), GET /metrics, "
+         "POST /v1/runs/{id}/steps/{step}/feedback, GET /v1/ws (WebSocket), GET /v1/usage, GET /metrics, "
          "GET /healthz, GET /readyz)";
 }
 

@@ -20,6 +20,7 @@ enum class route : std::uint8_t {
   runs,
   run_events,
   embeddings,
+  usage,
   other
 };
 

@@ -1,5 +1,7 @@
 #include "runtime/store/store.hpp"
 
+#include <set>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -257,6 +259,46 @@ std::size_t store::prune(std::int64_t before_unix, std::size_t batch) {
   std::lock_guard<std::mutex> g{wm_};
   writer_->query("DELETE FROM squad_audit WHERE time_ms < $1", {before_unix * 1000});
   return gone;
+}
+
+std::vector<store::usage_row> store::usage(const std::vector<std::string>& columns, std::int64_t since_ms) {
+  static const std::set<std::string> allowed = {"key_id", "persona", "provider", "model", "run_id"};
+  std::string cols;
+  for (auto& c : columns) {
+    if (!allowed.count(c))
+      throw store_error("cannot group usage by " + c);
+    cols += c + ", ";
+  }
+  std::string group = cols.empty() ? "" : " GROUP BY " + cols.substr(0, cols.size() - 2);
+  std::lock_guard<std::mutex> g{rm_};
+  auto rows = reader_->query("SELECT " + cols +
+                                 "COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd) FROM squad_audit "
+                                 "WHERE kind = 'request' AND time_ms >= $1" +
+                                 group + " ORDER BY SUM(cost_usd) DESC, COUNT(*) DESC",
+                             {since_ms});
+  std::vector<usage_row> out;
+  for (auto& r : rows) {
+    usage_row u;
+    for (std::size_t i = 0; i < columns.size(); ++i)
+      u.group.push_back(r[i]);
+    auto n = columns.size();
+    u.requests = num(r[n]), u.prompt_tokens = num(r[n + 1]), u.completion_tokens = num(r[n + 2]);
+    u.cost_usd = r[n + 3].empty() ? 0 : std::stod(r[n + 3]);
+    if (u.requests > 0)
+      out.push_back(std::move(u));
+  }
+  return out;
+}
+
+std::map<std::string, double> store::spend_by_key(std::int64_t since_ms) {
+  std::lock_guard<std::mutex> g{rm_};
+  auto rows = reader_->query("SELECT key_id, SUM(cost_usd) FROM squad_audit WHERE kind = 'request' AND time_ms >= $1 "
+                             "AND key_id <> '' GROUP BY key_id",
+                             {since_ms});
+  std::map<std::string, double> out;
+  for (auto& r : rows)
+    out[r[0]] = r[1].empty() ? 0 : std::stod(r[1]);
+  return out;
 }
 
 std::vector<audit_row> store::audit(std::int64_t since_ms, std::size_t limit, const std::string& after_id) {

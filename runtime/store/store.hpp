@@ -10,6 +10,7 @@
 // batches, one for everything else), so reads never wait behind a long batch on SQLite's WAL or on PostgreSQL.
 #include "runtime/store/sql.hpp"
 
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -96,6 +97,17 @@ public:
   /// Deletes finished runs (and their events) last updated before `before_unix`, `batch` runs per transaction
   /// (short locks); returns how many runs went. Audit rows older than that go too.
   std::size_t prune(std::int64_t before_unix, std::size_t batch = 200);
+  /// One group of GET /v1/usage: the values of its group columns, and what its requests used.
+  struct usage_row {
+    std::vector<std::string> group;
+    std::int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
+    double cost_usd = 0;
+  };
+  /// Request rows from `since_ms` on, summed by `columns` (each one of key_id, persona, provider, model, run_id;
+  /// anything else throws store_error), dearest first.
+  std::vector<usage_row> usage(const std::vector<std::string>& columns, std::int64_t since_ms);
+  /// USD spent per key (request rows' cost_usd) from `since_ms` on: money budgets after a restart.
+  std::map<std::string, double> spend_by_key(std::int64_t since_ms);
   /// Audit rows from `since_ms` on, in time order (then by id); with `after_id`, only those after (since_ms,
   /// after_id) in that order: the next page after a page's last row.
   std::vector<audit_row> audit(std::int64_t since_ms, std::size_t limit, const std::string& after_id = {});

@@ -92,6 +92,7 @@ std::vector<section_case> every_section() {
   add(server, server_sections());
   out.push_back({"server", {"server"}, server});
   out.push_back({"server.keys.k", {"server", "keys", "k"}, keys_with_values(api_key_fields())});
+  out.push_back({"server.tiers.t", {"server", "tiers", "t"}, keys_with_values(key_tier_fields())});
   auto provider = keys_with_values(provider_fields());
   for (auto& kv : keys_with_values(provider_http_fields()))
     provider.push_back(kv);
