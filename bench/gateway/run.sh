@@ -19,6 +19,8 @@
 #   BENCH_KEEP=1           keep the work directory (configs, logs, raw wrk output) and print its path
 #   BENCH_STRICT=1         exit 1 when Squad misses a target or could not be measured
 #   BENCH_START_TIMEOUT=30 seconds a server gets to start answering
+#   BENCH_STORAGE          squad serve --storage: none (no audit trail), postgresql://... ; default a SQLite file
+#                          in the work directory (the audit trail on, as in a default deployment)
 set -Eeuo pipefail
 export PATH=$PATH:/usr/sbin:/sbin # nginx lives in /usr/sbin, not on a normal user's PATH on Debian
 
@@ -141,7 +143,8 @@ run_squad() {
     return
   fi
   : >"$work/squad.out" # created here: the background job's own redirection may come later than the first read
-  "$squad_bin" serve --config "$here/squad-bench.yaml" --listen 127.0.0.1:0 >"$work/squad.out" 2>"$work/squad.err" &
+  "$squad_bin" serve --config "$here/squad-bench.yaml" --listen 127.0.0.1:0 \
+    --storage "${BENCH_STORAGE:-sqlite:$work/squad.db}" >"$work/squad.out" 2>"$work/squad.err" &
   local pid=$! port="" i
   pids+=("$pid")
   for ((i = 0; i < start_timeout * 10; i++)); do
