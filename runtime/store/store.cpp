@@ -1,5 +1,6 @@
 #include "runtime/store/store.hpp"
 
+#include <map>
 #include <set>
 
 #include <algorithm>
@@ -38,6 +39,29 @@ const std::vector<std::vector<const char*>>& migrations() {
 constexpr const char* finished_states = "('completed', 'failed', 'cancelled')";
 constexpr const char* run_columns =
     "id, owner, task, workflow, request, state, reason, summary, created, updated, instance, lease_until, kind";
+
+constexpr std::size_t audit_fields = 21, audit_chunk = 200;
+
+// INSERT of `rows` audit rows in one statement ($1 .. $21 the first row's fields, and so on), built once per size.
+const std::string& audit_insert(std::size_t rows) {
+  static std::mutex m;
+  static std::map<std::size_t, std::string> made;
+  std::lock_guard<std::mutex> g{m};
+  auto& sql = made[rows];
+  if (sql.empty()) {
+    sql = "INSERT INTO squad_audit (id, time_ms, kind, request_id, run_id, step, key_id, persona, provider, model, "
+          "status, error_class, trace_id, prompt_tokens, completion_tokens, cached_tokens, latency_ms, fallbacks, "
+          "cost_usd, request_body, response_body) VALUES ";
+    for (std::size_t r = 0; r < rows; ++r) {
+      sql += r ? ", (" : "(";
+      for (std::size_t f = 0; f < audit_fields; ++f)
+        sql += (f ? ", $" : "$") + std::to_string(r * audit_fields + f + 1);
+      sql += ")";
+    }
+    sql += " ON CONFLICT (id) DO NOTHING";
+  }
+  return sql;
+}
 
 std::string real(double v) { // exact enough to read back the same double
   char buf[32];
@@ -146,32 +170,39 @@ void store::write(const write_batch& b) {
                           "AND state NOT IN ") +
                   finished_states,
               {u.id, u.state, u.reason, u.summary, u.updated});
-    for (auto& a : b.audit)
-      c.query("INSERT INTO squad_audit (id, time_ms, kind, request_id, run_id, step, key_id, persona, provider, "
-              "model, status, error_class, trace_id, prompt_tokens, completion_tokens, cached_tokens, latency_ms, "
-              "fallbacks, cost_usd, request_body, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-              "$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING",
-              {a.id,
-               a.time_ms,
-               a.kind,
-               a.request_id,
-               a.run_id,
-               a.step,
-               a.key_id,
-               a.persona,
-               a.provider,
-               a.model,
-               a.status,
-               a.error_class,
-               a.trace_id,
-               a.prompt_tokens,
-               a.completion_tokens,
-               a.cached_tokens,
-               a.latency_ms,
-               a.fallbacks,
-               real(a.cost_usd),
-               a.request_body,
-               a.response_body});
+    // Many rows a statement: one round trip and one prepare per chunk, not per row (at 13k calls/s the audit
+    // trail is 26k rows/s; row by row, PostgreSQL's round trips fell behind and SQLite's prepares cost a core).
+    for (std::size_t from = 0; from < b.audit.size(); from += audit_chunk) {
+      auto n = std::min(audit_chunk, b.audit.size() - from);
+      std::vector<sql_value> args;
+      args.reserve(n * audit_fields);
+      for (std::size_t i = from; i < from + n; ++i) {
+        auto& a = b.audit[i];
+        for (sql_value v : {sql_value{a.id},
+                            sql_value{a.time_ms},
+                            sql_value{a.kind},
+                            sql_value{a.request_id},
+                            sql_value{a.run_id},
+                            sql_value{a.step},
+                            sql_value{a.key_id},
+                            sql_value{a.persona},
+                            sql_value{a.provider},
+                            sql_value{a.model},
+                            sql_value{a.status},
+                            sql_value{a.error_class},
+                            sql_value{a.trace_id},
+                            sql_value{a.prompt_tokens},
+                            sql_value{a.completion_tokens},
+                            sql_value{a.cached_tokens},
+                            sql_value{a.latency_ms},
+                            sql_value{a.fallbacks},
+                            sql_value{real(a.cost_usd)},
+                            sql_value{a.request_body},
+                            sql_value{a.response_body}})
+          args.push_back(std::move(v));
+      }
+      c.query(audit_insert(n), args);
+    }
   });
 }
 
