@@ -146,7 +146,7 @@ template <class I> typename I::result_type inspect(I& f, budget_grant& x) {
            x.temperature, x.prefer_worker, x.degraded);
 }
 template <class I> typename I::result_type inspect(I& f, attempt_info& x) {
-  return f(caf::meta::type_name("attempt_info"), x.provider, x.model, x.outcome, x.detail, x.latency_ms);
+  return f(caf::meta::type_name("attempt_info"), x.provider, x.model, x.outcome, x.detail, x.latency_ms, x.sent);
 }
 template <class I> typename I::result_type inspect(I& f, call_result& x) {
   return f(caf::meta::type_name("call_result"), x.text, x.finish_reason, x.served_by, x.usage, x.simulated,

@@ -122,6 +122,7 @@ struct attempt_info {
   std::string outcome; ///< to_string(outcome)
   std::string detail;
   std::int64_t latency_ms = 0;
+  bool sent = true; ///< false: passed over (breaker open, no slot in time, a parameter it cannot take), never sent
 };
 
 /// The answer to a call_request.

@@ -53,7 +53,7 @@ void rest_open(dispatcher_self self, pending_call& c, std::size_t target, std::i
       detail += ", past what a P" + std::to_string(cls) + " call waits (" + std::to_string(tolerable.count()) +
                 "ms, runtime.tolerable_wait)";
   }
-  c.attempts.push_back({t.provider, t.model, "breaker_open", std::move(detail), 0});
+  c.attempts.push_back({t.provider, t.model, "breaker_open", std::move(detail), 0, false});
   if (fits)
     c.probe_waits.push_back(target);
   else
@@ -362,7 +362,7 @@ void pass_over_incapable(dispatcher_self self, pending_call& c) {
     if (it->second.empty())
       continue;
     auto why = target_name(t) + " cannot serve this call: " + it->second + "; passed over, not sent";
-    c.attempts.push_back({t.provider, t.model, to_string(outcome::bad_request), why, 0});
+    c.attempts.push_back({t.provider, t.model, to_string(outcome::bad_request), why, 0, false});
     c.walker.record(k, outcome::bad_request, now, millis{0});
     note_event(self, c.req.events, "call.target_skipped", c.req.step_id, c.req.persona, why,
                nlohmann::json{{"target", target_name(t)}, {"reason", it->second}}.dump());

@@ -46,7 +46,7 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
         r.embeddings_json.empty()) ||
        r.finish_reason == "length")) {
     auto why = r.finish_reason == "length" ? "truncated answer (finish_reason length)" : "empty answer";
-    c.attempts.push_back({t.provider, t.model, "bad_output", why, r.latency_ms});
+    c.attempts.push_back({t.provider, t.model, "bad_output", why, r.latency_ms, true});
     c.walker.record(target, outcome::bad_response, now, millis{0});
     for (std::size_t k = 0; k < c.req.chain.size(); ++k) // the worker tier has had its chance for this call
       if (c.req.chain[k].tier != "boss")
@@ -57,7 +57,7 @@ void on_reply(dispatcher_self self, std::uint64_t id, std::size_t target, upstre
   c.upstream_us += r.latency_us;
   if (r.result != outcome::rate_limited) // a 429 is about capacity, not about how well the target serves
     observe_target(self->state.seen[target_name(t)], r.result == outcome::ok, static_cast<double>(r.latency_ms));
-  c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms});
+  c.attempts.push_back({t.provider, t.model, to_string(r.result), r.detail, r.latency_ms, true});
   c.walker.record(target, r.result, now, millis{std::max<std::int64_t>(0, r.signals.retry_after_ms)});
   if (r.result != outcome::ok && r.partial_text.size() > c.partial.size()) {
     c.partial = std::move(r.partial_text);
@@ -238,7 +238,7 @@ void not_sent(dispatcher_self self, std::uint64_t id, std::size_t target, const 
     return;
   auto& c = i->second;
   auto& t = c.req.chain[target];
-  c.attempts.push_back({t.provider, t.model, why, std::move(detail), 0});
+  c.attempts.push_back({t.provider, t.model, why, std::move(detail), 0, false});
   c.walker.rest(target, self->clock().now() + rest);
   c.last_failed = target;
   step(self, id);

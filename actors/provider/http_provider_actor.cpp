@@ -81,7 +81,7 @@ public:
       r.usage = reply.usage;
       r.latency_ms = reply.latency_ms;
       r.upstream_us = reply.latency_us;
-      r.attempts.push_back({target_.provider, target_.model, "ok", {}, reply.latency_ms});
+      r.attempts.push_back({target_.provider, target_.model, "ok", {}, reply.latency_ms, true});
       sink_->done(std::move(r));
     }
     caf::anon_send(owner_, atoms::done_v, id_, std::move(reply));

@@ -6,8 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cctype>
-#include <ctime>
 #include <iostream>
 
 namespace squad {

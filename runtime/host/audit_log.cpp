@@ -36,18 +36,19 @@ double audit_log::cost(const std::string& provider, const std::string& model, co
 std::vector<store::audit_row> audit_log::rows(const call_audit& a, std::int64_t now_ms) const {
   std::vector<store::audit_row> out;
   const auto& attempts = a.result ? a.result->attempts : a.attempts;
-  store::audit_row req;
+  store::audit_row base; // what the request row and its attempts' rows share
+  base.time_ms = a.started_ms;
+  base.request_id = a.request_id;
+  base.run_id = a.run_id;
+  base.key_id = a.key_id;
+  base.persona = a.persona;
+  base.trace_id = a.trace_id;
+  auto req = base;
   req.id = a.request_id + ":request";
-  req.time_ms = a.started_ms;
   req.kind = "request";
-  req.request_id = a.request_id;
-  req.run_id = a.run_id;
-  req.key_id = a.key_id;
-  req.persona = a.persona;
   req.model = a.model;
   req.status = a.status ? std::to_string(a.status) : "unanswered";
   req.error_class = a.error_class;
-  req.trace_id = a.trace_id;
   req.latency_ms = std::max<std::int64_t>(0, now_ms - a.started_ms);
   req.fallbacks = attempts.empty() ? 0 : static_cast<std::int64_t>(attempts.size()) - 1;
   if (a.result) {
@@ -67,25 +68,16 @@ std::vector<store::audit_row> audit_log::rows(const call_audit& a, std::int64_t 
   out.push_back(std::move(req));
   for (std::size_t i = 0; i < attempts.size(); ++i) {
     auto& at = attempts[i];
-    store::audit_row u;
+    auto u = base;
     u.id = a.request_id + ":upstream:" + std::to_string(i + 1);
-    u.time_ms = a.started_ms;
     u.kind = "upstream";
-    u.request_id = a.request_id;
-    u.run_id = a.run_id;
-    u.key_id = a.key_id;
-    u.persona = a.persona;
     u.provider = at.provider;
     u.model = at.model;
     u.status = at.outcome;
-    bool sent =
-        !(at.outcome == "breaker_open" || at.outcome == "limited" || at.detail.find("not sent") != std::string::npos);
-    u.error_class = at.outcome == "ok" ? "" : sent ? at.outcome : "not_sent"; // passed over: never reached it
-    u.trace_id = a.trace_id;
+    u.error_class = at.outcome == "ok" ? "" : at.sent ? at.outcome : "not_sent"; // passed over: never reached it
     u.latency_ms = at.latency_ms;
     u.fallbacks = static_cast<std::int64_t>(i);
-    bool served = a.result && i + 1 == attempts.size() && at.outcome == "ok";
-    if (served) { // the attempt that answered carries the usage
+    if (a.result && i + 1 == attempts.size() && at.outcome == "ok") { // the attempt that answered: the usage
       u.prompt_tokens = a.result->usage.prompt_tokens;
       u.completion_tokens = a.result->usage.completion_tokens;
       u.cost_usd = out.front().cost_usd;

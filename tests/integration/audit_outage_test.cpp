@@ -25,18 +25,6 @@ int pg(const std::string& cmd, const fs::path& dir) {
   return std::system(line.c_str());
 }
 
-std::string run_out(const std::string& cmd, int& rc) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  while (auto n = std::fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  int status = pclose(p);
-  rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 json readyz(std::uint16_t port) {
   auto r = test::request("GET", "127.0.0.1", port, "/readyz");
   REQUIRE(r.status == 200);
@@ -123,7 +111,7 @@ TEST_CASE("audit: PostgreSQL stopped for 10 s under 50 requests/s: rows spool, r
   CHECK_FALSE(fs::exists(dir / "spool.jsonl"));
 
   int rc = -1;
-  auto out = run_out(std::string(SQUAD_BIN) + " audit export --storage " + url, rc);
+  auto out = test::run_command(std::string(SQUAD_BIN) + " audit export --storage " + url, rc);
   REQUIRE(rc == 0);
   std::set<std::string> ids;
   std::size_t requests = 0;

@@ -44,16 +44,7 @@ std::string squad_yaml(const test::mock_process& m, bool bodies) {
 
 // `squad audit export` on the store: its stdout, and its exit status in `rc`.
 std::string export_rows(const std::string& url, const std::string& args, int& rc) {
-  auto cmd = std::string(SQUAD_BIN) + " audit export --storage " + url + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  while (auto n = std::fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  int status = pclose(p);
-  rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return test::run_command(std::string(SQUAD_BIN) + " audit export --storage " + url + " " + args + " 2>&1", rc);
 }
 
 std::vector<json> lines_of(const std::string& text) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -36,6 +37,21 @@ inline std::string default_mock_binary() {
 inline std::string slurp(const fs::path& p) {
   std::ifstream in(p);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Runs `cmd` through the shell to its end: its stdout (and what it redirects there), its exit status in `status`
+/// (-1 when it did not exit normally).
+inline std::string run_command(const std::string& cmd, int& status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p)
+    throw std::runtime_error("cannot run " + cmd);
+  char buf[4096];
+  while (auto n = std::fread(buf, 1, sizeof buf, p))
+    out.append(buf, n);
+  int st = pclose(p);
+  status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
 }
 
 // A private directory, removed on scope exit (also when a constructor holding it throws).
