@@ -54,6 +54,7 @@ struct run_resume {
   std::map<std::string, step_result> done;
   std::int64_t seq = 0, at_ms = 0;    ///< the journal's last event: the run's events go on after it
   std::int64_t calls = 0, tokens = 0; ///< what the run spent: its budget counts it
+  double usd = 0;                     ///< what it cost (the steps' cost_usd)
 };
 
 struct run_spec {
@@ -68,6 +69,8 @@ struct run_spec {
       feedback;               ///< steps that wait for a person's input after their output (with the step's own)
   bool stream_deltas = false; ///< publish step.delta events with the streamed text (API runs)
   run_resume resume;          ///< active: the run goes on from its journal (run.resumed instead of run.started)
+  /// USD per 1M tokens: the dearest prices any target of the run's personas charges (a money budget's worst case).
+  double worst_input_price = 0, worst_output_price = 0;
 };
 
 class directory;
@@ -97,6 +100,9 @@ struct worker_args {
 
 /// Spawns a worker (used by the boss's worker supervisor).
 worker_actor spawn_worker(caf::local_actor* parent, worker_args args);
+
+/// What one answered call cost: its tokens at the prices of the target that answered (USD).
+double call_cost(const chain_target& served_by, const usage_info& usage);
 
 /// The user message a step sends: task, instruction ({{task}} replaced) and inputs.
 std::string step_prompt(const std::string& task, const workflow_step& step, const std::string& inputs_text);

@@ -31,6 +31,7 @@ struct boss_state {
   bool killed_persona = false;
   std::int64_t calls = 0;
   std::int64_t tokens = 0;
+  double usd = 0;
   static inline const char* name = "squad.boss";
 };
 
@@ -90,6 +91,20 @@ std::string inputs_text(boss_self self, const workflow_step& step) {
 }
 
 void finish_run(boss_self self, const std::string& reason);
+
+// The run's budget allocator: its calls, tokens and USD, and what a resumed run spent.
+budget_options budget_options_of(const run_spec& spec) {
+  budget_options o;
+  o.calls = spec.workflow.budget_calls;
+  o.tokens = spec.workflow.budget_tokens;
+  o.spent_calls = spec.resume.calls;
+  o.spent_tokens = spec.resume.tokens;
+  o.usd = spec.workflow.budget_usd;
+  o.spent_usd = spec.resume.usd;
+  o.worst_input_price = spec.worst_input_price;
+  o.worst_output_price = spec.worst_output_price;
+  return o;
+}
 
 void launch_ready(boss_self self) {
   auto& st = self->state;
@@ -204,8 +219,8 @@ void finish_run(boss_self self, const std::string& reason) {
       failed.push_back(step.id);
   }
   auto elapsed = st.spec.resume.at_ms + std::chrono::duration_cast<millis>(self->clock().now() - st.started).count();
-  json data{{"steps", steps},    {"completed", completed}, {"failed", failed},     {"skipped", skipped},
-            {"calls", st.calls}, {"tokens", st.tokens},    {"elapsed_ms", elapsed}};
+  json data{{"steps", steps},    {"completed", completed}, {"failed", failed},   {"skipped", skipped},
+            {"calls", st.calls}, {"tokens", st.tokens},    {"cost_usd", st.usd}, {"elapsed_ms", elapsed}};
   if (reason.empty() && failed.empty()) {
     publish(self, "run.completed", "", "", "run completed: " + std::to_string(completed.size()) + " steps", data);
   } else {
@@ -237,8 +252,10 @@ void resumed(boss_self self) {
                {"done", done},
                {"calls_spent", st.calls},
                {"tokens_spent", st.tokens},
+               {"usd_spent", st.usd},
                {"budget_calls", st.spec.workflow.budget_calls},
-               {"budget_tokens", st.spec.workflow.budget_tokens}});
+               {"budget_tokens", st.spec.workflow.budget_tokens},
+               {"budget_usd", st.spec.workflow.budget_usd}});
   for (auto& [id, s] : st.steps)
     if (s.status == "awaiting_feedback") {
       auto wait = st.spec.feedback.count(id) ? st.spec.feedback.at(id) : millis{0};
@@ -273,13 +290,11 @@ boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<di
   st.seq = resume.seq;
   st.calls = resume.calls;
   st.tokens = resume.tokens;
+  st.usd = resume.usd;
   supervisor_options wopts{"workers:" + st.spec.run_id, static_cast<std::size_t>(st.spec.supervision.max_restarts),
                            st.spec.supervision.period};
   st.workers = spawn_child_supervisor(self, wopts, {});
-  st.budget = spawn_budget(
-      self,
-      budget_options{st.spec.workflow.budget_calls, st.spec.workflow.budget_tokens, 1, resume.calls, resume.tokens},
-      st.dir);
+  st.budget = spawn_budget(self, budget_options_of(st.spec), st.dir);
   self->attach_functor([b = st.budget] { caf::anon_send_exit(b, caf::exit_reason::user_shutdown); });
   self->monitor(st.workers);
   self->send(st.workers, atoms::subscribe_v, caf::actor_cast<caf::actor>(self));
@@ -304,7 +319,8 @@ boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<di
                      {"workflow", st.spec.workflow.id},
                      {"steps", st.spec.workflow.steps.size()},
                      {"budget_calls", st.spec.workflow.budget_calls},
-                     {"budget_tokens", st.spec.workflow.budget_tokens}});
+                     {"budget_tokens", st.spec.workflow.budget_tokens},
+                     {"budget_usd", st.spec.workflow.budget_usd}});
         launch_ready(self);
       },
       [self](step_result& r) {
@@ -316,12 +332,15 @@ boss_actor::behavior_type boss(boss_self self, run_spec spec, std::shared_ptr<di
         for (auto& o : r.outputs) {
           st.calls += static_cast<std::int64_t>(o.attempts.size());
           st.tokens += o.usage.prompt_tokens + o.usage.completion_tokens;
+          auto cost = call_cost(o.served_by, o.usage);
+          st.usd += cost;
           outputs.push_back({{"persona", o.persona},
                              {"ok", o.ok},
                              {"provider", o.served_by.provider},
                              {"model", o.served_by.model},
                              {"prompt_tokens", o.usage.prompt_tokens},
                              {"completion_tokens", o.usage.completion_tokens},
+                             {"cost_usd", cost},
                              {"latency_ms", o.latency_ms},
                              {"attempts", o.attempts.size()},
                              {"simulated", o.simulated},

@@ -8,6 +8,12 @@
 
 namespace squad {
 
+double call_cost(const chain_target& served_by, const usage_info& usage) {
+  return (static_cast<double>(usage.prompt_tokens) * served_by.input_price +
+          static_cast<double>(usage.completion_tokens) * served_by.output_price) /
+         1e6;
+}
+
 std::string step_prompt(const std::string& task, const workflow_step& step, const std::string& inputs_text) {
   std::string instruction = step.prompt;
   for (auto pos = instruction.find("{{task}}"); pos != std::string::npos; pos = instruction.find("{{task}}", pos))
@@ -249,9 +255,9 @@ void call_persona(worker_self self, std::size_t idx, const budget_grant* grant) 
             if (auto g = self->state.slots[idx].grant; g && self->state.args.budget) {
               if (r.cached) // no LLM call was made: the reservation comes back
                 self->send(self->state.args.budget, atoms::cancel_v, g);
-              else
+              else // its cost at the prices of the model that answered
                 self->send(self->state.args.budget, atoms::release_v, g,
-                           r.usage.prompt_tokens + r.usage.completion_tokens);
+                           r.usage.prompt_tokens + r.usage.completion_tokens, call_cost(r.served_by, r.usage));
             }
             auto& out = self->state.slots[idx].out;
             out.ok = true;

@@ -1,5 +1,6 @@
 #include "actors/budget/budget.hpp"
 #include "actors/budget/budget_ledger.hpp"
+#include "actors/budget/money_ledger.hpp"
 #include "actors/budget/pressure.hpp"
 #include "actors/registry/directory.hpp"
 #include "runtime/metrics/registry.hpp"
@@ -27,6 +28,8 @@ namespace {
 
 struct budget_state {
   std::optional<budget_ledger> ledger;
+  std::optional<money_ledger> money;
+  double worst_in = 0, worst_out = 0; // USD per 1M tokens
   directory_view dir;
   std::int64_t granted = 0, degraded = 0, cache_only = 0;
   std::map<std::string, std::int64_t> skips; // by reason
@@ -83,6 +86,19 @@ budget_grant decide_grant_inner(budget_self self, std::uint8_t priority, std::in
     ++st.skips[g.reason];
     return g;
   }
+  if (st.money->limited()) { // the worst case this call could cost must fit, for every class
+    auto prompt = std::max<std::int64_t>(0, tokens - max_tokens);
+    auto worst = (static_cast<double>(prompt) * st.worst_in +
+                  static_cast<double>(std::max<std::int64_t>(deg.params.max_tokens, 0)) * st.worst_out) /
+                 1e6;
+    if (std::string why; !st.money->reserve(r.id, worst, why)) {
+      st.ledger->cancel(r.id);
+      g.action = "skip";
+      g.reason = why;
+      ++st.skips[g.reason];
+      return g;
+    }
+  }
   g.granted = true;
   g.action = "call";
   g.id = r.id;
@@ -99,6 +115,10 @@ budget_grant decide_grant_inner(budget_self self, std::uint8_t priority, std::in
 budget_actor::behavior_type budget(budget_self self, budget_options opts, std::shared_ptr<directory> dir) {
   self->state.ledger.emplace(budget_limits{opts.calls, opts.tokens, opts.p0_reserve});
   self->state.ledger->spent_before(opts.spent_calls, opts.spent_tokens);
+  self->state.money.emplace(opts.usd);
+  self->state.money->spent_before(opts.spent_usd);
+  self->state.worst_in = opts.worst_input_price;
+  self->state.worst_out = opts.worst_output_price;
   self->state.dir = directory_view{std::move(dir)};
   return {
       [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens, std::int64_t max_tokens, double temperature,
@@ -118,8 +138,16 @@ budget_actor::behavior_type budget(budget_self self, budget_options opts, std::s
       },
       [self](atoms::release, std::uint64_t id, std::int64_t actual_tokens) {
         self->state.ledger->settle(id, actual_tokens);
+        self->state.money->settle(id, -1);
       },
-      [self](atoms::cancel, std::uint64_t id) { self->state.ledger->cancel(id); },
+      [self](atoms::release, std::uint64_t id, std::int64_t actual_tokens, double usd) {
+        self->state.ledger->settle(id, actual_tokens);
+        self->state.money->settle(id, usd);
+      },
+      [self](atoms::cancel, std::uint64_t id) {
+        self->state.ledger->cancel(id);
+        self->state.money->cancel(id);
+      },
       [self](atoms::stats) {
         auto& st = self->state;
         auto& l = *st.ledger;
@@ -128,6 +156,9 @@ budget_actor::behavior_type budget(budget_self self, budget_options opts, std::s
                               {"calls_reserved", l.calls_reserved()},
                               {"calls_left", l.calls_left()},
                               {"over_budget_calls", l.over_budget_calls()},
+                              {"usd_spent", st.money->spent()},
+                              {"usd_reserved", st.money->reserved()},
+                              {"usd_left", st.money->limited() ? nlohmann::json(st.money->left()) : nlohmann::json()},
                               {"degraded_calls", st.degraded},
                               {"cache_only", st.cache_only},
                               {"skips", st.skips}}

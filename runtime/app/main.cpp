@@ -116,6 +116,7 @@ int run(const run_options& o) {
   spec.step_timeout = cfg.runtime.step_timeout;
   spec.supervision = cfg.supervision;
   spec.hooks = o.hooks;
+  price_worst_case(spec, squad);
   fs::path out_dir = o.out.empty() ? fs::path{"runs"} / spec.run_id : fs::path{o.out};
   std::error_code ec;
   if (!o.force && fs::exists(out_dir, ec) && !fs::is_empty(out_dir, ec)) {

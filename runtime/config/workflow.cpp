@@ -207,11 +207,13 @@ workflow_load_result parse_workflow_file(const std::string& yaml_text, const std
     }
     r.get(*root, base, "description", wf.description);
     if (auto budget = yaml_reader::find(*root, "budget"); budget && r.is_map(*budget, base + "budget")) {
-      r.check_keys(*budget, base + "budget", {"calls", "tokens"});
+      r.check_keys(*budget, base + "budget", {"calls", "tokens", "usd"});
       if (r.get(*budget, base + "budget", "calls", wf.budget_calls) && wf.budget_calls <= 0)
         r.problem(base + "budget.calls", "must be > 0");
       if (r.get(*budget, base + "budget", "tokens", wf.budget_tokens) && wf.budget_tokens <= 0)
         r.problem(base + "budget.tokens", "must be > 0 (leave it out for no token limit)");
+      if (r.get(*budget, base + "budget", "usd", wf.budget_usd) && !(wf.budget_usd > 0))
+        r.problem(base + "budget.usd", "must be > 0 (USD; leave it out for no money limit)");
     }
 
     const std::string steps_path = base + "steps";

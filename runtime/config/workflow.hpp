@@ -30,6 +30,7 @@ struct workflow_def {
   std::string description;
   std::int64_t budget_calls = 16;   ///< LLM calls a run of this workflow may make (budget: {calls: N})
   std::int64_t budget_tokens = 0;   ///< tokens (prompt + completion) it may use (budget: {tokens: N}); 0: no limit
+  double budget_usd = 0;            ///< USD it may spend (budget: {usd: X}), a hard cap; 0: no money limit
   std::vector<workflow_step> steps; ///< in file order
 };
 

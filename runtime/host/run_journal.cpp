@@ -195,6 +195,8 @@ run_resume resume_from(const std::vector<json>& events) {
         x.partial = o.value("partial", false);
         r.calls += o.value("attempts", std::int64_t{0});
         r.tokens += x.usage.prompt_tokens + x.usage.completion_tokens;
+        if (auto c = o.find("cost_usd"); c != o.end() && c->is_number())
+          r.usd += c->get<double>();
         s.outputs.push_back(std::move(x));
       }
       r.done[step] = std::move(s);

@@ -232,4 +232,14 @@ bool await_tree(const squad_tree& tree, const loaded_squad& squad, millis timeou
   return true;
 }
 
+void price_worst_case(run_spec& spec, const loaded_squad& squad) {
+  for (auto& step : spec.workflow.steps)
+    for (auto& id : step.personas)
+      if (auto c = squad.chains.find(id); c != squad.chains.end())
+        for (auto& t : c->second) {
+          spec.worst_input_price = std::max(spec.worst_input_price, t.input_price);
+          spec.worst_output_price = std::max(spec.worst_output_price, t.output_price);
+        }
+}
+
 } // namespace squad

@@ -9,6 +9,7 @@
 //
 // Every child is announced in the tree's directory when it starts and again when it is restarted, so callers
 // hold typed handles (gateway -> persona -> dispatcher -> limiter / breaker / provider), never paths.
+#include "actors/boss/boss.hpp"
 #include "actors/messages.hpp"
 #include "actors/provider/provider.hpp"
 #include "actors/registry/directory.hpp"
@@ -25,6 +26,10 @@ struct loaded_squad {
   std::map<std::string, std::vector<chain_target>> chains; ///< by persona id
   std::set<std::string> persona_ids() const;
 };
+
+/// Sets a run's worst-case prices (a money budget reserves at them): the dearest input and output prices among
+/// the targets the chains of the workflow's personas resolve to.
+void price_worst_case(run_spec& spec, const loaded_squad& squad);
 
 /// Loads the config file and the personas it names. On problems, `problems` lists every one and the
 /// result has no config.

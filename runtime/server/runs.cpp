@@ -138,7 +138,7 @@ std::optional<std::string> run_hub::start(const run_request& req, run_refusal& w
     return std::nullopt;
   }
   auto wf_id = req.workflow.empty() ? cfg.default_workflow : req.workflow;
-  auto made = make_spec(wf_id, req.budget_calls, req.budget_tokens, req.feedback, why);
+  auto made = make_spec(wf_id, req.budget_calls, req.budget_tokens, req.budget_usd, req.feedback, why);
   if (!made)
     return std::nullopt;
   auto& spec = *made;
@@ -165,6 +165,7 @@ std::optional<std::string> run_hub::start(const run_request& req, run_refusal& w
     row.request = json{
         {"budget_calls", spec.workflow.budget_calls},
         {"budget_tokens", spec.workflow.budget_tokens},
+        {"budget_usd", spec.workflow.budget_usd},
         {"feedback",
          feedback}}.dump();
     row.created = row.updated = entry->created_unix;
@@ -192,7 +193,7 @@ caf::actor run_hub::spawn_listener(const std::string& id, run_spec spec) {
 }
 
 std::optional<run_spec> run_hub::make_spec(const std::string& wf_id, std::optional<std::int64_t> budget_calls,
-                                           std::optional<std::int64_t> budget_tokens,
+                                           std::optional<std::int64_t> budget_tokens, std::optional<double> budget_usd,
                                            const std::map<std::string, millis>& feedback, run_refusal& why) const {
   auto& cfg = *squad_.cfg;
   auto wf = load_workflow(cfg.workflows_dir, wf_id, squad_.persona_ids());
@@ -209,6 +210,8 @@ std::optional<run_spec> run_hub::make_spec(const std::string& wf_id, std::option
     spec.workflow.budget_calls = *budget_calls;
   if (budget_tokens)
     spec.workflow.budget_tokens = *budget_tokens;
+  if (budget_usd)
+    spec.workflow.budget_usd = *budget_usd;
   for (auto& [step, wait] : feedback) {
     auto& steps = spec.workflow.steps;
     if (std::none_of(steps.begin(), steps.end(), [&](auto& s) { return s.id == step; })) {
@@ -223,6 +226,7 @@ std::optional<run_spec> run_hub::make_spec(const std::string& wf_id, std::option
   spec.step_timeout = cfg.runtime.step_timeout;
   spec.supervision = cfg.supervision;
   spec.stream_deltas = true;
+  price_worst_case(spec, squad_);
   return spec;
 }
 

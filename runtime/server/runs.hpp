@@ -39,6 +39,7 @@ struct run_request {
   std::string task;
   std::string workflow; ///< "" : the config's default_workflow
   std::optional<std::int64_t> budget_calls, budget_tokens;
+  std::optional<double> budget_usd;
   std::map<std::string, millis> feedback; ///< steps that wait for a person's input, beyond the workflow's own
 };
 
@@ -126,7 +127,7 @@ private:
   caf::actor spawn_listener(const std::string& id, run_spec spec); // starts the run's boss through its listener
   /// The spec of a run of workflow `wf_id` (budgets, feedback waits as the request gave them); nullopt with `why`.
   std::optional<run_spec> make_spec(const std::string& wf_id, std::optional<std::int64_t> budget_calls,
-                                    std::optional<std::int64_t> budget_tokens,
+                                    std::optional<std::int64_t> budget_tokens, std::optional<double> budget_usd,
                                     const std::map<std::string, millis>& feedback, run_refusal& why) const;
 
   caf::actor_system& sys_;

@@ -31,10 +31,16 @@ std::optional<run_request> parse_run_request(const json& b, run_refusal& why) {
   if (b.contains("budget") && !b["budget"].is_null()) {
     auto& bu = b["budget"];
     if (!bu.is_object())
-      return bad("budget", "budget must be an object: {calls?, tokens?}");
+      return bad("budget", "budget must be an object: {calls?, tokens?, usd?}");
     for (auto& [k, v] : bu.items()) {
+      if (k == "usd") {
+        if (!v.is_number() || !(v.get<double>() > 0) || v.get<double>() > 1e9)
+          return bad("budget.usd", "budget.usd must be a number of USD > 0 (a hard cap on what the run spends)");
+        r.budget_usd = v.get<double>();
+        continue;
+      }
       if (k != "calls" && k != "tokens")
-        return bad("budget." + k, "unknown budget field " + k + " (use calls, tokens)");
+        return bad("budget." + k, "unknown budget field " + k + " (use calls, tokens, usd)");
       if (!v.is_number_integer() || v.get<std::int64_t>() < (k == "calls" ? 1 : 0))
         return bad("budget." + k, "budget." + k + " must be an integer >= " + (k == "calls" ? "1" : "0"));
       (k == "calls" ? r.budget_calls : r.budget_tokens) = v.get<std::int64_t>();

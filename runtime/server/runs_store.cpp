@@ -94,7 +94,10 @@ void run_hub::resume_one(const store::run_row& row) {
     return req.contains(k) && req[k].is_number_integer() ? std::optional<std::int64_t>{req[k].get<std::int64_t>()}
                                                          : std::nullopt;
   };
-  auto spec = make_spec(row.workflow, budget("budget_calls"), budget("budget_tokens"), feedback, why);
+  auto usd = req.contains("budget_usd") && req["budget_usd"].is_number() && req["budget_usd"].get<double>() > 0
+                 ? std::optional<double>{req["budget_usd"].get<double>()}
+                 : std::nullopt;
+  auto spec = make_spec(row.workflow, budget("budget_calls"), budget("budget_tokens"), usd, feedback, why);
   auto entry = rebuild(row, events);
   if (spec) { // the workflow's order, with the steps not started yet
     std::vector<std::string> order;
