@@ -219,6 +219,7 @@ CAF_ADD_ATOM(squad, squad::atoms, report, "report")
 CAF_ADD_ATOM(squad, squad::atoms, stats, "stats")
 CAF_ADD_ATOM(squad, squad::atoms, phase, "phase")
 CAF_ADD_ATOM(squad, squad::atoms, feedback, "feedback")
+CAF_ADD_ATOM(squad, squad::atoms, save, "save")
 
 namespace squad {
 /// Registers Squad's message types; call on every actor_system_config (main, tests, other nodes).

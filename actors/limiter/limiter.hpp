@@ -19,6 +19,9 @@
 //   (phase, u8 breaker_phase, i64 open_ms, u64 generation)  the breaker tells its phase (for admit and query)
 //   (tick)                        internal: a queued waiter's slot or deadline is due
 //   (stats)                       -> std::string   JSON: effective rate, queue depth, in flight, paused, throttle
+//   (save)                        internal: the checkpoint timer (with a limiter_memory: see spawn_limiter)
+//   (done)                        -> bool   saves a checkpoint now if anything changed since the last (a clean stop);
+//                                 true when the memory has the limiter's current state (false: no memory)
 //   (crash)                       a test hook: the actor throws
 // Every argument is serialisable: a limiter can be the cluster's authority for its provider, asked from other nodes.
 #include "actors/breaker/breaker.hpp"
@@ -34,12 +37,16 @@ using limiter_actor = caf::typed_actor<
     caf::replies_to<atoms::release, std::uint64_t, std::int64_t, limit_signals, outcome>::with<std::string>,
     caf::reacts_to<atoms::start, std::uint64_t, std::int64_t>,
     caf::reacts_to<atoms::phase, std::uint8_t, std::int64_t, std::uint64_t>, caf::reacts_to<atoms::tick>,
-    caf::replies_to<atoms::stats>::with<std::string>, caf::reacts_to<atoms::crash>>;
+    caf::replies_to<atoms::stats>::with<std::string>, caf::reacts_to<atoms::crash>, caf::reacts_to<atoms::save>,
+    caf::replies_to<atoms::done>::with<bool>>;
 
 /// `confirm_sends`: the caller tells (start, permit, at) for each granted call (the dispatcher does); false for
 /// tests of the queue alone, where a window entry counts from its grant. With `dir`, a restarted limiter asks its
-/// provider's breaker for the phase (until told, it admits nothing on the fast path).
+/// provider's breaker for the phase (until told, it admits nothing on the fast path). With `memory`, it starts from
+/// the latest checkpoint there of its limits domain (`cfg.name`), and saves one there at most every
+/// memory->interval() while its state changes (a timer armed by the first change, not work per admission); without,
+/// it starts empty and keeps nothing.
 limiter_actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends = true,
-                            std::shared_ptr<directory> dir = nullptr);
+                            std::shared_ptr<directory> dir = nullptr, std::shared_ptr<limiter_memory> memory = nullptr);
 
 } // namespace squad

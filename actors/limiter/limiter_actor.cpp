@@ -1,6 +1,7 @@
 #include "actors/limiter/limiter.hpp"
 #include "actors/registry/directory.hpp"
 #include "actors/stray_errors.hpp"
+#include "runtime/metrics/registry.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +11,10 @@
 namespace squad {
 
 namespace {
+
+const metrics::counter_family checkpoints_family{
+    "squad_limiter_checkpoints_total",
+    "Checkpoints of a limiter's state (window log, pause, learned limits) handed to the store, by limits domain"};
 
 struct waiter {
   caf::response_promise rp;
@@ -29,6 +34,10 @@ struct limiter_state {
   std::uint64_t breaker_generation = 0;
   bool breaker_known = true; // false until a restarted limiter hears from its breaker: no admission on the fast path
   std::int64_t granted = 0, refused = 0, throttle_changes = 0;
+  std::shared_ptr<limiter_memory> memory; // null: nothing is saved
+  bool dirty = false;                     // changed since the last checkpoint
+  bool save_armed = false;                // a (save) is scheduled
+  metrics::counter checkpoints;
   static inline const char* name = "squad.limiter";
 };
 
@@ -44,6 +53,28 @@ std::int64_t ms_until(steady_time from, steady_time to) {
   if (to == rate_limiter::never)
     return -1;
   return std::chrono::ceil<millis>(to - from).count();
+}
+
+// The state changed: a checkpoint follows within the memory's interval. One flag and, once per interval, a timer:
+// no copy, no JSON on an admission.
+void note_change(limiter_self self) {
+  auto& st = self->state;
+  if (!st.memory)
+    return;
+  st.dirty = true;
+  if (st.save_armed)
+    return;
+  st.save_armed = true;
+  self->delayed_send(self, st.memory->interval(), atoms::save_v);
+}
+
+void save(limiter_self self) {
+  auto& st = self->state;
+  if (!st.memory || !st.dirty)
+    return;
+  st.dirty = false;
+  st.memory->save(st.provider, st.limiter->checkpoint(self->clock().now(), st.memory->wall_ms()));
+  st.checkpoints.inc();
 }
 
 void schedule(limiter_self self, steady_time at) {
@@ -131,6 +162,7 @@ void pump(limiter_self self) {
     it->second.rp.deliver(g);
     ++st.granted;
     st.queue.erase(it);
+    note_change(self);
   }
   for (auto it = st.queue.begin(); it != st.queue.end();) // expired waiters behind a blocked head
     it = it->second.deadline <= now ? refuse_expired(it) : std::next(it);
@@ -183,7 +215,7 @@ limit_grant estimate(limiter_self self, std::int64_t tokens, std::int64_t ahead,
 
 // NOLINTNEXTLINE(performance-unnecessary-value-param): CAF passes a function actor's arguments by value
 limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, bool confirm_sends,
-                                     std::shared_ptr<directory> dir) {
+                                     std::shared_ptr<directory> dir, std::shared_ptr<limiter_memory> memory) {
   survive_stray_errors(self, "limiter");
   self->state.provider = cfg.name;
   if (dir) { // a restarted limiter asks its breaker for the phase; a first start hears from the breaker's own start
@@ -194,6 +226,14 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
   auto settings = limiter_settings_from(cfg);
   settings.confirm_sends = confirm_sends; // the dispatcher tells (start, permit, at) when a granted call goes upstream
   self->state.limiter.emplace(settings, self->clock().now());
+  if (memory) { // a restart (of the process or of this actor) begins where the last checkpoint left off
+    self->state.memory = memory;
+    self->state.checkpoints = checkpoints_family.with({{"provider", cfg.name}});
+    if (auto cp = memory->latest(cfg.name)) {
+      auto report = self->state.limiter->restore(*cp, self->clock().now(), memory->wall_ms());
+      memory->log(report.describe(cfg.name, settings.requests, settings.per.count()));
+    }
+  }
   return {
       [self](atoms::acquire, std::uint8_t priority, std::int64_t tokens,
              std::int64_t queue_wait_ms) -> caf::result<limit_grant> {
@@ -226,6 +266,7 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
             g.breaker = closed;
             g.ticket = st.breaker_generation + 1;
             ++st.granted;
+            note_change(self);
             return g;
           }
         }
@@ -250,6 +291,7 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
             (signals.remaining_requests >= 0 && st.limiter->probe(now, 0).blocked_by == limit_rule::quota))
           reassess(self);
         pump(self);
+        note_change(self);
         if (!changed)
           return {};
         ++st.throttle_changes;
@@ -257,6 +299,7 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
       },
       [self](atoms::start, std::uint64_t permit, std::int64_t sent_at_ns) {
         self->state.limiter->sent(permit, steady_time{std::chrono::nanoseconds{sent_at_ns}});
+        note_change(self);
       },
       [self](atoms::phase, std::uint8_t phase, std::int64_t open_ms, std::uint64_t generation) {
         self->state.breaker = phase;
@@ -266,7 +309,8 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
       },
       [self](atoms::tick) {
         auto& st = self->state;
-        st.limiter->maybe_restore(self->clock().now());
+        if (st.limiter->maybe_restore(self->clock().now()))
+          note_change(self);
         pump(self);
       },
       [self](atoms::stats) {
@@ -291,14 +335,22 @@ limiter_actor::behavior_type limiter(limiter_self self, provider_config cfg, boo
             .dump();
       },
       [](atoms::crash) { throw std::runtime_error("crash requested (test hook)"); },
+      [self](atoms::save) {
+        self->state.save_armed = false;
+        save(self);
+      },
+      [self](atoms::done) {
+        save(self);
+        return self->state.memory != nullptr;
+      },
   };
 }
 
 } // namespace
 
 limiter_actor spawn_limiter(caf::local_actor* parent, const provider_config& cfg, bool confirm_sends,
-                            std::shared_ptr<directory> dir) {
-  return parent->spawn(limiter, cfg, confirm_sends, std::move(dir));
+                            std::shared_ptr<directory> dir, std::shared_ptr<limiter_memory> memory) {
+  return parent->spawn(limiter, cfg, confirm_sends, std::move(dir), std::move(memory));
 }
 
 } // namespace squad

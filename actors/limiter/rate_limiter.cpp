@@ -10,8 +10,6 @@ namespace {
 
 using nanos = std::chrono::nanoseconds;
 
-constexpr nanos max_send_delay = std::chrono::seconds{30}; // a grant not confirmed sent by then was lost
-
 steady_time later(steady_time a, steady_time b) {
   return a < b ? b : a;
 }
@@ -100,7 +98,9 @@ void rate_limiter::expire(steady_time now) {
   auto span = nanos(s_.per) + nanos(s_.window_margin);
   // A pending entry whose send was never confirmed (its dispatcher died holding the grant) leaves the window
   // max_send_delay after it would have, rather than only when its permit is reclaimed minutes later.
-  auto leaves = [&](const window_entry& e) { return e.at + span + (e.pending ? max_send_delay : nanos::zero()); };
+  auto leaves = [&](const window_entry& e) {
+    return e.at + span + (e.pending ? nanos(max_send_delay) : nanos::zero());
+  };
   while (!window_log_.empty() && leaves(window_log_.front()) <= now)
     window_log_.pop_front();
   while (!token_log_.empty() && token_log_.front().at + nanos(s_.per) + nanos(s_.window_margin) <= now)

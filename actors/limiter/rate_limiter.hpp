@@ -22,6 +22,7 @@
 // Learned limits recover: a learned concurrency gains one permit per `throttle_quiet` without a 429, and an
 // announced request limit is raised once every announcement for a whole window `per` said more (to the lowest
 // of them, never above the configured `requests`).
+#include "actors/limiter/limiter_checkpoint.hpp"
 #include "actors/limiter/sliding_window.hpp"
 #include "actors/vocabulary.hpp"
 #include "runtime/config/config.hpp"
@@ -164,7 +165,20 @@ public:
   std::int64_t window_occupancy(steady_time now);
   const limiter_settings& settings() const { return s_; }
 
+  /// What must survive a restart (limiter_checkpoint.cpp), with times on the wall clock: `now_ms` is the unix time
+  /// at `now`. Every window entry is kept, including calls in flight; one granted but not confirmed sent yet is dated
+  /// `now` (the earliest it can still go). Permits are not kept: their calls end with the process.
+  limiter_checkpoint checkpoint(steady_time now, std::int64_t now_ms) const;
+  /// Adds what `cp` remembers to this limiter, at `now` (unix `now_ms`): window entries and token reservations still
+  /// inside the window (older ones are dropped; none is dated after now), the pause, the throttle and its 429s, a
+  /// learned concurrency, an announced limit, the day's count, the provider's quota, the bucket's level. It only adds
+  /// constraints: the configured limits bound what it restores, and a restored limiter admits nothing at any time
+  /// that the same limiter without it would refuse.
+  limiter_restore_report restore(const limiter_checkpoint& cp, steady_time now, std::int64_t now_ms);
+
 private:
+  static constexpr std::chrono::seconds max_send_delay{30}; // a grant not confirmed sent by then was lost
+
   struct permit_info {
     steady_time started;
     std::uint64_t seq; // admission order

@@ -72,6 +72,9 @@ bool commit(writer_self self, store::write_batch& b) {
       write_rows_alone(
           self, b.audit, [](auto& r) { return "audit " + r.id; },
           [](store::write_batch& o, const store::audit_row& r) { o.audit.push_back(r); });
+      write_rows_alone(
+          self, b.limiters, [](auto& r) { return "limiter state " + r.provider; },
+          [](store::write_batch& o, const store::limiter_row& r) { o.limiters.push_back(r); });
     }
     store_up.with().set(1);
     if (!self->state.up)

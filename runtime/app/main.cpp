@@ -4,6 +4,7 @@
 #include "runtime/app/audit_export.hpp"
 #include "runtime/app/listings.hpp"
 #include "runtime/app/run_recorder.hpp"
+#include "runtime/host/limiter_state.hpp"
 #include "runtime/host/squad_host.hpp"
 #include "runtime/server/auth.hpp"
 #include "runtime/server/gateway.hpp"
@@ -199,10 +200,11 @@ void override_storage(loaded_squad& squad, const std::string& url) {
   squad.cfg = cfg;
 }
 
-// Opens the run journal; on failure says why (the URL masked) and gives the exit code: 1 unreachable, 2 refused.
-std::shared_ptr<run_journal> open_journal(caf::actor_system& sys, const config& cfg, const char* who, int& rc) {
+// Opens the store (null for none); on failure says why (the URL masked) and gives the exit code: 1 unreachable, 2
+// refused. Before the actor tree starts: the limiters begin from the state it keeps.
+std::shared_ptr<store::store> open_store(const config& cfg, const char* who, int& rc) {
   try {
-    return run_journal::open(sys, cfg.storage);
+    return run_journal::open_store(cfg.storage);
   } catch (const store::store_unavailable& e) {
     std::cerr << who << ": " << e.what() << "\n";
     rc = 1;
@@ -261,7 +263,18 @@ int serve(const std::string& config_file, const std::string& listen_override, co
   sopts.stream_max_queued = static_cast<std::size_t>(cfg.server.stream_max_queued);
   sopts.ws_max_queued = static_cast<std::size_t>(cfg.server.ws_max_queued);
 
-  squad_host host{squad, problems};
+  int rc = 0;
+  auto db = open_store(cfg, "squad serve", rc);
+  if (rc != 0)
+    return rc;
+  std::shared_ptr<limiter_memory> limiters; // what each limiter's window, pause and learned limits were
+  try {
+    limiters = db ? load_limiter_memory(*db, cfg) : nullptr;
+  } catch (const store::store_error& e) {
+    std::cerr << "squad serve: " << e.what() << "\n";
+    return 1;
+  }
+  squad_host host{squad, problems, limiters};
   if (!host.ok()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
     print_problems(problems);
@@ -269,10 +282,9 @@ int serve(const std::string& config_file, const std::string& listen_override, co
   }
   auto& sys = host.system();
   auto& io = host.io();
-  int rc = 0;
-  auto journal = open_journal(sys, cfg, "squad serve", rc);
-  if (rc != 0)
-    return rc;
+  auto journal = db ? std::make_shared<run_journal>(sys, cfg.storage, db) : nullptr;
+  if (limiters && journal)
+    keep_limiters_in(*limiters, journal);
   server::gateway gw{sys, host.dir(), squad, problems, journal};
   if (!problems.empty()) {
     std::cerr << config_file << ": " << problems.size() << " problem(s)\n";
@@ -318,6 +330,8 @@ int serve(const std::string& config_file, const std::string& listen_override, co
   auto left = srv->stats().requests_in_flight;
   if (left > 0)
     std::cerr << "squad serve: " << left << " request(s) still in flight after the drain timeout\n";
+  if (limiters) // their last state, into the journal's final flush
+    save_limiters(sys, *host.dir(), millis{2000});
   std::cout << "squad serve: stopped" << std::endl;
   return 0;
 }

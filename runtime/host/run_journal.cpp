@@ -24,10 +24,14 @@ std::string make_instance() {
 } // namespace
 
 std::shared_ptr<run_journal> run_journal::open(caf::actor_system& sys, const storage_config& cfg) {
+  auto db = open_store(cfg);
+  return db ? std::make_shared<run_journal>(sys, cfg, std::move(db)) : nullptr;
+}
+
+std::shared_ptr<store::store> run_journal::open_store(const storage_config& cfg) {
   if (cfg.url == "none")
     return nullptr;
-  std::shared_ptr<store::store> db = store::store::open(cfg.url);
-  return std::make_shared<run_journal>(sys, cfg, std::move(db));
+  return store::store::open(cfg.url);
 }
 
 run_journal::run_journal(caf::actor_system& sys, const storage_config& cfg, std::shared_ptr<store::store> db)
@@ -114,6 +118,12 @@ void run_journal::audit(store::audit_row r) {
 void run_journal::audit(std::vector<store::audit_row> rows) {
   store::write_batch b;
   b.audit = std::move(rows);
+  queue_->push(std::move(b));
+}
+
+void run_journal::limiter_state(store::limiter_row r) {
+  store::write_batch b;
+  b.limiters.push_back(std::move(r));
   queue_->push(std::move(b));
 }
 

@@ -17,6 +17,8 @@ class run_journal {
 public:
   /// Opens storage.url (migrating it) and starts the writer; null for url "none". Throws store::store_error.
   static std::shared_ptr<run_journal> open(caf::actor_system& sys, const storage_config& cfg);
+  /// Only the store (migrated), before an actor system exists: null for url "none". Throws store::store_error.
+  static std::shared_ptr<store::store> open_store(const storage_config& cfg);
   run_journal(caf::actor_system& sys, const storage_config& cfg, std::shared_ptr<store::store> db);
   ~run_journal();
 
@@ -29,6 +31,8 @@ public:
              const nlohmann::json& summary = nlohmann::json::object());
   void audit(store::audit_row r);
   void audit(std::vector<store::audit_row> rows); ///< one call's rows, in one batch
+  /// A limiter's checkpoint (replacing the one queued before it, if not written yet).
+  void limiter_state(store::limiter_row r);
 
   /// Writes everything queued now; true when the store took it all (false: unreachable, rows kept for retry).
   bool flush();

@@ -12,7 +12,9 @@ namespace squad {
 class squad_host {
 public:
   /// Boots `squad`. On a provider whose pool cannot be made, `problems` says why and ok() is false (no tree).
-  squad_host(const loaded_squad& squad, std::vector<config_problem>& problems);
+  /// With `limiters`, the limiters start from their checkpoints there and save their state there.
+  squad_host(const loaded_squad& squad, std::vector<config_problem>& problems,
+             std::shared_ptr<limiter_memory> limiters = nullptr);
   ~squad_host();
   squad_host(const squad_host&) = delete;
   squad_host& operator=(const squad_host&) = delete;

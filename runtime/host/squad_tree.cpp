@@ -119,7 +119,8 @@ provider_pools make_provider_pools(net::io_runtime& io, const config& cfg, std::
   return pools;
 }
 
-squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools) {
+squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools,
+                      std::shared_ptr<limiter_memory> limiters) {
   auto& cfg = *squad.cfg;
   supervisor_options root_opts{"root", static_cast<std::size_t>(cfg.supervision.max_restarts), cfg.supervision.period};
   auto root = spawn_supervisor(sys, root_opts, {});
@@ -138,8 +139,8 @@ squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
                            return caf::actor_cast<caf::actor>(h);
                          }});
   for (auto& p : cfg.providers) { // governance beside each provider
-    providers.push_back({p.name + ":limiter", restart_kind::permanent, [p, dir](caf::local_actor* parent) {
-                           auto h = spawn_limiter(parent, p, true, dir);
+    providers.push_back({p.name + ":limiter", restart_kind::permanent, [p, dir, limiters](caf::local_actor* parent) {
+                           auto h = spawn_limiter(parent, p, true, dir, limiters);
                            dir->announce(p.name, h);
                            return caf::actor_cast<caf::actor>(h);
                          }});
@@ -149,8 +150,8 @@ squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const p
         q.name = limits_domain(p.name, m.name);
         q.limits = *m.limits;
         providers.push_back(
-            {p.name + ":" + m.name + ":limiter", restart_kind::permanent, [q, dir](caf::local_actor* parent) {
-               auto h = spawn_limiter(parent, q, true, dir);
+            {p.name + ":" + m.name + ":limiter", restart_kind::permanent, [q, dir, limiters](caf::local_actor* parent) {
+               auto h = spawn_limiter(parent, q, true, dir, limiters);
                dir->announce(q.name, h);
                return caf::actor_cast<caf::actor>(h);
              }});

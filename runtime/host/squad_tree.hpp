@@ -81,7 +81,9 @@ struct squad_tree {
 /// Spawns the root supervisor and asks it to start its children, in order. The children are started
 /// when root processes those messages (at once with a real scheduler; after sched.run() in tests).
 /// `pools` must hold a pool for every openai/anthropic provider (an HTTP provider without one fails to start).
-squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools = {});
+/// With `limiters`, each limiter starts from its checkpoint there and saves its state there (spawn_limiter).
+squad_tree start_tree(caf::actor_system& sys, const loaded_squad& squad, const provider_pools& pools = {},
+                      std::shared_ptr<limiter_memory> limiters = nullptr);
 
 /// Blocks until every persona, provider and the dispatcher of `tree` is in its directory (a real scheduler only),
 /// at most `timeout`; false if that did not happen.

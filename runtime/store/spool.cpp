@@ -81,7 +81,10 @@ std::string to_line(const write_batch& b) {
     events.push_back({{"run_id", e.run_id}, {"seq", e.seq}, {"type", e.type}, {"body", e.body}});
   for (auto& a : b.audit)
     audit.push_back(audit_json(a));
-  json j{{"runs", runs}, {"updates", updates}, {"events", events}, {"audit", audit}};
+  json limiters = json::array();
+  for (auto& l : b.limiters)
+    limiters.push_back({{"provider", l.provider}, {"body", l.body}, {"updated_ms", l.updated_ms}});
+  json j{{"runs", runs}, {"updates", updates}, {"events", events}, {"audit", audit}, {"limiters", limiters}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -99,6 +102,9 @@ std::optional<write_batch> from_line(const std::string& line) {
       b.events.push_back({e.at("run_id"), e.at("seq"), e.at("type"), e.at("body")});
     for (auto& a : j.at("audit"))
       b.audit.push_back(audit_of(a));
+    if (j.contains("limiters")) // absent in a spool an older squad wrote
+      for (auto& l : j.at("limiters"))
+        b.limiters.push_back({l.at("provider"), l.at("body"), l.at("updated_ms")});
     return b;
   } catch (const json::exception&) {
     return std::nullopt;

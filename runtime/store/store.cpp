@@ -32,6 +32,12 @@ const std::vector<std::vector<const char*>>& migrations() {
           "response_body TEXT NOT NULL)",
           "CREATE INDEX squad_audit_time ON squad_audit (time_ms)",
       },
+      {
+          // Each limiter's last checkpoint (window log, pause, learned limits), so a restart admits no more than a
+          // window allows (docs/storage.md).
+          "CREATE TABLE squad_limiter_state (provider TEXT PRIMARY KEY, body TEXT NOT NULL, "
+          "updated_ms BIGINT NOT NULL)",
+      },
   };
   return m;
 }
@@ -95,6 +101,13 @@ void write_batch::append(write_batch&& o) {
   move_all(updates, o.updates);
   move_all(events, o.events);
   move_all(audit, o.audit);
+  for (auto& l : o.limiters) { // only the latest checkpoint of a limiter is worth writing (or spooling)
+    auto same = std::find_if(limiters.begin(), limiters.end(), [&](auto& x) { return x.provider == l.provider; });
+    if (same == limiters.end())
+      limiters.push_back(std::move(l));
+    else if (l.updated_ms >= same->updated_ms)
+      *same = std::move(l);
+  }
 }
 
 std::unique_ptr<store> store::open(const std::string& url) {
@@ -203,7 +216,22 @@ void store::write(const write_batch& b) {
       }
       c.query(audit_insert(n), args);
     }
+    // Last write wins, except that a checkpoint never replaces a later one (a spool replayed late).
+    for (auto& l : b.limiters)
+      c.query("INSERT INTO squad_limiter_state (provider, body, updated_ms) VALUES ($1, $2, $3) "
+              "ON CONFLICT (provider) DO UPDATE SET body = excluded.body, updated_ms = excluded.updated_ms "
+              "WHERE excluded.updated_ms >= squad_limiter_state.updated_ms",
+              {l.provider, l.body, l.updated_ms});
   });
+}
+
+std::vector<limiter_row> store::limiters() {
+  std::lock_guard<std::mutex> g{rm_};
+  auto rows = reader_->query("SELECT provider, body, updated_ms FROM squad_limiter_state ORDER BY provider");
+  std::vector<limiter_row> out;
+  for (auto& r : rows)
+    out.push_back({r[0], r[1], num(r[2])});
+  return out;
 }
 
 std::optional<run_row> store::run(const std::string& id) {

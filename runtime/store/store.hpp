@@ -57,12 +57,21 @@ struct audit_row {
   std::string request_body, response_body;
 };
 
+/// One limiter's checkpoint (its JSON, actors/limiter/limiter_checkpoint.hpp), by limits domain: a provider's name
+/// or "provider/model". One row per domain; a later checkpoint replaces an earlier one.
+struct limiter_row {
+  std::string provider;
+  std::string body;
+  std::int64_t updated_ms = 0; ///< unix ms when it was taken
+};
+
 struct write_batch {
   std::vector<run_row> runs;
   std::vector<run_update> updates;
   std::vector<event_row> events;
   std::vector<audit_row> audit;
-  std::size_t size() const { return runs.size() + updates.size() + events.size() + audit.size(); }
+  std::vector<limiter_row> limiters; ///< at most one per provider: append() keeps the later one
+  std::size_t size() const { return runs.size() + updates.size() + events.size() + audit.size() + limiters.size(); }
   bool empty() const { return size() == 0; }
   void append(write_batch&& other);
 };
@@ -77,8 +86,12 @@ public:
   const std::string& url() const { return url_; } ///< masked
   int schema_version();
 
-  /// One transaction; a row already there is left as it is (events, audit) or updated (runs, their state).
+  /// One transaction; a row already there is left as it is (events, audit) or updated (runs, their state, a limiter's
+  /// checkpoint unless the stored one was taken later).
   void write(const write_batch& b);
+
+  /// Every limiter checkpoint kept, by provider (limits domain).
+  std::vector<limiter_row> limiters();
 
   std::optional<run_row> run(const std::string& id);
   /// The newest runs first (at most `limit`).

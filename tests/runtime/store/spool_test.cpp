@@ -36,6 +36,7 @@ write_batch batch_of(int n) {
   b.runs.push_back(r);
   b.events.push_back({"run-" + std::to_string(n), n, "step.started", R"({"seq":1})"});
   b.updates.push_back({"run-" + std::to_string(n), "completed", "", "{}", 7});
+  b.limiters.push_back({"groq/llama-" + std::to_string(n), R"({"v":1,"window":[3,0,1]})", 1000 + n});
   return b;
 }
 
@@ -63,6 +64,10 @@ TEST_CASE("spool: batches come back in order, field for field") {
     CHECK(back[i].runs.at(0).lease_until == 42);
     CHECK(back[i].events.at(0).seq == i + 1);
     CHECK(back[i].updates.at(0).state == "completed");
+    REQUIRE(back[i].limiters.size() == 1);
+    CHECK(back[i].limiters[0].provider == "groq/llama-" + std::to_string(i + 1));
+    CHECK(back[i].limiters[0].body == R"({"v":1,"window":[3,0,1]})");
+    CHECK(back[i].limiters[0].updated_ms == 1000 + i + 1);
   }
   again.clear();
   CHECK(again.empty());
@@ -87,4 +92,28 @@ TEST_CASE("spool: a torn last line is skipped; past its limit it refuses and wri
   CHECK(from_line("not json") == std::nullopt);
   CHECK(from_line(R"({"runs":[{"id":1}],"updates":[],"events":[],"audit":[]})") == std::nullopt);
   fs::remove_all(path.parent_path());
+}
+
+TEST_CASE("spool: a line an older squad wrote (no limiters) still reads, and a batch keeps one checkpoint a provider") {
+  auto old = from_line(R"({"runs":[],"updates":[],"events":[{"run_id":"r","seq":1,"type":"t","body":"{}"}],)"
+                       R"("audit":[]})");
+  REQUIRE(old);
+  CHECK(old->events.size() == 1);
+  CHECK(old->limiters.empty());
+  write_batch a, b, c;
+  a.limiters.push_back({"groq", "first", 10});
+  b.limiters.push_back({"groq", "second", 20});
+  b.limiters.push_back({"cerebras", "other", 15});
+  c.limiters.push_back({"groq", "stale", 5}); // taken before the one kept: it does not replace it
+  a.append(std::move(b));
+  a.append(std::move(c));
+  REQUIRE(a.limiters.size() == 2);
+  CHECK(a.limiters[0].body == "second");
+  CHECK(a.limiters[1].body == "other");
+  CHECK(a.size() == 2);
+  auto back = from_line(to_line(a));
+  REQUIRE(back);
+  REQUIRE(back->limiters.size() == 2);
+  CHECK(back->limiters[0].provider == "groq");
+  CHECK(back->limiters[0].updated_ms == 20);
 }

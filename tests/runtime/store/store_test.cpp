@@ -256,6 +256,52 @@ TEST_CASE("store: the same suite on SQLite and PostgreSQL", "[store]") {
     CHECK(g.request_body == a.request_body);
     CHECK(s->audit(1764720000124, 10).empty());
   }
+
+  SECTION("limiter checkpoints: one row per provider, the later checkpoint wins, an earlier one changes nothing") {
+    auto s = store::open(url);
+    CHECK(s->limiters().empty());
+    write_batch b;
+    b.limiters.push_back({"groq", R"({"v":1,"saved_ms":100})", 100});
+    b.limiters.push_back({"cerebras/llama", R"({"v":1,"saved_ms":150})", 150});
+    s->write(b);
+    write_batch next;
+    next.limiters.push_back({"groq", R"({"v":1,"saved_ms":200})", 200});
+    next.limiters.push_back({"groq", R"({"v":1,"saved_ms":250})", 250}); // twice in one transaction: the last
+    s->write(next);
+    write_batch late; // a spool replayed after newer checkpoints went in
+    late.limiters.push_back({"groq", R"({"v":1,"saved_ms":120})", 120});
+    s->write(late);
+    auto rows = s->limiters();
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].provider == "cerebras/llama");
+    CHECK(rows[0].updated_ms == 150);
+    CHECK(rows[1].provider == "groq");
+    CHECK(rows[1].body == R"({"v":1,"saved_ms":250})");
+    CHECK(rows[1].updated_ms == 250);
+    s.reset();
+    CHECK(store::open(url)->limiters().size() == 2); // kept across a reopen
+  }
+
+  SECTION("a version-1 database is migrated to the current schema, keeping its rows") {
+    auto s = store::open(url);
+    write_batch b;
+    b.runs.push_back(a_run("run_v1", 100));
+    s->write(b);
+    s.reset();
+    { // as the squad before limiter checkpoints left it
+      auto c = open_sql(parse_storage_url(url));
+      c->query("DROP TABLE squad_limiter_state");
+      c->query("UPDATE squad_schema SET version = 1");
+    }
+    auto again = store::open(url);
+    CHECK(again->schema_version() == known_schema_version());
+    CHECK(again->run("run_v1"));
+    CHECK(again->limiters().empty());
+    write_batch l;
+    l.limiters.push_back({"groq", "{}", 1});
+    again->write(l);
+    CHECK(again->limiters().size() == 1);
+  }
 }
 
 TEST_CASE("store: a file that is not a SQLite database is refused, naming it", "[store][sqlite]") {
